@@ -1,0 +1,57 @@
+"""The FastAPI application: create_app(settings) wires routes, errors, static files and the engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+
+from app import api, errors, web
+from app.settings import Settings
+from models.db import make_engine
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for the given settings; the engine lives as long as the app's lifespan."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = make_engine(settings.database_url)
+        try:
+            yield
+        finally:
+            app.state.engine.dispose()
+
+    app = FastAPI(
+        title="circuflow",
+        version="0.1.0",
+        summary="Solid-waste and power-battery flows of an industrial province, and their utilisation rates.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.settings = settings
+    errors.register(app)
+    app.include_router(api.router, prefix="/api/v1")
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> JSONResponse:
+        """Whether the service can reach its database."""
+        try:
+            with app.state.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any failure means unhealthy; say which
+            return JSONResponse({"status": "error", "database": str(exc).splitlines()[0]}, status_code=503)
+        return JSONResponse({"status": "ok", "database": app.state.engine.dialect.name})
+
+    return app

@@ -1,0 +1,27 @@
+"""SQLModel tables and their schemas; importing this package registers every table."""
+
+from models.accounts import AuditLog, PeriodLock, User
+from models.battery import Battery, BatteryEvent, RecoveryReport
+from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, WhitelistEntry
+from models.reference import Park, Region, Target, TargetCategory, WasteCategory
+from models.waste import Declaration, TransferBatch
+
+__all__ = [
+    "AuditLog",
+    "Battery",
+    "BatteryEvent",
+    "Declaration",
+    "Enterprise",
+    "EnterpriseRoleLink",
+    "Licence",
+    "Park",
+    "PeriodLock",
+    "RecoveryReport",
+    "Region",
+    "Target",
+    "TargetCategory",
+    "TransferBatch",
+    "User",
+    "WasteCategory",
+    "WhitelistEntry",
+]

@@ -1,0 +1,76 @@
+"""Solid-waste records: annual declarations and transfer batches (manifests)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Column, DateTime, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.enums import ENUM_STR, BatchStatus, Route, check_in
+
+
+class DeclarationBase(SQLModel):
+    enterprise_id: int = Field(foreign_key="enterprise.id")
+    category_code: str = Field(foreign_key="waste_category.code")
+    year: int = Field(ge=2000, le=2100)
+    generated_t: float = Field(default=0, ge=0)
+    utilised_t: float = Field(default=0, ge=0)
+    utilised_prior_t: float = Field(default=0, ge=0, description="of utilised_t, drawn from prior-year stock")
+    disposed_t: float = Field(default=0, ge=0)
+    disposed_prior_t: float = Field(default=0, ge=0, description="of disposed_t, drawn from prior-year stock")
+    stored_t: float = Field(default=0, ge=0)
+    dumped_t: float = Field(default=0, ge=0)
+
+
+class Declaration(DeclarationBase, table=True):
+    """An enterprise's annual figures for one waste category, in tonnes."""
+
+    __table_args__ = (
+        UniqueConstraint("enterprise_id", "category_code", "year", name="uq_declaration"),
+        CheckConstraint(
+            "generated_t >= 0 AND utilised_t >= 0 AND utilised_prior_t >= 0 AND disposed_t >= 0"
+            " AND disposed_prior_t >= 0 AND stored_t >= 0 AND dumped_t >= 0",
+            name="ck_declaration_nonneg",
+        ),
+        CheckConstraint("utilised_prior_t <= utilised_t", name="ck_declaration_utilised_prior"),
+        CheckConstraint("disposed_prior_t <= disposed_t", name="ck_declaration_disposed_prior"),
+        Index("ix_declaration_year_category", "year", "category_code"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class DeclarationPublic(DeclarationBase):
+    id: int
+
+
+class TransferBatch(SQLModel, table=True):
+    """A manifest: one lot of waste sent from a shipper to a receiver."""
+
+    __tablename__ = "transfer_batch"
+    __table_args__ = (
+        CheckConstraint(check_in("status", BatchStatus), name="ck_batch_status"),
+        CheckConstraint(check_in("route", Route), name="ck_batch_route"),
+        CheckConstraint("weight_dispatched_t >= 0", name="ck_batch_dispatched_nonneg"),
+        CheckConstraint("weight_received_t IS NULL OR weight_received_t >= 0", name="ck_batch_received_nonneg"),
+        CheckConstraint("shipper_id <> receiver_id", name="ck_batch_distinct_parties"),
+        Index("ix_batch_year_category", "year", "category_code"),
+        Index("ix_batch_shipper_year", "shipper_id", "year"),
+        Index("ix_batch_receiver_year", "receiver_id", "year"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(max_length=32, unique=True)
+    idempotency_key: str | None = Field(default=None, max_length=128, unique=True)
+    shipper_id: int = Field(foreign_key="enterprise.id")
+    receiver_id: int = Field(foreign_key="enterprise.id")
+    carrier_id: int | None = Field(default=None, foreign_key="enterprise.id")
+    category_code: str = Field(foreign_key="waste_category.code")
+    route: Route = Field(sa_type=ENUM_STR)
+    year: int = Field(ge=2000, le=2100, description="reporting year, from the dispatch date")
+    status: BatchStatus = Field(default=BatchStatus.draft, sa_type=ENUM_STR)
+    weight_dispatched_t: float = Field(ge=0)
+    weight_received_t: float | None = Field(default=None, ge=0)
+    dispatched_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    received_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    rejection_reason: str | None = Field(default=None, max_length=512)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

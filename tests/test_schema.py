@@ -1,0 +1,153 @@
+"""Constraints live in the database: they hold even for writes that bypass the Python models."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import Engine, insert, inspect, text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from flows.reference import SICHUAN_TARGET_CATEGORIES
+from models import Declaration, Enterprise, Target, TargetCategory, TransferBatch, WasteCategory
+
+NOW = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def _enterprise(session: Session, uscc: str = "91350100M000100Y43") -> int:
+    e = Enterprise(uscc=uscc, name_zh="测试企业", lon=104.06, lat=30.66)
+    session.add(e)
+    session.flush()
+    assert e.id is not None
+    return e.id
+
+
+def test_schema_is_owned_by_alembic(engine: Engine) -> None:
+    tables = set(inspect(engine).get_table_names())
+    assert "alembic_version" in tables
+    assert {"region", "park", "enterprise", "transfer_batch", "battery_event", "audit_log", "period_lock"} <= tables
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+
+
+def test_geometry_columns_are_postgis_with_gist(engine: Engine, backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("PostGIS only")
+    with engine.connect() as conn:
+        kinds = dict(
+            conn.execute(
+                text("SELECT f_table_name, type FROM geometry_columns WHERE srid = 4326 ORDER BY f_table_name")
+            ).all()
+        )
+        indexes = conn.execute(text("SELECT indexname FROM pg_indexes WHERE indexdef LIKE '%USING gist%'")).all()
+    assert kinds == {"park": "MULTIPOLYGON", "region": "MULTIPOLYGON"}
+    assert {"ix_region_geom", "ix_park_boundary"} <= {r[0] for r in indexes}
+
+
+def test_reference_categories_and_targets(session: Session) -> None:
+    cats = {c.code: c for c in session.exec(select(WasteCategory)).all()}
+    assert "SW08" not in cats
+    assert cats["SW05"].is_tailings and cats["SW05"].is_bulk
+    assert not any(c.is_tailings for code, c in cats.items() if code != "SW05")
+    targets = {t.year: t for t in session.exec(select(Target)).all()}
+    assert targets[2025].value == pytest.approx(0.78) and targets[2030].value == pytest.approx(0.82)
+    for target in targets.values():
+        codes = set(session.exec(select(TargetCategory.category_code).where(TargetCategory.target_id == target.id)))
+        assert codes == set(SICHUAN_TARGET_CATEGORIES)
+        assert "SW05" not in codes
+
+
+@pytest.mark.parametrize(
+    "column",
+    ["generated_t", "utilised_t", "utilised_prior_t", "disposed_t", "disposed_prior_t", "stored_t", "dumped_t"],
+)
+def test_negative_declaration_weights_refused(engine: Engine, column: str) -> None:
+    with Session(engine) as session:
+        eid = _enterprise(session)
+        session.commit()
+    row = {"enterprise_id": eid, "category_code": "SW02", "year": 2023, column: -1.0}
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert(Declaration), [row])
+    with Session(engine) as session:
+        assert session.exec(select(Declaration)).all() == []
+
+
+def test_prior_year_stock_cannot_exceed_the_total(engine: Engine) -> None:
+    with Session(engine) as session:
+        eid = _enterprise(session)
+        session.commit()
+    row = {"enterprise_id": eid, "category_code": "SW02", "year": 2023, "utilised_t": 5.0, "utilised_prior_t": 6.0}
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert(Declaration), [row])
+
+
+def test_unknown_category_refused_by_foreign_key(engine: Engine) -> None:
+    with Session(engine) as session:
+        eid = _enterprise(session)
+        session.commit()
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert(Declaration), [{"enterprise_id": eid, "category_code": "SW99", "year": 2023}])
+
+
+def test_duplicate_credit_code_refused(engine: Engine) -> None:
+    with Session(engine) as session:
+        _enterprise(session)
+        session.commit()
+    with pytest.raises(IntegrityError), Session(engine) as session:
+        _enterprise(session)
+
+
+def test_batch_constraints(engine: Engine) -> None:
+    with Session(engine) as session:
+        a = _enterprise(session, "91350100M000100Y43")
+        b = _enterprise(session, "91510400000000000X")
+        session.commit()
+    base = {
+        "number": "SC2024-0000001",
+        "shipper_id": a,
+        "receiver_id": b,
+        "category_code": "SW01",
+        "route": "cement_admixture",
+        "year": 2024,
+        "status": "dispatched",
+        "weight_dispatched_t": 30.0,
+        "created_at": NOW,
+    }
+    bad_rows = [
+        {**base, "weight_dispatched_t": -1.0},
+        {**base, "weight_received_t": -0.5},
+        {**base, "status": "lost"},
+        {**base, "route": "river"},
+        {**base, "receiver_id": a},
+        {**base, "category_code": "SW08"},
+    ]
+    for bad in bad_rows:
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(insert(TransferBatch), [bad])
+    with engine.begin() as conn:
+        conn.execute(insert(TransferBatch), [base])
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert(TransferBatch), [{**base, "weight_dispatched_t": 1.0}])  # number is unique
+
+
+def test_battery_event_reported_before_it_happened_refused(engine: Engine) -> None:
+    with Session(engine) as session:
+        eid = _enterprise(session)
+        session.commit()
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO battery (code, level, maker_code, chemistry, production_date, state)"
+                " VALUES ('X12CCPM27KLPCLE662382320', 'cell', 'X12', 'C', :d, 'produced')"
+            ),
+            {"d": date(2024, 6, 6)},
+        )
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO battery_event (battery_id, type, occurred_at, reported_at, reporter_id, attributes)"
+                " VALUES (1, 'produced', :o, :r, :e, '{}')"
+            ),
+            {"o": NOW, "r": datetime(2024, 4, 1, tzinfo=UTC), "e": eid},
+        )
