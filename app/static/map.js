@@ -1,0 +1,175 @@
+/* circuflow maps: Leaflet maps whose base layer is the region boundaries themselves, so they work offline.
+ *
+ * A map is any element with data-map; its data-* attributes say what to draw:
+ *   data-boundaries  URL of a GeoJSON FeatureCollection of regions (properties name_zh, name_en, adcode)
+ *   data-parks       optional URL of park polygons, drawn above the boundaries
+ *   data-tile-url    optional tile URL template; without it no tiles are requested at all
+ *   data-lang        "zh-CN" or "en", for the names in tooltips
+ * When the map has drawn, the element gets data-map-ready="true" (the browser tests wait for it).
+ */
+(function () {
+  "use strict";
+
+  // Colour-blind-safe (Tableau 10 colour-blind palette), the same values as in app.css.
+  var COLOURS = {
+    boundary: "#1f4e79",
+    fill: "#5f9ed1",
+    fillHover: "#a2c8ec",
+    park: "#c85200",
+    parkFill: "#ff800e",
+  };
+
+  var maps = new WeakMap();
+
+  function nameOf(props, lang) {
+    if (lang === "en" && props.name_en) {
+      return props.name_en;
+    }
+    return props.name_zh || props.adcode || "";
+  }
+
+  function setStatus(el, text) {
+    var status = el.querySelector(".map__status");
+    if (!status) {
+      status = document.createElement("p");
+      status.className = "map__status";
+      el.appendChild(status);
+    }
+    status.textContent = text;
+    status.hidden = !text;
+  }
+
+  function fetchJson(url) {
+    return fetch(url, { headers: { Accept: "application/geo+json, application/json" } }).then(function (response) {
+      if (!response.ok) {
+        throw new Error(url + ": HTTP " + response.status);
+      }
+      return response.json();
+    });
+  }
+
+  function boundaryLayer(data, lang) {
+    var layer = L.geoJSON(data, {
+      style: function () {
+        return { color: COLOURS.boundary, weight: 1.2, fillColor: COLOURS.fill, fillOpacity: 0.35 };
+      },
+      onEachFeature: function (feature, featureLayer) {
+        var props = feature.properties || {};
+        featureLayer.bindTooltip(nameOf(props, lang) + " · " + (props.adcode || ""), { sticky: true });
+        featureLayer.on({
+          mouseover: function () {
+            featureLayer.setStyle({ fillColor: COLOURS.fillHover, fillOpacity: 0.6, weight: 2 });
+          },
+          mouseout: function () {
+            layer.resetStyle(featureLayer);
+          },
+        });
+      },
+    });
+    return layer;
+  }
+
+  function parkLayer(data, lang) {
+    return L.geoJSON(data, {
+      style: function () {
+        return { color: COLOURS.park, weight: 1.5, fillColor: COLOURS.parkFill, fillOpacity: 0.55 };
+      },
+      onEachFeature: function (feature, featureLayer) {
+        featureLayer.bindTooltip(nameOf(feature.properties || {}, lang), { sticky: true });
+      },
+    });
+  }
+
+  // The container changes size with the layout (phone rotation, sidebar, window resize): keep the whole province in
+  // view until the user zooms or pans, after which the view is theirs.
+  function keepFitted(el, map, bounds) {
+    var userMoved = false;
+    var fitting = false;
+    map.on("zoomstart movestart", function () {
+      if (!fitting) {
+        userMoved = true;
+      }
+    });
+    if (typeof ResizeObserver === "undefined") {
+      return;
+    }
+    new ResizeObserver(function () {
+      map.invalidateSize();
+      if (!userMoved) {
+        fitting = true;
+        map.fitBounds(bounds, { padding: [8, 8], animate: false });
+        fitting = false;
+      }
+    }).observe(el);
+  }
+
+  function initMap(el) {
+    if (maps.has(el) || typeof L === "undefined") {
+      return;
+    }
+    var lang = el.dataset.lang || document.documentElement.lang || "zh-CN";
+    var map = L.map(el, {
+      zoomSnap: 0.25,
+      // A small overview map inside a scrolling page must not capture the wheel; +/- and the keyboard still zoom.
+      scrollWheelZoom: false,
+      attributionControl: true,
+    });
+    maps.set(el, map);
+    map.attributionControl.setPrefix(false);
+    if (el.dataset.attribution) {
+      map.attributionControl.addAttribution(el.dataset.attribution);
+    }
+    // Until the boundaries arrive, show roughly Sichuan so that the empty map is not a grey world.
+    map.setView([30.6, 102.7], 5.5);
+    if (el.dataset.tileUrl) {
+      L.tileLayer(el.dataset.tileUrl, { maxZoom: 18 }).addTo(map);
+    }
+
+    var requests = [fetchJson(el.dataset.boundaries)];
+    if (el.dataset.parks) {
+      requests.push(fetchJson(el.dataset.parks));
+    }
+    Promise.all(requests)
+      .then(function (results) {
+        var boundaries = boundaryLayer(results[0], lang).addTo(map);
+        if (results[1]) {
+          parkLayer(results[1], lang).addTo(map);
+        }
+        var bounds = boundaries.getBounds();
+        if (bounds.isValid()) {
+          // Not animated: an animated zoom starts a frame later and would look like the user's own move.
+          map.fitBounds(bounds, { padding: [8, 8], animate: false });
+          keepFitted(el, map, bounds);
+        }
+        setStatus(el, "");
+        el.dataset.mapReady = "true";
+      })
+      .catch(function (error) {
+        setStatus(el, el.dataset.error || String(error));
+        el.dataset.mapReady = "error";
+        if (window.console) {
+          window.console.error("circuflow map:", error);
+        }
+      });
+  }
+
+  function initAll(root) {
+    var scope = root && root.querySelectorAll ? root : document;
+    if (scope.matches && scope.matches("[data-map]")) {
+      initMap(scope);
+    }
+    scope.querySelectorAll("[data-map]").forEach(initMap);
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () {
+      initAll(document);
+    });
+  } else {
+    initAll(document);
+  }
+  // Content swapped in by htmx may bring new maps with it.
+  document.addEventListener("htmx:load", function (event) {
+    initAll(event.target);
+  });
+})();
