@@ -1,23 +1,28 @@
-"""JSON API under /api/v1: thin routes over flows/ and maps/."""
+"""JSON API under /api/v1: thin routes over flows/ and maps/, every one behind the principal dependency."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, Field
 
+from app.auth import PrincipalDep, get_principal, utcnow
 from app.deps import SessionDep
-from flows import directory
+from flows import accounts, audit, corrections, declarations, directory, locks
+from flows.accounts import Principal
+from flows.scope import require_role
 from flows.stats import table_counts
 from maps.geometry import to_geojson
 from maps.layers import parks_layer, regions_layer
 from maps.locate import locate
 from models.enterprise import EnterprisePublic
-from models.enums import RegionLevel
+from models.enums import RegionLevel, UserRole
 from models.reference import ParkPublic, RegionPublic
+from models.waste import DeclarationPublic
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(get_principal)])
 
 
 class EnterprisesPublic(BaseModel):
@@ -25,11 +30,384 @@ class EnterprisesPublic(BaseModel):
     count: int
 
 
+class DirectoryEntry(BaseModel):
+    id: int
+    uscc: str
+    name_zh: str
+    name_en: str | None
+
+
 class LocationPublic(BaseModel):
     province: str | None
     prefecture: str | None
     county: str | None
     park: int | None
+
+
+class MePublic(BaseModel):
+    user_id: int | None
+    username: str
+    role: UserRole
+    scope_adcode: str | None
+    park_id: int | None
+    enterprise_id: int | None
+    channel: str
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+
+
+class TokenPublic(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="shown once; only its hash is stored")
+
+
+class UserCreate(BaseModel):
+    username: str
+    password: str
+    role: UserRole
+    display_name: str = ""
+    scope_adcode: str | None = None
+    park_id: int | None = None
+    enterprise_id: int | None = None
+
+
+class UserPublic(BaseModel):
+    id: int
+    username: str
+    display_name: str
+    role: UserRole
+    scope_adcode: str | None
+    scope_park_id: int | None
+    scope_enterprise_id: int | None
+    is_active: bool
+
+
+class AuditEntryPublic(BaseModel):
+    id: int
+    at: datetime
+    user_id: int | None
+    channel: str
+    action: str
+    table_name: str
+    row_id: str
+    enterprise_id: int | None
+    other_enterprise_id: int | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    hash: str
+
+
+class AuditPage(BaseModel):
+    data: list[AuditEntryPublic]
+    count: int
+
+
+class ChainPublic(BaseModel):
+    ok: bool
+    checked: int
+    broken_at: int | None
+    reason: str
+
+
+class LockCreate(BaseModel):
+    region_adcode: str
+    year: int = Field(ge=2000, le=2100)
+
+
+class LockPublic(BaseModel):
+    region_adcode: str
+    year: int
+    locked_by: int | None
+    locked_at: datetime
+
+
+class CorrectionCreate(BaseModel):
+    table: str = "declaration"
+    payload: dict[str, Any]
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class CorrectionDecision(BaseModel):
+    note: str = ""
+
+
+class CorrectionPublic(BaseModel):
+    id: int
+    table_name: str
+    enterprise_id: int
+    year: int
+    payload: dict[str, Any]
+    reason: str
+    status: str
+    requested_by: int | None
+    requested_at: datetime
+    decided_by: int | None
+    decided_at: datetime | None
+    decision_note: str | None
+
+
+Offset = Annotated[int, Query(ge=0)]
+
+
+# --- who am I, tokens ---------------------------------------------------------------------------------------
+
+
+@router.get("/me", response_model=MePublic, tags=["accounts"])
+def me(principal: PrincipalDep) -> MePublic:
+    """The caller's account, role and scope."""
+    return MePublic(
+        user_id=principal.user_id,
+        username=principal.username,
+        role=principal.role,
+        scope_adcode=principal.scope_adcode,
+        park_id=principal.park_id,
+        enterprise_id=principal.enterprise_id,
+        channel=str(principal.channel),
+    )
+
+
+@router.get("/tokens", response_model=list[TokenPublic], tags=["accounts"])
+def list_tokens(session: SessionDep, principal: PrincipalDep) -> list[TokenPublic]:
+    """The caller's own API tokens."""
+    return [
+        TokenPublic.model_validate(t, from_attributes=True)
+        for t in accounts.list_tokens(session=session, principal=principal)
+    ]
+
+
+@router.post("/tokens", response_model=TokenCreated, status_code=201, tags=["accounts"])
+def create_token(body: TokenCreate, session: SessionDep, principal: PrincipalDep) -> TokenCreated:
+    """Create an API token for the caller's account; the token is in this answer only."""
+    token, raw = accounts.create_token(session=session, principal=principal, name=body.name, now=utcnow())
+    audit.record(
+        session=session,
+        principal=principal,
+        action="create",
+        table="api_token",
+        row_id=token.id,
+        before=None,
+        after={"name": token.name, "prefix": token.prefix, "user_id": token.user_id},
+        now=utcnow(),
+    )
+    session.commit()
+    return TokenCreated(**TokenPublic.model_validate(token, from_attributes=True).model_dump(), token=raw)
+
+
+@router.delete("/tokens/{token_id}", status_code=204, tags=["accounts"])
+def revoke_token(token_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
+    """Revoke one of the caller's tokens."""
+    token = accounts.revoke_token(session=session, principal=principal, token_id=token_id, now=utcnow())
+    audit.record(
+        session=session,
+        principal=principal,
+        action="revoke",
+        table="api_token",
+        row_id=token.id,
+        before=None,
+        after={"revoked_at": token.revoked_at.isoformat() if token.revoked_at else None},
+        now=utcnow(),
+    )
+    session.commit()
+    return Response(status_code=204)
+
+
+# --- users (administrators) -----------------------------------------------------------------------------------
+
+
+@router.get("/users", response_model=list[UserPublic], tags=["accounts"])
+def list_users(session: SessionDep, principal: PrincipalDep) -> list[UserPublic]:
+    """Every account (administrators)."""
+    require_role(principal, UserRole.admin)
+    return [UserPublic.model_validate(u, from_attributes=True) for u in accounts.list_users(session=session)]
+
+
+@router.post("/users", response_model=UserPublic, status_code=201, tags=["accounts"])
+def create_user(body: UserCreate, session: SessionDep, principal: PrincipalDep) -> UserPublic:
+    """Create an account (administrators)."""
+    require_role(principal, UserRole.admin)
+    user = accounts.create_user(session=session, now=utcnow(), **body.model_dump())
+    public = UserPublic.model_validate(user, from_attributes=True)
+    audit.record(
+        session=session,
+        principal=principal,
+        action="create",
+        table="user_account",
+        row_id=user.id,
+        before=None,
+        after=public.model_dump(mode="json"),
+        now=utcnow(),
+    )
+    session.commit()
+    return public
+
+
+@router.post("/users/{username}/disable", response_model=UserPublic, tags=["accounts"])
+def disable_user(username: str, session: SessionDep, principal: PrincipalDep) -> UserPublic:
+    """Disable an account: its sessions end and its tokens stop working (administrators)."""
+    require_role(principal, UserRole.admin)
+    user = accounts.set_active(
+        session=session, user=accounts.get_user(session=session, username=username), active=False
+    )
+    audit.record(
+        session=session,
+        principal=principal,
+        action="disable",
+        table="user_account",
+        row_id=user.id,
+        before={"is_active": True},
+        after={"is_active": False},
+        now=utcnow(),
+    )
+    session.commit()
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+# --- audit log ---------------------------------------------------------------------------------------------
+
+
+@router.get("/audit", response_model=AuditPage, tags=["audit"])
+def audit_log(
+    session: SessionDep,
+    principal: PrincipalDep,
+    enterprise_id: int | None = None,
+    table: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    offset: Offset = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditPage:
+    """The audit trail, newest first, filtered by enterprise, table and period (bureaus and administrators)."""
+    filters = audit.AuditFilter(enterprise_id=enterprise_id, table=table, since=since, until=until)
+    rows, count = audit.list_entries(session=session, principal=principal, filters=filters, offset=offset, limit=limit)
+    return AuditPage(data=[AuditEntryPublic.model_validate(r, from_attributes=True) for r in rows], count=count)
+
+
+@router.get("/audit/verify", response_model=ChainPublic, tags=["audit"])
+def verify_audit(session: SessionDep, principal: PrincipalDep) -> ChainPublic:
+    """Re-compute the hash chain of the whole log (bureaus and administrators)."""
+    require_role(principal, UserRole.bureau)
+    check = audit.verify_chain(session=session)
+    return ChainPublic(ok=check.ok, checked=check.checked, broken_at=check.broken_at, reason=check.reason)
+
+
+# --- period locks and corrections -------------------------------------------------------------------------------
+
+
+@router.get("/locks", response_model=list[LockPublic], tags=["audit"])
+def list_locks(session: SessionDep, principal: PrincipalDep) -> list[LockPublic]:
+    """Locked (region, year) pairs."""
+    return [
+        LockPublic.model_validate(lock, from_attributes=True)
+        for lock in locks.list_locks(session=session, principal=principal)
+    ]
+
+
+@router.post("/locks", response_model=LockPublic, status_code=201, tags=["audit"])
+def lock_period(body: LockCreate, session: SessionDep, principal: PrincipalDep) -> LockPublic:
+    """Lock a reporting year for a region (bureaus of that region or above)."""
+    lock = locks.lock_period(
+        session=session, principal=principal, adcode=body.region_adcode, year=body.year, now=utcnow()
+    )
+    session.commit()
+    return LockPublic.model_validate(lock, from_attributes=True)
+
+
+@router.delete("/locks/{adcode}/{year}", status_code=204, tags=["audit"])
+def unlock_period(adcode: str, year: int, session: SessionDep, principal: PrincipalDep) -> Response:
+    """Unlock a reporting year for a region."""
+    locks.unlock_period(session=session, principal=principal, adcode=adcode, year=year, now=utcnow())
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/corrections", response_model=list[CorrectionPublic], tags=["audit"])
+def list_corrections(session: SessionDep, principal: PrincipalDep, status: str | None = None) -> list[CorrectionPublic]:
+    """Corrections in scope, newest first."""
+    rows = corrections.list_corrections(session=session, principal=principal, status=status)
+    return [CorrectionPublic.model_validate(c, from_attributes=True) for c in rows]
+
+
+@router.post("/corrections", response_model=CorrectionPublic, status_code=201, tags=["audit"])
+def request_correction(body: CorrectionCreate, session: SessionDep, principal: PrincipalDep) -> CorrectionPublic:
+    """File a correction to a locked period, with its reason; it waits for a bureau's approval."""
+    correction = corrections.request_correction(
+        session=session, principal=principal, table=body.table, payload=body.payload, reason=body.reason, now=utcnow()
+    )
+    session.commit()
+    return CorrectionPublic.model_validate(correction, from_attributes=True)
+
+
+def _decide(session: Any, principal: Principal, correction_id: int, approve: bool, note: str) -> CorrectionPublic:
+    correction = corrections.decide_correction(
+        session=session, principal=principal, correction_id=correction_id, approve=approve, note=note, now=utcnow()
+    )
+    session.commit()
+    return CorrectionPublic.model_validate(correction, from_attributes=True)
+
+
+@router.post("/corrections/{correction_id}/approve", response_model=CorrectionPublic, tags=["audit"])
+def approve_correction(
+    correction_id: int, body: CorrectionDecision, session: SessionDep, principal: PrincipalDep
+) -> CorrectionPublic:
+    """Approve a correction: it takes effect now (bureaus of the enterprise's region)."""
+    return _decide(session, principal, correction_id, True, body.note)
+
+
+@router.post("/corrections/{correction_id}/reject", response_model=CorrectionPublic, tags=["audit"])
+def reject_correction(
+    correction_id: int, body: CorrectionDecision, session: SessionDep, principal: PrincipalDep
+) -> CorrectionPublic:
+    """Reject a correction; the locked data stays as it was."""
+    return _decide(session, principal, correction_id, False, body.note)
+
+
+# --- declarations ----------------------------------------------------------------------------------------------
+
+
+@router.get("/declarations", response_model=list[DeclarationPublic], tags=["declarations"])
+def list_declarations(
+    session: SessionDep,
+    principal: PrincipalDep,
+    year: int | None = None,
+    enterprise_id: int | None = None,
+    offset: Offset = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[DeclarationPublic]:
+    """Declarations in the caller's scope."""
+    rows = declarations.list_declarations(
+        session=session, principal=principal, year=year, enterprise_id=enterprise_id, offset=offset, limit=limit
+    )
+    return [DeclarationPublic.model_validate(d) for d in rows]
+
+
+@router.post("/declarations", response_model=DeclarationPublic, tags=["declarations"])
+def save_declaration(body: dict[str, Any], session: SessionDep, principal: PrincipalDep) -> DeclarationPublic:
+    """File or replace an enterprise's declaration for one category and year (the enterprise itself)."""
+    decl = declarations.parse_declaration(body)
+    row = declarations.save_declaration(session=session, principal=principal, decl=decl, now=utcnow())
+    session.commit()
+    return DeclarationPublic.model_validate(row)
+
+
+@router.get("/declarations/{declaration_id}", response_model=DeclarationPublic, tags=["declarations"])
+def get_declaration(declaration_id: int, session: SessionDep, principal: PrincipalDep) -> DeclarationPublic:
+    """One declaration in scope."""
+    return DeclarationPublic.model_validate(
+        declarations.get_declaration(session=session, principal=principal, declaration_id=declaration_id)
+    )
+
+
+# --- reference data: regions and parks (every signed-in account) -----------------------------------------------
 
 
 @router.get("/regions", response_model=list[RegionPublic], tags=["regions"])
@@ -83,29 +461,6 @@ def get_park(session: SessionDep, park_id: int) -> ParkPublic:
     return ParkPublic.model_validate(directory.get_park(session=session, park_id=park_id))
 
 
-@router.get("/enterprises", response_model=EnterprisesPublic, tags=["enterprises"])
-def list_enterprises(
-    session: SessionDep,
-    region: str | None = None,
-    park_id: int | None = None,
-    role: str | None = None,
-    q: str | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> EnterprisesPublic:
-    """Enterprises, filtered and paginated; count is the total before pagination."""
-    page = directory.list_enterprises(
-        session=session, region=region, park_id=park_id, role=role, q=q, offset=offset, limit=limit
-    )
-    return EnterprisesPublic(data=page.data, count=page.count)
-
-
-@router.get("/enterprises/{enterprise_id}", response_model=EnterprisePublic, tags=["enterprises"])
-def get_enterprise(session: SessionDep, enterprise_id: int) -> EnterprisePublic:
-    """One enterprise with its roles."""
-    return directory.get_enterprise(session=session, enterprise_id=enterprise_id)
-
-
 @router.get("/locate", response_model=LocationPublic, tags=["regions"])
 def locate_point(
     session: SessionDep,
@@ -116,7 +471,50 @@ def locate_point(
     return LocationPublic(**locate(session=session, lon=lon, lat=lat).as_dict())
 
 
+# --- enterprises (scoped) ------------------------------------------------------------------------------------
+
+
+@router.get("/enterprises", response_model=EnterprisesPublic, tags=["enterprises"])
+def list_enterprises(
+    session: SessionDep,
+    principal: PrincipalDep,
+    region: str | None = None,
+    park_id: int | None = None,
+    role: str | None = None,
+    q: str | None = None,
+    offset: Offset = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> EnterprisesPublic:
+    """Enterprises in the caller's scope, filtered and paginated; count is the total before pagination."""
+    page = directory.list_enterprises(
+        session=session,
+        principal=principal,
+        region=region,
+        park_id=park_id,
+        role=role,
+        q=q,
+        offset=offset,
+        limit=limit,
+    )
+    return EnterprisesPublic(data=page.data, count=page.count)
+
+
+@router.get("/enterprises/directory", response_model=list[DirectoryEntry], tags=["enterprises"])
+def enterprise_directory(
+    session: SessionDep, q: Annotated[str, Query(min_length=2)], limit: Annotated[int, Query(ge=1, le=50)] = 20
+) -> list[DirectoryEntry]:
+    """Names and credit codes only, to address a receiver; open to every signed-in account."""
+    return [DirectoryEntry(**row) for row in directory.search_directory(session=session, q=q, limit=limit)]
+
+
+@router.get("/enterprises/{enterprise_id}", response_model=EnterprisePublic, tags=["enterprises"])
+def get_enterprise(session: SessionDep, principal: PrincipalDep, enterprise_id: int) -> EnterprisePublic:
+    """One enterprise in scope, with its roles."""
+    return directory.get_enterprise(session=session, principal=principal, enterprise_id=enterprise_id)
+
+
 @router.get("/stats", tags=["health"])
-def stats(session: SessionDep) -> dict[str, int]:
-    """Row counts of the main tables."""
+def stats(session: SessionDep, principal: PrincipalDep) -> dict[str, int]:
+    """Row counts of the main tables (bureaus and administrators)."""
+    require_role(principal, UserRole.bureau)
     return table_counts(session=session)

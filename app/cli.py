@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import json
+import secrets
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlmodel import Session
+from rich.table import Table
+from sqlmodel import Session, select
 
 from app.settings import Settings
-from flows.errors import DomainError
+from flows import accounts, audit
+from flows.accounts import system_principal
+from flows.demo_accounts import DemoAccount
+from flows.errors import DomainError, InvalidInput
 from flows.setup import upgrade_database
 from flows.stats import table_counts
 from flows.uscc import validate_uscc
 from maps.locate import locate as locate_point
+from models import Enterprise
 from models.db import make_engine
+from models.enums import Channel, UserRole
 
 cli = typer.Typer(
     help="circuflow: solid-waste and power-battery flows of an industrial province.", no_args_is_help=True
@@ -25,7 +35,9 @@ cli = typer.Typer(
 db_cli = typer.Typer(help="Database schema and reference data.", no_args_is_help=True)
 validate_cli = typer.Typer(help="Check identifiers.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
+user_cli = typer.Typer(help="Accounts: add, list, disable, and API tokens.", no_args_is_help=True)
 cli.add_typer(validate_cli, name="validate")
+cli.add_typer(user_cli, name="user")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -87,6 +99,7 @@ def demo(
 ) -> None:
     """Load the deterministic Sichuan demo into an empty database (after `db upgrade`)."""
     from flows.demo import load_demo
+    from flows.demo_accounts import create_demo_accounts
 
     settings = _settings()
     _upgrade(settings)
@@ -101,17 +114,32 @@ def demo(
                 progress.update(tasks[stage], completed=done, total=total)
 
             summary = load_demo(session=session, seed=seed, progress=tick)
+            demo_accounts = create_demo_accounts(session=session, now=_now())
             session.commit()
     except DomainError as exc:
         if not serve_after:
             _fail(exc.message)
         err.print(f"demo not loaded: {exc.message}", highlight=False)
+        err.print(
+            "demo accounts keep their passwords; set a new one with `circuflow user password NAME`", highlight=False
+        )
     else:
         err.print(f"demo loaded: {summary}", highlight=False)
+        _print_accounts(demo_accounts)
     finally:
         engine.dispose()
     if serve_after:
         serve()
+
+
+def _print_accounts(demo_accounts: list[DemoAccount]) -> None:
+    table = Table(title="Demo accounts (passwords are shown this once)", title_justify="left")
+    for column in ("username", "password", "role"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("scope", overflow="fold")
+    for account in demo_accounts:
+        table.add_row(account.username, account.password, account.role.value, account.scope)
+    out.print(table)
 
 
 @cli.command()
@@ -177,6 +205,200 @@ def locate(
     else:
         for key, value in loc.as_dict().items():
             out.print(f"{key:<11} {value if value is not None else '-'}", highlight=False)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    engine = make_engine(_settings().database_url)
+    try:
+        with Session(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+@user_cli.command("add")
+def user_add(
+    username: str,
+    role: Annotated[UserRole, typer.Option(help="admin, bureau, park_manager or enterprise.")],
+    region: Annotated[str | None, typer.Option(help="Adcode a bureau account is scoped to.")] = None,
+    park: Annotated[int | None, typer.Option(help="Park id a park manager is scoped to.")] = None,
+    enterprise: Annotated[str | None, typer.Option(help="Credit code (or id) of the enterprise.")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Password (at least 10 characters); a strong one is generated when omitted.")
+    ] = None,
+    display_name: Annotated[str, typer.Option(help="Name shown in the app.")] = "",
+) -> None:
+    """Create an account with its role and scope; prints a generated password once."""
+    generated = password is None
+    secret = password or secrets.token_urlsafe(12)
+    try:
+        with _session() as session:
+            enterprise_id = _enterprise_id(session, enterprise) if enterprise else None
+            user = accounts.create_user(
+                session=session,
+                username=username,
+                password=secret,
+                role=role,
+                now=_now(),
+                scope_adcode=region,
+                park_id=park,
+                enterprise_id=enterprise_id,
+                display_name=display_name,
+            )
+            audit.record(
+                session=session,
+                principal=system_principal(),
+                action="create",
+                table="user_account",
+                row_id=user.id,
+                before=None,
+                after={"username": user.username, "role": str(user.role)},
+                now=_now(),
+            )
+            session.commit()
+    except DomainError as exc:
+        _fail(exc.message)
+    out.print(f"created {username.strip().lower()} ({role.value})", highlight=False)
+    if generated:
+        out.print(f"password: {secret}", highlight=False)
+
+
+def _enterprise_id(session: Session, ref: str) -> int:
+    if ref.isdigit():
+        return int(ref)
+    found = session.exec(select(Enterprise.id).where(Enterprise.uscc == ref.strip().upper())).first()
+    if found is None:
+        raise InvalidInput(f"enterprise: no enterprise with credit code {ref}", field="enterprise")
+    return found
+
+
+@user_cli.command("list")
+def user_list(as_json: JsonOpt = False) -> None:
+    """Every account with its role, scope and whether it is active."""
+    with _session() as session:
+        rows = [
+            {
+                "username": u.username,
+                "role": str(u.role),
+                "scope_adcode": u.scope_adcode,
+                "park_id": u.scope_park_id,
+                "enterprise_id": u.scope_enterprise_id,
+                "active": u.is_active,
+            }
+            for u in accounts.list_users(session=session)
+        ]
+    if as_json:
+        _emit(rows)
+        return
+    for row in rows:
+        scope = row["scope_adcode"] or row["park_id"] or row["enterprise_id"] or "-"
+        state = "" if row["active"] else "  (disabled)"
+        out.print(f"{row['username']:<24} {row['role']:<13} {scope!s:<8}{state}", highlight=False)
+
+
+@user_cli.command("disable")
+def user_disable(username: str) -> None:
+    """Disable an account: its sessions end and its tokens stop working."""
+    try:
+        with _session() as session:
+            user = accounts.set_active(
+                session=session, user=accounts.get_user(session=session, username=username), active=False
+            )
+            audit.record(
+                session=session,
+                principal=system_principal(),
+                action="disable",
+                table="user_account",
+                row_id=user.id,
+                before={"is_active": True},
+                after={"is_active": False},
+                now=_now(),
+            )
+            session.commit()
+    except DomainError as exc:
+        _fail(exc.message)
+    out.print(f"disabled {username}", highlight=False)
+
+
+@user_cli.command("password")
+def user_password(
+    username: str,
+    password: Annotated[
+        str | None, typer.Option(help="The new password; a strong one is generated when omitted.")
+    ] = None,
+) -> None:
+    """Set a new password for an account (prints a generated one once); its sessions end."""
+    secret = password or secrets.token_urlsafe(12)
+    try:
+        with _session() as session:
+            user = accounts.set_password(
+                session=session, user=accounts.get_user(session=session, username=username), password=secret
+            )
+            audit.record(
+                session=session,
+                principal=system_principal(),
+                action="set_password",
+                table="user_account",
+                row_id=user.id,
+                before=None,
+                after=None,
+                now=_now(),
+            )
+            session.commit()
+    except DomainError as exc:
+        _fail(exc.message)
+    out.print(f"password of {username} changed", highlight=False)
+    if password is None:
+        out.print(f"password: {secret}", highlight=False)
+
+
+@user_cli.command("token")
+def user_token(
+    username: str,
+    name: Annotated[str, typer.Option(help="What the token is for, e.g. the client system's name.")] = "cli",
+    revoke: Annotated[int | None, typer.Option(help="Revoke the token with this id instead.")] = None,
+) -> None:
+    """Create an API token for an account (printed once), or revoke one with --revoke ID."""
+    try:
+        with _session() as session:
+            user = accounts.get_user(session=session, username=username)
+            owner = accounts.principal_of(user, Channel.cli)
+            if revoke is not None:
+                accounts.revoke_token(session=session, principal=owner, token_id=revoke, now=_now())
+                audit.record(
+                    session=session,
+                    principal=system_principal(),
+                    action="revoke",
+                    table="api_token",
+                    row_id=revoke,
+                    before=None,
+                    after={"revoked": True},
+                    now=_now(),
+                )
+                session.commit()
+                out.print(f"revoked token {revoke}", highlight=False)
+                return
+            token, raw = accounts.create_token(session=session, principal=owner, name=name, now=_now())
+            audit.record(
+                session=session,
+                principal=system_principal(),
+                action="create",
+                table="api_token",
+                row_id=token.id,
+                before=None,
+                after={"name": name, "user_id": user.id},
+                now=_now(),
+            )
+            session.commit()
+    except DomainError as exc:
+        _fail(exc.message)
+        return
+    sys.stdout.write(raw + "\n")
 
 
 def main() -> None:

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from urllib.parse import quote
 
-from flows.errors import Conflict, DomainError, InvalidInput, NotFound, OutsideRegions
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from flows.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    OutsideRegions,
+    PeriodLocked,
+    TooManyAttempts,
+)
 
 STATUS: dict[type[DomainError], int] = {
     InvalidInput: 422,
     OutsideRegions: 422,
     NotFound: 404,
     Conflict: 409,
+    NotAuthenticated: 401,
+    Forbidden: 403,
+    TooManyAttempts: 429,
+    PeriodLocked: 423,
 }
 
 
@@ -31,10 +47,13 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
     """Render a domain error as problem JSON, or as a short HTML message for pages and htmx."""
     assert isinstance(exc, DomainError)
     status = status_for(exc)
+    if isinstance(exc, NotAuthenticated) and _wants_html(request) and request.method == "GET":
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
     if _wants_html(request):
         return HTMLResponse(f'<p class="error" role="alert">{_escape(exc.message)}</p>', status_code=status)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     body = {"title": type(exc).__name__, "status": status, "detail": exc.message, "field": exc.field, "row": exc.row}
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
 def _escape(text: str) -> str:

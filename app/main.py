@@ -7,11 +7,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from app import api, errors, web
+from app import api, errors, login, web
+from app.auth import PrincipalDep
 from app.settings import Settings
 from models.db import make_engine
 
@@ -35,13 +37,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Solid-waste and power-battery flows of an industrial province, and their utilisation rates.",
         lifespan=lifespan,
-        docs_url="/docs",
-        openapi_url="/api/v1/openapi.json",
+        # The documentation is served below, behind sign-in like everything but the login page and the health check.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     errors.register(app)
     app.include_router(api.router, prefix="/api/v1")
     app.include_router(web.router)
+    app.include_router(login.router)
+
+    @app.get("/api/v1/openapi.json", include_in_schema=False)
+    def openapi(_principal: PrincipalDep) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(_principal: PrincipalDep) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/v1/openapi.json",
+            title="circuflow API",
+            swagger_js_url="/static/vendor/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
 
     @app.get("/healthz", tags=["health"])

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 
+from flows.accounts import Principal
 from flows.errors import NotFound
+from flows.scope import adcode_prefix, readable_enterprises, region_clause
 from models import Enterprise, EnterpriseRoleLink, Park, Region
 from models.enterprise import EnterprisePublic
 from models.enums import RegionLevel
@@ -56,7 +58,7 @@ def list_parks(*, session: Session, region: str | None = None) -> list[ParkPubli
     """Parks, optionally those in a region (by prefecture or county adcode, or the province)."""
     query = select(Park).order_by(col(Park.id))
     if region is not None:
-        query = query.where(col(Park.region_adcode).startswith(_adcode_prefix(region)))
+        query = query.where(col(Park.region_adcode).startswith(adcode_prefix(region)))
     return [ParkPublic.model_validate(p) for p in session.exec(query).all()]
 
 
@@ -66,15 +68,6 @@ def get_park(*, session: Session, park_id: int) -> Park:
     if park is None:
         raise NotFound(f"no park with id {park_id}", field="park_id")
     return park
-
-
-def _adcode_prefix(adcode: str) -> str:
-    # GB/T 2260 codes nest by digits: 510000 -> '51', 510400 -> '5104', 510402 -> '510402'.
-    if adcode.endswith("0000"):
-        return adcode[:2]
-    if adcode.endswith("00"):
-        return adcode[:4]
-    return adcode
 
 
 def _roles_of(session: Session, ids: list[int]) -> dict[int, list[str]]:
@@ -97,6 +90,7 @@ def _public(enterprise: Enterprise, roles: list[str]) -> EnterprisePublic:
 def list_enterprises(
     *,
     session: Session,
+    principal: Principal,
     region: str | None = None,
     park_id: int | None = None,
     role: str | None = None,
@@ -105,13 +99,9 @@ def list_enterprises(
     limit: int = 50,
 ) -> Page[EnterprisePublic]:
     """Enterprises filtered by region, park, role or a name/credit-code fragment, a page at a time."""
-    query = select(Enterprise)
+    query = select(Enterprise).where(readable_enterprises(principal))
     if region is not None:
-        prefix = _adcode_prefix(region)
-        if len(prefix) == 6:
-            query = query.where(Enterprise.county_adcode == region)
-        else:
-            query = query.where(col(Enterprise.prefecture_adcode).startswith(prefix))
+        query = query.where(region_clause(region))
     if park_id is not None:
         query = query.where(Enterprise.park_id == park_id)
     if role is not None:
@@ -131,9 +121,26 @@ def list_enterprises(
     return Page([_public(e, roles.get(e.id or 0, [])) for e in rows], count)
 
 
-def get_enterprise(*, session: Session, enterprise_id: int) -> EnterprisePublic:
-    """One enterprise with its roles."""
-    enterprise = session.get(Enterprise, enterprise_id)
+def get_enterprise(*, session: Session, principal: Principal, enterprise_id: int) -> EnterprisePublic:
+    """One enterprise in the principal's scope, with its roles."""
+    query = select(Enterprise).where(col(Enterprise.id) == enterprise_id, readable_enterprises(principal))
+    enterprise = session.exec(query).first()
     if enterprise is None or enterprise.id is None:
         raise NotFound(f"no enterprise with id {enterprise_id}", field="enterprise_id")
     return _public(enterprise, _roles_of(session, [enterprise.id]).get(enterprise.id, []))
+
+
+def search_directory(*, session: Session, q: str, limit: int = 20) -> list[dict[str, Any]]:
+    """Names and credit codes matching a fragment: what any account needs to address a receiver."""
+    pattern = f"%{q.strip()}%"
+    query = (
+        sa_select(col(Enterprise.id), col(Enterprise.uscc), col(Enterprise.name_zh), col(Enterprise.name_en))
+        .where(
+            col(Enterprise.name_zh).like(pattern)
+            | col(Enterprise.name_en).ilike(pattern)
+            | col(Enterprise.uscc).like(pattern.upper())
+        )
+        .order_by(col(Enterprise.name_zh))
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in session.execute(query)]

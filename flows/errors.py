@@ -27,3 +27,19 @@ class OutsideRegions(DomainError):
 
 class Conflict(DomainError):
     """A write that collides with what is already stored."""
+
+
+class NotAuthenticated(DomainError):
+    """No valid session or token."""
+
+
+class Forbidden(DomainError):
+    """Authenticated, but the role or scope does not allow this."""
+
+
+class TooManyAttempts(DomainError):
+    """Sign-in throttled after repeated failures."""
+
+
+class PeriodLocked(DomainError):
+    """A write to a reporting year that a bureau has locked for the region."""

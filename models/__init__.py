@@ -1,12 +1,24 @@
 """SQLModel tables and their schemas; importing this package registers every table."""
 
-from models.accounts import AuditLog, PeriodLock, User
+from models.accounts import (
+    ApiToken,
+    AuditLog,
+    CorrectionRequest,
+    LoginFailure,
+    LoginSession,
+    PeriodLock,
+    User,
+)
 from models.battery import Battery, BatteryEvent, RecoveryReport
 from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, WhitelistEntry
 from models.reference import Park, Region, Target, TargetCategory, WasteCategory
 from models.waste import Declaration, TransferBatch
 
 __all__ = [
+    "ApiToken",
+    "CorrectionRequest",
+    "LoginFailure",
+    "LoginSession",
     "AuditLog",
     "Battery",
     "BatteryEvent",

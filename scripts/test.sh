@@ -11,6 +11,8 @@ pg_major=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -n 1 || true)
 pg_major=${pg_major:-15}
 [ -f "/usr/share/postgresql/$pg_major/extension/postgis.control" ] || need+=("postgresql-$pg_major-postgis-3")
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# Chinese glyphs in the browser tests' screenshots.
+dpkg -s fonts-noto-cjk >/dev/null 2>&1 || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -q

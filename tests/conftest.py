@@ -16,16 +16,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlmodel import Session
 
 from app.main import create_app
 from app.settings import Settings, normalise_database_url
+from flows import accounts
 from flows.setup import upgrade_database
 from models.db import make_engine
 
 PG_ADMIN_URL = os.environ.get("CIRCUFLOW_TEST_POSTGRES_URL", "")
+
+# Real argon2id, with cheap parameters: the suite creates hundreds of accounts.
+accounts.use_password_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 BACKENDS = ["sqlite", "postgresql"]
 
 

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from shapely.geometry import box
 from sqlmodel import Session
 
+from flows import accounts
 from flows.uscc import make_uscc
 from maps.locate import try_locate
 from maps.parks import ParkSpec, create_park
 from models import Enterprise, EnterpriseRoleLink
-from models.enums import EnterpriseRole
+from models.enums import Channel, EnterpriseRole
+from tests.world import NOW
+
+
+@pytest.fixture
+def api(client: TestClient, session: Session) -> TestClient:
+    """The test client, signed in as an administrator through an API token."""
+    user = accounts.create_user(session=session, username="root", password="long enough pw", role="admin", now=NOW)
+    _, raw = accounts.create_token(
+        session=session, principal=accounts.principal_of(user, Channel.api), name="t", now=NOW
+    )
+    session.commit()
+    client.headers["Authorization"] = f"Bearer {raw}"
+    return client
 
 
 def test_healthz_checks_the_database(client: TestClient, backend: str) -> None:
@@ -28,15 +43,15 @@ def test_healthz_reports_a_dead_database(client: TestClient) -> None:
     assert response.status_code == 503 and response.json()["status"] == "error"
 
 
-def test_openapi_documents_the_read_endpoints(client: TestClient) -> None:
-    paths = client.get("/api/v1/openapi.json").json()["paths"]
+def test_openapi_documents_the_read_endpoints(api: TestClient) -> None:
+    paths = api.get("/api/v1/openapi.json").json()["paths"]
     for path in ("/api/v1/regions", "/api/v1/parks", "/api/v1/enterprises", "/api/v1/locate"):
         assert path in paths
-    assert client.get("/docs").status_code == 200
+    assert api.get("/docs").status_code == 200
 
 
-def test_regions(client: TestClient) -> None:
-    prefectures = client.get("/api/v1/regions", params={"level": "prefecture"}).json()
+def test_regions(api: TestClient) -> None:
+    prefectures = api.get("/api/v1/regions", params={"level": "prefecture"}).json()
     assert len(prefectures) == 21
     assert {
         "adcode": "510400",
@@ -45,33 +60,33 @@ def test_regions(client: TestClient) -> None:
         "level": "prefecture",
         "parent_adcode": "510000",
     } in prefectures
-    counties = client.get("/api/v1/regions", params={"parent": "510400"}).json()
+    counties = api.get("/api/v1/regions", params={"parent": "510400"}).json()
     assert counties and all(c["adcode"].startswith("5104") for c in counties)
-    assert client.get("/api/v1/regions/510400").json()["name_en"] == "Panzhihua"
-    layer = client.get("/api/v1/regions/geojson", params={"level": "prefecture"}).json()
+    assert api.get("/api/v1/regions/510400").json()["name_en"] == "Panzhihua"
+    layer = api.get("/api/v1/regions/geojson", params={"level": "prefecture"}).json()
     assert layer["type"] == "FeatureCollection" and len(layer["features"]) == 21
-    one = client.get("/api/v1/regions/510400/geojson").json()
+    one = api.get("/api/v1/regions/510400/geojson").json()
     assert one["type"] == "Feature" and one["properties"]["adcode"] == "510400"
 
 
-def test_unknown_region_is_problem_json(client: TestClient) -> None:
-    response = client.get("/api/v1/regions/999999")
+def test_unknown_region_is_problem_json(api: TestClient) -> None:
+    response = api.get("/api/v1/regions/999999")
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
     assert body["field"] == "adcode" and "999999" in body["detail"]
 
 
-def test_bad_query_parameter_names_the_field(client: TestClient) -> None:
-    response = client.get("/api/v1/regions", params={"level": "planet"})
+def test_bad_query_parameter_names_the_field(api: TestClient) -> None:
+    response = api.get("/api/v1/regions", params={"level": "planet"})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", "level"]
 
 
-def test_locate(client: TestClient) -> None:
-    body = client.get("/api/v1/locate", params={"lon": 101.72, "lat": 26.58}).json()
+def test_locate(api: TestClient) -> None:
+    body = api.get("/api/v1/locate", params={"lon": 101.72, "lat": 26.58}).json()
     assert body["province"] == "510000" and body["prefecture"] == "510400" and body["park"] is None
-    outside = client.get("/api/v1/locate", params={"lon": 116.4, "lat": 39.9})
+    outside = api.get("/api/v1/locate", params={"lon": 116.4, "lat": 39.9})
     assert outside.status_code == 422 and "outside every loaded region" in outside.json()["detail"]
 
 
@@ -104,27 +119,27 @@ def _seed(session: Session) -> tuple[int, int]:
     return park.id, ids[0]
 
 
-def test_parks_and_enterprises(client: TestClient, session: Session) -> None:
+def test_parks_and_enterprises(api: TestClient, session: Session) -> None:
     park_id, first = _seed(session)
-    parks = client.get("/api/v1/parks").json()
+    parks = api.get("/api/v1/parks").json()
     assert [p["id"] for p in parks] == [park_id]
-    assert client.get("/api/v1/parks", params={"region": "510100"}).json() == []
-    assert client.get(f"/api/v1/parks/{park_id}").json()["region_adcode"].startswith("5104")
-    assert client.get("/api/v1/parks/geojson").json()["features"][0]["id"] == park_id
-    assert client.get("/api/v1/parks/999").status_code == 404
+    assert api.get("/api/v1/parks", params={"region": "510100"}).json() == []
+    assert api.get(f"/api/v1/parks/{park_id}").json()["region_adcode"].startswith("5104")
+    assert api.get("/api/v1/parks/geojson").json()["features"][0]["id"] == park_id
+    assert api.get("/api/v1/parks/999").status_code == 404
 
-    everything = client.get("/api/v1/enterprises").json()
+    everything = api.get("/api/v1/enterprises").json()
     assert everything["count"] == 2
-    in_panzhihua = client.get("/api/v1/enterprises", params={"region": "510400"}).json()
+    in_panzhihua = api.get("/api/v1/enterprises", params={"region": "510400"}).json()
     assert in_panzhihua["count"] == 1 and in_panzhihua["data"][0]["park_id"] == park_id
     assert in_panzhihua["data"][0]["roles"] == ["generator"]
-    utilisers = client.get("/api/v1/enterprises", params={"role": "utiliser"}).json()
+    utilisers = api.get("/api/v1/enterprises", params={"role": "utiliser"}).json()
     assert utilisers["count"] == 1 and utilisers["data"][0]["prefecture_adcode"] == "510100"
-    page = client.get("/api/v1/enterprises", params={"limit": 1, "offset": 1}).json()
+    page = api.get("/api/v1/enterprises", params={"limit": 1, "offset": 1}).json()
     assert page["count"] == 2 and len(page["data"]) == 1 and page["data"][0]["id"] != first
-    assert client.get("/api/v1/enterprises", params={"q": "企业1"}).json()["count"] == 1
-    assert client.get(f"/api/v1/enterprises/{first}").json()["roles"] == ["generator"]
-    assert client.get("/api/v1/enterprises/0").status_code == 404
-    assert client.get("/api/v1/enterprises", params={"limit": 0}).status_code == 422
-    stats = client.get("/api/v1/stats").json()
-    assert stats["enterprises"] == 2 and stats["parks"] == 1 and stats["regions"] == 205
+    assert api.get("/api/v1/enterprises", params={"q": "企业1"}).json()["count"] == 1
+    assert api.get(f"/api/v1/enterprises/{first}").json()["roles"] == ["generator"]
+    assert api.get("/api/v1/enterprises/0").status_code == 404
+    assert api.get("/api/v1/enterprises", params={"limit": 0}).status_code == 422
+    stats = api.get("/api/v1/stats").json()
+    assert stats["enterprises"] == 2 and stats["parks"] == 1 and stats["regions"] == 205 and stats["users"] == 1

@@ -1,0 +1,288 @@
+"""Accounts: users, password hashing, browser sessions, API tokens and the sign-in throttle."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlmodel import Session, col, func, select
+
+from flows.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
+from models import ApiToken, Enterprise, LoginFailure, LoginSession, Park, Region, User
+from models.enums import Channel, UserRole
+
+SESSION_LIFETIME = timedelta(hours=12)
+THROTTLE_WINDOW = timedelta(minutes=15)
+THROTTLE_LIMIT = 5  # failed sign-ins per username within the window
+TOKEN_PREFIX = "cf_"
+MIN_PASSWORD = 10
+
+_hasher = PasswordHasher()
+# A hash to verify against when the user does not exist, so that timing does not reveal which usernames exist.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+def use_password_hasher(hasher: PasswordHasher) -> None:
+    """Replace the argon2 parameters (the test suite uses cheap ones; production keeps the library defaults)."""
+    global _hasher, _DUMMY_HASH
+    _hasher = hasher
+    _DUMMY_HASH = hasher.hash("not-a-real-password")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is acting: a user with a role and a scope, and through which channel."""
+
+    user_id: int | None
+    username: str
+    role: UserRole
+    scope_adcode: str | None = None
+    park_id: int | None = None
+    enterprise_id: int | None = None
+    channel: Channel = Channel.web
+    csrf_token: str | None = None  # set for cookie sessions: unsafe requests must echo it
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is UserRole.admin
+
+
+def system_principal(channel: Channel = Channel.cli) -> Principal:
+    """The actor for command-line and system work run by the operator."""
+    return Principal(user_id=None, username="system", role=UserRole.admin, channel=channel)
+
+
+def principal_of(user: User, channel: Channel, csrf_token: str | None = None) -> Principal:
+    """The principal a user acts as."""
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        role=UserRole(user.role),
+        scope_adcode=user.scope_adcode,
+        park_id=user.scope_park_id,
+        enterprise_id=user.scope_enterprise_id,
+        channel=channel,
+        csrf_token=csrf_token,
+    )
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of the password."""
+    return _hasher.hash(password)
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_user(
+    *,
+    session: Session,
+    username: str,
+    password: str,
+    role: str,
+    now: datetime,
+    scope_adcode: str | None = None,
+    park_id: int | None = None,
+    enterprise_id: int | None = None,
+    display_name: str = "",
+) -> User:
+    """Create an account; the role decides which scope it must have."""
+    username = username.strip().lower()
+    if not username or len(username) > 64 or any(ch.isspace() for ch in username):
+        raise InvalidInput("username: 1 to 64 characters without spaces", field="username")
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"password: at least {MIN_PASSWORD} characters", field="password")
+    try:
+        user_role = UserRole(role)
+    except ValueError:
+        allowed = ", ".join(r.value for r in UserRole)
+        raise InvalidInput(f"role: {role!r} is not one of {allowed}", field="role") from None
+    _check_scope(session, user_role, scope_adcode, park_id, enterprise_id)
+    if session.exec(select(User.id).where(User.username == username)).first() is not None:
+        raise Conflict(f"username: {username!r} is taken", field="username")
+    user = User(
+        username=username,
+        display_name=display_name or username,
+        password_hash=hash_password(password),
+        role=user_role,
+        scope_adcode=scope_adcode if user_role is UserRole.bureau else None,
+        scope_park_id=park_id if user_role is UserRole.park_manager else None,
+        scope_enterprise_id=enterprise_id if user_role is UserRole.enterprise else None,
+        created_at=now,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _check_scope(
+    session: Session, role: UserRole, adcode: str | None, park_id: int | None, enterprise_id: int | None
+) -> None:
+    if role is UserRole.bureau:
+        if adcode is None or session.get(Region, adcode) is None:
+            raise InvalidInput(
+                "scope_adcode: a bureau account needs the adcode of a loaded region", field="scope_adcode"
+            )
+    elif role is UserRole.park_manager:
+        if park_id is None or session.get(Park, park_id) is None:
+            raise InvalidInput("park_id: a park manager account needs an existing park", field="park_id")
+    elif role is UserRole.enterprise:
+        if enterprise_id is None or session.get(Enterprise, enterprise_id) is None:
+            raise InvalidInput(
+                "enterprise_id: an enterprise account needs an existing enterprise", field="enterprise_id"
+            )
+
+
+def get_user(*, session: Session, username: str) -> User:
+    """A user by name."""
+    user = session.exec(select(User).where(User.username == username.strip().lower())).first()
+    if user is None:
+        raise NotFound(f"no user named {username!r}", field="username")
+    return user
+
+
+def list_users(*, session: Session) -> list[User]:
+    """Every account, by name."""
+    return list(session.exec(select(User).order_by(col(User.username))).all())
+
+
+def set_active(*, session: Session, user: User, active: bool) -> User:
+    """Enable or disable an account; disabling ends its sessions, and its tokens stop working."""
+    user.is_active = active
+    session.add(user)
+    if not active:
+        for login in session.exec(select(LoginSession).where(LoginSession.user_id == user.id)).all():
+            session.delete(login)
+    session.flush()
+    return user
+
+
+def set_password(*, session: Session, user: User, password: str) -> User:
+    """Replace a password; open sessions of the account end."""
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"password: at least {MIN_PASSWORD} characters", field="password")
+    user.password_hash = hash_password(password)
+    session.add(user)
+    for login in session.exec(select(LoginSession).where(LoginSession.user_id == user.id)).all():
+        session.delete(login)
+    session.flush()
+    return user
+
+
+def authenticate(*, session: Session, username: str, password: str, client: str, now: datetime) -> User:
+    """Check a password, throttling a username after repeated failures; failures are recorded."""
+    name = username.strip().lower()
+    since = now - THROTTLE_WINDOW
+    failures = session.exec(
+        select(func.count()).select_from(LoginFailure).where(LoginFailure.username == name, LoginFailure.at >= since)
+    ).one()
+    if failures >= THROTTLE_LIMIT:
+        raise TooManyAttempts(
+            f"too many failed sign-ins for {name!r}; try again in {int(THROTTLE_WINDOW.total_seconds() // 60)} minutes",
+            field="username",
+        )
+    user = session.exec(select(User).where(User.username == name)).first()
+    ok = False
+    try:
+        ok = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or user is None or not user.is_active:
+        session.add(LoginFailure(username=name, client=client[:64], at=now))
+        session.flush()
+        raise NotAuthenticated("wrong username or password, or the account is disabled", field="password")
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    # A successful sign-in clears the count, so a user who mistyped is not locked out later.
+    for failure in session.exec(select(LoginFailure).where(LoginFailure.username == name)).all():
+        session.delete(failure)
+    session.flush()
+    return user
+
+
+def start_session(*, session: Session, user: User, now: datetime) -> tuple[str, str]:
+    """Open a browser session; returns the cookie token and the CSRF token (only hashes are stored)."""
+    assert user.id is not None
+    raw = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    session.add(
+        LoginSession(
+            token_hash=_digest(raw), user_id=user.id, csrf_token=csrf, created_at=now, expires_at=now + SESSION_LIFETIME
+        )
+    )
+    session.flush()
+    return raw, csrf
+
+
+def resolve_session(*, session: Session, raw: str, now: datetime) -> Principal | None:
+    """The principal behind a session cookie, or None when it is unknown, expired or its user disabled."""
+    login = session.get(LoginSession, _digest(raw))
+    if login is None:
+        return None
+    user = session.get(User, login.user_id)
+    if _aware(login.expires_at) <= now or user is None or not user.is_active:
+        return None
+    return principal_of(user, Channel.web, csrf_token=login.csrf_token)
+
+
+def end_session(*, session: Session, raw: str) -> None:
+    """Sign out: forget the session."""
+    login = session.get(LoginSession, _digest(raw))
+    if login is not None:
+        session.delete(login)
+        session.flush()
+
+
+def create_token(*, session: Session, principal: Principal, name: str, now: datetime) -> tuple[ApiToken, str]:
+    """Create an API token for the principal's own account; the raw token is returned once and never stored."""
+    if principal.user_id is None:
+        raise Forbidden("tokens belong to user accounts")
+    name = name.strip()
+    if not name or len(name) > 64:
+        raise InvalidInput("name: 1 to 64 characters", field="name")
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=principal.user_id, name=name, prefix=raw[:10], token_hash=_digest(raw), created_at=now)
+    session.add(token)
+    session.flush()
+    return token, raw
+
+
+def list_tokens(*, session: Session, principal: Principal) -> list[ApiToken]:
+    """The principal's own tokens (hashes are never shown)."""
+    query = select(ApiToken).where(ApiToken.user_id == principal.user_id).order_by(col(ApiToken.id))
+    return list(session.exec(query).all())
+
+
+def revoke_token(*, session: Session, principal: Principal, token_id: int, now: datetime) -> ApiToken:
+    """Revoke one of the principal's own tokens (an administrator may revoke any)."""
+    token = session.get(ApiToken, token_id)
+    if token is None or (token.user_id != principal.user_id and not principal.is_admin):
+        raise NotFound(f"no token {token_id}", field="token_id")
+    if token.revoked_at is None:
+        token.revoked_at = now
+        session.add(token)
+        session.flush()
+    return token
+
+
+def resolve_token(*, session: Session, raw: str, now: datetime) -> Principal | None:
+    """The principal behind a bearer token, or None when it is unknown, revoked or its user disabled."""
+    token = session.exec(select(ApiToken).where(ApiToken.token_hash == _digest(raw))).first()
+    if token is None or token.revoked_at is not None:
+        return None
+    user = session.get(User, token.user_id)
+    if user is None or not user.is_active:
+        return None
+    token.last_used_at = now
+    session.add(token)
+    return principal_of(user, Channel.api)
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every stored time is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

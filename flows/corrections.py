@@ -1,0 +1,126 @@
+"""Corrections to locked periods: filed with a reason, applied only when a bureau approves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from flows.accounts import Principal
+from flows.audit import record, snapshot
+from flows.declarations import apply_declaration, parse_declaration
+from flows.errors import Conflict, Forbidden, InvalidInput, NotFound
+from flows.locks import lock_for
+from flows.scope import ensure_write_for_enterprise, readable_enterprise_ids
+from models import CorrectionRequest
+from models.enums import UserRole
+
+Applier = Callable[[Session, Principal, dict[str, Any], datetime], Any]
+
+
+def _apply_declaration(session: Session, principal: Principal, payload: dict[str, Any], now: datetime) -> Any:
+    decl = parse_declaration(payload)
+    return apply_declaration(session=session, principal=principal, decl=decl, now=now, action="correction")
+
+
+# What each correctable table needs: how to read the enterprise and year from a payload, and how to apply it.
+APPLIERS: dict[str, Applier] = {"declaration": _apply_declaration}
+
+
+def _owner_and_year(table: str, payload: dict[str, Any]) -> tuple[int, int]:
+    if table == "declaration":
+        decl = parse_declaration(payload)
+        return decl.enterprise_id, decl.year
+    raise InvalidInput(f"table: corrections are not supported for {table!r}", field="table")
+
+
+def request_correction(
+    *, session: Session, principal: Principal, table: str, payload: dict[str, Any], reason: str, now: datetime
+) -> CorrectionRequest:
+    """File a correction to a locked period; it waits for a bureau's decision."""
+    if table not in APPLIERS:
+        raise InvalidInput(f"table: corrections are not supported for {table!r}", field="table")
+    if not reason.strip():
+        raise InvalidInput("reason: a correction must say why", field="reason")
+    enterprise_id, year = _owner_and_year(table, payload)
+    ensure_write_for_enterprise(principal, enterprise_id, table)
+    if lock_for(session=session, enterprise_id=enterprise_id, year=year) is None:
+        raise Conflict(f"{year} is not locked: change the {table} directly", field="year")
+    correction = CorrectionRequest(
+        table_name=table,
+        enterprise_id=enterprise_id,
+        year=year,
+        payload=payload,
+        reason=reason.strip(),
+        requested_by=principal.user_id,
+        requested_at=now,
+    )
+    session.add(correction)
+    session.flush()
+    record(
+        session=session,
+        principal=principal,
+        action="request_correction",
+        table="correction_request",
+        row_id=correction.id,
+        before=None,
+        after=snapshot(correction),
+        now=now,
+        enterprises=(enterprise_id,),
+    )
+    return correction
+
+
+def decide_correction(
+    *, session: Session, principal: Principal, correction_id: int, approve: bool, note: str, now: datetime
+) -> CorrectionRequest:
+    """A bureau of the enterprise's region approves (and so applies) or rejects a pending correction."""
+    if principal.role not in (UserRole.bureau, UserRole.admin):
+        raise Forbidden("only a bureau auditor approves corrections")
+    correction = _visible(session, principal, correction_id)
+    if correction.status != "pending":
+        raise Conflict(f"correction {correction_id} was already {correction.status}", field="status")
+    before = snapshot(correction)
+    correction.status = "approved" if approve else "rejected"
+    correction.decided_by = principal.user_id
+    correction.decided_at = now
+    correction.decision_note = note.strip() or None
+    session.add(correction)
+    if approve:
+        APPLIERS[correction.table_name](session, principal, correction.payload, now)
+    session.flush()
+    record(
+        session=session,
+        principal=principal,
+        action="approve_correction" if approve else "reject_correction",
+        table="correction_request",
+        row_id=correction.id,
+        before=before,
+        after=snapshot(correction),
+        now=now,
+        enterprises=(correction.enterprise_id,),
+    )
+    return correction
+
+
+def _visible(session: Session, principal: Principal, correction_id: int) -> CorrectionRequest:
+    query = select(CorrectionRequest).where(
+        CorrectionRequest.id == correction_id,
+        col(CorrectionRequest.enterprise_id).in_(readable_enterprise_ids(principal)),
+    )
+    correction = session.exec(query).first()
+    if correction is None:
+        raise NotFound(f"no correction {correction_id}", field="correction_id")
+    return correction
+
+
+def list_corrections(*, session: Session, principal: Principal, status: str | None = None) -> list[CorrectionRequest]:
+    """Corrections in the principal's scope, newest first."""
+    query = select(CorrectionRequest).where(
+        col(CorrectionRequest.enterprise_id).in_(readable_enterprise_ids(principal))
+    )
+    if status:
+        query = query.where(CorrectionRequest.status == status)
+    return list(session.exec(query.order_by(col(CorrectionRequest.id).desc())).all())
