@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlmodel import Session, select
 
+from app import cli_reports
 from app.settings import Settings
 from flows import accounts, audit
 from flows.accounts import system_principal
@@ -399,6 +400,9 @@ def user_token(
         _fail(exc.message)
         return
     sys.stdout.write(raw + "\n")
+
+
+cli_reports.register(cli)
 
 
 def main() -> None:
