@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -26,6 +27,7 @@ from flows.setup import upgrade_database
 from flows.stats import table_counts
 from flows.uscc import validate_uscc
 from maps.locate import locate as locate_point
+from maps.parks import create_parks, read_parks_file
 from models import Enterprise
 from models.db import make_engine
 from models.enums import Channel, UserRole
@@ -36,6 +38,8 @@ cli = typer.Typer(
 db_cli = typer.Typer(help="Database schema and reference data.", no_args_is_help=True)
 validate_cli = typer.Typer(help="Check identifiers.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
+import_cli = typer.Typer(help="Bulk imports: all rows land, or none.", no_args_is_help=True)
+cli.add_typer(import_cli, name="import")
 user_cli = typer.Typer(help="Accounts: add, list, disable, and API tokens.", no_args_is_help=True)
 cli.add_typer(validate_cli, name="validate")
 cli.add_typer(user_cli, name="user")
@@ -400,6 +404,34 @@ def user_token(
         _fail(exc.message)
         return
     sys.stdout.write(raw + "\n")
+
+
+@import_cli.command("parks")
+def import_parks(
+    path: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage or Shapefile with a name_zh column.")],
+    no_repair: Annotated[bool, typer.Option("--no-repair", help="Refuse self-crossing polygons instead.")] = False,
+) -> None:
+    """Import industrial parks with their boundaries; each is placed in the county that holds it."""
+    try:
+        specs = read_parks_file(path)
+        with _session() as session:
+            parks = create_parks(specs, session=session, repair=not no_repair)
+            for park in parks:
+                audit.record(
+                    session=session,
+                    principal=system_principal(Channel.import_),
+                    action="create",
+                    table="park",
+                    row_id=park.id,
+                    before=None,
+                    after=audit.snapshot(park),
+                    now=_now(),
+                )
+            session.commit()
+    except DomainError as exc:
+        _fail(exc.message)
+        return
+    out.print(f"imported {len(parks)} parks", highlight=False)
 
 
 cli_reports.register(cli)

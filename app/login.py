@@ -7,7 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.auth import SESSION_COOKIE, PrincipalDep, check_prelogin, prelogin_token, set_prelogin_cookie, utcnow
+from app.auth import (
+    SESSION_COOKIE,
+    PrincipalDep,
+    check_prelogin,
+    prelogin_token,
+    session_token,
+    set_prelogin_cookie,
+    sign_cookie,
+    utcnow,
+)
 from app.deps import SessionDep
 from app.i18n import LanguageDep, safe_next, translate
 from app.web import render
@@ -74,7 +83,7 @@ def login(
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        raw,
+        sign_cookie(request, raw),
         max_age=int(SESSION_LIFETIME.total_seconds()),
         httponly=True,
         samesite="lax",
@@ -87,7 +96,7 @@ def login(
 @router.post("/logout", name="logout")
 def logout(request: Request, session: SessionDep, principal: PrincipalDep) -> Response:
     """End the session (the CSRF check of the principal dependency applies)."""
-    raw = request.cookies.get(SESSION_COOKIE)
+    raw = session_token(request)
     if raw:
         accounts.end_session(session=session, raw=raw)
         audit.record(

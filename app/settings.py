@@ -30,8 +30,10 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'circuflow.sqlite3').as_posix()}"
         self.database_url = normalise_database_url(self.database_url)
-        if self.environment == "production" and self.secret_key in ("", DEFAULT_SECRET):
-            raise ValueError("CIRCUFLOW_SECRET_KEY must be set to a real secret outside development")
+        if self.environment != "development" and (self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 16):
+            raise ValueError(
+                f"CIRCUFLOW_SECRET_KEY must be set to a real secret (16 characters or more) in {self.environment}"
+            )
         return self
 
 

@@ -26,7 +26,7 @@ from app.i18n import (
 )
 from flows import directory
 from flows.accounts import Principal
-from flows.stats import table_counts
+from flows.stats import scoped_counts
 from models.enums import RegionLevel
 from models.reference import ParkPublic, RegionPublic
 
@@ -142,9 +142,9 @@ def _park_rows(parks: list[ParkPublic], prefectures: list[RegionPublic], lang: s
 
 
 @router.get("/", name="home")
-def home(request: Request, session: SessionDep, lang: LanguageDep, _principal: PrincipalDep) -> Response:
-    """The province overview (signed-in users): record counts, prefectures, parks and a boundary map."""
-    counts = table_counts(session=session)
+def home(request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep) -> Response:
+    """The province overview (signed-in users): record counts in their scope, prefectures, parks and a map."""
+    counts = scoped_counts(session=session, principal=principal)
     prefectures = directory.list_regions(session=session, level=RegionLevel.prefecture)
     parks = directory.list_parks(session=session)
     context = {

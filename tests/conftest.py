@@ -138,7 +138,7 @@ def session(engine: Engine) -> Iterator[Session]:
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=db_url, data_dir=tmp_path, environment="test")
+    return Settings(database_url=db_url, data_dir=tmp_path, environment="test", secret_key="test-secret-" + "x" * 20)
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ def _walk(routes: list[Any], prefix: str = "") -> set[tuple[str, str]]:
 
 
 def _app_routes() -> set[tuple[str, str]]:
-    app = create_app(Settings(database_url="sqlite://", environment="test"))
+    app = create_app(Settings(database_url="sqlite://", environment="test", secret_key="t" * 32))
     return _walk(list(app.routes))
 
 

@@ -136,10 +136,13 @@ def test_web_sign_in_cookie_and_csrf(client: TestClient, session: Session) -> No
     assert wrong.status_code == 403
     session.expire_all()
     assert len(session.exec(select(AuditLog)).all()) == len(before)
-    csrf = accounts.resolve_session(session=session, raw=cookie, now=NOW).csrf_token  # type: ignore[union-attr]
+    raw, _, signature = cookie.rpartition(".")
+    assert raw and signature  # the cookie carries the session token signed with the secret
+    csrf = accounts.resolve_session(session=session, raw=raw, now=NOW).csrf_token  # type: ignore[union-attr]
     assert client.post("/api/v1/tokens", json={"name": "x"}, headers={"X-CSRF-Token": csrf}).status_code == 201
     # Sign out ends the session.
     assert client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
+    client.cookies.clear()
     client.cookies.set("circuflow_session", cookie)
     assert client.get("/api/v1/me").status_code == 401
 
@@ -338,3 +341,31 @@ def test_bad_declaration_names_the_field(session: Session) -> None:
         assert exc.value.field == field, field
     session.rollback()
     assert session.exec(select(Declaration).where(Declaration.year == 2024)).all() == []
+
+
+def test_forged_cookie_signature_refused(client: TestClient, session: Session) -> None:
+    build_world(session, with_tokens=False)
+    assert _sign_in(client, "ent1") == 303
+    cookie = client.cookies.get("circuflow_session")
+    assert cookie and client.get("/api/v1/me").status_code == 200
+    raw, _, _ = cookie.rpartition(".")
+    for forged in (raw + "." + "0" * 32, raw):
+        client.cookies.clear()
+        client.cookies.set("circuflow_session", forged)
+        assert client.get("/api/v1/me").status_code == 401
+    client.cookies.clear()
+    client.cookies.set("circuflow_session", cookie)
+    assert client.get("/api/v1/me").status_code == 200
+
+
+def test_secret_is_required_outside_development() -> None:
+    from pydantic import ValidationError
+
+    from app.settings import Settings
+
+    with pytest.raises(ValidationError, match="CIRCUFLOW_SECRET_KEY"):
+        Settings(environment="production", database_url="sqlite://")
+    with pytest.raises(ValidationError, match="CIRCUFLOW_SECRET_KEY"):
+        Settings(environment="production", database_url="sqlite://", secret_key="short")
+    assert Settings(environment="production", database_url="sqlite://", secret_key="s" * 40).secret_key
+    assert Settings(environment="development", database_url="sqlite://").secret_key  # the demo runs as is

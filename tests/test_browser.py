@@ -21,7 +21,7 @@ import uvicorn
 from shapely.geometry import box
 from sqlmodel import Session
 
-from app.auth import SESSION_COOKIE
+from app.auth import SESSION_COOKIE, signed
 from app.main import create_app
 from app.settings import Settings
 from flows import accounts
@@ -109,7 +109,7 @@ def demo_parks(session: Session) -> list[str]:
 
 
 @pytest.fixture
-def session_cookie(session: Session) -> str:
+def session_cookie(session: Session, settings: Settings) -> str:
     """A browser session of an administrator: the value of its cookie (the pages are for signed-in users)."""
     now = datetime.now(UTC)
     user = accounts.create_user(
@@ -117,7 +117,7 @@ def session_cookie(session: Session) -> str:
     )
     raw, _csrf = accounts.start_session(session=session, user=user, now=now)
     session.commit()
-    return raw
+    return signed(raw, settings.secret_key)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from shapely.geometry import box
 from sqlmodel import Session
 
-from app.auth import SESSION_COOKIE
+from app.auth import SESSION_COOKIE, signed
 from app.i18n import (
     LANGUAGES,
     LOCALES_DIR,
@@ -61,7 +61,7 @@ def html_lang(html: str) -> str:
 
 
 @pytest.fixture
-def session_cookie(session: Session) -> str:
+def session_cookie(session: Session, settings: Settings) -> str:
     """A browser session of an administrator in this test's database: the value of its cookie."""
     now = datetime.now(UTC)
     user = accounts.create_user(
@@ -69,7 +69,7 @@ def session_cookie(session: Session) -> str:
     )
     raw, _csrf = accounts.start_session(session=session, user=user, now=now)
     session.commit()
-    return raw
+    return signed(raw, settings.secret_key)
 
 
 @pytest.fixture
@@ -354,3 +354,19 @@ def test_choose_language_order() -> None:
 )
 def test_safe_next(target: str | None, expected: str) -> None:
     assert safe_next(target) == expected
+
+
+def test_home_counts_are_scoped(client: TestClient, session: Session, settings: Settings) -> None:
+    """An enterprise user sees its own records counted, not the province's."""
+    from tests.world import build_world
+
+    w = build_world(session, with_tokens=False)
+    user = accounts.get_user(session=session, username="ent1")
+    raw, _ = accounts.start_session(session=session, user=user, now=datetime.now(UTC))
+    session.commit()
+    client.cookies.set(SESSION_COOKIE, signed(raw, settings.secret_key))
+    response = client.get("/")
+    assert response.status_code == 200
+    counts = Elements(response.text).counts
+    assert (counts["enterprises"], counts["declarations"], counts["regions"]) == (1, 1, 205)
+    assert table_counts(session=session)["enterprises"] == 3 and w.e1
