@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text
 from sqlmodel import Session, SQLModel, col, func, select
 
@@ -23,10 +24,9 @@ def snapshot(row: SQLModel | None) -> dict[str, Any] | None:
     """A JSON-safe copy of a row's columns (geometries as WKT), for the before and after of an entry."""
     if row is None:
         return None
-    out: dict[str, Any] = {}
-    for key, value in row.model_dump().items():
-        out[key] = _json_safe(value)
-    return out
+    # Read the mapped columns directly: values loaded from the database (enumerations as plain strings) need no
+    # round trip through the model's validation.
+    return {attr.key: _json_safe(getattr(row, attr.key)) for attr in sa_inspect(type(row)).column_attrs}
 
 
 def _json_safe(value: Any) -> Any:

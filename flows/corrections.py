@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from flows import manifests
 from flows.accounts import Principal
 from flows.audit import record, snapshot
 from flows.declarations import apply_declaration, parse_declaration
@@ -25,14 +26,37 @@ def _apply_declaration(session: Session, principal: Principal, payload: dict[str
     return apply_declaration(session=session, principal=principal, decl=decl, now=now, action="correction")
 
 
+def _apply_manifest(session: Session, principal: Principal, payload: dict[str, Any], now: datetime) -> Any:
+    # The lock is what the approval overrides; the step rules of a correction still hold.
+    return manifests.correct(
+        session=session,
+        principal=principal,
+        batch_id=int(payload["batch_id"]),
+        changes=dict(payload.get("changes") or {}),
+        reason=str(payload.get("reason") or "approved"),
+        now=now,
+        approved=True,
+    )
+
+
 # What each correctable table needs: how to read the enterprise and year from a payload, and how to apply it.
-APPLIERS: dict[str, Applier] = {"declaration": _apply_declaration}
+APPLIERS: dict[str, Applier] = {"declaration": _apply_declaration, "transfer_batch": _apply_manifest}
 
 
-def _owner_and_year(table: str, payload: dict[str, Any]) -> tuple[int, int]:
+def _owner_and_year(session: Session, principal: Principal, table: str, payload: dict[str, Any]) -> tuple[int, int]:
     if table == "declaration":
         decl = parse_declaration(payload)
         return decl.enterprise_id, decl.year
+    if table == "transfer_batch":
+        try:
+            batch_id = int(payload["batch_id"])
+        except (KeyError, TypeError, ValueError):
+            raise InvalidInput("payload.batch_id: name the manifest to correct", field="batch_id") from None
+        if not isinstance(payload.get("changes"), dict) or not payload["changes"]:
+            raise InvalidInput("payload.changes: name the fields to correct", field="changes")
+        batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
+        owner = principal.enterprise_id if principal.enterprise_id in (batch.shipper_id, batch.receiver_id) else None
+        return owner or batch.shipper_id, batch.year
     raise InvalidInput(f"table: corrections are not supported for {table!r}", field="table")
 
 
@@ -44,7 +68,7 @@ def request_correction(
         raise InvalidInput(f"table: corrections are not supported for {table!r}", field="table")
     if not reason.strip():
         raise InvalidInput("reason: a correction must say why", field="reason")
-    enterprise_id, year = _owner_and_year(table, payload)
+    enterprise_id, year = _owner_and_year(session, principal, table, payload)
     ensure_write_for_enterprise(principal, enterprise_id, table)
     if lock_for(session=session, enterprise_id=enterprise_id, year=year) is None:
         raise Conflict(f"{year} is not locked: change the {table} directly", field="year")

@@ -12,9 +12,10 @@ from models.accounts import (
 from models.battery import Battery, BatteryEvent, RecoveryReport
 from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, WhitelistEntry
 from models.reference import Park, Region, Target, TargetCategory, WasteCategory
-from models.waste import Declaration, TransferBatch
+from models.waste import BatchCorrection, Declaration, TransferBatch
 
 __all__ = [
+    "BatchCorrection",
     "ApiToken",
     "CorrectionRequest",
     "LoginFailure",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.enums import ENUM_STR, BatchStatus, Route, check_in
@@ -54,13 +55,16 @@ class TransferBatch(SQLModel, table=True):
         CheckConstraint("weight_dispatched_t >= 0", name="ck_batch_dispatched_nonneg"),
         CheckConstraint("weight_received_t IS NULL OR weight_received_t >= 0", name="ck_batch_received_nonneg"),
         CheckConstraint("shipper_id <> receiver_id", name="ck_batch_distinct_parties"),
+        CheckConstraint("rejected_t IS NULL OR rejected_t >= 0", name="ck_batch_rejected_nonneg"),
+        # A retried submission carries the same key: unique per shipper, so clients never collide with each other.
+        UniqueConstraint("shipper_id", "idempotency_key", name="uq_batch_idempotency"),
         Index("ix_batch_year_category", "year", "category_code"),
         Index("ix_batch_shipper_year", "shipper_id", "year"),
         Index("ix_batch_receiver_year", "receiver_id", "year"),
     )
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(max_length=32, unique=True)
-    idempotency_key: str | None = Field(default=None, max_length=128, unique=True)
+    idempotency_key: str | None = Field(default=None, max_length=128)
     shipper_id: int = Field(foreign_key="enterprise.id")
     receiver_id: int = Field(foreign_key="enterprise.id")
     carrier_id: int | None = Field(default=None, foreign_key="enterprise.id")
@@ -72,5 +76,21 @@ class TransferBatch(SQLModel, table=True):
     weight_received_t: float | None = Field(default=None, ge=0)
     dispatched_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     received_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    rejected_t: float | None = Field(default=None, ge=0, description="tonnes refused by the receiver")
     rejection_reason: str | None = Field(default=None, max_length=512)
+    cancel_reason: str | None = Field(default=None, max_length=512)
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class BatchCorrection(SQLModel, table=True):
+    """One correction of a manifest: the values before and after, who made it and why."""
+
+    __tablename__ = "batch_correction"
+    __table_args__ = (CheckConstraint("length(reason) > 0", name="ck_batch_correction_reason"),)
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: int = Field(foreign_key="transfer_batch.id", index=True)
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    user_id: int | None = Field(default=None, foreign_key="user_account.id")
+    reason: str = Field(max_length=1000)
+    before: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    after: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))

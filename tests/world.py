@@ -13,7 +13,7 @@ from flows.accounts import Principal
 from flows.uscc import make_uscc
 from maps.locate import try_locate
 from maps.parks import ParkSpec, create_park
-from models import Declaration, Enterprise, EnterpriseRoleLink, PeriodLock
+from models import Declaration, Enterprise, EnterpriseRoleLink, PeriodLock, TransferBatch
 from models.enums import Channel, EnterpriseRole, UserRole
 
 NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -29,6 +29,9 @@ class World:
     e3: int = 0  # generator in park B
     decl_e1: int = 0
     decl_e3: int = 0
+    batch_draft: int = 0  # E1 -> E2, 2024
+    batch_dispatched: int = 0
+    batch_received: int = 0
     users: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     principals: dict[str, Principal] = field(default_factory=dict)
@@ -86,6 +89,24 @@ def build_world(session: Session, *, with_tokens: bool = True) -> World:
         session.flush()
         setattr(w, attr, d.id)
     session.add(PeriodLock(region_adcode="510400", year=2021, locked_at=NOW))
+    for n, status in enumerate(("draft", "dispatched", "received"), start=1):
+        batch = TransferBatch(
+            number=f"SC2024-{n:07d}",
+            shipper_id=w.e1,
+            receiver_id=w.e2,
+            category_code="SW01",
+            route="cement_admixture",
+            year=2024,
+            status=status,
+            weight_dispatched_t=30.0,
+            dispatched_at=None if status == "draft" else datetime(2024, 5, 2, 8, tzinfo=UTC),
+            weight_received_t=29.8 if status == "received" else None,
+            received_at=datetime(2024, 5, 2, 15, tzinfo=UTC) if status == "received" else None,
+            created_at=datetime(2024, 5, 1, tzinfo=UTC),
+        )
+        session.add(batch)
+        session.flush()
+        setattr(w, f"batch_{status}", batch.id)
     for name, spec in ACCOUNTS.items():
         user = accounts.create_user(
             session=session,

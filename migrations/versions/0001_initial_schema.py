@@ -308,7 +308,7 @@ def upgrade() -> None:
             ["enterprise.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("idempotency_key"),
+        sa.UniqueConstraint("shipper_id", "idempotency_key", name="uq_batch_idempotency"),
         sa.UniqueConstraint("number"),
     )
     with op.batch_alter_table("transfer_batch", schema=None) as batch_op:

@@ -1,0 +1,250 @@
+"""JSON API for manifests: create (idempotent), dispatch, receive, reject, cancel, correct, list, read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from pydantic import BaseModel, Field
+
+from app.auth import PrincipalDep, get_principal, utcnow
+from app.deps import SessionDep
+from flows import manifests
+from models import BatchCorrection, TransferBatch
+from models.enums import BatchStatus
+
+router = APIRouter(dependencies=[Depends(get_principal)], tags=["manifests"])
+
+
+class ManifestPublic(BaseModel):
+    id: int
+    number: str
+    shipper_id: int
+    receiver_id: int
+    carrier_id: int | None
+    category_code: str
+    route: str
+    year: int
+    status: BatchStatus
+    weight_dispatched_t: float
+    weight_received_t: float | None
+    rejected_t: float | None
+    dispatched_at: datetime | None
+    received_at: datetime | None
+    rejection_reason: str | None
+    cancel_reason: str | None
+    idempotency_key: str | None
+    discrepancy_t: float | None
+    discrepancy_flag: bool
+    sealed: list[str]
+    next_steps: list[str]
+
+
+class CorrectionEntry(BaseModel):
+    at: datetime
+    user_id: int | None
+    reason: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+class ManifestDetail(ManifestPublic):
+    corrections: list[CorrectionEntry]
+
+
+class ManifestsPage(BaseModel):
+    data: list[ManifestPublic]
+    count: int
+
+
+class DispatchIn(BaseModel):
+    dispatched_at: datetime | None = None
+
+
+class ReceiveIn(BaseModel):
+    weight_received_t: float | None = None
+    weight_received_kg: float | None = None
+    rejected_t: float | None = None
+    rejected_kg: float | None = None
+    rejection_reason: str | None = None
+    received_at: datetime | None = None
+
+
+class RejectIn(BaseModel):
+    rejection_reason: str = Field(min_length=1)
+    received_at: datetime | None = None
+
+
+class CancelIn(BaseModel):
+    cancel_reason: str = Field(min_length=1)
+
+
+class CorrectIn(BaseModel):
+    changes: dict[str, Any]
+    reason: str = Field(min_length=1)
+
+
+_STORED = set(ManifestPublic.model_fields) - {"discrepancy_t", "discrepancy_flag", "sealed", "next_steps"}
+
+
+def public(batch: TransferBatch) -> ManifestPublic:
+    """The API view of a manifest, with its discrepancy and what its status seals and allows."""
+    gap, flagged = manifests.discrepancy(batch)
+    status = BatchStatus(batch.status)
+    return ManifestPublic(
+        # Read the attributes: enumerations come back from the database as plain strings.
+        **{name: getattr(batch, name) for name in _STORED},
+        discrepancy_t=gap,
+        discrepancy_flag=flagged,
+        sealed=manifests.sealed_fields(status),
+        next_steps=manifests.next_steps(status),
+    )
+
+
+def _detail(batch: TransferBatch, history: list[BatchCorrection]) -> ManifestDetail:
+    entries = [CorrectionEntry.model_validate(c, from_attributes=True) for c in history]
+    return ManifestDetail(**public(batch).model_dump(), corrections=entries)
+
+
+@router.get("/manifests/steps")
+def steps() -> list[dict[str, Any]]:
+    """The step table: which step follows which status, who takes it, what it requires and seals."""
+    return manifests.steps_table()
+
+
+@router.post("/manifests", response_model=ManifestPublic, status_code=201)
+def create(
+    body: dict[str, Any],
+    response: Response,
+    session: SessionDep,
+    principal: PrincipalDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> ManifestPublic:
+    """Log a manifest (a draft, or dispatched at once with dispatched_at); a retried key returns the first one."""
+    if idempotency_key and not body.get("idempotency_key"):
+        body = {**body, "idempotency_key": idempotency_key}
+    manifest = manifests.parse_manifest(body)
+    batch, new = manifests.create_manifest(session=session, principal=principal, manifest=manifest, now=utcnow())
+    session.commit()
+    if not new:
+        response.status_code = 200
+    return public(batch)
+
+
+@router.get("/manifests", response_model=ManifestsPage)
+def list_(
+    session: SessionDep,
+    principal: PrincipalDep,
+    year: int | None = None,
+    status: BatchStatus | None = None,
+    category: str | None = None,
+    route: str | None = None,
+    enterprise_id: int | None = None,
+    direction: Literal["any", "sent", "received"] = "any",
+    q: str | None = None,
+    sort: str = "created_at",
+    order: Literal["asc", "desc"] = "desc",
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> ManifestsPage:
+    """Manifests with one end in the caller's scope, filtered, sorted, a page at a time."""
+    filters = manifests.ManifestFilter(
+        year=year,
+        status=status.value if status else None,
+        category=category,
+        route=route,
+        enterprise_id=enterprise_id,
+        direction=direction,
+        q=q,
+    )
+    rows, count = manifests.list_manifests(
+        session=session,
+        principal=principal,
+        filters=filters,
+        sort=sort,
+        descending=order == "desc",
+        offset=offset,
+        limit=limit,
+    )
+    return ManifestsPage(data=[public(b) for b in rows], count=count)
+
+
+@router.get("/manifests/{batch_id}", response_model=ManifestDetail)
+def read(batch_id: int, session: SessionDep, principal: PrincipalDep) -> ManifestDetail:
+    """One manifest with its correction history."""
+    batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
+    return _detail(batch, manifests.corrections_of(session=session, batch_id=batch_id))
+
+
+@router.patch("/manifests/{batch_id}", response_model=ManifestPublic)
+def update(batch_id: int, body: dict[str, Any], session: SessionDep, principal: PrincipalDep) -> ManifestPublic:
+    """Change a draft before it is dispatched."""
+    batch = manifests.update_draft(session=session, principal=principal, batch_id=batch_id, changes=body, now=utcnow())
+    session.commit()
+    return public(batch)
+
+
+@router.post("/manifests/{batch_id}/dispatch", response_model=ManifestPublic)
+def dispatch(batch_id: int, body: DispatchIn, session: SessionDep, principal: PrincipalDep) -> ManifestPublic:
+    """The shipper sends the batch off (now, unless dispatched_at says when)."""
+    now = utcnow()
+    batch = manifests.dispatch(
+        session=session, principal=principal, batch_id=batch_id, at=body.dispatched_at or now, now=now
+    )
+    session.commit()
+    return public(batch)
+
+
+@router.post("/manifests/{batch_id}/receive", response_model=ManifestPublic)
+def receive(batch_id: int, body: ReceiveIn, session: SessionDep, principal: PrincipalDep) -> ManifestPublic:
+    """The receiver confirms the weight it weighed (in t or kg), refusing part of it with a reason if need be."""
+    now = utcnow()
+    weights = body.model_dump(include={"weight_received_t", "weight_received_kg", "rejected_t", "rejected_kg"})
+    batch = manifests.receive(
+        session=session,
+        principal=principal,
+        batch_id=batch_id,
+        weights=weights,
+        at=body.received_at or now,
+        now=now,
+        rejection_reason=body.rejection_reason,
+    )
+    session.commit()
+    return public(batch)
+
+
+@router.post("/manifests/{batch_id}/reject", response_model=ManifestPublic)
+def reject(batch_id: int, body: RejectIn, session: SessionDep, principal: PrincipalDep) -> ManifestPublic:
+    """The receiver refuses the whole batch, saying why."""
+    now = utcnow()
+    batch = manifests.reject(
+        session=session,
+        principal=principal,
+        batch_id=batch_id,
+        reason=body.rejection_reason,
+        at=body.received_at or now,
+        now=now,
+    )
+    session.commit()
+    return public(batch)
+
+
+@router.post("/manifests/{batch_id}/cancel", response_model=ManifestPublic)
+def cancel(batch_id: int, body: CancelIn, session: SessionDep, principal: PrincipalDep) -> ManifestPublic:
+    """The shipper withdraws a draft or a batch not yet received."""
+    batch = manifests.cancel(
+        session=session, principal=principal, batch_id=batch_id, reason=body.cancel_reason, now=utcnow()
+    )
+    session.commit()
+    return public(batch)
+
+
+@router.post("/manifests/{batch_id}/correct", response_model=ManifestDetail)
+def correct(batch_id: int, body: CorrectIn, session: SessionDep, principal: PrincipalDep) -> ManifestDetail:
+    """Correct a received or rejected batch; the old values stay in its history."""
+    batch = manifests.correct(
+        session=session, principal=principal, batch_id=batch_id, changes=body.changes, reason=body.reason, now=utcnow()
+    )
+    session.commit()
+    return _detail(batch, manifests.corrections_of(session=session, batch_id=batch_id))
