@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlmodel import Session, select
 
-from app import cli_reports
+from app import cli_battery, cli_reports
 from app.settings import Settings
 from flows import accounts, audit
 from flows.accounts import system_principal
@@ -435,6 +435,7 @@ def import_parks(
 
 
 cli_reports.register(cli)
+cli_battery.register(cli, validate_cli, import_cli)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from app import api, api_manifests, api_reports, errors, login, web
+from app import api, api_battery, api_manifests, api_reports, errors, login, web
 from app.auth import PrincipalDep
 from app.settings import Settings
 from models.db import make_engine
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router, prefix="/api/v1")
     app.include_router(api_reports.router, prefix="/api/v1")
     app.include_router(api_manifests.router, prefix="/api/v1")
+    app.include_router(api_battery.router, prefix="/api/v1")
     app.include_router(web.router)
     app.include_router(login.router)
 

@@ -15,12 +15,13 @@ from sqlalchemy import Engine, text
 from app.main import create_app
 from app.settings import Settings
 from tests.access_cases import BASE_CASES, ROLES, Case
+from tests.access_cases_battery import BATTERY_CASES
 from tests.access_cases_manifests import MANIFEST_CASES
 from tests.access_cases_reports import REPORT_CASES
 from tests.world import World, build_world
 
 # Each area of the app contributes its own list; together they must cover the whole route table.
-CASES: list[Case] = [*BASE_CASES, *MANIFEST_CASES, *REPORT_CASES]
+CASES: list[Case] = [*BASE_CASES, *MANIFEST_CASES, *REPORT_CASES, *BATTERY_CASES]
 
 # Routes exercised by their own tests (sign-in and sign-out need a browser session, not a token).
 OWN_TESTS = {("POST", "/login"), ("POST", "/logout")}
