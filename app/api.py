@@ -189,16 +189,6 @@ def list_tokens(session: SessionDep, principal: PrincipalDep) -> list[TokenPubli
 def create_token(body: TokenCreate, session: SessionDep, principal: PrincipalDep) -> TokenCreated:
     """Create an API token for the caller's account; the token is in this answer only."""
     token, raw = accounts.create_token(session=session, principal=principal, name=body.name, now=utcnow())
-    audit.record(
-        session=session,
-        principal=principal,
-        action="create",
-        table="api_token",
-        row_id=token.id,
-        before=None,
-        after={"name": token.name, "prefix": token.prefix, "user_id": token.user_id},
-        now=utcnow(),
-    )
     session.commit()
     return TokenCreated(**TokenPublic.model_validate(token, from_attributes=True).model_dump(), token=raw)
 
@@ -206,17 +196,7 @@ def create_token(body: TokenCreate, session: SessionDep, principal: PrincipalDep
 @router.delete("/tokens/{token_id}", status_code=204, tags=["accounts"])
 def revoke_token(token_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
     """Revoke one of the caller's tokens."""
-    token = accounts.revoke_token(session=session, principal=principal, token_id=token_id, now=utcnow())
-    audit.record(
-        session=session,
-        principal=principal,
-        action="revoke",
-        table="api_token",
-        row_id=token.id,
-        before=None,
-        after={"revoked_at": token.revoked_at.isoformat() if token.revoked_at else None},
-        now=utcnow(),
-    )
+    accounts.revoke_token(session=session, principal=principal, token_id=token_id, now=utcnow())
     session.commit()
     return Response(status_code=204)
 
@@ -235,18 +215,8 @@ def list_users(session: SessionDep, principal: PrincipalDep) -> list[UserPublic]
 def create_user(body: UserCreate, session: SessionDep, principal: PrincipalDep) -> UserPublic:
     """Create an account (administrators)."""
     require_role(principal, UserRole.admin)
-    user = accounts.create_user(session=session, now=utcnow(), **body.model_dump())
+    user = accounts.create_user(session=session, now=utcnow(), actor=principal, **body.model_dump())
     public = UserPublic.model_validate(user, from_attributes=True)
-    audit.record(
-        session=session,
-        principal=principal,
-        action="create",
-        table="user_account",
-        row_id=user.id,
-        before=None,
-        after=public.model_dump(mode="json"),
-        now=utcnow(),
-    )
     session.commit()
     return public
 
@@ -256,17 +226,11 @@ def disable_user(username: str, session: SessionDep, principal: PrincipalDep) ->
     """Disable an account: its sessions end and its tokens stop working (administrators)."""
     require_role(principal, UserRole.admin)
     user = accounts.set_active(
-        session=session, user=accounts.get_user(session=session, username=username), active=False
-    )
-    audit.record(
         session=session,
-        principal=principal,
-        action="disable",
-        table="user_account",
-        row_id=user.id,
-        before={"is_active": True},
-        after={"is_active": False},
+        user=accounts.get_user(session=session, username=username),
+        active=False,
         now=utcnow(),
+        actor=principal,
     )
     session.commit()
     return UserPublic.model_validate(user, from_attributes=True)

@@ -244,7 +244,7 @@ def user_add(
     try:
         with _session() as session:
             enterprise_id = _enterprise_id(session, enterprise) if enterprise else None
-            user = accounts.create_user(
+            accounts.create_user(
                 session=session,
                 username=username,
                 password=secret,
@@ -254,16 +254,7 @@ def user_add(
                 park_id=park,
                 enterprise_id=enterprise_id,
                 display_name=display_name,
-            )
-            audit.record(
-                session=session,
-                principal=system_principal(),
-                action="create",
-                table="user_account",
-                row_id=user.id,
-                before=None,
-                after={"username": user.username, "role": str(user.role)},
-                now=_now(),
+                actor=system_principal(),
             )
             session.commit()
     except DomainError as exc:
@@ -311,18 +302,12 @@ def user_disable(username: str) -> None:
     """Disable an account: its sessions end and its tokens stop working."""
     try:
         with _session() as session:
-            user = accounts.set_active(
-                session=session, user=accounts.get_user(session=session, username=username), active=False
-            )
-            audit.record(
+            accounts.set_active(
                 session=session,
-                principal=system_principal(),
-                action="disable",
-                table="user_account",
-                row_id=user.id,
-                before={"is_active": True},
-                after={"is_active": False},
+                user=accounts.get_user(session=session, username=username),
+                active=False,
                 now=_now(),
+                actor=system_principal(),
             )
             session.commit()
     except DomainError as exc:
@@ -341,18 +326,12 @@ def user_password(
     secret = password or secrets.token_urlsafe(12)
     try:
         with _session() as session:
-            user = accounts.set_password(
-                session=session, user=accounts.get_user(session=session, username=username), password=secret
-            )
-            audit.record(
+            accounts.set_password(
                 session=session,
-                principal=system_principal(),
-                action="set_password",
-                table="user_account",
-                row_id=user.id,
-                before=None,
-                after=None,
+                user=accounts.get_user(session=session, username=username),
+                password=secret,
                 now=_now(),
+                actor=system_principal(),
             )
             session.commit()
     except DomainError as exc:
@@ -374,30 +353,14 @@ def user_token(
             user = accounts.get_user(session=session, username=username)
             owner = accounts.principal_of(user, Channel.cli)
             if revoke is not None:
-                accounts.revoke_token(session=session, principal=owner, token_id=revoke, now=_now())
-                audit.record(
-                    session=session,
-                    principal=system_principal(),
-                    action="revoke",
-                    table="api_token",
-                    row_id=revoke,
-                    before=None,
-                    after={"revoked": True},
-                    now=_now(),
+                accounts.revoke_token(
+                    session=session, principal=owner, token_id=revoke, now=_now(), actor=system_principal()
                 )
                 session.commit()
                 out.print(f"revoked token {revoke}", highlight=False)
                 return
-            token, raw = accounts.create_token(session=session, principal=owner, name=name, now=_now())
-            audit.record(
-                session=session,
-                principal=system_principal(),
-                action="create",
-                table="api_token",
-                row_id=token.id,
-                before=None,
-                after={"name": name, "user_id": user.id},
-                now=_now(),
+            _, raw = accounts.create_token(
+                session=session, principal=owner, name=name, now=_now(), actor=system_principal()
             )
             session.commit()
     except DomainError as exc:

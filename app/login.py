@@ -20,10 +20,9 @@ from app.auth import (
 from app.deps import SessionDep
 from app.i18n import LanguageDep, safe_next, translate
 from app.web import render
-from flows import accounts, audit
+from flows import accounts
 from flows.accounts import SESSION_LIFETIME
 from flows.errors import NotAuthenticated, TooManyAttempts
-from models.enums import Channel
 
 router = APIRouter(include_in_schema=False)
 
@@ -68,17 +67,7 @@ def login(
     except NotAuthenticated:
         session.commit()  # the failure counts toward the throttle
         return _login_page(request, lang, next, translate(lang, "login.failed"), username, 401)
-    raw, _csrf = accounts.start_session(session=session, user=user, now=utcnow())
-    audit.record(
-        session=session,
-        principal=accounts.principal_of(user, Channel.web),
-        action="login",
-        table="user_account",
-        row_id=user.id,
-        before=None,
-        after={"client": client},
-        now=utcnow(),
-    )
+    raw, _csrf = accounts.start_session(session=session, user=user, now=utcnow(), client=client)
     session.commit()
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
@@ -98,17 +87,7 @@ def logout(request: Request, session: SessionDep, principal: PrincipalDep) -> Re
     """End the session (the CSRF check of the principal dependency applies)."""
     raw = session_token(request)
     if raw:
-        accounts.end_session(session=session, raw=raw)
-        audit.record(
-            session=session,
-            principal=principal,
-            action="logout",
-            table="user_account",
-            row_id=principal.user_id,
-            before=None,
-            after=None,
-            now=utcnow(),
-        )
+        accounts.end_session(session=session, raw=raw, now=utcnow())
         session.commit()
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")

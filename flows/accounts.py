@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, col, func, select
 
+from flows.audit import record
 from flows.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
+from flows.principal import Principal as Principal
+from flows.principal import principal_of as principal_of
+from flows.principal import system_principal as system_principal
 from models import ApiToken, Enterprise, LoginFailure, LoginSession, Park, Region, User
 from models.enums import Channel, UserRole
 
@@ -31,43 +35,6 @@ def use_password_hasher(hasher: PasswordHasher) -> None:
     global _hasher, _DUMMY_HASH
     _hasher = hasher
     _DUMMY_HASH = hasher.hash("not-a-real-password")
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is acting: a user with a role and a scope, and through which channel."""
-
-    user_id: int | None
-    username: str
-    role: UserRole
-    scope_adcode: str | None = None
-    park_id: int | None = None
-    enterprise_id: int | None = None
-    channel: Channel = Channel.web
-    csrf_token: str | None = None  # set for cookie sessions: unsafe requests must echo it
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role is UserRole.admin
-
-
-def system_principal(channel: Channel = Channel.cli) -> Principal:
-    """The actor for command-line and system work run by the operator."""
-    return Principal(user_id=None, username="system", role=UserRole.admin, channel=channel)
-
-
-def principal_of(user: User, channel: Channel, csrf_token: str | None = None) -> Principal:
-    """The principal a user acts as."""
-    return Principal(
-        user_id=user.id,
-        username=user.username,
-        role=UserRole(user.role),
-        scope_adcode=user.scope_adcode,
-        park_id=user.scope_park_id,
-        enterprise_id=user.scope_enterprise_id,
-        channel=channel,
-        csrf_token=csrf_token,
-    )
 
 
 def hash_password(password: str) -> str:
@@ -90,6 +57,7 @@ def create_user(
     park_id: int | None = None,
     enterprise_id: int | None = None,
     display_name: str = "",
+    actor: Principal | None = None,
 ) -> User:
     """Create an account; the role decides which scope it must have."""
     username = username.strip().lower()
@@ -117,7 +85,45 @@ def create_user(
     )
     session.add(user)
     session.flush()
+    _record(session, actor, "create", user, None, _account_view(user), now)
     return user
+
+
+def _record(
+    session: Session,
+    actor: Principal | None,
+    action: str,
+    user: User,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    now: datetime,
+    table: str = "user_account",
+    row_id: object = None,
+) -> None:
+    # Account changes are audited here, once, whichever door (web, API, CLI) they came through.
+    record(
+        session=session,
+        principal=actor or system_principal(Channel.system),
+        action=action,
+        table=table,
+        row_id=row_id if row_id is not None else user.id,
+        before=before,
+        after=after,
+        now=now,
+        enterprises=(user.scope_enterprise_id,) if user.scope_enterprise_id else (),
+    )
+
+
+def _account_view(user: User) -> dict[str, Any]:
+    # Never the password hash.
+    return {
+        "username": user.username,
+        "role": str(user.role),
+        "scope_adcode": user.scope_adcode,
+        "scope_park_id": user.scope_park_id,
+        "scope_enterprise_id": user.scope_enterprise_id,
+        "is_active": user.is_active,
+    }
 
 
 def _check_scope(
@@ -151,18 +157,20 @@ def list_users(*, session: Session) -> list[User]:
     return list(session.exec(select(User).order_by(col(User.username))).all())
 
 
-def set_active(*, session: Session, user: User, active: bool) -> User:
+def set_active(*, session: Session, user: User, active: bool, now: datetime, actor: Principal | None = None) -> User:
     """Enable or disable an account; disabling ends its sessions, and its tokens stop working."""
+    before = _account_view(user)
     user.is_active = active
     session.add(user)
     if not active:
         for login in session.exec(select(LoginSession).where(LoginSession.user_id == user.id)).all():
             session.delete(login)
     session.flush()
+    _record(session, actor, "enable" if active else "disable", user, before, _account_view(user), now)
     return user
 
 
-def set_password(*, session: Session, user: User, password: str) -> User:
+def set_password(*, session: Session, user: User, password: str, now: datetime, actor: Principal | None = None) -> User:
     """Replace a password; open sessions of the account end."""
     if len(password) < MIN_PASSWORD:
         raise InvalidInput(f"password: at least {MIN_PASSWORD} characters", field="password")
@@ -171,6 +179,7 @@ def set_password(*, session: Session, user: User, password: str) -> User:
     for login in session.exec(select(LoginSession).where(LoginSession.user_id == user.id)).all():
         session.delete(login)
     session.flush()
+    _record(session, actor, "set_password", user, None, None, now)
     return user
 
 
@@ -205,7 +214,7 @@ def authenticate(*, session: Session, username: str, password: str, client: str,
     return user
 
 
-def start_session(*, session: Session, user: User, now: datetime) -> tuple[str, str]:
+def start_session(*, session: Session, user: User, now: datetime, client: str = "") -> tuple[str, str]:
     """Open a browser session; returns the cookie token and the CSRF token (only hashes are stored)."""
     assert user.id is not None
     raw = secrets.token_urlsafe(32)
@@ -216,6 +225,7 @@ def start_session(*, session: Session, user: User, now: datetime) -> tuple[str, 
         )
     )
     session.flush()
+    _record(session, principal_of(user, Channel.web), "login", user, None, {"client": client}, now)
     return raw, csrf
 
 
@@ -230,15 +240,20 @@ def resolve_session(*, session: Session, raw: str, now: datetime) -> Principal |
     return principal_of(user, Channel.web, csrf_token=login.csrf_token)
 
 
-def end_session(*, session: Session, raw: str) -> None:
+def end_session(*, session: Session, raw: str, now: datetime) -> None:
     """Sign out: forget the session."""
     login = session.get(LoginSession, _digest(raw))
     if login is not None:
+        user = session.get(User, login.user_id)
         session.delete(login)
         session.flush()
+        if user is not None:
+            _record(session, principal_of(user, Channel.web), "logout", user, None, None, now)
 
 
-def create_token(*, session: Session, principal: Principal, name: str, now: datetime) -> tuple[ApiToken, str]:
+def create_token(
+    *, session: Session, principal: Principal, name: str, now: datetime, actor: Principal | None = None
+) -> tuple[ApiToken, str]:
     """Create an API token for the principal's own account; the raw token is returned once and never stored."""
     if principal.user_id is None:
         raise Forbidden("tokens belong to user accounts")
@@ -249,6 +264,10 @@ def create_token(*, session: Session, principal: Principal, name: str, now: date
     token = ApiToken(user_id=principal.user_id, name=name, prefix=raw[:10], token_hash=_digest(raw), created_at=now)
     session.add(token)
     session.flush()
+    owner = session.get(User, principal.user_id)
+    if owner is not None:
+        after = {"name": token.name, "prefix": token.prefix, "user_id": token.user_id}
+        _record(session, actor or principal, "create", owner, None, after, now, table="api_token", row_id=token.id)
     return token, raw
 
 
@@ -258,7 +277,9 @@ def list_tokens(*, session: Session, principal: Principal) -> list[ApiToken]:
     return list(session.exec(query).all())
 
 
-def revoke_token(*, session: Session, principal: Principal, token_id: int, now: datetime) -> ApiToken:
+def revoke_token(
+    *, session: Session, principal: Principal, token_id: int, now: datetime, actor: Principal | None = None
+) -> ApiToken:
     """Revoke one of the principal's own tokens (an administrator may revoke any)."""
     token = session.get(ApiToken, token_id)
     if token is None or (token.user_id != principal.user_id and not principal.is_admin):
@@ -267,6 +288,10 @@ def revoke_token(*, session: Session, principal: Principal, token_id: int, now: 
         token.revoked_at = now
         session.add(token)
         session.flush()
+        owner = session.get(User, token.user_id)
+        if owner is not None:
+            after = {"revoked_at": now.isoformat()}
+            _record(session, actor or principal, "revoke", owner, None, after, now, table="api_token", row_id=token.id)
     return token
 
 

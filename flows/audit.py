@@ -12,8 +12,8 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text
 from sqlmodel import Session, SQLModel, col, func, select
 
-from flows.accounts import Principal
 from flows.errors import Forbidden
+from flows.principal import Principal
 from models import AuditLog, Enterprise
 from models.enums import UserRole
 

@@ -10,11 +10,9 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from flows import accounts
-from flows.accounts import system_principal
-from flows.audit import record
 from flows.errors import NotFound
 from models import Enterprise, EnterpriseRoleLink, Park, TransferBatch, WhitelistEntry
-from models.enums import Channel, EnterpriseRole, UserRole, WhitelistKind
+from models.enums import EnterpriseRole, UserRole, WhitelistKind
 
 PANZHIHUA = "510400"
 
@@ -76,23 +74,13 @@ def create_demo_accounts(*, session: Session, now: datetime) -> list[DemoAccount
     created = []
     for username, role, scope, label in plan:
         password = secrets.token_urlsafe(9)
-        user = accounts.create_user(
+        accounts.create_user(
             session=session,
             username=username,
             password=password,
             role=role,
             now=now,
             **scope,  # type: ignore[arg-type]
-        )
-        record(
-            session=session,
-            principal=system_principal(Channel.cli),
-            action="create",
-            table="user_account",
-            row_id=user.id,
-            before=None,
-            after={"username": username, "role": role.value, "scope": label},
-            now=now,
         )
         created.append(DemoAccount(username, role, label, password))
     return created

@@ -65,7 +65,7 @@ def test_unknown_user_and_disabled_user_refused(session: Session) -> None:
     with pytest.raises(NotAuthenticated):
         accounts.authenticate(session=session, username="nobody", password=PASSWORD, client="t", now=NOW)
     user = accounts.get_user(session=session, username="ent1")
-    accounts.set_active(session=session, user=user, active=False)
+    accounts.set_active(session=session, user=user, active=False, now=NOW)
     with pytest.raises(NotAuthenticated):
         accounts.authenticate(session=session, username="ent1", password=PASSWORD, client="t", now=NOW)
 
@@ -78,7 +78,7 @@ def test_sessions_expire_and_end(session: Session) -> None:
     assert principal is not None and principal.username == "park_a" and principal.csrf_token == csrf
     assert accounts.resolve_session(session=session, raw=raw, now=NOW + accounts.SESSION_LIFETIME) is None
     assert accounts.resolve_session(session=session, raw=raw + "x", now=NOW) is None
-    accounts.end_session(session=session, raw=raw)
+    accounts.end_session(session=session, raw=raw, now=NOW)
     assert accounts.resolve_session(session=session, raw=raw, now=NOW) is None
 
 

@@ -1,0 +1,195 @@
+"""Shared pieces of the benchmarks: throwaway databases and synthetic province-scale data."""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, insert, make_url, select, text
+from sqlmodel import Session
+
+from flows.reference import SICHUAN_TARGET_CATEGORIES
+from flows.setup import upgrade_database
+from flows.uscc import make_uscc
+from models import Declaration, Enterprise, Licence, Region, TransferBatch
+from models.db import make_engine
+from models.enums import BatchStatus, LicenceActivity, RegionLevel, Route
+
+PG_ADMIN = os.environ.get("CIRCUFLOW_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+CATEGORIES = [*SICHUAN_TARGET_CATEGORIES, "SW05"]
+UTILISATION_ROUTES = [Route.cement_admixture, Route.building_materials, Route.road_base, Route.backfill]
+
+
+@contextmanager
+def database(backend: str, workdir: Path) -> Iterator[Engine]:
+    """A migrated database with the boundaries, dropped afterwards."""
+    if backend == "sqlite":
+        path = workdir / f"bench-{uuid.uuid4().hex[:8]}.sqlite3"
+        engine = make_engine(f"sqlite:///{path}")
+        upgrade_database(engine)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    name = f"circuflow_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_ADMIN).set(database=name)
+    engine = make_engine(url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    upgrade_database(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@dataclass
+class Province:
+    """The synthetic data that was inserted, kept for the DuckDB comparison."""
+
+    enterprises: list[dict[str, Any]]
+    declarations: list[dict[str, Any]]
+    manifests: list[dict[str, Any]]
+    licences: list[dict[str, Any]]
+
+
+def _chunks(rows: list[dict[str, Any]], size: int = 20_000) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def fill_province(
+    engine: Engine, *, enterprises: int, declarations: int, manifests: int, seed: int = 7, log: Callable[[str], None]
+) -> Province:
+    """Insert enterprises spread over the real counties, their declarations, utilisers' licences and manifests."""
+    rng = random.Random(seed)
+    with Session(engine) as session:
+        counties = [
+            (adcode, parent, geom.representative_point())
+            for adcode, parent, geom in session.execute(
+                select(Region.adcode, Region.parent_adcode, Region.geom).where(Region.level == RegionLevel.county)
+            )
+        ]
+    ents: list[dict[str, Any]] = []
+    for i in range(1, enterprises + 1):
+        county, prefecture, point = counties[rng.randrange(len(counties))]
+        ents.append(
+            {
+                "id": i,
+                "uscc": make_uscc(f"91{county}{i:09d}"),
+                "name_zh": f"基准企业{i}",
+                "lon": point.x,
+                "lat": point.y,
+                "province_adcode": "510000",
+                "prefecture_adcode": prefecture,
+                "county_adcode": county,
+                "location_overridden": False,
+            }
+        )
+    utilisers = list(range(1, enterprises + 1, 10))  # one in ten receives and utilises
+    licences = [
+        {
+            "enterprise_id": u,
+            "category_code": c,
+            "activity": LicenceActivity.utilisation.value,
+            "capacity_t": 2_000_000.0,
+            "licence_no": f"L{u}-{c}",
+            "valid_from": datetime(2019, 1, 1).date(),
+        }
+        for u in utilisers
+        for c in CATEGORIES
+    ]
+    decls: list[dict[str, Any]] = []
+    seen: set[tuple[int, str, int]] = set()
+    while len(decls) < declarations:
+        key = (rng.randrange(1, enterprises + 1), rng.choice(CATEGORIES), rng.randrange(2020, 2025))
+        if key in seen:
+            continue
+        seen.add(key)
+        generated = rng.lognormvariate(8, 1.5)
+        utilised = generated * rng.uniform(0.4, 0.95)
+        prior = utilised * rng.uniform(0, 0.1)
+        decls.append(
+            {
+                "enterprise_id": key[0],
+                "category_code": key[1],
+                "year": key[2],
+                "generated_t": generated,
+                "utilised_t": utilised,
+                "utilised_prior_t": prior,
+                "disposed_t": 0.0,
+                "disposed_prior_t": 0.0,
+                "stored_t": generated - (utilised - prior),
+                "dumped_t": 0.0,
+            }
+        )
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    batches: list[dict[str, Any]] = []
+    for i in range(1, manifests + 1):
+        shipper = rng.randrange(1, enterprises + 1)
+        receiver = rng.choice(utilisers)
+        if receiver == shipper:
+            receiver = utilisers[(utilisers.index(receiver) + 1) % len(utilisers)]
+        sent = start + timedelta(minutes=rng.randrange(5 * 365 * 24 * 60))
+        weight = rng.uniform(5, 60)
+        batches.append(
+            {
+                "id": i,
+                "number": f"B{i:09d}",
+                "shipper_id": shipper,
+                "receiver_id": receiver,
+                "category_code": rng.choice(CATEGORIES),
+                "route": rng.choice(UTILISATION_ROUTES).value,
+                "year": sent.year,
+                "status": BatchStatus.received.value,
+                "weight_dispatched_t": weight,
+                "weight_received_t": weight * rng.uniform(0.98, 1.01),
+                "dispatched_at": sent,
+                "received_at": sent + timedelta(hours=6),
+                "created_at": sent,
+            }
+        )
+    began = time.perf_counter()
+    with engine.begin() as conn:
+        for model, rows in ((Enterprise, ents), (Licence, licences), (Declaration, decls), (TransferBatch, batches)):
+            for chunk in _chunks(rows):
+                conn.execute(insert(model), chunk)
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT setval('enterprise_id_seq', (SELECT max(id) FROM enterprise))"))
+            conn.execute(text("SELECT setval('transfer_batch_id_seq', (SELECT max(id) FROM transfer_batch))"))
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    log(
+        f"  loaded {len(ents):,} enterprises, {len(decls):,} declarations, {len(batches):,} manifests "
+        f"in {time.perf_counter() - began:.1f} s"
+    )
+    return Province(ents, decls, batches, licences)
+
+
+def timed(fn: Callable[[], Any], repeat: int = 5) -> tuple[float, Any]:
+    """The median wall time of several runs, and the last result."""
+    times = []
+    result = None
+    for _ in range(repeat):
+        began = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times), result
