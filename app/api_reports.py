@@ -1,9 +1,126 @@
-"""JSON API for utilisation rates, targets and audit flags (filled in by the rates work)."""
+"""JSON API for utilisation rates, their trend against the targets, and the audit flags."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
 
-from app.auth import get_principal
+from fastapi import APIRouter, Depends, Query
+
+from app.auth import PrincipalDep, get_principal
+from app.deps import SessionDep
+from flows import flags, rates
+from flows.flags import FlagPage, Tolerances
+from flows.rates import RateReport, TrendReport
+from flows.targets import DEFAULT_WINDOW
 
 router = APIRouter(dependencies=[Depends(get_principal)])
+
+Year = Annotated[int, Query(ge=2000, le=2100)]
+Region = Annotated[str | None, Query(description="adcode of the province, a prefecture or a county")]
+ParkId = Annotated[int | None, Query(description="park id")]
+EnterpriseRef = Annotated[str | None, Query(description="enterprise id or Unified Social Credit Code")]
+Categories = Annotated[str | None, Query(description="comma-separated category codes (instead of a target's set)")]
+TargetName = Annotated[str | None, Query(description="name of a target whose categories and path to use")]
+
+
+def _codes(categories: str | None) -> list[str] | None:
+    return None if categories is None else categories.split(",")
+
+
+@router.get("/rates", response_model=RateReport, tags=["rates"])
+def get_rates(
+    session: SessionDep,
+    principal: PrincipalDep,
+    year: Year,
+    region: Region = None,
+    park: ParkId = None,
+    enterprise: EnterpriseRef = None,
+    categories: Categories = None,
+    target: TargetName = None,
+    by: Annotated[str | None, Query(description="category, region, park or enterprise")] = None,
+) -> RateReport:
+    """The comprehensive utilisation rate of a scope in a year, against its target, with the manifest figure."""
+    return rates.utilisation(
+        session=session,
+        principal=principal,
+        year=year,
+        region=region,
+        park=park,
+        enterprise=enterprise,
+        categories=_codes(categories),
+        target=target,
+        by=by,
+    )
+
+
+@router.get("/rates/trend", response_model=TrendReport, tags=["rates"])
+def get_trend(
+    session: SessionDep,
+    principal: PrincipalDep,
+    region: Region = None,
+    park: ParkId = None,
+    enterprise: EnterpriseRef = None,
+    categories: Categories = None,
+    target: TargetName = None,
+    from_year: Annotated[int | None, Query(alias="from", ge=2000, le=2100)] = None,
+    to_year: Annotated[int | None, Query(alias="to", ge=2000, le=2100)] = None,
+    window: Annotated[int, Query(ge=2, le=50, description="years of data the projection is fitted on")] = (
+        DEFAULT_WINDOW
+    ),
+) -> TrendReport:
+    """The rate year by year, the target path, and a linear projection to the next target year."""
+    return rates.rate_trend(
+        session=session,
+        principal=principal,
+        region=region,
+        park=park,
+        enterprise=enterprise,
+        categories=_codes(categories),
+        target=target,
+        from_year=from_year,
+        to_year=to_year,
+        window=window,
+    )
+
+
+Fraction = Annotated[float | None, Query(ge=0, le=1)]
+Tonnes = Annotated[float | None, Query(ge=0)]
+
+
+@router.get("/flags", response_model=FlagPage, tags=["audit"])
+def get_flags(
+    session: SessionDep,
+    principal: PrincipalDep,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    region: Region = None,
+    park: ParkId = None,
+    enterprise: EnterpriseRef = None,
+    kind: Annotated[list[str] | None, Query(description="flag kinds (repeat, or comma-separated)")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    balance_abs_t: Tonnes = None,
+    balance_rel: Fraction = None,
+    weight_rel: Fraction = None,
+    unmatched_abs_t: Tonnes = None,
+    unmatched_rel: Fraction = None,
+) -> FlagPage:
+    """Audit flags of a scope, computed from the data, with evidence and links; paginated across kinds."""
+    given = {
+        "balance_abs_t": balance_abs_t,
+        "balance_rel": balance_rel,
+        "weight_rel": weight_rel,
+        "unmatched_abs_t": unmatched_abs_t,
+        "unmatched_rel": unmatched_rel,
+    }
+    return flags.list_flags(
+        session=session,
+        principal=principal,
+        year=year,
+        region=region,
+        park=park,
+        enterprise=enterprise,
+        kinds=kind,
+        offset=offset,
+        limit=limit,
+        tolerances=Tolerances(**{k: v for k, v in given.items() if v is not None}),
+    )
