@@ -177,6 +177,10 @@ def fill_province(
             conn.execute(text("SELECT setval('transfer_batch_id_seq', (SELECT max(id) FROM transfer_batch))"))
     with engine.begin() as conn:
         conn.execute(text("ANALYZE"))
+    if engine.dialect.name == "sqlite":
+        # Fold the write-ahead log into the file, as a database that has been running a while would be.
+        with engine.connect() as conn:
+            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
     log(
         f"  loaded {len(ents):,} enterprises, {len(decls):,} declarations, {len(batches):,} manifests "
         f"in {time.perf_counter() - began:.1f} s"
