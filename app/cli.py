@@ -397,6 +397,84 @@ def import_parks(
     out.print(f"imported {len(parks)} parks", highlight=False)
 
 
+MAX_PRINTED_ERRORS = 200
+ImportFile = Annotated[Path, typer.Argument(help="CSV (UTF-8, UTF-8 with BOM or GB18030) or XLSX (first sheet).")]
+
+
+def _import_rows(kind: str, path: Path, as_json: bool) -> None:
+    """Run one bulk import as the system principal; on refusal list the bad rows and exit 1."""
+    from flows.imports import IMPORTERS, ImportRefused
+
+    try:
+        with _session() as session, _progress() as progress:
+            task = progress.add_task(f"{kind}: {path.name}"[:28], total=None)
+
+            def tick(done: int, total: int | None) -> None:
+                progress.update(task, completed=done, total=total)
+
+            summary = IMPORTERS[kind](
+                session=session,
+                principal=system_principal(Channel.import_),
+                source=path,
+                now=_now(),
+                progress=tick,
+            )
+            session.commit()
+    except ImportRefused as exc:
+        shown = exc.errors[:MAX_PRINTED_ERRORS]
+        if as_json:
+            _emit(
+                {
+                    "refused": True,
+                    "file": exc.file,
+                    "rows": exc.rows,
+                    "total": exc.total,
+                    "errors": [e.as_dict() for e in shown],
+                }
+            )
+            raise typer.Exit(1) from None
+        err.print(
+            f"error: {exc.file}: import refused, nothing saved: {exc.total} errors in {exc.rows} rows",
+            markup=False,
+            highlight=False,
+        )
+        for e in shown:
+            # User text goes out verbatim: a "[...]" in a cell must not be read as rich markup.
+            err.print(f"  line {e.line}, {e.column}: {e.reason}", markup=False, highlight=False)
+        if exc.total > len(shown):
+            err.print(f"  ... and {exc.total - len(shown)} more errors", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    except DomainError as exc:
+        _fail(exc.message)
+        return
+    if as_json:
+        _emit(summary.as_dict())
+        return
+    out.print(
+        f"imported {kind} from {summary.file}: {summary.rows} rows read, {summary.inserted} inserted, "
+        f"{summary.updated} updated, {summary.skipped} skipped",
+        highlight=False,
+    )
+
+
+@import_cli.command("enterprises")
+def import_enterprises_cmd(path: ImportFile, as_json: JsonOpt = False) -> None:
+    """Import enterprises (uscc, name, roles, lon, lat; name_en); an existing credit code is updated."""
+    _import_rows("enterprises", path, as_json)
+
+
+@import_cli.command("declarations")
+def import_declarations_cmd(path: ImportFile, as_json: JsonOpt = False) -> None:
+    """Import annual declarations (uscc, year, category and the figures in t); existing ones are replaced."""
+    _import_rows("declarations", path, as_json)
+
+
+@import_cli.command("manifests")
+def import_manifests_cmd(path: ImportFile, as_json: JsonOpt = False) -> None:
+    """Import manifests; the status follows from the columns filled in (see flows/imports.py for the columns)."""
+    _import_rows("manifests", path, as_json)
+
+
 cli_reports.register(cli)
 cli_battery.register(cli, validate_cli, import_cli)
 

@@ -23,8 +23,9 @@ from tests.world import World, build_world
 # Each area of the app contributes its own list; together they must cover the whole route table.
 CASES: list[Case] = [*BASE_CASES, *MANIFEST_CASES, *REPORT_CASES, *BATTERY_CASES]
 
-# Routes exercised by their own tests (sign-in and sign-out need a browser session, not a token).
-OWN_TESTS = {("POST", "/login"), ("POST", "/logout")}
+# Routes exercised by their own tests: sign-in and sign-out need a browser session, uploads a multipart body
+# (tests/test_web_import.py checks them role by role).
+OWN_TESTS = {("POST", "/login"), ("POST", "/logout"), ("POST", "/import"), ("POST", "/api/v1/imports/{kind}")}
 
 
 def _walk(routes: list[Any], prefix: str = "") -> set[tuple[str, str]]:

@@ -1,0 +1,100 @@
+"""The import page and the import API: upload a CSV or XLSX file; it lands whole, or a row-by-row refusal is shown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from app.auth import PrincipalDep, get_principal, utcnow
+from app.deps import SessionDep
+from app.i18n import LanguageDep
+from app.web import render
+from flows import imports
+from flows.errors import Forbidden, InvalidInput
+from flows.principal import Principal
+from models.enums import UserRole
+
+Importer = Callable[..., imports.ImportSummary]
+
+KINDS: dict[str, Importer] = {
+    "enterprises": imports.import_enterprises,
+    "declarations": imports.import_declarations,
+    "manifests": imports.import_manifests,
+}
+# Who may import what: enterprise accounts their own declarations and manifests, administrators everything.
+ALLOWED: dict[UserRole, tuple[str, ...]] = {
+    UserRole.admin: ("enterprises", "declarations", "manifests"),
+    UserRole.enterprise: ("declarations", "manifests"),
+}
+SHOWN_ERRORS = 500  # rows listed on the page; the count says how many there are in all
+
+router = APIRouter(include_in_schema=False)
+api_router = APIRouter(dependencies=[Depends(get_principal)], tags=["imports"])
+
+
+def _run(kind: str, upload: UploadFile, session: Any, principal: Principal) -> imports.ImportSummary:
+    if kind not in KINDS:
+        raise InvalidInput(f"kind: one of {', '.join(KINDS)}", field="kind")
+    if kind not in ALLOWED.get(principal.role, ()):
+        raise Forbidden(f"{principal.role.value} accounts cannot import {kind}")
+    summary = KINDS[kind](
+        session=session, principal=principal, source=upload.file, now=utcnow(), name=upload.filename or kind
+    )
+    session.commit()
+    return summary
+
+
+@router.get("/import", name="import")
+def import_page(request: Request, lang: LanguageDep, principal: PrincipalDep) -> Response:
+    """The upload form, offering the kinds this account may import."""
+    return render(request, "import.html", {"kinds": ALLOWED.get(principal.role, ())}, lang=lang)
+
+
+@router.post("/import")
+def import_upload(
+    request: Request,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    kind: Annotated[str, Form()],
+    file: Annotated[UploadFile, File()],
+) -> Response:
+    """Run the import and show what landed, or every refused row (nothing is saved then)."""
+    context: dict[str, Any] = {"kinds": ALLOWED.get(principal.role, ()), "kind": kind}
+    try:
+        context["summary"] = _run(kind, file, session, principal)
+        status = 200
+    except imports.ImportRefused as exc:
+        session.rollback()
+        context["refused"] = exc
+        context["errors"] = exc.errors[:SHOWN_ERRORS]
+        status = 422
+    except (InvalidInput, Forbidden) as exc:
+        session.rollback()
+        context["problem"] = exc.message
+        status = 403 if isinstance(exc, Forbidden) else 422
+    return render(request, "import.html", context, lang=lang, status_code=status)
+
+
+@api_router.post("/imports/{kind}")
+def import_api(
+    kind: str, session: SessionDep, principal: PrincipalDep, file: Annotated[UploadFile, File()]
+) -> JSONResponse:
+    """Import a CSV or XLSX file of enterprises, declarations or manifests: all rows land, or none."""
+    try:
+        summary = _run(kind, file, session, principal)
+    except imports.ImportRefused as exc:
+        session.rollback()
+        body = {
+            "title": "ImportRefused",
+            "status": 422,
+            "detail": exc.message,
+            "total": exc.total,
+            "rows": exc.rows,
+            "errors": [e.as_dict() for e in exc.errors],
+        }
+        return JSONResponse(body, status_code=422, media_type="application/problem+json")
+    return JSONResponse(summary.as_dict(), status_code=201)
