@@ -1,9 +1,195 @@
-"""JSON API for power-battery traceability (filled in by the battery work)."""
+"""JSON API for power-battery traceability: registration, events, trace, reverse trace, chain audit."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from datetime import date, datetime
+from typing import Annotated, Any
 
-from app.auth import get_principal
+from fastapi import APIRouter, Body, Depends, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from app.auth import PrincipalDep, get_principal, utcnow
+from app.deps import SessionDep
+from flows import battery, battery_audit
+from flows.battery import RowsRefused
+from models import Battery, BatteryEvent
 
 router = APIRouter(dependencies=[Depends(get_principal)], tags=["batteries"])
+
+
+class BulkResult(BaseModel):
+    count: int
+    codes: list[str]
+
+
+class EventsResult(BaseModel):
+    count: int  # rows recorded as submitted
+    copied_to_children: int  # copies on the modules and cells inside the batteries named
+
+
+class EventOut(BaseModel):
+    type: str
+    occurred_at: datetime
+    reported_at: datetime
+    reporter_id: int
+    counterpart_id: int | None
+    region_adcode: str | None
+    vin: str | None
+    attributes: dict[str, Any]
+
+
+class EventRecorded(BaseModel):
+    event: EventOut
+    battery: battery.BatteryView
+
+
+def _refused(exc: RowsRefused) -> JSONResponse:
+    body = {"title": "RowsRefused", "status": 422, "field": exc.field, "row": exc.row, **exc.as_dict()}
+    return JSONResponse(body, status_code=422, media_type="application/problem+json")
+
+
+def _event_out(event: BatteryEvent) -> EventOut:
+    return EventOut(
+        type=str(event.type),
+        occurred_at=battery.stored_utc(event.occurred_at),
+        reported_at=battery.stored_utc(event.reported_at),
+        reporter_id=event.reporter_id,
+        counterpart_id=event.counterpart_id,
+        region_adcode=event.region_adcode,
+        vin=event.vin,
+        attributes=event.attributes,
+    )
+
+
+@router.get("/battery-states")
+def states() -> list[dict[str, Any]]:
+    """The state machine: for each event, the states it may follow, where it leads, and what it requires."""
+    return battery.state_machine_table()
+
+
+@router.post("/batteries", status_code=201, response_model=None)
+def register(
+    body: Annotated[dict[str, Any] | list[dict[str, Any]], Body()], session: SessionDep, principal: PrincipalDep
+) -> battery.BatteryView | BulkResult | JSONResponse:
+    """Register one battery (an object) or many (a list, all or none) by GB/T 34014 code, with their parent codes."""
+    now = utcnow()
+    if isinstance(body, dict):
+        saved = battery.register_battery(session=session, principal=principal, row=body, now=now)
+        session.commit()
+        return battery.battery_view(session=session, principal=principal, code=saved.code)
+    try:
+        rows = battery.register_batteries(session=session, principal=principal, rows=body, now=now)
+    except RowsRefused as exc:
+        return _refused(exc)
+    session.commit()
+    return BulkResult(count=len(rows), codes=[b.code for b in rows])
+
+
+@router.get("/batteries/{code}", response_model=battery.BatteryView)
+def read(code: str, session: SessionDep, principal: PrincipalDep) -> battery.BatteryView:
+    """A battery's decoded code, state, holder, parent and children."""
+    return battery.battery_view(session=session, principal=principal, code=code)
+
+
+@router.post("/batteries/{code}/events", status_code=201, response_model=EventRecorded)
+def record(code: str, body: dict[str, Any], session: SessionDep, principal: PrincipalDep) -> EventRecorded:
+    """Record one event; a step the battery's state does not allow is refused (409) naming the allowed ones."""
+    event = battery.record_event(session=session, principal=principal, code=code, row=body, now=utcnow())
+    session.commit()
+    holder = session.get(Battery, event.battery_id)
+    assert holder is not None
+    view = battery.battery_view(session=session, principal=principal, code=holder.code)
+    return EventRecorded(event=_event_out(event), battery=view)
+
+
+@router.post("/battery-events", status_code=201, response_model=None)
+def record_many(
+    body: list[dict[str, Any]], session: SessionDep, principal: PrincipalDep
+) -> EventsResult | JSONResponse:
+    """Record many events, all or none; a refusal lists every bad row (position in the list, column, reason)."""
+    try:
+        events = battery.record_events(session=session, principal=principal, rows=body, now=utcnow())
+    except RowsRefused as exc:
+        return _refused(exc)
+    session.commit()
+    own = sum(1 for e in events if "via" not in e.attributes)
+    return EventsResult(count=own, copied_to_children=len(events) - own)
+
+
+@router.get("/batteries/{code}/trace", response_model=None)
+def trace(
+    code: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    pack: Annotated[bool, Query(description="The whole pack: the pack and every module and cell in it.")] = False,
+) -> battery.BatteryTrace | battery.PackTrace:
+    """A battery's whole life in order, custody and genealogy; with pack=true, its whole pack at once."""
+    if pack:
+        return battery.trace_pack(session=session, principal=principal, code=code)
+    return battery.trace(session=session, principal=principal, code=code)
+
+
+@router.get("/enterprises/{enterprise_id}/batteries", response_model=battery.ThroughPage)
+def through(
+    enterprise_id: int,
+    session: SessionDep,
+    principal: PrincipalDep,
+    since: Annotated[date | None, Query(alias="from")] = None,
+    until: Annotated[date | None, Query(alias="to")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> battery.ThroughPage:
+    """Reverse trace: every battery that passed through an enterprise in a period (days, inclusive), and where it is."""
+    return battery.batteries_through(
+        session=session,
+        principal=principal,
+        enterprise_id=enterprise_id,
+        since=since,
+        until=until,
+        offset=offset,
+        limit=limit,
+    )
+
+
+@router.get("/battery-flags", response_model=battery_audit.FlagReport)
+def flags(
+    session: SessionDep,
+    principal: PrincipalDep,
+    year: int | None = None,
+    region: str | None = None,
+    kind: Annotated[str | None, Query(description="Comma-separated flag kinds; all when omitted.")] = None,
+    code: str | None = None,
+    enterprise_id: int | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+) -> battery_audit.FlagReport:
+    """Chain flags with their evidence, counted by kind, enterprise and prefecture, in the caller's scope."""
+    return battery_audit.chain_flags(
+        session=session,
+        principal=principal,
+        now=utcnow(),
+        year=year,
+        region=region,
+        kinds=kind,
+        code=code,
+        enterprise_id=enterprise_id,
+        offset=offset,
+        limit=limit,
+    )
+
+
+@router.get("/battery-recovery", response_model=battery_audit.ComplianceReport)
+def recovery(
+    session: SessionDep, principal: PrincipalDep, year: int, region: str | None = None
+) -> battery_audit.ComplianceReport:
+    """Recovery compliance: each recycler's reports of a year against the edition of the thresholds in force."""
+    return battery_audit.recovery_compliance(session=session, principal=principal, year=year, region=region)
+
+
+@router.get("/battery-share", response_model=battery_audit.ShareReport)
+def share(
+    session: SessionDep, principal: PrincipalDep, year: int, region: str | None = None
+) -> battery_audit.ShareReport:
+    """The share of a year's retired batteries, by count and kWh, that reached a whitelisted recycler, by prefecture."""
+    return battery_audit.retired_share(session=session, principal=principal, year=year, region=region)

@@ -35,7 +35,7 @@ from models.enums import Channel  # noqa: E402
 ENTERPRISES = 2_000
 
 
-def write_csv(path: Path, rows: int, usccs: list[str], seed: int = 3) -> list[dict[str, Any]]:
+def write_csv(path: Path, rows: int, usccs: list[str], seed: int = 3, collect: bool = True) -> list[dict[str, Any]]:
     """A manifest file as a ledger would export it; returns the same rows as table dicts for executemany."""
     rng = random.Random(seed)
     start = datetime(2024, 1, 1, tzinfo=UTC)
@@ -97,7 +97,7 @@ def _peak_rss(backend: str, tmp: str, rows: int, queue: Any) -> None:
     with database(backend, Path(tmp)) as engine:
         province = fill_province(engine, enterprises=ENTERPRISES, declarations=0, manifests=0, log=lambda _m: None)
         path = Path(tmp) / f"mem-{rows}.csv"
-        write_csv(path, rows, [e["uscc"] for e in province.enterprises])
+        write_csv(path, rows, [e["uscc"] for e in province.enterprises], collect=False)
         del province
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         with Session(engine) as session:

@@ -44,6 +44,10 @@ class BatteryEvent(SQLModel, table=True):
         CheckConstraint("reported_at >= occurred_at", name="ck_battery_event_reported_after"),
         Index("ix_battery_event_battery_time", "battery_id", "occurred_at"),
         Index("ix_battery_event_reporter_time", "reporter_id", "occurred_at"),
+        # Reverse trace reads both ends of a handover; the year-wide audits scan one event type over a period.
+        Index("ix_battery_event_counterpart_time", "counterpart_id", "occurred_at"),
+        Index("ix_battery_event_type_time", "type", "occurred_at"),
+        Index("ix_battery_event_reported_at", "reported_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     battery_id: int = Field(foreign_key="battery.id")
@@ -72,7 +76,7 @@ class RecoveryReport(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     recycler_id: int = Field(foreign_key="enterprise.id", index=True)
     battery_id: int | None = Field(default=None, foreign_key="battery.id", index=True)
-    reported_on: date
+    reported_on: date = Field(index=True)
     edition: str = Field(max_length=16, description="whitelist standard edition the report is held against")
     input_mass_kg: float = 0
     electrode_powder_kg: float = 0

@@ -15,13 +15,21 @@ from sqlalchemy import Engine, text
 from app.main import create_app
 from app.settings import Settings
 from tests.access_cases import BASE_CASES, ROLES, Case
-from tests.access_cases_battery import BATTERY_CASES
+from tests.access_cases_battery import BATTERY_CASES, NOBODY, SEEDED_CASES, seed_batteries
 from tests.access_cases_manifests import MANIFEST_CASES
 from tests.access_cases_reports import REPORT_CASES
 from tests.world import World, build_world
 
 # Each area of the app contributes its own list; together they must cover the whole route table.
-CASES: list[Case] = [*BASE_CASES, *MANIFEST_CASES, *REPORT_CASES, *BATTERY_CASES]
+# The battery routes that need a battery run against the seeded world; the plain-world cases that could only
+# answer "not found" to everyone are left out.
+CASES: list[Case] = [
+    *BASE_CASES,
+    *MANIFEST_CASES,
+    *REPORT_CASES,
+    *(case for case in BATTERY_CASES if case.allowed != NOBODY),
+    *SEEDED_CASES,
+]
 
 # Routes exercised by their own tests: sign-in and sign-out need a browser session, uploads a multipart body
 # (tests/test_web_import.py checks them role by role).
@@ -98,6 +106,8 @@ def _prepare(client: TestClient, w: World) -> dict[str, str]:
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.path}")
 def test_access(case: Case, client: TestClient, engine: Engine, session: Any) -> None:
     w = build_world(session)
+    if any(case is seeded for seeded in SEEDED_CASES):
+        seed_batteries(session, w)
     refs = _prepare(client, w)
     url = case.url(w).format(**refs)
     body = case.body(w) if case.body else None
