@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, ClassVar
@@ -42,7 +42,7 @@ from flows.audit import record
 from flows.declarations import FIGURES, parse_declaration
 from flows.errors import Conflict, Forbidden, InvalidInput, PeriodLocked
 from flows.locks import ensure_unlocked
-from flows.manifests import _next_number
+from flows.manifests import CST, _next_number
 from flows.principal import Principal
 from flows.uscc import validate_uscc
 from maps.locate import locate_many
@@ -142,7 +142,7 @@ PROGRESS_EVERY = 1000
 SCAN_CHUNK = 1 << 16
 UTF8_EVIDENCE = 4  # valid non-ASCII UTF-8 characters before a bad byte that make a file UTF-8 all the same
 MAX_KEPT_ERRORS = 10_000  # a file that is wrong throughout is counted to the end, but only this many are kept
-CST = timezone(timedelta(hours=8), "CST")  # times without an offset are Beijing time, as ledgers write them
+# Times without an offset are Beijing time, as ledgers write them: the same rule as flows.manifests.
 
 Progress = Callable[[int, int | None], None]
 Source = Path | str | IO[bytes]

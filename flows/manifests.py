@@ -7,7 +7,7 @@ data (STEPS), enforced on every write and served to the form so that sealed fiel
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError, model_validator
@@ -22,6 +22,7 @@ from flows.scope import readable_batches
 from models import BatchCorrection, Enterprise, TransferBatch, WasteCategory
 from models.enums import BatchStatus, Route, UserRole
 
+CST = timezone(timedelta(hours=8), "CST")
 WEIGHT_TOLERANCE = 0.02  # a received weight more than 2% off the dispatched one is flagged
 
 Actor = Literal["shipper", "receiver", "either"]
@@ -355,7 +356,7 @@ def create_manifest(
                 field="idempotency_key",
                 row=row,
             )
-    year = (manifest.dispatched_at or now).year
+    year = reporting_year(manifest.dispatched_at or now)
     batch = TransferBatch(
         number=_next_number(session, year),
         idempotency_key=manifest.idempotency_key,
@@ -407,7 +408,23 @@ def _finish(
 
 
 def _aware(moment: datetime) -> datetime:
+    # A time without an offset is Beijing time, as ledgers and weighbridges write it (the importer reads it so too).
+    return moment if moment.tzinfo else moment.replace(tzinfo=CST)
+
+
+def _stored(moment: datetime) -> datetime:
+    # Stored in UTC: SQLite keeps no offset, so every stored time must be in the same zone.
+    return _aware(moment).astimezone(UTC)
+
+
+def _loaded(moment: datetime) -> datetime:
+    # What comes back from the database is UTC (naive on SQLite).
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def reporting_year(moment: datetime) -> int:
+    """The reporting year of a moment: its year on the Beijing calendar."""
+    return _aware(moment).astimezone(CST).year
 
 
 def dispatch(*, session: Session, principal: Principal, batch_id: int, at: datetime, now: datetime) -> TransferBatch:
@@ -415,8 +432,8 @@ def dispatch(*, session: Session, principal: Principal, batch_id: int, at: datet
     batch, before = _begin(session, principal, batch_id, "dispatch")
     if _aware(at) > now:
         raise InvalidInput("dispatched_at: lies in the future", field="dispatched_at")
-    batch.dispatched_at = at
-    batch.year = at.year
+    batch.dispatched_at = _stored(at)
+    batch.year = reporting_year(at)
     return _finish(session, principal, batch, "dispatch", before, now)
 
 
@@ -439,12 +456,14 @@ def receive(
         raise _invalid(exc, None) from None
     if rejected and not (rejection_reason or "").strip():
         raise InvalidInput("rejection_reason: say why part of the batch was refused", field="rejection_reason")
-    if batch.dispatched_at and _aware(at) < _aware(batch.dispatched_at):
+    if batch.dispatched_at and _aware(at) < _loaded(batch.dispatched_at):
         raise InvalidInput("received_at: before the batch was dispatched", field="received_at")
+    if _aware(at) > now:
+        raise InvalidInput("received_at: lies in the future", field="received_at")
     batch.weight_received_t = received
     batch.rejected_t = rejected
     batch.rejection_reason = (rejection_reason or "").strip() or None
-    batch.received_at = at
+    batch.received_at = _stored(at)
     return _finish(session, principal, batch, "receive", before, now)
 
 
@@ -458,7 +477,7 @@ def reject(
     batch.rejected_t = batch.weight_dispatched_t
     batch.weight_received_t = None
     batch.rejection_reason = reason.strip()
-    batch.received_at = at
+    batch.received_at = _stored(at)
     return _finish(session, principal, batch, "reject", before, now)
 
 
@@ -560,6 +579,8 @@ def correct(
                 values[name] = datetime.fromisoformat(values[name])
             except ValueError:
                 raise InvalidInput(f"{name}: not an ISO date-time", field=name) from None
+        if isinstance(values.get(name), datetime):
+            values[name] = _stored(values[name])
     before = snapshot(batch) or {}
     old = {name: before.get(name) for name in values}
     for name, value in values.items():

@@ -272,3 +272,20 @@ def test_corrections_of_unlocked_batches_are_direct(client: TestClient, world: W
     )
     assert empty.status_code == 422
     assert _count(session, BatchCorrection) == 0
+
+
+def test_reporting_year_is_the_beijing_year(client: TestClient, world: World) -> None:
+    """A time without an offset is Beijing time; an explicit UTC time late on 31 December is already next year."""
+    w = world
+    local = client.post("/api/v1/manifests", json=_new(w, dispatched_at="2024-12-31T20:00:00"), headers=_as(w, "ent1"))
+    utc = client.post("/api/v1/manifests", json=_new(w, dispatched_at="2024-12-31T20:00:00Z"), headers=_as(w, "ent1"))
+    assert (
+        local.json()["year"] == 2024
+        and local.json()["dispatched_at"].endswith("+08:00")
+        or local.json()["year"] == 2024
+    )
+    assert utc.json()["year"] == 2025
+    future = client.post(
+        "/api/v1/manifests", json=_new(w, dispatched_at="2999-01-01T00:00:00Z"), headers=_as(w, "ent1")
+    )
+    assert future.status_code == 422 and future.json()["field"] == "dispatched_at"
