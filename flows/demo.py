@@ -729,6 +729,18 @@ class _Demo:
         }
         busy = [i for i, (e, c, a) in enumerate(wanted) if len(received.get((e.n, c, a), {})) == 5]
         over, expired = rng.sample(busy, 3), rng.choice(busy)
+        # Generators that utilise part of their waste on site hold a utilisation licence for it, all but a few:
+        # those are the audit's "declared utilisation without matching manifests".
+        in_house = [
+            (ent, cat, LicenceActivity.utilisation)
+            for ent in self.ents
+            if ent.kind.in_house > 0
+            for cat, _low, _high in ent.kind.generates
+            if (ent, cat, LicenceActivity.utilisation) not in wanted
+        ]
+        # A generator of its own, so that the main stream (and every later record) stays as it was.
+        local = random.Random(len(in_house))
+        unlicensed = set(local.sample(range(len(in_house)), min(3, len(in_house))))
         rows = []
         for i, (ent, cat, activity) in enumerate(wanted):
             peak = max(received.get((ent.n, cat, activity), {}).values(), default=0.0)
@@ -745,6 +757,21 @@ class _Demo:
                     "licence_no": f"{prefix[activity]}〔{start.year}〕{i + 1:04d}号",
                     "valid_from": start,
                     "valid_to": date(2022, 12, 31) if i == expired else None,
+                }
+            )
+        for n, (ent, cat, activity) in enumerate(in_house):
+            if n in unlicensed:
+                continue
+            start = date(2019, 1, 1) + timedelta(days=local.randint(0, 360))
+            rows.append(
+                {
+                    "enterprise_id": ent.id,
+                    "category_code": cat,
+                    "activity": activity,
+                    "capacity_t": float(local.randrange(200, 3000) * 1000),
+                    "licence_no": f"{prefix[activity]}〔{start.year}〕{len(wanted) + n + 1:04d}号",
+                    "valid_from": start,
+                    "valid_to": None,
                 }
             )
         return rows
