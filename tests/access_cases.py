@@ -37,6 +37,7 @@ BASE_CASES: list[Case] = [
     Case("GET", "/lang/{code}", EVERYONE, _const("/lang/en?next=/")),
     Case("GET", "/", SIGNED_IN, _const("/")),
     Case("GET", "/import", SIGNED_IN, _const("/import")),
+    Case("GET", "/dashboard", SIGNED_IN, _const("/dashboard")),
     Case("GET", "/docs", SIGNED_IN, _const("/docs")),
     Case("GET", "/api/v1/openapi.json", SIGNED_IN, _const("/api/v1/openapi.json")),
     Case("GET", "/api/v1/me", SIGNED_IN, _const("/api/v1/me")),

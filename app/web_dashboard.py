@@ -1,0 +1,78 @@
+"""The dashboard page: the scope's rate against its target, the trend with the path and projection, the flags."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from app.auth import PrincipalDep, utcnow
+from app.deps import SessionDep
+from app.i18n import LanguageDep, local_name
+from app.web import render
+from flows.dashboard import Dashboard, dashboard
+from flows.rates import percent_truncated
+
+router = APIRouter(include_in_schema=False)
+
+
+def _pct(value: float | None) -> str:
+    # Published figures are truncated to 0.1 pt, never rounded up.
+    return "–" if value is None else f"{percent_truncated(value)}%"
+
+
+def _chart(d: Dashboard) -> str:
+    """The trend chart's data as JSON for app/static/charts.js (figures in percent, full precision)."""
+    projection = d.trend.projection
+    return json.dumps(
+        {
+            "years": [y.year for y in d.trend.years],
+            "rates": [None if y.rate is None else y.rate * 100 for y in d.trend.years],
+            "targets": [[t.year, t.value * 100] for t in d.trend.targets],
+            "projection": (
+                [
+                    [projection.years[-1], projection.rates[-1] * 100],
+                    [projection.target_year, projection.projected_rate * 100],
+                ]
+                if projection.projected_rate is not None and projection.years and projection.target_year
+                else []
+            ),
+        }
+    )
+
+
+@router.get("/dashboard", name="dashboard")
+def dashboard_page(
+    request: Request,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+) -> Response:
+    """The signed-in user's own scope at a glance."""
+    d = dashboard(session=session, principal=principal, year=year, now=utcnow())
+    rows: list[dict[str, Any]] = [
+        {
+            "key": row.key,
+            "name": local_name(lang, row.name_zh or row.key or "", row.name_en),
+            "rate": _pct(row.rate),
+            "raw": row.rate,
+            "generated_t": row.generated_t,
+        }
+        for row in d.ranking
+    ]
+    context = {
+        "d": d,
+        "rate": _pct(d.rate.rate),
+        "target": _pct(d.rate.target) if d.rate.target is not None else None,
+        "next_target": d.rate.next_target,
+        "projection": d.trend.projection,
+        "projected": _pct(d.trend.projection.projected_rate),
+        "scope_name": local_name(lang, d.rate.scope.name_zh or d.rate.scope.key, d.rate.scope.name_en),
+        "rows": rows,
+        "chart": _chart(d),
+        "by": d.rate.by.value if d.rate.by else None,
+    }
+    return render(request, "dashboard.html", context, lang=lang)

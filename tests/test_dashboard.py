@@ -1,0 +1,51 @@
+"""The dashboard page: figures equal the rate engine's, scoped to the signed-in user."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from models import Declaration
+from tests.world import build_world
+
+
+def _figure(html: str, name: str) -> str:
+    match = re.search(rf'data-figure="{name}">([^<]*)<', html)
+    assert match, name
+    return match.group(1).strip()
+
+
+def test_dashboard_for_the_province_and_for_an_enterprise(client: TestClient, session: Session) -> None:
+    w = build_world(session)
+    # E3 utilised 60 of 100 t generated with 20 t drawn from prior-year stock: 60 / 120.
+    e3 = session.get(Declaration, w.decl_e3)
+    assert e3 is not None
+    e3.utilised_t, e3.utilised_prior_t = 60.0, 20.0
+    session.add(e3)
+    session.commit()
+    admin = {"Authorization": f"Bearer {w.tokens['admin']}", "Accept-Language": "en"}
+    page = client.get("/dashboard", params={"year": 2023}, headers=admin)
+    assert page.status_code == 200, page.text
+    # Province: (80 + 60) / (200 + 20) = 63.63...%, truncated as published.
+    assert _figure(page.text, "rate") == "63.6%"
+    ranking = page.text.split('id="ranking"', 1)[1]
+    assert ranking.index('data-key="510400"') < ranking.index('data-key="510600"')  # 80.0% ranks above 50.0%
+    assert ">80.0%<" in ranking and ">50.0%<" in ranking
+    raw = re.search(r"data-chart='([^']*)'", page.text)
+    assert raw is not None
+    chart = json.loads(html.unescape(raw.group(1)))
+    assert chart["years"] == [2023] and abs(chart["rates"][0] - 140 / 220 * 100) < 1e-9
+    assert [t[0] for t in chart["targets"]] == [2025, 2030]
+    ent1 = client.get(
+        "/dashboard",
+        params={"year": 2023},
+        headers={"Authorization": f"Bearer {w.tokens['ent1']}", "Accept-Language": "en"},
+    )
+    assert _figure(ent1.text, "rate") == "80.0%"
+    assert "Categories ranked by rate" in ent1.text
+    bureau = client.get("/dashboard", headers={"Authorization": f"Bearer {w.tokens['bureau_dy']}"})
+    assert _figure(bureau.text, "rate") == "50.0%"  # the latest declared year, Deyang alone
