@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -15,20 +14,7 @@ from app.web import render
 from flows import imports
 from flows.errors import Forbidden, InvalidInput
 from flows.principal import Principal
-from models.enums import UserRole
 
-Importer = Callable[..., imports.ImportSummary]
-
-KINDS: dict[str, Importer] = {
-    "enterprises": imports.import_enterprises,
-    "declarations": imports.import_declarations,
-    "manifests": imports.import_manifests,
-}
-# Who may import what: enterprise accounts their own declarations and manifests, administrators everything.
-ALLOWED: dict[UserRole, tuple[str, ...]] = {
-    UserRole.admin: ("enterprises", "declarations", "manifests"),
-    UserRole.enterprise: ("declarations", "manifests"),
-}
 SHOWN_ERRORS = 500  # rows listed on the page; the count says how many there are in all
 
 router = APIRouter(include_in_schema=False)
@@ -36,11 +22,10 @@ api_router = APIRouter(dependencies=[Depends(get_principal)], tags=["imports"])
 
 
 def _run(kind: str, upload: UploadFile, session: Any, principal: Principal) -> imports.ImportSummary:
-    if kind not in KINDS:
-        raise InvalidInput(f"kind: one of {', '.join(KINDS)}", field="kind")
-    if kind not in ALLOWED.get(principal.role, ()):
-        raise Forbidden(f"{principal.role.value} accounts cannot import {kind}")
-    summary = KINDS[kind](
+    if kind not in imports.IMPORTERS:
+        raise InvalidInput(f"kind: one of {', '.join(imports.IMPORTERS)}", field="kind")
+    # Who may import what is the importer's rule: it refuses the others with Forbidden.
+    summary = imports.IMPORTERS[kind](
         session=session, principal=principal, source=upload.file, now=utcnow(), name=upload.filename or kind
     )
     session.commit()
@@ -50,7 +35,7 @@ def _run(kind: str, upload: UploadFile, session: Any, principal: Principal) -> i
 @router.get("/import", name="import")
 def import_page(request: Request, lang: LanguageDep, principal: PrincipalDep) -> Response:
     """The upload form, offering the kinds this account may import."""
-    return render(request, "import.html", {"kinds": ALLOWED.get(principal.role, ())}, lang=lang)
+    return render(request, "import.html", {"kinds": imports.importable_kinds(principal)}, lang=lang)
 
 
 @router.post("/import")
@@ -63,7 +48,7 @@ def import_upload(
     file: Annotated[UploadFile, File()],
 ) -> Response:
     """Run the import and show what landed, or every refused row (nothing is saved then)."""
-    context: dict[str, Any] = {"kinds": ALLOWED.get(principal.role, ()), "kind": kind}
+    context: dict[str, Any] = {"kinds": imports.importable_kinds(principal), "kind": kind}
     try:
         context["summary"] = _run(kind, file, session, principal)
         status = 200

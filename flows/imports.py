@@ -39,10 +39,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
 from flows.audit import record
+from flows.clock import CST
 from flows.declarations import FIGURES, parse_declaration
 from flows.errors import Conflict, Forbidden, InvalidInput, PeriodLocked
 from flows.locks import ensure_unlocked
-from flows.manifests import CST, _next_number
+from flows.manifests import _next_number
 from flows.principal import Principal
 from flows.uscc import validate_uscc
 from maps.locate import locate_many
@@ -1438,3 +1439,12 @@ IMPORTERS: dict[str, Callable[..., ImportSummary]] = {
     "declarations": import_declarations,
     "manifests": import_manifests,
 }
+
+
+def importable_kinds(principal: Principal) -> tuple[str, ...]:
+    """The kinds of file a principal may import (the importers themselves enforce the same rule)."""
+    if principal.is_admin:
+        return tuple(IMPORTERS)
+    if principal.role is UserRole.enterprise and principal.enterprise_id is not None:
+        return ("declarations", "manifests")
+    return ()
