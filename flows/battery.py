@@ -28,7 +28,8 @@ from sqlmodel import Session, col, select
 
 from flows.audit import record, snapshot
 from flows.battery_code import DecodedCode, normalise_battery_code, parse_battery_code
-from flows.battery_rules import CST, deadline_for, due_date, edition_in_force, local_day
+from flows.battery_rules import deadline_for, due_date, edition_in_force, local_day
+from flows.clock import CST
 from flows.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PeriodLocked
 from flows.locks import lock_for
 from flows.principal import Principal

@@ -29,7 +29,6 @@ from flows.battery_code import normalise_battery_code
 from flows.battery_rules import (
     CHILD_FOLLOW_UP_WINDOW,
     COLLECTION_WINDOW,
-    CST,
     DEADLINE_TYPES,
     EDITIONS,
     METALS,
@@ -44,6 +43,7 @@ from flows.battery_rules import (
     nth_working_day,
     working_days_between,
 )
+from flows.clock import CST
 from flows.errors import Forbidden, InvalidInput, NotFound
 from flows.principal import Principal
 from flows.scope import adcode_prefix, readable_enterprise_ids, readable_enterprises, region_clause

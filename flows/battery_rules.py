@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 import holidays
 
+from flows.clock import CST
 from models.enums import BatteryEventType as T
 from models.enums import EnterpriseRole as R
-
-CST = timezone(timedelta(hours=8), "CST")  # every deadline is counted on China Standard Time calendar days
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # Calendar

@@ -13,7 +13,7 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from shapely import prepare
@@ -23,6 +23,7 @@ from sqlalchemy import func, insert, select
 from sqlmodel import Session, SQLModel, col
 
 from flows.battery_code import encode_battery_code
+from flows.clock import CST
 from flows.demo_data import (
     BATCH_REJECTIONS,
     BRAND_SYLLABLES,
@@ -73,7 +74,6 @@ from models.enums import (
 Progress = Callable[[str, int, int], None]
 
 YEARS = (2020, 2021, 2022, 2023, 2024)
-CST = timezone(timedelta(hours=8), "CST")
 # The demo's "now": nothing happens after it, so the data never depends on the day it is loaded.
 DEMO_NOW = datetime(2024, 12, 31, 18, 0, tzinfo=CST)
 CHUNK = 2000

@@ -7,7 +7,7 @@ data (STEPS), enforced on every write and served to the form so that sealed fiel
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError, model_validator
@@ -16,13 +16,13 @@ from sqlmodel import Session, col, select
 
 from flows.accounts import Principal
 from flows.audit import record, snapshot
+from flows.clock import CST
 from flows.errors import Conflict, Forbidden, InvalidInput, NotFound
 from flows.locks import ensure_unlocked
 from flows.scope import readable_batches
 from models import BatchCorrection, Enterprise, TransferBatch, WasteCategory
 from models.enums import BatchStatus, Route, UserRole
 
-CST = timezone(timedelta(hours=8), "CST")
 WEIGHT_TOLERANCE = 0.02  # a received weight more than 2% off the dispatched one is flagged
 
 Actor = Literal["shipper", "receiver", "either"]
