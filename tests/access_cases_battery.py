@@ -14,12 +14,10 @@ from sqlmodel import Session
 
 from flows import accounts, battery
 from flows.battery_code import encode_battery_code
-from flows.uscc import make_uscc
-from maps.locate import try_locate
 from models import Enterprise, EnterpriseRoleLink, WhitelistEntry
 from models.enums import BatteryLevel, Channel, EnterpriseRole, WhitelistKind
 from tests.access_cases import GOVERNS_PZH, SEES_E1, SIGNED_IN, Case
-from tests.world import NOW, PASSWORD, World
+from tests.world import NOW, PASSWORD, World, add_enterprise
 
 NOBODY: frozenset[str] = frozenset()
 WRITERS = frozenset({"admin", "ent1", "ent3"})  # enterprise accounts and administrators record events
@@ -172,22 +170,9 @@ def build_chain(session: Session, w: World) -> Chain:
     chain.uscc["maker"] = maker.uscc
     chain.tokens["maker"] = w.tokens.get("ent1", "")
     for n, (name, (lon, lat, role)) in enumerate(_SITES.items(), start=50):
-        loc = try_locate(session=session, lon=lon, lat=lat)
-        e = Enterprise(
-            uscc=make_uscc(f"91510000MA0000{n:03d}"),
-            name_zh=f"链条企业{name}",
-            name_en=f"Chain {name}",
-            lon=lon,
-            lat=lat,
-            province_adcode=loc.province,
-            prefecture_adcode=loc.prefecture,
-            county_adcode=loc.county,
-            park_id=loc.park,
-        )
-        session.add(e)
-        session.flush()
-        assert e.id is not None
-        session.add(EnterpriseRoleLink(enterprise_id=e.id, role=role))
+        eid = add_enterprise(session, n, lon, lat, role, (f"链条企业{name}", f"Chain {name}"))
+        e = session.get(Enterprise, eid)
+        assert e is not None and e.id is not None
         setattr(chain, name, e.id)
         chain.uscc[name] = e.uscc
         user = accounts.create_user(

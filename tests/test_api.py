@@ -8,12 +8,9 @@ from shapely.geometry import box
 from sqlmodel import Session
 
 from flows import accounts
-from flows.uscc import make_uscc
-from maps.locate import try_locate
 from maps.parks import ParkSpec, create_park
-from models import Enterprise, EnterpriseRoleLink
 from models.enums import Channel, EnterpriseRole
-from tests.world import NOW
+from tests.world import NOW, add_enterprise
 
 
 @pytest.fixture
@@ -94,29 +91,11 @@ def _seed(session: Session) -> tuple[int, int]:
     park = create_park(
         ParkSpec(name_zh="攀枝花钒钛高新区", boundary=box(101.70, 26.56, 101.74, 26.60)), session=session
     )
-    ids = []
-    for i, (lon, lat, role) in enumerate(
-        [(101.72, 26.58, EnterpriseRole.generator), (104.06, 30.66, EnterpriseRole.utiliser)]
-    ):
-        loc = try_locate(session=session, lon=lon, lat=lat)
-        e = Enterprise(
-            uscc=make_uscc(f"915100000000000{i:02d}"),
-            name_zh=f"企业{i}",
-            lon=lon,
-            lat=lat,
-            province_adcode=loc.province,
-            prefecture_adcode=loc.prefecture,
-            county_adcode=loc.county,
-            park_id=loc.park,
-        )
-        session.add(e)
-        session.flush()
-        assert e.id is not None
-        session.add(EnterpriseRoleLink(enterprise_id=e.id, role=role))
-        ids.append(e.id)
+    first = add_enterprise(session, 10, 101.72, 26.58, EnterpriseRole.generator, ("企业0", None))
+    add_enterprise(session, 11, 104.06, 30.66, EnterpriseRole.utiliser, ("企业1", None))
     session.commit()
     assert park.id is not None
-    return park.id, ids[0]
+    return park.id, first
 
 
 def test_parks_and_enterprises(api: TestClient, session: Session) -> None:

@@ -49,12 +49,16 @@ ACCOUNTS: dict[str, dict[str, object]] = {
 }
 
 
-def _enterprise(session: Session, n: int, lon: float, lat: float, role: EnterpriseRole) -> int:
+def add_enterprise(
+    session: Session, n: int, lon: float, lat: float, role: EnterpriseRole, name: tuple[str, str | None] | None = None
+) -> int:
+    """An enterprise numbered n, placed where its point lies, with one role; returns its id."""
     loc = try_locate(session=session, lon=lon, lat=lat)
+    name_zh, name_en = name or (f"测试企业{n}", f"Test Enterprise {n}")
     e = Enterprise(
         uscc=make_uscc(f"91510000MA0000{n:03d}"),
-        name_zh=f"测试企业{n}",
-        name_en=f"Test Enterprise {n}",
+        name_zh=name_zh,
+        name_en=name_en,
         lon=lon,
         lat=lat,
         province_adcode=loc.province,
@@ -80,9 +84,9 @@ def build_world(session: Session, *, with_tokens: bool = True) -> World:
     )
     assert park_a.id is not None and park_b.id is not None
     w.park_a, w.park_b = park_a.id, park_b.id
-    w.e1 = _enterprise(session, 1, 101.72, 26.58, EnterpriseRole.generator)
-    w.e2 = _enterprise(session, 2, 101.60, 26.55, EnterpriseRole.utiliser)
-    w.e3 = _enterprise(session, 3, 104.40, 31.13, EnterpriseRole.generator)
+    w.e1 = add_enterprise(session, 1, 101.72, 26.58, EnterpriseRole.generator)
+    w.e2 = add_enterprise(session, 2, 101.60, 26.55, EnterpriseRole.utiliser)
+    w.e3 = add_enterprise(session, 3, 104.40, 31.13, EnterpriseRole.generator)
     for attr, eid in (("decl_e1", w.e1), ("decl_e3", w.e3)):
         d = Declaration(enterprise_id=eid, category_code="SW01", year=2023, generated_t=100, utilised_t=80)
         session.add(d)
