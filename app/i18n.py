@@ -26,12 +26,23 @@ _PRIMARY = {"zh": "zh-CN", "en": "en"}
 log = logging.getLogger(__name__)
 
 
+def catalogue_files(lang: str) -> list[Path]:
+    """The files holding one language's messages: app/locales/<lang>.json and one per page area in a subfolder."""
+    return [LOCALES_DIR / f"{lang}.json", *sorted(LOCALES_DIR.glob(f"*/{lang}.json"))]
+
+
 @cache
 def catalogue(lang: str) -> Mapping[str, str]:
-    """The messages of one language, read once from app/locales/<lang>.json."""
+    """The messages of one language, read once from its catalogue files."""
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}; known: {', '.join(LANGUAGES)}")
-    data: dict[str, str] = json.loads((LOCALES_DIR / f"{lang}.json").read_text(encoding="utf-8"))
+    data: dict[str, str] = {}
+    for path in catalogue_files(lang):
+        part: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
+        # Areas keep their own files; a key defined twice would make one of them silently lose.
+        if clash := data.keys() & part.keys():
+            raise ValueError(f"{path}: keys already defined elsewhere: {', '.join(sorted(clash))}")
+        data.update(part)
     return data
 
 

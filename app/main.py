@@ -12,7 +12,22 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from app import api, api_battery, api_manifests, api_reports, errors, login, web, web_dashboard, web_import
+from app import (
+    api,
+    api_battery,
+    api_manifests,
+    api_reports,
+    errors,
+    login,
+    web,
+    web_audit,
+    web_batches,
+    web_dashboard,
+    web_import,
+    web_map,
+    web_places,
+    web_trace,
+)
 from app.auth import PrincipalDep
 from app.settings import Settings
 from models.db import make_engine
@@ -52,6 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(login.router)
     app.include_router(web_import.router)
     app.include_router(web_dashboard.router)
+    app.include_router(web_map.router)
+    app.include_router(web_batches.router)
+    app.include_router(web_places.router)
+    app.include_router(web_trace.router)
+    app.include_router(web_audit.router)
     app.include_router(web_import.api_router, prefix="/api/v1")
 
     @app.get("/api/v1/openapi.json", include_in_schema=False)

@@ -15,9 +15,14 @@ from sqlalchemy import Engine, text
 from app.main import create_app
 from app.settings import Settings
 from tests.access_cases import BASE_CASES, ROLES, Case
+from tests.access_cases_audit import AUDIT_CASES
+from tests.access_cases_batches import BATCHES_CASES
 from tests.access_cases_battery import BATTERY_CASES, NOBODY, SEEDED_CASES, seed_batteries
 from tests.access_cases_manifests import MANIFEST_CASES
+from tests.access_cases_map import MAP_CASES
+from tests.access_cases_places import PLACES_CASES
 from tests.access_cases_reports import REPORT_CASES
+from tests.access_cases_trace import SEEDED_TRACE_CASES, TRACE_CASES
 from tests.world import World, build_world
 
 # Each area of the app contributes its own list; together they must cover the whole route table.
@@ -29,6 +34,12 @@ CASES: list[Case] = [
     *REPORT_CASES,
     *(case for case in BATTERY_CASES if case.allowed != NOBODY),
     *SEEDED_CASES,
+    *SEEDED_TRACE_CASES,
+    *MAP_CASES,
+    *BATCHES_CASES,
+    *PLACES_CASES,
+    *AUDIT_CASES,
+    *TRACE_CASES,
 ]
 
 # Routes exercised by their own tests: sign-in and sign-out need a browser session, uploads a multipart body
@@ -106,7 +117,7 @@ def _prepare(client: TestClient, w: World) -> dict[str, str]:
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.path}")
 def test_access(case: Case, client: TestClient, engine: Engine, session: Any) -> None:
     w = build_world(session)
-    if any(case is seeded for seeded in SEEDED_CASES):
+    if any(case is seeded for seeded in (*SEEDED_CASES, *SEEDED_TRACE_CASES)):
         seed_batteries(session, w)
     refs = _prepare(client, w)
     url = case.url(w).format(**refs)
@@ -119,7 +130,9 @@ def test_access(case: Case, client: TestClient, engine: Engine, session: Any) ->
         if role != "anon":
             headers["Authorization"] = f"Bearer {w.tokens[role]}"
         client.cookies.clear()
-        response = client.request(case.method, url, json=body, headers=headers, follow_redirects=False)
+        # Pages post HTML forms (extra={"form": True}); the API takes JSON.
+        sent: dict[str, Any] = {"data": body} if case.extra.get("form") else {"json": body}
+        response = client.request(case.method, url, headers=headers, follow_redirects=False, **sent)
         if role in case.allowed:
             assert 200 <= response.status_code < 400, (role, response.status_code, response.text[:300])
             if case.writes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -18,6 +17,7 @@ from app.i18n import (
     LANGUAGES,
     LOCALES_DIR,
     catalogue,
+    catalogue_files,
     choose_language,
     parse_accept_language,
     safe_next,
@@ -286,7 +286,9 @@ def test_external_next_not_followed(client: TestClient, target: str) -> None:
 
 
 def test_locales_have_the_same_keys() -> None:
-    files = {lang: json.loads((LOCALES_DIR / f"{lang}.json").read_text(encoding="utf-8")) for lang in LANGUAGES}
+    areas = [path.relative_to(LOCALES_DIR).parent for path in catalogue_files("en")]
+    assert areas == [path.relative_to(LOCALES_DIR).parent for path in catalogue_files("zh-CN")]
+    files = {lang: dict(catalogue(lang)) for lang in LANGUAGES}
     keys = {lang: set(data) for lang, data in files.items()}
     assert keys["zh-CN"] == keys["en"], keys["zh-CN"] ^ keys["en"]
     for lang, data in files.items():

@@ -5,6 +5,11 @@
  *   data-parks       optional URL of park polygons, drawn above the boundaries
  *   data-tile-url    optional tile URL template; without it no tiles are requested at all
  *   data-lang        "zh-CN" or "en", for the names in tooltips
+ *   data-overlay     optional inline GeoJSON drawn on top (points, lines, polygons). Each feature's properties may
+ *                    carry `style` (Leaflet path options; points are circle markers, `radius` in style) and `label`
+ *                    (tooltip text). With data-fit="overlay" the map zooms to the overlay instead of the province.
+ * Page scripts reach a map through window.circuflowMaps.get(el) once data-map-ready is set, and may listen for the
+ * "circuflow:map-ready" event that the element dispatches (detail: {map: the Leaflet map}).
  * When the map has drawn, the element gets data-map-ready="true" (the browser tests wait for it).
  */
 (function () {
@@ -103,6 +108,24 @@
     }).observe(el);
   }
 
+  function overlayLayer(data) {
+    return L.geoJSON(data, {
+      style: function (feature) {
+        return (feature.properties && feature.properties.style) || { color: COLOURS.park, weight: 3 };
+      },
+      pointToLayer: function (feature, latlng) {
+        var style = (feature.properties && feature.properties.style) || {};
+        return L.circleMarker(latlng, Object.assign({ radius: 6, weight: 1.5, fillOpacity: 0.9 }, style));
+      },
+      onEachFeature: function (feature, featureLayer) {
+        var label = feature.properties && feature.properties.label;
+        if (label) {
+          featureLayer.bindTooltip(String(label), { sticky: true });
+        }
+      },
+    });
+  }
+
   function initMap(el) {
     if (maps.has(el) || typeof L === "undefined") {
       return;
@@ -136,6 +159,16 @@
           parkLayer(results[1], lang).addTo(map);
         }
         var bounds = boundaries.getBounds();
+        if (el.dataset.overlay) {
+          var overlay = overlayLayer(JSON.parse(el.dataset.overlay)).addTo(map);
+          if (el.dataset.fit === "overlay" && overlay.getBounds().isValid()) {
+            // A single point has no extent: pad it to a few kilometres around.
+            bounds = overlay.getBounds().pad(0.3);
+            if (bounds.getNorthEast().equals(bounds.getSouthWest())) {
+              bounds = bounds.getCenter().toBounds(8000);
+            }
+          }
+        }
         if (bounds.isValid()) {
           // Not animated: an animated zoom starts a frame later and would look like the user's own move.
           map.fitBounds(bounds, { padding: [8, 8], animate: false });
@@ -143,6 +176,7 @@
         }
         setStatus(el, "");
         el.dataset.mapReady = "true";
+        el.dispatchEvent(new CustomEvent("circuflow:map-ready", { bubbles: true, detail: { map: map } }));
       })
       .catch(function (error) {
         setStatus(el, el.dataset.error || String(error));
@@ -168,6 +202,11 @@
   } else {
     initAll(document);
   }
+  window.circuflowMaps = {
+    get: function (el) {
+      return maps.get(el);
+    },
+  };
   // Content swapped in by htmx may bring new maps with it.
   document.addEventListener("htmx:load", function (event) {
     initAll(event.target);
