@@ -99,8 +99,17 @@ def language_links(request: Request, lang: str) -> list[dict[str, Any]]:
     return links
 
 
-def render(request: Request, name: str, context: dict[str, Any], *, lang: str, status_code: int = 200) -> Response:
-    """Render a page template, or only its "content" block for an htmx request."""
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    *,
+    lang: str,
+    status_code: int = 200,
+    block: str = "content",
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Render a page template, or only one of its blocks ("content" unless named) for an htmx request."""
     principal: Principal | None = getattr(request.state, "principal", None)
     full: dict[str, Any] = {
         "lang": lang,
@@ -118,9 +127,9 @@ def render(request: Request, name: str, context: dict[str, Any], *, lang: str, s
         **context,
     }
     # The same URL answers in either language and as page or fragment: caches must keep them apart.
-    headers = {"Content-Language": lang, "Vary": "Accept-Language, Cookie, HX-Request"}
-    block = "content" if is_fragment_request(request) else None
-    return templates.TemplateResponse(request, name, full, status_code=status_code, headers=headers, block_name=block)
+    sent = {"Content-Language": lang, "Vary": "Accept-Language, Cookie, HX-Request", **(headers or {})}
+    block_name = block if is_fragment_request(request) else None
+    return templates.TemplateResponse(request, name, full, status_code=status_code, headers=sent, block_name=block_name)
 
 
 def _prefecture_adcode(adcode: str) -> str:

@@ -14,6 +14,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -26,6 +27,7 @@ from app.settings import Settings, normalise_database_url
 from flows import accounts
 from flows.setup import upgrade_database
 from models.db import make_engine
+from tests import browser
 
 PG_ADMIN_URL = os.environ.get("CIRCUFLOW_TEST_POSTGRES_URL", "")
 
@@ -154,3 +156,16 @@ def cli_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dic
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+@pytest.fixture
+def sync_playwright() -> Any:
+    """Playwright's sync entry point for the browser tests (skipped without Chromium, failed under CI)."""
+    return browser.playwright_entry()
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[str]:
+    """The app on this test's database, served on a free localhost port for the browser."""
+    with browser.serve(settings) as url:
+        yield url
