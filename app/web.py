@@ -39,6 +39,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("nav.home", "home"),
     ("nav.dashboard", "dashboard"),
     ("nav.map", "map"),
+    ("nav.sankey", "sankey"),
     ("nav.batches", "batches"),
     ("nav.batteries", "batteries"),
     ("nav.audit", "audit"),
