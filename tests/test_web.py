@@ -264,6 +264,27 @@ def test_unknown_language_refused(client: TestClient) -> None:
     response = client.get("/lang/xx", params={"next": "/"}, follow_redirects=False)
     assert response.status_code in (400, 422)
     assert "set-cookie" not in response.headers
+    # A browser gets a page in the site's layout that names the languages it knows, not JSON.
+    page = client.get("/lang/xx", headers={"Accept": "text/html", "Accept-Language": "en"})
+    assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
+    assert "<title>Bad request" in page.text and "zh-CN, en" in page.text and 'class="site-header"' in page.text
+
+
+def test_unknown_page_is_a_page_for_browsers_and_json_for_the_api(web: TestClient) -> None:
+    page = web.get("/no/such/page", headers={"Accept": "text/html", "Accept-Language": "zh-CN"})
+    assert page.status_code == 404 and "<title>未找到" in page.text and 'class="main-nav"' in page.text
+    bad = web.get("/dashboard", params={"year": "soon"}, headers={"Accept": "text/html", "Accept-Language": "en"})
+    assert bad.status_code == 422 and "<title>Invalid input" in bad.text and "year: " in bad.text
+    api = web.get("/api/v1/no/such/thing", headers={"Accept": "text/html"})
+    assert api.status_code == 404 and api.json() == {"detail": "Not Found"}
+
+
+def test_htmx_request_after_the_session_ended_sends_the_window_to_sign_in(client: TestClient) -> None:
+    headers = {"Accept": "text/html", "HX-Request": "true", "HX-Current-URL": "http://testserver/dashboard?year=2023"}
+    response = client.get("/dashboard", headers=headers, follow_redirects=False)
+    # Not the sign-in form swapped into the content area: htmx follows HX-Redirect with the whole window.
+    assert response.status_code == 401 and response.text == ""
+    assert response.headers["hx-redirect"] == "/login?next=/dashboard%3Fyear%3D2023"
 
 
 @pytest.mark.parametrize(
