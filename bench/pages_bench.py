@@ -80,7 +80,7 @@ def _tokens(engine: Engine) -> dict[str, str]:
     return tokens
 
 
-def _parameters(engine: Engine) -> dict[str, str]:
+def demo_parameters(engine: Engine) -> dict[str, str]:
     """Values for the path parameters of the page routes, taken from the demo."""
     with Session(engine) as session:
         generator = session.exec(select(User).where(col(User.username) == "ent.generator")).scalars().one()
@@ -116,7 +116,7 @@ def _parameters(engine: Engine) -> dict[str, str]:
     }
 
 
-def _page_paths(app: Any) -> list[str]:
+def page_paths(app: Any) -> list[str]:
     """The GET routes of the web pages (not the JSON API), from the app's route table."""
     found: list[str] = []
 
@@ -162,11 +162,11 @@ def run(backend: str, repeat: int, only: str, existing: str = "") -> list[Row]:
 def _run(engine: Engine, repeat: int, only: str) -> list[Row]:
     rows: list[Row] = []
     tokens = _tokens(engine)
-    params = _parameters(engine)
+    params = demo_parameters(engine)
     url = engine.url.render_as_string(hide_password=False)
     app = create_app(Settings(database_url=url, environment="test", secret_key="bench" * 8))
     with TestClient(app) as client:
-        for path in _page_paths(app):
+        for path in page_paths(app):
             if only and only not in path:
                 continue
             try:

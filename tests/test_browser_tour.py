@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
+from app.main import create_app
 from app.settings import Settings
+from bench.pages_bench import demo_parameters, page_paths
 from flows.demo import load_demo
 from flows.demo_accounts import create_demo_accounts
 from flows.setup import upgrade_database
 from models.db import make_engine
-from tests.browser import browser_page, playwright_entry, screenshot, serve
+from tests.browser import ROOT, browser_page, playwright_entry, screenshot, serve, unavailable
 
 
 class DemoSite:
@@ -74,3 +76,52 @@ def test_dashboard_of_the_provincial_auditor(demo_site: DemoSite) -> None:
         screenshot(page, "dashboard")
         assert not [u for u in requests if not u.startswith(demo_site.url)]
         assert not errors, errors
+
+
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+# What axe-core checks (WCAG 2.1 A and AA: labels, names, contrast, landmarks, ARIA); "serious" and "critical"
+# findings fail the test, lesser ones are left to review.
+AXE_RUN = """async () => {
+    const tags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
+    const result = await axe.run(document, {runOnly: {type: "tag", values: tags}});
+    return result.violations
+        .filter(v => v.impact === "serious" || v.impact === "critical")
+        .map(v => v.id + ": " + v.help + " -> " + v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(" | "));
+}"""
+
+
+@pytest.mark.parametrize("username", ["auditor.sichuan", "ent.generator"])
+def test_every_page_passes_axe(demo_site: DemoSite, username: str) -> None:
+    """Every page of the route table, as a bureau auditor and as an enterprise user, in both languages."""
+    if not AXE.is_file():
+        unavailable(f"{AXE} is missing; run `npm ci`")
+    app = create_app(demo_site.settings)
+    engine = make_engine(demo_site.settings.database_url)
+    try:
+        params = demo_parameters(engine)
+    finally:
+        engine.dispose()
+    found: dict[str, list[str]] = {}
+    with playwright_entry()() as pw, browser_page(pw, demo_site.url) as (page, _requests, errors):
+        sign_in(page, demo_site, username)
+        for path in page_paths(app):
+            if path == "/login":
+                continue
+            response = page.goto(demo_site.url + path.format(**params))
+            assert response is not None
+            if response.status in (403, 404):
+                continue  # not this user's page
+            assert response.status == 200, (path, response.status)
+            # Maps and charts draw after load; check what the user finally sees.
+            page.wait_for_load_state("networkidle")
+            page.add_script_tag(path=str(AXE))
+            for lang in ("zh-CN", "en"):
+                if page.get_attribute("html", "lang") != lang:
+                    page.locator(f'.lang-switch a[hreflang="{lang}"]').click()
+                    page.wait_for_load_state("networkidle")
+                    page.add_script_tag(path=str(AXE))
+                violations = page.evaluate(AXE_RUN)
+                if violations:
+                    found[f"{path} ({lang})"] = violations
+        assert not errors, errors
+    assert not found, found
