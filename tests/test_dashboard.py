@@ -49,3 +49,15 @@ def test_dashboard_for_the_province_and_for_an_enterprise(client: TestClient, se
     assert "Categories ranked by rate" in ent1.text
     bureau = client.get("/dashboard", headers={"Authorization": f"Bearer {w.tokens['bureau_dy']}"})
     assert _figure(bureau.text, "rate") == "50.0%"  # the latest declared year, Deyang alone
+
+
+def test_dashboard_shows_the_sums_and_the_bottom_up_figure_of_the_rate_engine(
+    client: TestClient, session: Session
+) -> None:
+    w = build_world(session)
+    headers = {"Authorization": f"Bearer {w.tokens['admin']}", "Accept-Language": "en"}
+    api = client.get("/api/v1/rates", params={"year": 2023}, headers=headers).json()
+    page = client.get("/dashboard", params={"year": 2023}, headers=headers).text
+    for field in ("generated_t", "utilised_t", "utilised_prior_t", "manifest_utilised_t"):
+        assert _figure(page, field) == f"{api[field]:,.1f} t", field
+    assert _figure(page, "gap_t").startswith(f"{api['gap_t']:+,.1f} t")
