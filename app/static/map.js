@@ -8,8 +8,11 @@
  *   data-overlay     optional inline GeoJSON drawn on top (points, lines, polygons). Each feature's properties may
  *                    carry `style` (Leaflet path options; points are circle markers, `radius` in style) and `label`
  *                    (tooltip text). With data-fit="overlay" the map zooms to the overlay instead of the province.
- * Page scripts reach a map through window.circuflowMaps.get(el) once data-map-ready is set, and may listen for the
- * "circuflow:map-ready" event that the element dispatches (detail: {map: the Leaflet map}).
+ * Boundary and park features may carry properties.style (Leaflet path options merged over the defaults, e.g. a
+ * region coloured by its rate) and properties.label (tooltip text instead of the name).
+ * Page scripts reach a map through window.circuflowMaps.get(el) once data-map-ready is set, its layers through
+ * window.circuflowMaps.layers(el) ({boundaries, parks, overlay}), and may listen for the "circuflow:map-ready"
+ * event that the element dispatches (detail: {map: the Leaflet map, layers: the same layers}).
  * When the map has drawn, the element gets data-map-ready="true" (the browser tests wait for it).
  */
 (function () {
@@ -25,6 +28,14 @@
   };
 
   var maps = new WeakMap();
+  var layersOf = new WeakMap();
+
+  // Tooltip strings are HTML to Leaflet: names and labels come from the database and are escaped.
+  function escapeHtml(text) {
+    return String(text).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
 
   function nameOf(props, lang) {
     if (lang === "en" && props.name_en) {
@@ -55,15 +66,21 @@
 
   function boundaryLayer(data, lang) {
     var layer = L.geoJSON(data, {
-      style: function () {
-        return { color: COLOURS.boundary, weight: 1.2, fillColor: COLOURS.fill, fillOpacity: 0.35 };
+      style: function (feature) {
+        var own = (feature && feature.properties && feature.properties.style) || {};
+        return Object.assign({ color: COLOURS.boundary, weight: 1.2, fillColor: COLOURS.fill, fillOpacity: 0.35 }, own);
       },
       onEachFeature: function (feature, featureLayer) {
         var props = feature.properties || {};
-        featureLayer.bindTooltip(nameOf(props, lang) + " · " + (props.adcode || ""), { sticky: true });
+        featureLayer.bindTooltip(escapeHtml(props.label || nameOf(props, lang) + " · " + (props.adcode || "")), {
+          sticky: true,
+        });
         featureLayer.on({
           mouseover: function () {
-            featureLayer.setStyle({ fillColor: COLOURS.fillHover, fillOpacity: 0.6, weight: 2 });
+            // A region coloured by its own style (a rate class) keeps its fill: only the outline stands out.
+            featureLayer.setStyle(
+              props.style ? { weight: 3 } : { fillColor: COLOURS.fillHover, fillOpacity: 0.6, weight: 2 }
+            );
           },
           mouseout: function () {
             layer.resetStyle(featureLayer);
@@ -76,11 +93,13 @@
 
   function parkLayer(data, lang) {
     return L.geoJSON(data, {
-      style: function () {
-        return { color: COLOURS.park, weight: 1.5, fillColor: COLOURS.parkFill, fillOpacity: 0.55 };
+      style: function (feature) {
+        var own = (feature && feature.properties && feature.properties.style) || {};
+        return Object.assign({ color: COLOURS.park, weight: 1.5, fillColor: COLOURS.parkFill, fillOpacity: 0.55 }, own);
       },
       onEachFeature: function (feature, featureLayer) {
-        featureLayer.bindTooltip(nameOf(feature.properties || {}, lang), { sticky: true });
+        var props = feature.properties || {};
+        featureLayer.bindTooltip(escapeHtml(props.label || nameOf(props, lang)), { sticky: true });
       },
     });
   }
@@ -120,7 +139,7 @@
       onEachFeature: function (feature, featureLayer) {
         var label = feature.properties && feature.properties.label;
         if (label) {
-          featureLayer.bindTooltip(String(label), { sticky: true });
+          featureLayer.bindTooltip(escapeHtml(label), { sticky: true });
         }
       },
     });
@@ -154,13 +173,16 @@
     }
     Promise.all(requests)
       .then(function (results) {
-        var boundaries = boundaryLayer(results[0], lang).addTo(map);
+        var layers = { boundaries: boundaryLayer(results[0], lang).addTo(map), parks: null, overlay: null };
+        var boundaries = layers.boundaries;
         if (results[1]) {
-          parkLayer(results[1], lang).addTo(map);
+          layers.parks = parkLayer(results[1], lang).addTo(map);
         }
+        layersOf.set(el, layers);
         var bounds = boundaries.getBounds();
         if (el.dataset.overlay) {
           var overlay = overlayLayer(JSON.parse(el.dataset.overlay)).addTo(map);
+          layers.overlay = overlay;
           if (el.dataset.fit === "overlay" && overlay.getBounds().isValid()) {
             // A single point has no extent: pad it to a few kilometres around.
             bounds = overlay.getBounds().pad(0.3);
@@ -176,7 +198,7 @@
         }
         setStatus(el, "");
         el.dataset.mapReady = "true";
-        el.dispatchEvent(new CustomEvent("circuflow:map-ready", { bubbles: true, detail: { map: map } }));
+        el.dispatchEvent(new CustomEvent("circuflow:map-ready", { bubbles: true, detail: { map: map, layers: layers } }));
       })
       .catch(function (error) {
         setStatus(el, el.dataset.error || String(error));
@@ -205,6 +227,9 @@
   window.circuflowMaps = {
     get: function (el) {
       return maps.get(el);
+    },
+    layers: function (el) {
+      return layersOf.get(el);
     },
   };
   // Content swapped in by htmx may bring new maps with it.

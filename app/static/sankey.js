@@ -1,0 +1,89 @@
+// Draws the Sankey diagrams from the JSON the server rendered into data-sankey (no data is fetched here).
+// data-sankey: {nodes: [{name: id, label: words}], links: [{source: id, target: id, value: tonnes}]}; node names are
+// ids ("c:SW01", "r:cement_admixture", "o:510400", "d:510400") so that a place shipping to itself stays acyclic.
+(function () {
+  "use strict";
+  // Tableau colour-blind-safe palette, in order; links take their source's colour, lightened.
+  var PALETTE = ["#006ba4", "#ff800e", "#595959", "#5f9ed1", "#c85200", "#898989", "#a2c8ec", "#ffbc79", "#ababab",
+    "#cfcfcf"];
+
+  // Tooltips are HTML to ECharts: names come from the database and are escaped.
+  function escapeHtml(text) {
+    return String(text).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+
+  function draw(el) {
+    if (!window.echarts || el.dataset.chartReady) { return; }
+    var data = JSON.parse(el.dataset.sankey);
+    var labels = JSON.parse(el.dataset.labels || "{}");
+    var unit = labels.unit || "t";
+    var lang = document.documentElement.lang || "zh-CN";
+    var words = {};
+    var plain = {};
+    data.nodes.forEach(function (n) { plain[n.name] = n.label; });
+    data.nodes.forEach(function (n) { words[n.name] = escapeHtml(n.label); });
+    var fmt = function (v) {
+      return v.toLocaleString(lang, { maximumFractionDigits: Math.abs(v) >= 1000 ? 0 : 1 }) + " " + unit;
+    };
+    // A place keeps its colour on both sides ("o:510400" and "d:510400" are the same prefecture).
+    var colours = {};
+    var colourOf = function (name) {
+      var key = name.slice(2);
+      if (!(key in colours)) {
+        colours[key] = PALETTE[Object.keys(colours).length % PALETTE.length];
+      }
+      return colours[key];
+    };
+    var chart = window.echarts.init(el, null, { renderer: "svg" });
+    chart.setOption({
+      animation: false,
+      tooltip: {
+        trigger: "item",
+        formatter: function (p) {
+          if (p.dataType === "edge") {
+            return words[p.data.source] + " → " + words[p.data.target] + "<br>" + fmt(p.data.value);
+          }
+          return words[p.name] + "<br>" + fmt(p.value);
+        },
+      },
+      series: [{
+        type: "sankey",
+        left: 8,
+        right: 150,
+        top: 12,
+        bottom: 12,
+        nodeGap: 10,
+        nodeWidth: 14,
+        nodeAlign: "justify",
+        layoutIterations: 32,
+        emphasis: { focus: "adjacency" },
+        label: {
+          color: "#1b2430",
+          fontSize: 12,
+          // Plain text here (ECharts does not parse labels as HTML): the unescaped words.
+          formatter: function (p) { return plain[p.name] || p.name; },
+        },
+        lineStyle: { color: "source", opacity: 0.35, curveness: 0.5 },
+        data: data.nodes.map(function (n) {
+          return { name: n.name, itemStyle: { color: colourOf(n.name), borderColor: "#12304d", borderWidth: 0.5 } };
+        }),
+        links: data.links,
+      }],
+    });
+    el.dataset.chartReady = "true";
+    window.addEventListener("resize", function () { chart.resize(); });
+  }
+
+  function drawAll(root) {
+    var scope = root && root.querySelectorAll ? root : document;
+    scope.querySelectorAll("[data-sankey]").forEach(draw);
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { drawAll(); });
+  } else {
+    drawAll();
+  }
+  document.addEventListener("htmx:afterSettle", function (evt) { drawAll(evt.target); });
+})();
