@@ -2,6 +2,634 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import secrets
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlmodel import Session, col, select
+
+from app.auth import PrincipalDep, utcnow
+from app.deps import SessionDep
+from app.i18n import LanguageDep, local_name, translate
+from app.web import is_fragment_request, render
+from flows import batch_pages as pages
+from flows import manifests
+from flows.batch_pages import BatchForm, BatchQuery, Problem
+from flows.clock import CST
+from flows.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PeriodLocked
+from flows.locks import lock_for
+from flows.principal import Principal
+from models import Enterprise, TransferBatch, WasteCategory
+from models.enums import BatchStatus, Route, UserRole
 
 router = APIRouter(include_in_schema=False)
+
+# Which form field a domain error names (flows.manifests speaks of columns; the form of fields).
+FIELD_OF = {
+    "receiver_id": "receiver",
+    "receiver_uscc": "receiver",
+    "carrier_id": "carrier",
+    "carrier_uscc": "carrier",
+    "category_code": "category",
+    "weight_dispatched_t": "weight",
+    "weight_dispatched_kg": "weight",
+    "weight_received_t": "weight_received",
+    "weight_received_kg": "weight_received",
+    "rejected_t": "rejected",
+    "rejected_kg": "rejected",
+}
+STATUS_OF: dict[type[DomainError], int] = {InvalidInput: 422, Forbidden: 403, Conflict: 409, PeriodLocked: 423}
+DEFAULT_DESCENDING = {"date": True, "weight": True, "number": False, "status": False}
+
+
+# ---- Wording ----------------------------------------------------------------------------------------------------
+
+
+def tonnes(value: float | None) -> str:
+    """A weight in tonnes as the pages print it: thousands separated, at most three decimals (kilograms)."""
+    if value is None:
+        return "–"
+    text = f"{value:,.3f}".rstrip("0").rstrip(".")
+    # A true minus sign, as in print; "-0" is what rounding leaves of a tiny negative gap.
+    return "0" if text == "-0" else text.replace("-", "\u2212")
+
+
+def beijing(moment: datetime | None) -> str:
+    """A stored time on the Beijing clock, to the minute."""
+    if moment is None:
+        return "–"
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=CST)
+    return aware.astimezone(CST).strftime("%Y-%m-%d %H:%M")
+
+
+def problem_text(lang: str, problem: Problem) -> str:
+    """A problem worded in the user's language, naming the field."""
+    params = dict(problem.params)
+    if "region_zh" in params:
+        params["region"] = local_name(lang, params.pop("region_zh"), params.pop("region_en", None))
+    if "status" in params:
+        params["status"] = translate(lang, f"batches.status.{params['status']}")
+    if "step" in params:
+        params["step"] = translate(lang, f"batches.step.{params['step']}")
+    message = translate(lang, f"batches.problem.{problem.code}", **params)
+    label = translate(lang, f"batches.field.{problem.field}")
+    return translate(lang, "batches.problem.format", field=label, message=message)
+
+
+def _domain_problem(session: Session, exc: DomainError, batch: TransferBatch | None, step: str) -> Problem:
+    """A refused write as a problem the page can word (the domain's message stays the detail of last resort)."""
+    if isinstance(exc, PeriodLocked):
+        lock = None
+        if batch is not None:
+            for enterprise_id in (batch.shipper_id, batch.receiver_id):
+                lock = lock or lock_for(session=session, enterprise_id=enterprise_id, year=batch.year)
+        if lock is not None:
+            zh, en = pages.lock_region_name(session=session, adcode=lock.region_adcode)
+            return Problem("year", "locked", {"year": lock.year, "region_zh": zh, "region_en": en})
+        return Problem("year", "domain", {"detail": exc.message})
+    if isinstance(exc, Conflict) and exc.field == "status" and batch is not None:
+        return Problem("status", "wrong_state", {"status": str(batch.status), "step": step})
+    if isinstance(exc, Conflict) and exc.field == "idempotency_key":
+        return Problem("form", "idempotency", {})
+    if isinstance(exc, Forbidden):
+        return Problem("actor", "forbidden", {"step": step})
+    return Problem(FIELD_OF.get(exc.field or "", exc.field or "form"), "domain", {"detail": exc.message})
+
+
+def _status_of(exc: DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return 400
+
+
+# ---- The list ---------------------------------------------------------------------------------------------------
+
+LIST_PARAMS = ("direction", "status", "category", "route", "year", "q", "sort", "order", "page")
+
+
+def _list_query(
+    raw: dict[str, str], principal: Principal, categories: set[str]
+) -> tuple[BatchQuery, dict[str, Problem]]:
+    """The list's query parameters, checked: a bad value is named and left out of the query."""
+    problems: dict[str, Problem] = {}
+    values: dict[str, Any] = {}
+    direction = raw.get("direction", "") or "all"
+    if direction not in ("all", "in", "out") or (direction != "all" and principal.role is not UserRole.enterprise):
+        problems["direction"] = Problem("direction", "bad_choice", {"value": direction})
+    else:
+        values["direction"] = direction
+    if status := raw.get("status"):
+        if status in BatchStatus.__members__:
+            values["status"] = BatchStatus(status)
+        else:
+            problems["status"] = Problem("status", "bad_choice", {"value": status})
+    if category := raw.get("category"):
+        if category in categories:
+            values["category"] = category
+        else:
+            problems["category"] = Problem("category", "unknown_category", {"code": category})
+    if route := raw.get("route"):
+        if route in Route.__members__:
+            values["route"] = Route(route)
+        else:
+            problems["route"] = Problem("route", "unknown_route", {"route": route})
+    if year := raw.get("year"):
+        if year.isdigit() and 2000 <= int(year) <= 2100:
+            values["year"] = int(year)
+        else:
+            problems["year"] = Problem("year", "bad_year", {"value": year})
+    if text := raw.get("q", "").strip():
+        values["text"] = text[:100]
+    sort = raw.get("sort") or "date"
+    if sort in pages.SORT_KEYS:
+        values["sort"] = sort
+    else:
+        problems["sort"] = Problem("sort", "bad_choice", {"value": sort})
+        sort = "date"
+    order = raw.get("order") or ("desc" if DEFAULT_DESCENDING[sort] else "asc")
+    if order in ("asc", "desc"):
+        values["descending"] = order == "desc"
+    else:
+        problems["order"] = Problem("order", "bad_choice", {"value": order})
+    page = raw.get("page") or "1"
+    if page.isdigit() and int(page) >= 1:
+        values["page"] = int(page)
+    else:
+        problems["page"] = Problem("page", "bad_page", {"value": page})
+    return BatchQuery(**values), problems
+
+
+def _categories(session: Session) -> list[WasteCategory]:
+    return list(session.exec(select(WasteCategory).order_by(col(WasteCategory.code))).all())
+
+
+def _list_url(current: dict[str, str], **changes: Any) -> str:
+    merged = {**current, **{k: str(v) for k, v in changes.items()}}
+    query = {k: v for k, v in merged.items() if v and k in LIST_PARAMS and not (k == "page" and v == "1")}
+    return "/batches" + (f"?{urlencode(query)}" if query else "")
+
+
+def _sort_links(current: dict[str, str], query: BatchQuery) -> dict[str, dict[str, str]]:
+    links = {}
+    for key in pages.SORT_KEYS:
+        active = query.sort == key
+        descending = not query.descending if active else DEFAULT_DESCENDING[key]
+        links[key] = {
+            "href": _list_url(current, sort=key, order="desc" if descending else "asc", page=1),
+            "aria": ("descending" if query.descending else "ascending") if active else "none",
+        }
+    return links
+
+
+@router.get("/batches", name="batches")
+def batches_page(request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep) -> Response:
+    """The viewer's batches: an enterprise's own (shipped and received); a bureau's or park's scope, read-only."""
+    categories = _categories(session)
+    raw = {k: v for k, v in request.query_params.items() if k in LIST_PARAMS}
+    query, problems = _list_query(raw, principal, {c.code for c in categories})
+    result = pages.list_batches(session=session, principal=principal, query=query)
+    current = {**raw, "sort": query.sort, "order": "desc" if query.descending else "asc"}
+    context = {
+        "q": query,
+        "raw": raw,
+        "result": result,
+        "problems": {f: problem_text(lang, p) for f, p in problems.items()},
+        "counts": pages.batch_counts(session=session, principal=principal),
+        "years": pages.batch_years(session=session, principal=principal),
+        "categories": categories,
+        "routes": list(Route),
+        "statuses": list(BatchStatus),
+        "is_enterprise": principal.role is UserRole.enterprise,
+        "sort_links": _sort_links(current, query),
+        "prev_href": _list_url(current, page=result.page - 1) if result.page > 1 else None,
+        "next_href": _list_url(current, page=result.page + 1) if result.page < result.pages else None,
+        "list_url": lambda **kw: _list_url({}, **kw),
+        "tonnes": tonnes,
+        "beijing": beijing,
+    }
+    return render(request, "batches.html", context, lang=lang, block="results", status_code=422 if problems else 200)
+
+
+# ---- The form ---------------------------------------------------------------------------------------------------
+
+
+def _ensure_logger(principal: Principal) -> int:
+    """Batches are logged by the shipper's own account; others (administrators too) use the API or an import."""
+    if principal.role is not UserRole.enterprise or principal.enterprise_id is None:
+        raise Forbidden("only an enterprise account logs its batches on this page")
+    return principal.enterprise_id
+
+
+def _form_of(data: dict[str, str]) -> BatchForm:
+    return BatchForm(
+        receiver_id=data.get("receiver_id", ""),
+        receiver_q=data.get("receiver_q", ""),
+        carrier_id=data.get("carrier_id", ""),
+        carrier_q=data.get("carrier_q", ""),
+        category=data.get("category", ""),
+        route=data.get("route", ""),
+        weight=data.get("weight", ""),
+        unit=data.get("unit", "t") or "t",
+        dispatched_at=data.get("dispatched_at", ""),
+        dispatch=data.get("action") == "dispatch",
+    )
+
+
+async def _form_data(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+def _options(
+    session: Session, field: str, text: str, chosen: str, exclude: int | None
+) -> tuple[list[pages.Suggestion], int | None]:
+    """The suggestions under a party field, with the chosen one among them (first if the text no longer finds it)."""
+    lookup = pages.lookup_party(session=session, text=text, field_name=field, exclude=exclude)
+    suggestions = list(lookup.suggestions)
+    chosen_id = int(chosen) if chosen.isdigit() else None
+    if chosen_id is None and lookup.resolved is not None:
+        chosen_id = lookup.resolved.id
+    if chosen_id is not None and all(s.id != chosen_id for s in suggestions):
+        e = session.get(Enterprise, chosen_id)
+        if e is not None and e.id is not None and e.id != exclude:
+            suggestions.insert(0, pages.Suggestion(e.id, e.uscc, e.name_zh, e.name_en))
+        else:
+            chosen_id = None
+    return suggestions, chosen_id
+
+
+def _form_context(
+    session: Session,
+    lang: str,
+    shipper_id: int | None,
+    data: dict[str, str],
+    problems: dict[str, Problem],
+    *,
+    batch: TransferBatch | None = None,
+    key: str = "",
+) -> dict[str, Any]:
+    parties = {}
+    for field in ("receiver", "carrier"):
+        suggestions, chosen = _options(
+            session,
+            field,
+            data.get(f"{field}_q", ""),
+            data.get(f"{field}_id", ""),
+            shipper_id if field == "receiver" else None,
+        )
+        parties[field] = {"suggestions": suggestions, "chosen": chosen, "q": data.get(f"{field}_q", "")}
+    return {
+        "data": data,
+        "parties": parties,
+        "problems": {f: problem_text(lang, p) for f, p in problems.items()},
+        "problem_list": [(p.field, problem_text(lang, p)) for p in problems.values()],
+        "categories": _categories(session),
+        "routes": list(Route),
+        "batch": batch,
+        "idempotency_key": key,
+        "now_local": utcnow().astimezone(CST).strftime("%Y-%m-%dT%H:%M"),
+        "tonnes": tonnes,
+    }
+
+
+@router.get("/batches/new", name="batch_new")
+def batch_new(request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep) -> Response:
+    """The logging form: receiver, category, route, weight; saved as a draft or dispatched at once."""
+    shipper = _ensure_logger(principal)
+    # A key minted with the form: a double submit (or a retry after a lost answer) finds the batch made first.
+    context = _form_context(session, lang, shipper, {"unit": "t"}, {}, key=secrets.token_urlsafe(18))
+    return render(request, "batch_form.html", context, lang=lang, block="form")
+
+
+def _redirect(request: Request, url: str) -> Response:
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=200, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
+@router.post("/batches/new")
+async def batch_create(request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep) -> Response:
+    """Create the batch (a draft, or dispatched when asked); every wrong field is named and nothing is saved."""
+    shipper = _ensure_logger(principal)
+    data = await _form_data(request)
+    form = _form_of(data)
+    now = utcnow()
+    checked = pages.check_batch_form(session=session, form=form, shipper_id=shipper, now=now)
+    problems = dict(checked.problems)
+    key = data.get("idempotency_key", "")[:128] or secrets.token_urlsafe(18)
+    status = 422
+    if not problems:
+        assert checked.receiver is not None and checked.weight_t is not None
+        body: dict[str, Any] = {
+            "receiver_id": checked.receiver.id,
+            "carrier_id": checked.carrier.id if checked.carrier else None,
+            "category_code": form.category,
+            "route": form.route,
+            "weight_dispatched_t": checked.weight_t,
+            "idempotency_key": key,
+        }
+        if form.dispatch:
+            body["dispatched_at"] = checked.dispatched_at or now
+        try:
+            manifest = manifests.parse_manifest(body)
+            batch, _new = manifests.create_manifest(session=session, principal=principal, manifest=manifest, now=now)
+            session.commit()
+            return _redirect(request, f"/batches/{batch.id}?done={'dispatch' if form.dispatch else 'create'}")
+        except (InvalidInput, Conflict, PeriodLocked) as exc:
+            session.rollback()
+            problem = _domain_problem(session, exc, None, "create")
+            problems[problem.field] = problem
+            status = _status_of(exc)
+    context = _form_context(session, lang, shipper, data, problems, key=key)
+    return render(request, "batch_form.html", context, lang=lang, block="form", status_code=status)
+
+
+@router.post("/batches/new/check", name="batch_check")
+async def batch_check(request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep) -> Response:
+    """Check one field of the form as the user types: its error (or nothing), and what it resolved to."""
+    shipper = _ensure_logger(principal)
+    data = await _form_data(request)
+    field = data.get("field", "")
+    if field not in pages.FORM_FIELDS:
+        raise InvalidInput(f"field: one of {', '.join(pages.FORM_FIELDS)}", field="field")
+    form = _form_of(data)
+    if field == "dispatched_at":
+        form = BatchForm(**{**form.__dict__, "dispatch": True})
+    checked = pages.check_batch_form(session=session, form=form, shipper_id=shipper, now=utcnow())
+    problem = checked.problems.get(field)
+    note = ""
+    if problem is None and field in ("receiver", "carrier"):
+        party = checked.receiver if field == "receiver" else checked.carrier
+        if party is not None:
+            note = translate(lang, "batches.form.chosen", name=local_name(lang, party.name_zh, party.name_en))
+    if problem is None and field == "weight" and checked.weight_t is not None and form.unit == "kg":
+        note = translate(lang, "batches.form.in_tonnes", weight=tonnes(checked.weight_t))
+    context = {"message": problem_text(lang, problem) if problem else "", "field": field, "note": note}
+    return render(request, "_batch_check.html", context, lang=lang, block="check")
+
+
+@router.post("/batches/new/search", name="batch_search")
+async def batch_search(request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep) -> Response:
+    """Directory matches for what is typed in the receiver (or carrier) field: names and credit codes only."""
+    shipper = _ensure_logger(principal)
+    data = await _form_data(request)
+    field = data.get("field", "receiver")
+    if field not in ("receiver", "carrier"):
+        raise InvalidInput("field: receiver or carrier", field="field")
+    text = data.get(f"{field}_q", data.get("q", ""))
+    lookup = pages.lookup_party(
+        session=session, text=text, field_name=field, exclude=shipper if field == "receiver" else None
+    )
+    context = {
+        "field": field,
+        "q": text.strip(),
+        "suggestions": lookup.suggestions,
+        "chosen": lookup.resolved.id if lookup.resolved else None,
+        "message": problem_text(lang, lookup.problem) if lookup.problem else "",
+        "oob": True,
+    }
+    return render(request, "_batch_party.html", context, lang=lang, block="options")
+
+
+# ---- One batch --------------------------------------------------------------------------------------------------
+
+
+def _detail_context(
+    session: Session,
+    principal: Principal,
+    lang: str,
+    batch_id: int,
+    *,
+    done: str | None = None,
+    problems: dict[str, Problem] | None = None,
+    failed: str | None = None,
+    data: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    d = pages.batch_detail(session=session, principal=principal, batch_id=batch_id)
+    status = d.row.status
+    reached = {
+        "created": True,
+        "dispatched": d.batch.dispatched_at is not None,
+        "closed": status in (BatchStatus.received, BatchStatus.rejected, BatchStatus.corrected, BatchStatus.cancelled),
+    }
+    return {
+        "d": d,
+        "row": d.row,
+        "reached": reached,
+        "done": done if done in ("create", *pages.PAGE_STEPS) else None,
+        "problems": {f: problem_text(lang, p) for f, p in (problems or {}).items()},
+        "failed": failed,
+        "data": data or {},
+        "is_bureau": principal.role in (UserRole.bureau, UserRole.admin),
+        "now_local": utcnow().astimezone(CST).strftime("%Y-%m-%dT%H:%M"),
+        "tonnes": tonnes,
+        "beijing": beijing,
+        "tolerance": f"{manifests.WEIGHT_TOLERANCE * 100:g}",
+    }
+
+
+@router.get("/batches/{batch_id}", name="batch")
+def batch_page(
+    request: Request, batch_id: int, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
+) -> Response:
+    """One batch: its parties, weights shipped and received with the gap, its steps, and what the viewer may do now."""
+    done = request.query_params.get("done")
+    context = _detail_context(session, principal, lang, batch_id, done=done)
+    return render(request, "batch.html", context, lang=lang, block="batch")
+
+
+async def _act(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    lang: str,
+    batch_id: int,
+    step: str,
+    run: Any,
+) -> Response:
+    """Take one step from a page form: the batch again with a confirmation, or with the reason it was refused."""
+    data = await _form_data(request)
+    batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
+    now = utcnow()
+    try:
+        problems = run(batch, data, now)
+        if not problems:
+            session.commit()
+            if not is_fragment_request(request):
+                return RedirectResponse(f"/batches/{batch_id}?done={step}", status_code=303)
+            context = _detail_context(session, principal, lang, batch_id, done=step)
+            return render(request, "batch.html", context, lang=lang, block="batch")
+        status = 422
+    except NotFound:
+        raise
+    except DomainError as exc:
+        session.rollback()
+        session.expire_all()
+        batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
+        problem = _domain_problem(session, exc, batch, step)
+        problems = {problem.field: problem}
+        status = _status_of(exc)
+    session.rollback()
+    context = _detail_context(session, principal, lang, batch_id, problems=problems, failed=step, data=data)
+    return render(request, "batch.html", context, lang=lang, block="batch", status_code=status)
+
+
+@router.post("/batches/{batch_id}/dispatch", name="batch_dispatch")
+async def batch_dispatch(
+    request: Request, batch_id: int, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
+) -> Response:
+    """The shipper sends the batch off (now, or at the time given, Beijing time)."""
+
+    def run(batch: TransferBatch, data: dict[str, str], now: datetime) -> dict[str, Problem]:
+        at, problem = pages.parse_local_time(data.get("dispatched_at", ""), "dispatched_at", now)
+        if problem:
+            return {problem.field: problem}
+        manifests.dispatch(session=session, principal=principal, batch_id=batch_id, at=at or now, now=now)
+        return {}
+
+    return await _act(request, session, principal, lang, batch_id, "dispatch", run)
+
+
+@router.post("/batches/{batch_id}/receive", name="batch_receive")
+async def batch_receive(
+    request: Request, batch_id: int, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
+) -> Response:
+    """The receiver confirms the weight it weighed (t or kg); a refused part needs its amount and a reason."""
+
+    def run(batch: TransferBatch, data: dict[str, str], now: datetime) -> dict[str, Problem]:
+        reason = data.get("rejection_reason", "")
+        problems, values = pages.check_receipt(
+            batch=batch,
+            weight=data.get("weight_received", ""),
+            unit=data.get("unit", "t") or "t",
+            rejected=data.get("rejected", ""),
+            rejected_unit=data.get("rejected_unit", "t") or "t",
+            reason=reason,
+            received_at=data.get("received_at", ""),
+            now=now,
+        )
+        if problems:
+            return problems
+        manifests.receive(
+            session=session,
+            principal=principal,
+            batch_id=batch_id,
+            weights={"weight_received_t": values["weight_received_t"], "rejected_t": values["rejected_t"]},
+            at=values["received_at"] or now,
+            now=now,
+            rejection_reason=reason,
+        )
+        return {}
+
+    return await _act(request, session, principal, lang, batch_id, "receive", run)
+
+
+@router.post("/batches/{batch_id}/reject", name="batch_reject")
+async def batch_reject(
+    request: Request, batch_id: int, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
+) -> Response:
+    """The receiver refuses the whole batch, saying why."""
+
+    def run(batch: TransferBatch, data: dict[str, str], now: datetime) -> dict[str, Problem]:
+        reason = data.get("rejection_reason", "").strip()
+        if not reason:
+            return {"reject_reason": Problem("reject_reason", "required")}
+        manifests.reject(session=session, principal=principal, batch_id=batch_id, reason=reason, at=now, now=now)
+        return {}
+
+    return await _act(request, session, principal, lang, batch_id, "reject", run)
+
+
+@router.post("/batches/{batch_id}/cancel", name="batch_cancel")
+async def batch_cancel(
+    request: Request, batch_id: int, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
+) -> Response:
+    """The shipper withdraws a draft, or a batch not yet received, saying why."""
+
+    def run(batch: TransferBatch, data: dict[str, str], now: datetime) -> dict[str, Problem]:
+        reason = data.get("cancel_reason", "").strip()
+        if not reason:
+            return {"cancel_reason": Problem("cancel_reason", "required")}
+        manifests.cancel(session=session, principal=principal, batch_id=batch_id, reason=reason, now=now)
+        return {}
+
+    return await _act(request, session, principal, lang, batch_id, "cancel", run)
+
+
+# ---- Editing a draft --------------------------------------------------------------------------------------------
+
+
+def _draft_of(session: Session, principal: Principal, batch_id: int) -> tuple[TransferBatch, int]:
+    shipper = _ensure_logger(principal)
+    batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
+    if batch.shipper_id != shipper:
+        raise Forbidden(f"only the shipper of manifest {batch.number} may edit it")
+    return batch, shipper
+
+
+def _draft_data(session: Session, batch: TransferBatch) -> dict[str, str]:
+    receiver = session.get(Enterprise, batch.receiver_id)
+    carrier = session.get(Enterprise, batch.carrier_id) if batch.carrier_id else None
+    return {
+        "receiver_id": str(batch.receiver_id),
+        "receiver_q": receiver.uscc if receiver else "",
+        "carrier_id": str(batch.carrier_id or ""),
+        "carrier_q": carrier.uscc if carrier else "",
+        "category": batch.category_code,
+        "route": str(batch.route),
+        "weight": tonnes(batch.weight_dispatched_t).replace(",", ""),
+        "unit": "t",
+    }
+
+
+@router.get("/batches/{batch_id}/edit", name="batch_edit")
+def batch_edit(
+    request: Request, batch_id: int, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
+) -> Response:
+    """The form again, filled with a draft, for its shipper to change before dispatch."""
+    batch, shipper = _draft_of(session, principal, batch_id)
+    context = _form_context(session, lang, shipper, _draft_data(session, batch), {}, batch=batch)
+    # Past its draft the batch is sealed: the page says so and links back rather than offering a form.
+    context["sealed"] = BatchStatus(batch.status) is not BatchStatus.draft
+    return render(request, "batch_form.html", context, lang=lang, block="form")
+
+
+@router.post("/batches/{batch_id}/edit")
+async def batch_update(
+    request: Request, batch_id: int, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
+) -> Response:
+    """Save the changed draft; every wrong field is named and nothing is saved."""
+    batch, shipper = _draft_of(session, principal, batch_id)
+    data = await _form_data(request)
+    form = BatchForm(**{**_form_of(data).__dict__, "dispatch": False})
+    now = utcnow()
+    checked = pages.check_batch_form(session=session, form=form, shipper_id=shipper, now=now)
+    problems = dict(checked.problems)
+    status = 422
+    if not problems:
+        assert checked.receiver is not None and checked.weight_t is not None
+        changes = {
+            "receiver_id": checked.receiver.id,
+            "carrier_id": checked.carrier.id if checked.carrier else None,
+            "category_code": form.category,
+            "route": form.route,
+            "weight_dispatched_t": checked.weight_t,
+        }
+        try:
+            manifests.update_draft(session=session, principal=principal, batch_id=batch_id, changes=changes, now=now)
+            session.commit()
+            return _redirect(request, f"/batches/{batch_id}?done=update")
+        except DomainError as exc:
+            if isinstance(exc, NotFound):
+                raise
+            session.rollback()
+            batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
+            problem = _domain_problem(session, exc, batch, "update")
+            problems[problem.field] = problem
+            status = _status_of(exc)
+    context = _form_context(session, lang, shipper, data, problems, batch=batch)
+    return render(request, "batch_form.html", context, lang=lang, block="form", status_code=status)
