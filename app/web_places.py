@@ -1,7 +1,368 @@
-"""The enterprise and park pages: location, roles, licences, flows in and out, rate and flags."""
+"""The enterprise and park pages: location, roles, licences, flows in and out, rate and flags; and the directory."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+from collections import defaultdict
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from app.auth import PrincipalDep, utcnow
+from app.deps import SessionDep
+from app.i18n import LanguageDep, local_name, translate
+from app.web import render
+from flows import places
+from flows.errors import InvalidInput
+from flows.places import FlowRow, LinkRow, Member, ParkPage
+from flows.rates import percent_truncated
 
 router = APIRouter(include_in_schema=False)
+
+YearQuery = Annotated[int | None, Query(ge=2000, le=2100)]
+
+# Tableau colour-blind 10: the same hues as app.css. On the maps a meaning never rests on hue alone: lines in and
+# out differ by dash pattern too, points by outline and size, and every feature has a tooltip in words.
+BLUE, ORANGE, DARK_ORANGE, LIGHT_BLUE, GREY, DARK_GREY, NAVY = (
+    "#006BA4",
+    "#FF800E",
+    "#C85200",
+    "#5F9ED1",
+    "#ABABAB",
+    "#595959",
+    "#12304d",
+)
+# Roles that take waste in to use or treat it (the receivers of a circular link).
+USER_ROLES = frozenset({"utiliser", "recycler", "disposer", "cascade_user"})
+
+
+def _pct(value: float | None) -> str:
+    # Published rates are truncated to 0.1 pt, never rounded up.
+    return "–" if value is None else f"{percent_truncated(value)}%"
+
+
+def _t(value: float) -> str:
+    return f"{value:,.1f}"
+
+
+def _whole(value: float) -> str:
+    # The headline tiles drop the tenth from ten thousand tonnes up, where it no longer fits nor matters.
+    return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:,.1f}"
+
+
+def _role_group(roles: list[str]) -> str:
+    """How a park map draws an enterprise: it generates waste, uses it, both, or neither (a carrier, a maker)."""
+    makes, uses = "generator" in roles, bool(USER_ROLES.intersection(roles))
+    return "both" if makes and uses else "generator" if makes else "user" if uses else "other"
+
+
+POINT_STYLES: dict[str, dict[str, Any]] = {
+    "generator": {"radius": 7, "color": NAVY, "weight": 1.5, "fillColor": BLUE, "fillOpacity": 0.95},
+    "user": {"radius": 7, "color": NAVY, "weight": 1.5, "fillColor": ORANGE, "fillOpacity": 0.95},
+    "both": {"radius": 8, "color": DARK_ORANGE, "weight": 3.5, "fillColor": BLUE, "fillOpacity": 0.95},
+    "other": {"radius": 6, "color": DARK_GREY, "weight": 2, "fillColor": GREY, "fillOpacity": 0.5},
+}
+
+
+def _point(lon: float, lat: float, label: str, style: dict[str, Any], **props: Any) -> dict[str, Any]:
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "properties": {"label": label, "style": style, **props},
+    }
+
+
+def _line(a: tuple[float, float], b: tuple[float, float], label: str, style: dict[str, Any], **props: Any) -> Any:
+    return {
+        "type": "Feature",
+        "geometry": {"type": "LineString", "coordinates": [list(a), list(b)]},
+        "properties": {"label": label, "style": style, **props},
+    }
+
+
+def _weight(tonnes: float, largest: float) -> float:
+    # Line width grows with the square root of the tonnes, from 1.5 px to 7 px, so that small links stay visible.
+    return 1.5 if largest <= 0 else round(1.5 + 5.5 * (tonnes / largest) ** 0.5, 2)
+
+
+def _by_counterpart(rows: list[FlowRow]) -> dict[int, tuple[FlowRow, float]]:
+    out: dict[int, tuple[FlowRow, float]] = {}
+    for row in rows:
+        first, total = out.get(row.counterpart.id, (row, 0.0))
+        out[row.counterpart.id] = (first, total + row.tonnes.received_t + row.tonnes.in_transit_t)
+    return out
+
+
+def _enterprise_overlay(page: places.EnterprisePage, lang: str) -> str:
+    """The enterprise as a point, its counterparts of the year as small points joined to it by lines in and out."""
+    e = page.enterprise
+    here = (e.lon, e.lat)
+    features: list[dict[str, Any]] = []
+    incoming, outgoing = _by_counterpart(page.flows_in), _by_counterpart(page.flows_out)
+    largest = max([t for _, t in [*incoming.values(), *outgoing.values()]] or [0.0])
+    for direction, parties in (("in", incoming), ("out", outgoing)):
+        for row, tonnes in parties.values():
+            c = row.counterpart
+            name = local_name(lang, c.name_zh, c.name_en)
+            there = (c.lon, c.lat)
+            label = translate(lang, f"places.map.flow_{direction}", name=name, tonnes=_t(tonnes))
+            style = {
+                "color": LIGHT_BLUE if direction == "in" else DARK_ORANGE,
+                "weight": _weight(tonnes, largest),
+                "opacity": 0.85,
+                "dashArray": "8 6" if direction == "in" else None,
+            }
+            ends = (there, here) if direction == "in" else (here, there)
+            features.append(_line(*ends, label, style, kind=f"flow-{direction}"))
+            features.append(
+                _point(*there, name, {"radius": 4, "color": DARK_GREY, "weight": 1, "fillColor": GREY}, kind="party")
+            )
+    name = local_name(lang, e.name_zh, e.name_en)
+    style = {"radius": 9, "color": NAVY, "weight": 3, "fillColor": BLUE, "fillOpacity": 1}
+    features.append(_point(e.lon, e.lat, name, style, kind="self"))
+    return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False)
+
+
+def _park_overlay(page: ParkPage, lang: str) -> str:
+    """The park's boundary, its enterprises as points by role, and its circular links as lines."""
+    p = page.park
+    name = local_name(lang, p.name_zh, p.name_en)
+    features: list[dict[str, Any]] = [
+        {
+            "type": "Feature",
+            "geometry": p.boundary,
+            "properties": {
+                "label": name,
+                "kind": "park",
+                "style": {
+                    "color": DARK_ORANGE,
+                    "weight": 2.5,
+                    "dashArray": "6 4",
+                    "fillColor": "#FFF2E6",
+                    "fillOpacity": 0.8,
+                },
+            },
+        }
+    ]
+    pairs: dict[tuple[int, int], list[LinkRow]] = defaultdict(list)
+    for link in page.links:
+        pairs[(link.shipper.id, link.receiver.id)].append(link)
+    totals = {k: sum(r.tonnes.received_t + r.tonnes.in_transit_t for r in v) for k, v in pairs.items()}
+    largest = max(totals.values(), default=0.0)
+    for key, rows in pairs.items():
+        s, r = rows[0].shipper, rows[0].receiver
+        label = translate(
+            lang,
+            "places.map.link",
+            shipper=local_name(lang, s.name_zh, s.name_en),
+            receiver=local_name(lang, r.name_zh, r.name_en),
+            tonnes=_t(totals[key]),
+        )
+        style = {"color": DARK_ORANGE, "weight": _weight(totals[key], largest), "opacity": 0.75}
+        features.append(_line((s.lon, s.lat), (r.lon, r.lat), label, style, kind="link"))
+    for m in page.members:
+        group = _role_group(m.roles)
+        label = f"{local_name(lang, m.name_zh, m.name_en)} · {translate(lang, 'places.group.' + group)}"
+        features.append(_point(m.lon, m.lat, label, POINT_STYLES[group], kind="member", group=group))
+    return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False)
+
+
+def _batches_href(enterprise_id: int, counterpart: int, year: int, direction: str, category: str) -> str:
+    query = {
+        "enterprise": enterprise_id,
+        "counterpart": counterpart,
+        "year": year,
+        "direction": direction,
+        "category": category,
+    }
+    return "/batches?" + urlencode(query)
+
+
+def _flag_text(lang: str, kind: str, ev: dict[str, Any], scope_name: str) -> str:
+    """A flag's finding in the reader's language, from its evidence (the domain's message is in English)."""
+
+    def n(key: str) -> str:
+        value = ev.get(key)
+        return _t(float(value)) if isinstance(value, int | float) else "–"
+
+    def word(prefix: str, key: str) -> str:
+        value = ev.get(key)
+        return translate(lang, f"{prefix}.{value}") if value else "–"
+
+    params: dict[str, Any] = {
+        "category": ev.get("category", ""),
+        "number": ev.get("number", ""),
+        "generated": n("generated_t"),
+        "utilised": n("utilised_t"),
+        "residual": n("residual_t"),
+        "tolerance": n("tolerance_t"),
+        "manifest": n("manifest_utilised_t"),
+        "intake": n("intake_t"),
+        "capacity": n("capacity_t"),
+        "dispatched": n("weight_dispatched_t"),
+        "received": n("weight_received_t"),
+        "route": word("places.route", "route"),
+        "activity": word("places.doing", "activity"),
+        "pct": f"{float(ev['difference_pct']):+.2f}" if isinstance(ev.get("difference_pct"), int | float) else "–",
+        "rate": _pct(ev["rate"]) if isinstance(ev.get("rate"), int | float) else "–",
+        "scope": scope_name,
+    }
+    return translate(lang, f"places.flagrow.{kind}", **params)
+
+
+def _flag_rows(lang: str, page: Any, scope_name: str) -> list[dict[str, Any]]:
+    rows = []
+    for flag in page.data:
+        subject_kind, _, subject_id = flag.subject.partition("/")
+        rows.append(
+            {
+                "kind": flag.kind.value,
+                "year": flag.year,
+                "text": _flag_text(lang, flag.kind.value, flag.evidence, scope_name),
+                "href": f"/batches/{subject_id}" if subject_kind == "manifest" else None,
+            }
+        )
+    return rows
+
+
+def _chain_rows(lang: str, report: Any) -> list[dict[str, Any]]:
+    rows = []
+    for flag in report.data if report else []:
+        other = flag.counterpart or (flag.enterprise if flag.enterprise and flag.enterprise.id else None)
+        key = "places.bflagrow_with" if flag.counterpart else "places.bflagrow"
+        text = translate(
+            lang,
+            key,
+            code=flag.code or "–",
+            on=flag.on.isoformat(),
+            counterpart=local_name(lang, other.name_zh, other.name_en) if other else "",
+        )
+        rows.append({"kind": flag.kind.value, "year": flag.year, "text": text, "href": None})
+    return rows
+
+
+@router.get("/enterprises/{enterprise_id}", name="enterprise")
+def enterprise(
+    request: Request,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    enterprise_id: int,
+    year: YearQuery = None,
+) -> Response:
+    """One enterprise: where it is, what it does and may do, what it sent and received, its rate and its flags."""
+    page = places.enterprise_page(
+        session=session, principal=principal, enterprise_id=enterprise_id, year=year, now=utcnow()
+    )
+    e = page.enterprise
+    name = local_name(lang, e.name_zh, e.name_en)
+    context = {
+        "p": page,
+        "e": e,
+        "name": name,
+        "pct": _pct,
+        "tonnes": _t,
+        "whole": _whole,
+        "overlay": _enterprise_overlay(page, lang),
+        "prefecture": e.prefecture.key if e.prefecture else None,
+        "batches_href": lambda row, direction: _batches_href(
+            e.id, row.counterpart.id, page.year, direction, row.category.key
+        ),
+        "flag_rows": _flag_rows(lang, page.flags, name),
+        "open_flags": sum(page.flags.counts.values()),
+        "chain_rows": _chain_rows(lang, page.battery_flags),
+        "chain_count": page.battery_flags.count if page.battery_flags else 0,
+    }
+    return render(request, "enterprise.html", context, lang=lang)
+
+
+@router.get("/parks/{park_id}", name="park")
+def park(
+    request: Request,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    park_id: int,
+    year: YearQuery = None,
+) -> Response:
+    """One park: its boundary and enterprises, its rate, its flags and its circular links (who uses whose waste)."""
+    page = places.park_page(session=session, principal=principal, park_id=park_id, year=year, now=utcnow())
+    name = local_name(lang, page.park.name_zh, page.park.name_en)
+    members: list[Member] = page.members
+    context = {
+        "p": page,
+        "park": page.park,
+        "name": name,
+        "pct": _pct,
+        "tonnes": _t,
+        "whole": _whole,
+        "members": [{"m": m, "group": _role_group(m.roles)} for m in members],
+        "overlay": _park_overlay(page, lang),
+        "prefecture": page.park.prefecture.key if page.park.prefecture else page.park.region_adcode,
+        "flag_rows": _flag_rows(lang, page.flags, name) if page.flags else [],
+        "open_flags": sum(page.flags.counts.values()) if page.flags else 0,
+    }
+    return render(request, "park.html", context, lang=lang)
+
+
+def _optional_int(value: str | None, field: str) -> int | None:
+    if value is None or not value.strip():
+        return None
+    if not value.strip().isdigit():
+        raise InvalidInput(f"{field}: a number", field=field)
+    return int(value)
+
+
+def _blank(value: str | None) -> str | None:
+    return value.strip() if value and value.strip() else None
+
+
+@router.get("/enterprises", name="enterprises")
+def enterprises(
+    request: Request,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    prefecture: str | None = None,
+    park: str | None = None,
+    role: str | None = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    """The enterprises the user may read, found by name or credit code and filtered by prefecture, park and role."""
+    text, region, park_id, kind = _blank(q), _blank(prefecture), _optional_int(park, "park"), _blank(role)
+    filters: dict[str, str | int | None] = {"q": text, "prefecture": region, "park": park_id, "role": kind}
+    size = places.DIRECTORY_PAGE
+    found = places.directory_page(
+        session=session,
+        principal=principal,
+        q=text,
+        prefecture=region,
+        park_id=park_id,
+        role=kind,
+        offset=(page - 1) * size,
+        limit=size,
+    )
+    pages = max(1, -(-found.count // size))
+    kept = {k: v for k, v in filters.items() if v is not None}
+
+    def href(number: int) -> str:
+        return (
+            "/enterprises?" + urlencode({**kept, "page": number})
+            if number > 1
+            else ("/enterprises" + ("?" + urlencode(kept) if kept else ""))
+        )
+
+    context = {
+        "d": found,
+        "filters": filters,
+        "page": page,
+        "pages": pages,
+        "prev_href": href(page - 1) if page > 1 else None,
+        "next_href": href(page + 1) if page < pages else None,
+        "first": found.offset + 1 if found.rows else 0,
+        "last": found.offset + len(found.rows),
+    }
+    return render(request, "enterprises.html", context, lang=lang, block="results")
