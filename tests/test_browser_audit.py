@@ -1,0 +1,75 @@
+"""The audit journey in a real headless Chromium: a bureau auditor drills from the province down to a batch, locks
+the year, and the enterprise's write to that year is refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlmodel import Session
+
+from app.settings import Settings
+from flows import accounts
+from tests.browser import browser_page, screenshot, session_cookie_for
+from tests.test_web_audit import YEAR, _world
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_auditor_drills_down_locks_the_year_and_a_write_is_refused(
+    sync_playwright: Any, live_server: str, session: Session, settings: Settings
+) -> None:
+    w = _world(session)
+    cookie = session_cookie_for(session, settings, accounts.get_user(session=session, username="bureau_sc"))
+    with sync_playwright() as pw, browser_page(pw, live_server, cookie=cookie) as (page, requests, errors):
+        page.goto(f"{live_server}/audit?year={YEAR}")
+        assert page.locator("h1").inner_text() == "审计核查 · 四川省"
+        assert page.locator("#children-prefecture-table tbody tr").count() == 21
+        screenshot(page, "audit")
+
+        # Province -> Panzhihua -> park A -> enterprise E1 -> its received batch.
+        page.locator('#children-prefecture-table tr[data-key="510400"] a.audit-drill').click()
+        page.wait_for_url("**/audit?region=510400*")
+        assert page.locator(".audit-crumbs li").count() == 2
+        page.locator(f'#children-park-table tr[data-key="{w.park_a}"] a.audit-drill').click()
+        page.wait_for_url(f"**/audit?park={w.park_a}*")
+        page.locator(f'#children-enterprise-table tr[data-key="{w.e1}"] a.audit-drill').click()
+        page.wait_for_url(f"**/audit?enterprise={w.e1}*")
+        assert page.locator(".audit-crumbs li").count() == 4
+        batch = page.locator(f'#batches-table tr[data-batch="{w.batch_received}"] a.code')
+        assert batch.get_attribute("href") == f"/batches/{w.batch_received}"
+        # Every figure leads to its rows: the bottom-up figure of E1 lists the one counted batch.
+        page.locator('.audit-stats [data-figure="bottom-up"] a').click()
+        page.wait_for_url("**/audit/rows?*kind=batches*")
+        assert page.locator("#rows-table tbody tr").count() == 1
+        page.go_back()
+        batch = page.locator(f'#batches-table tr[data-batch="{w.batch_received}"] a.code')
+        with page.expect_navigation():
+            batch.click()
+        assert page.url.endswith(f"/batches/{w.batch_received}")
+
+        # Lock the year for Panzhihua.
+        page.goto(f"{live_server}/audit/locks")
+        page.get_by_label("地区", exact=True).select_option("510400")
+        page.get_by_label("年度", exact=True).fill(str(YEAR))
+        page.locator("#lock-form button[type=submit]").click()
+        page.wait_for_url("**/audit/locks?done=locked*")
+        assert "已锁定" in page.locator("#audit-status").inner_text()
+        assert page.locator(f'#locks-table tr[data-lock="510400/{YEAR}"]').count() == 1
+
+        # The enterprise, through the API with its own token, is refused and told what to do.
+        refused = page.request.post(
+            f"{live_server}/api/v1/declarations",
+            data={"enterprise_id": w.e1, "category_code": "SW01", "year": YEAR, "generated_t": 1},
+            headers={"Authorization": f"Bearer {w.tokens['ent1']}"},
+        )
+        assert refused.status == 423
+        assert "correction" in refused.json()["detail"]
+
+        # The drill-down says the year is locked; the flags queue.
+        page.goto(f"{live_server}/audit?enterprise={w.e1}&year={YEAR}")
+        assert page.locator(".audit-lock").is_visible()
+        page.goto(f"{live_server}/audit/flags?year={YEAR}")
+        assert page.locator("#flags-table tbody tr").count() > 0
+        screenshot(page, "audit-flags")
+        assert not [u for u in requests if not u.startswith(live_server)]
+        assert not errors, errors
