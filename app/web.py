@@ -40,6 +40,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("nav.dashboard", "dashboard"),
     ("nav.map", "map"),
     ("nav.sankey", "sankey"),
+    ("places.nav", "enterprises"),
     ("nav.batches", "batches"),
     ("nav.batteries", "batteries"),
     ("nav.audit", "audit"),

@@ -18,6 +18,7 @@ from flows import places
 from flows.errors import InvalidInput
 from flows.places import FlowRow, LinkRow, Member, ParkPage
 from flows.rates import percent_truncated
+from models.enums import UserRole
 
 router = APIRouter(include_in_schema=False)
 
@@ -169,14 +170,15 @@ def _park_overlay(page: ParkPage, lang: str) -> str:
     return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False)
 
 
-def _batches_href(enterprise_id: int, counterpart: int, year: int, direction: str, category: str) -> str:
-    query = {
-        "enterprise": enterprise_id,
-        "counterpart": counterpart,
-        "year": year,
-        "direction": direction,
-        "category": category,
-    }
+def batches_href(counterpart_uscc: str, year: int, category: str, direction: str | None = None) -> str:
+    """The batch list narrowed to a counterpart (by credit code), a year and a category.
+
+    The list (app/web_batches.py) takes a direction from the enterprise's own users only; for the others it lists
+    the counterpart's batches in their scope, of which the ones with this enterprise are a part.
+    """
+    query = {"q": counterpart_uscc, "year": year, "category": category}
+    if direction is not None:
+        query["direction"] = direction
     return "/batches?" + urlencode(query)
 
 
@@ -258,6 +260,7 @@ def enterprise(
     )
     e = page.enterprise
     name = local_name(lang, e.name_zh, e.name_en)
+    own = principal.role is UserRole.enterprise and principal.enterprise_id == e.id
     context = {
         "p": page,
         "e": e,
@@ -267,8 +270,8 @@ def enterprise(
         "whole": _whole,
         "overlay": _enterprise_overlay(page, lang),
         "prefecture": e.prefecture.key if e.prefecture else None,
-        "batches_href": lambda row, direction: _batches_href(
-            e.id, row.counterpart.id, page.year, direction, row.category.key
+        "batches_href": lambda row, direction: batches_href(
+            row.counterpart.uscc, page.year, row.category.key, direction if own else None
         ),
         "flag_rows": _flag_rows(lang, page.flags, name),
         "open_flags": sum(page.flags.counts.values()),
@@ -299,6 +302,7 @@ def park(
         "tonnes": _t,
         "whole": _whole,
         "members": [{"m": m, "group": _role_group(m.roles)} for m in members],
+        "batches_href": batches_href,
         "overlay": _park_overlay(page, lang),
         "prefecture": page.park.prefecture.key if page.park.prefecture else page.park.region_adcode,
         "flag_rows": _flag_rows(lang, page.flags, name) if page.flags else [],

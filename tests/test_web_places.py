@@ -143,8 +143,10 @@ def test_enterprise_page_shows_roles_licences_flows_rate_and_flags(client: TestC
     want = expected[(w.e2, "SW01")]
     assert f'data-tonnes="{want["received_t"]}"' in row
     assert f">{want['batches']}</a>" in row and f">{_t(want['in_transit_t'])}<" in row
-    link = f"/batches?enterprise={w.e1}&amp;counterpart={w.e2}&amp;year=2024&amp;direction=out&amp;category=SW01"
-    assert link in row
+    e2 = session.get(Enterprise, w.e2)
+    assert e2 is not None
+    # The batch list, narrowed to the counterpart, the year, the category and (for its own user) the direction.
+    assert f"/batches?q={e2.uscc}&amp;year=2024&amp;category=SW01&amp;direction=out" in row
     # E2 lies outside what ent1 may read: its name is shown, its page is not linked.
     assert f'href="/enterprises/{w.e2}"' not in text
     assert "No batch reached this enterprise in 2024." in text
@@ -165,14 +167,16 @@ def test_enterprise_page_shows_roles_licences_flows_rate_and_flags(client: TestC
             assert f'<li data-kind="{kind}"><span class="places-flag-counts__n">{n}</span>' in text
 
     # E2's page (for its bureau): its licences, the lapsed one marked in words, and E1 as its counterpart in.
-    e2 = _get(client, w, "bureau_pzh", f"/enterprises/{w.e2}", year=2024).text
-    licences = _section(e2, "licences")
+    e2_page = _get(client, w, "bureau_pzh", f"/enterprises/{w.e2}", year=2024).text
+    licences = _section(e2_page, "licences")
     assert licences.count('data-state="expired"') == 1 and licences.count('data-state="valid"') == 1
     assert "Expired" in licences and "川固利〔2019〕0001号" in licences
-    flows_in = _section(e2, "flows-in")
+    flows_in = _section(e2_page, "flows-in")
     assert f'data-counterpart="{w.e1}"' in flows_in and f'href="/enterprises/{w.e1}"' in flows_in
-    assert f'<a href="/parks/{w.park_a}"' not in e2  # E2 lies outside the park
-    overlay = _overlay(e2, "enterprise-map")
+    e1_uscc = e1.uscc
+    assert f"/batches?q={e1_uscc}&amp;year=2024&amp;category=SW01" in flows_in and "direction=" not in flows_in
+    assert f'<a href="/parks/{w.park_a}"' not in e2_page  # E2 lies outside the park
+    overlay = _overlay(e2_page, "enterprise-map")
     kinds = [f["properties"]["kind"] for f in overlay["features"]]
     assert kinds.count("self") == 1 and kinds.count("flow-in") == 1
     point = next(f for f in overlay["features"] if f["properties"]["kind"] == "self")
