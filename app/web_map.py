@@ -36,11 +36,14 @@ ParkQuery = Annotated[int | None, Query(ge=1)]
 # Region fills by rate class: Tableau colour-blind-safe colours, and a pattern besides the colour for the classes
 # below the target and for missing data (app/templates/map.html defines the patterns), so no class rests on hue.
 RATE_STYLES: dict[RateClass, dict[str, Any]] = {
-    RateClass.meets: {"fillColor": "#006ba4", "fillOpacity": 0.55, "color": "#12304d", "weight": 1.2},
-    RateClass.near: {"fillColor": "#ffbc79", "fillOpacity": 0.8, "color": "#12304d", "weight": 1.2},
-    RateClass.below: {"fillColor": "url(#map-pattern-below)", "fillOpacity": 0.85, "color": "#12304d", "weight": 1.2},
-    RateClass.over_100: {"fillColor": "url(#map-pattern-over)", "fillOpacity": 0.85, "color": "#12304d", "weight": 1.2},
-    RateClass.no_data: {"fillColor": "url(#map-pattern-none)", "fillOpacity": 0.7, "color": "#595959", "weight": 1},
+    cls: {"color": "#12304d", "weight": 1.2, "className": f"map-region map-region--{cls.value}", **fill}
+    for cls, fill in (
+        (RateClass.meets, {"fillColor": "#006ba4", "fillOpacity": 0.55}),
+        (RateClass.near, {"fillColor": "#ffbc79", "fillOpacity": 0.8}),
+        (RateClass.below, {"fillColor": "url(#map-pattern-below)", "fillOpacity": 0.85}),
+        (RateClass.over_100, {"fillColor": "url(#map-pattern-over)", "fillOpacity": 0.85}),
+        (RateClass.no_data, {"fillColor": "url(#map-pattern-none)", "fillOpacity": 0.7, "color": "#595959"}),
+    )
 }
 ROUTES: tuple[str, ...] = tuple(r.value for r in Route)
 
@@ -239,6 +242,8 @@ def map_context(
         "layer": layer,
         "levels": flowmap.LEVELS,
         "rr": rr,
+        # Without regions to colour (a park's or an enterprise's map), or narrowed to a park: zoom to the flows.
+        "fit_layers": rr is None or f.park is not None,
         "own": own,
         "own_rate": pct(own.rate) if own else None,
         "own_target": pct(own.target or (own.next_target.value if own.next_target else None)) if own else None,
@@ -400,6 +405,7 @@ def _rate_block(lang: str, report: RateReport | None) -> dict[str, Any] | None:
         "utilised": tonnes(lang, report.utilised_t),
         "manifest": tonnes(lang, report.manifest_utilised_t),
         "categories": ", ".join(report.categories),
+        "declarations": report.declarations,
     }
 
 

@@ -17,7 +17,7 @@ from flows.targets import path_value, resolve_category_set
 from flows.transfers import parse_filter
 from maps import flowmap
 from maps.flowmap import RateClass, rate_class
-from models import Licence, TransferBatch
+from models import Declaration, Licence, TransferBatch
 from models.enums import BatchStatus, LicenceActivity, Route
 from tests.world import World, build_world
 
@@ -29,8 +29,10 @@ def _get(client: TestClient, w: World, role: str, url: str, **headers: str) -> A
 
 
 def _world(session: Session) -> World:
-    """The access world, plus a received batch from E3 (Deyang) to E2 (Panzhihua) and E2's utilisation licence."""
+    """The access world, plus a received batch from E3 (Deyang) to E2 (Panzhihua), E2's utilisation licence and a
+    declaration of E1 for 2024."""
     w = build_world(session)
+    session.add(Declaration(enterprise_id=w.e1, category_code="SW01", year=2024, generated_t=100, utilised_t=76))
     session.add(
         TransferBatch(
             number="SC2024-0000099",

@@ -6,6 +6,7 @@
  *   data-details      CSS selector of the element that receives the details (an htmx GET, no page reload)
  *   data-details-query  the filter's query string, appended to every details URL
  *   data-labels       JSON of the few words used in tooltips (the server translates them)
+ *   data-fit-layers   "true": zoom to the flows and enterprises rather than to the boundaries
  * When everything is drawn the element gets data-flows-ready="true".
  * Every number and word shown in the details panel is rendered by the server; this script only asks for it.
  */
@@ -62,11 +63,27 @@
     window.htmx.ajax("GET", url, { source: el, target: target, swap: "innerHTML" });
   }
 
-  // Line width by the square root of tonnes (the area of a cross-section grows with the flow), 2.5 to 14 px.
+  // Line width by the square root of tonnes (the area of a cross-section grows with the flow), 2.5 to 12 px.
   function widthScale(max) {
     return function (tonnes) {
-      return max > 0 ? 2.5 + 11.5 * Math.sqrt(tonnes / max) : 2.5;
+      return max > 0 ? 2.5 + 9.5 * Math.sqrt(tonnes / max) : 2.5;
     };
+  }
+
+  // A park's or an enterprise's flows are a small part of the province: show them, not the whole boundary layer.
+  function fitTo(map, layers) {
+    var bounds = null;
+    layers.forEach(function (layer) {
+      var b = layer.getBounds();
+      if (b.isValid()) {
+        bounds = bounds ? bounds.extend(b) : L.latLngBounds(b.getSouthWest(), b.getNorthEast());
+      }
+    });
+    if (!bounds) {
+      return;
+    }
+    bounds = bounds.getNorthEast().equals(bounds.getSouthWest()) ? bounds.getCenter().toBounds(8000) : bounds.pad(0.15);
+    map.fitBounds(bounds, { padding: [8, 8], animate: false, maxZoom: 12 });
   }
 
   function drawFlows(el, map, data, lang, labels) {
@@ -196,7 +213,10 @@
           wirePlaces(el, layers || {});
           var flows = drawFlows(el, map, results[0], lang, labels);
           state.byKey = flows.byKey;
-          drawEnterprises(el, map, results[1], lang, labels);
+          var points = drawEnterprises(el, map, results[1], lang, labels);
+          if (el.dataset.fitLayers === "true") {
+            fitTo(map, [flows.layer, points]);
+          }
           el.dataset.flowsReady = "true";
         })
         .catch(function (error) {
