@@ -82,7 +82,7 @@ def standing(rate: float | None, target: float | None, next_target: float | None
     return audit_export.rate_class(rate, target if target is not None else next_target)
 
 
-def _tools(lang: str) -> dict[str, Any]:
+def _tools() -> dict[str, Any]:
     return {"tonnes": tonnes, "pct": pct, "link": link, "local_time": local_time, "tabs": TABS}
 
 
@@ -119,9 +119,11 @@ def _name(lang: str, zh: str | None, en: str | None, fallback: str = "") -> str:
 def _row_view(row: AuditRow, lang: str, year: int, categories: str, next_target: float | None) -> dict[str, Any]:
     f = row.figures
     scope = row.scope.params() if row.scope else None
-    rows_link = (
-        (lambda kind: link("/audit/rows", scope, kind=kind, year=year, categories=categories)) if scope else None
-    )
+
+    def rows_link(kind: str) -> str | None:
+        # The rows page takes the figure's own category set, so that its sums are the figure's.
+        return link("/audit/rows", scope, kind=kind, year=year, categories=categories) if scope else None
+
     name = row.name_zh or row.key or ""
     if row.kind == "park" and row.key == audit_workspace.OUTSIDE:
         name_text = translate(lang, "audit.outside_parks")
@@ -141,8 +143,8 @@ def _row_view(row: AuditRow, lang: str, year: int, categories: str, next_target:
             if row.kind == "park" and row.key != audit_workspace.OUTSIDE
             else None
         ),
-        "declarations": rows_link("declarations") if rows_link else None,
-        "batches": rows_link("batches") if rows_link else None,
+        "declarations": rows_link("declarations"),
+        "batches": rows_link("batches"),
         "flags": link("/audit/flags", scope, year=year) if scope else None,
         "standing": standing(f.rate, f.target, next_target),
     }
@@ -174,9 +176,8 @@ def audit_page(
     categories = ",".join(d.report.categories)
     upcoming = d.report.next_target.value if d.report.next_target else None
     scope_params = d.args.params()
-    lock_users = {lock.region_adcode: lock for lock in d.locks}
     context = {
-        **_tools(lang),
+        **_tools(),
         "d": d,
         "year": chosen,
         "years": years,
@@ -191,8 +192,6 @@ def audit_page(
             {"name": _name(lang, c.name_zh, c.name_en, c.key), "href": link("/audit", c.args.params(), year=chosen)}
             for c in d.crumbs
         ],
-        "locks": lock_users,
-        "lock_names": audit_workspace.lock_lines(session=session, principal=principal) if d.locks else [],
         "exports": _exports(d.scope.kind, scope_params, chosen),
         "current_tab": "audit",
     }
@@ -262,7 +261,7 @@ def rows_page(
     if args.category:
         scope_name += f" · {args.category}"
     context = {
-        **_tools(lang),
+        **_tools(),
         "p": page,
         "year": chosen,
         "scope_name": scope_name,
@@ -356,7 +355,7 @@ def flags_page(
     kind = kind or None
     filters = {**args.params(), "year": chosen, "kind": kind}
     context: dict[str, Any] = {
-        **_tools(lang),
+        **_tools(),
         "tab": tab,
         "year": chosen,
         "years": years,
@@ -449,7 +448,7 @@ def _enterprise_ref(session: Any, principal: Principal, ref: str | None) -> int 
 
 def _locks_context(session: Any, principal: Principal, lang: str, year: int, **extra: Any) -> dict[str, Any]:
     return {
-        **_tools(lang),
+        **_tools(),
         "locks": audit_workspace.lock_lines(session=session, principal=principal),
         "regions": [
             {"adcode": a, "name": _name(lang, zh, en, a)}
@@ -543,7 +542,7 @@ def unlock_year(
 def _corrections_context(session: Any, principal: Principal, lang: str, **extra: Any) -> dict[str, Any]:
     lines = audit_workspace.correction_lines(session=session, principal=principal)
     return {
-        **_tools(lang),
+        **_tools(),
         "pending": [c for c in lines if c.status == "pending"],
         "decided": [c for c in lines if c.status != "pending"],
         "fmt": _value,

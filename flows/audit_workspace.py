@@ -25,7 +25,7 @@ from flows.principal import Principal
 from flows.rates import RateBy, RateReport, RateRow, Scope, ScopeRef
 from flows.scope import adcode_prefix, require_role
 from flows.targets import resolve_category_set
-from models import CorrectionRequest, Declaration, Enterprise, Park, PeriodLock, Region, TransferBatch, User
+from models import CorrectionRequest, Declaration, Enterprise, Park, Region, TransferBatch, User
 from models.enums import RegionLevel, UserRole
 
 ChildKind = Literal["prefecture", "county", "park", "enterprise", "category"]
@@ -219,6 +219,17 @@ class BatchPage:
 
 
 @dataclass
+class LockLine:
+    region_adcode: str
+    region_zh: str
+    region_en: str | None
+    year: int
+    locked_by: str | None
+    locked_at: datetime
+    can_unlock: bool
+
+
+@dataclass
 class DrillDown:
     """Everything the drill-down page shows for one scope and year."""
 
@@ -230,7 +241,7 @@ class DrillDown:
     crumbs: list[Crumb]
     tables: list[ChildTable]
     flag_counts: dict[str, int]
-    locks: list[PeriodLock]  # the locks that cover this scope in this year
+    locks: list[LockLine]  # the locks that cover this scope in this year
     flags: list[Flag] = field(default_factory=list)  # every open flag of the scope and year
     batches: BatchPage | None = None
 
@@ -239,13 +250,16 @@ class DrillDown:
         return self.scope.kind
 
 
-def _places(session: Session, ids: Iterable[int]) -> dict[int, tuple[str | None, str | None, int | None]]:
+def _places(
+    session: Session, ids: Iterable[int], condition: ColumnElement[bool]
+) -> dict[int, tuple[str | None, str | None, int | None]]:
+    """Prefecture, county and park of the given enterprises that lie in the scope (the other ends are left out)."""
     wanted = sorted(set(ids))
     if not wanted:
         return {}
     query = sa_select(
         col(Enterprise.id), col(Enterprise.prefecture_adcode), col(Enterprise.county_adcode), col(Enterprise.park_id)
-    ).where(col(Enterprise.id).in_(wanted))
+    ).where(col(Enterprise.id).in_(wanted), condition)
     return {row[0]: (row[1], row[2], row[3]) for row in session.execute(query)}
 
 
@@ -400,12 +414,12 @@ def breadcrumbs(*, session: Session, principal: Principal, scope: ScopeRef) -> l
     return crumbs + tail
 
 
-def covering_locks(*, session: Session, principal: Principal, scope: Scope, year: int) -> list[PeriodLock]:
+def covering_locks(*, session: Session, principal: Principal, scope: Scope, year: int) -> list[LockLine]:
     """The locks of this year on the scope's region or a region above it (they close its data)."""
     region = scope.region_adcode or ""
     return [
         lock
-        for lock in list_locks(session=session, principal=principal)
+        for lock in lock_lines(session=session, principal=principal)
         if lock.year == year and region.startswith(adcode_prefix(lock.region_adcode))
     ]
 
@@ -425,23 +439,12 @@ def drill_down(
     scope = resolve(session=session, principal=principal, args=args)
     here = args_of(scope.ref)
     level = scope.ref.kind
-    flags = list_flags(session=session, principal=principal, year=year, limit=None, **_flag_scope(here))
-    flagged_ids = {e for f in flags.data for e in f.enterprise_ids}
-    places = _places(session, flagged_ids)
-    in_scope = (
-        set(
-            session.execute(
-                sa_select(col(Enterprise.id)).where(col(Enterprise.id).in_(sorted(flagged_ids)), scope.condition)
-            ).scalars()
-        )
-        if flagged_ids
-        else set()
-    )
-    places = {k: v for k, v in places.items() if k in in_scope}
+    flags = list_flags(session=session, principal=principal, year=year, limit=None, **_scope_kwargs(here))
+    places = _places(session, (e for f in flags.data for e in f.enterprise_ids), scope.condition)
     tables: list[ChildTable] = []
     report: RateReport | None = None
     for by, kind in CHILD_TABLES[level]:
-        report = rates.utilisation(session=session, principal=principal, year=year, by=by.value, **_rate_scope(here))
+        report = rates.utilisation(session=session, principal=principal, year=year, by=by.value, **_scope_kwargs(here))
         extras = declared_extras(session, scope.condition, report.categories, year, [_group_column(kind)])
         counts: dict[str, int] = {}
         keys_of = flag_keys(kind, places)
@@ -492,11 +495,8 @@ def _figures(report: RateReport) -> dict[str, Any]:
     return {name: getattr(report, name) for name in rates.RateFigures.model_fields}
 
 
-def _rate_scope(args: ScopeArgs) -> dict[str, Any]:
-    return {"region": args.region, "park": args.park, "enterprise": args.enterprise}
-
-
-def _flag_scope(args: ScopeArgs) -> dict[str, Any]:
+def _scope_kwargs(args: ScopeArgs) -> dict[str, Any]:
+    # What flows.rates and flows.flags take to name a scope.
     return {"region": args.region, "park": args.park, "enterprise": args.enterprise}
 
 
@@ -810,7 +810,7 @@ def flag_queue(
     scope = resolve(session=session, principal=principal, args=args)
     if args.category and args.enterprise is None:
         raise InvalidInput("category: goes with an enterprise", field="category")
-    scoped = _flag_scope(args_of(scope.ref))
+    scoped = _scope_kwargs(args_of(scope.ref))
     if not args.outside_parks and not args.category:
         page = list_flags(
             session=session, principal=principal, year=year, kinds=kinds, offset=offset, limit=limit, **scoped
@@ -824,13 +824,8 @@ def flag_queue(
             keep = flag_keys("category", {})
             chosen = [f for f in every.data if args.category in keep(f)]
         else:
-            outside = _places(session, {e for f in every.data for e in f.enterprise_ids})
-            inside = set(
-                session.execute(
-                    sa_select(col(Enterprise.id)).where(col(Enterprise.id).in_(sorted(outside)), scope.condition)
-                ).scalars()
-            )
-            keep = flag_keys("park", {k: v for k, v in outside.items() if k in inside})
+            places = _places(session, (e for f in every.data for e in f.enterprise_ids), scope.condition)
+            keep = flag_keys("park", places)
             chosen = [f for f in every.data if OUTSIDE in keep(f)]
         counts = {k: sum(1 for f in chosen if f.kind.value == k) for k in every.counts}
         count, data = len(chosen), chosen[offset : offset + limit]
@@ -850,17 +845,6 @@ def flag_queue(
 
 # ---------------------------------------------------------------------------------------------------------------
 # Locks and corrections as the pages list them
-
-
-@dataclass
-class LockLine:
-    region_adcode: str
-    region_zh: str
-    region_en: str | None
-    year: int
-    locked_by: str | None
-    locked_at: datetime
-    can_unlock: bool
 
 
 def scope_regions(*, session: Session, principal: Principal) -> list[tuple[str, str, str | None]]:
