@@ -62,13 +62,20 @@ def _bj(moment: datetime) -> str:
 
 
 def _day(value: str | date | datetime | None) -> str:
+    """A day as Beijing sees it: evidence carries days ("2024-03-12") and UTC moments ("2024-01-08T23:00:00+00:00")."""
     if value is None:
         return "–"
-    if isinstance(value, datetime):
-        return value.astimezone(CST).date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    return value[:10] if len(value) <= 10 or value[10] == "T" else value
+    moment: date | datetime
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+        except ValueError:
+            return value
+    else:
+        moment = value
+    if isinstance(moment, datetime):
+        return battery.stored_utc(moment).astimezone(CST).date().isoformat()
+    return moment.isoformat()
 
 
 def _num(value: Any) -> str:
@@ -133,6 +140,24 @@ def _analysis(lang: str, analysis: CodeAnalysis) -> dict[str, Any]:
             }
         )
     decoded = analysis.decoded
+    errors = [_error_text(lang, e) for e in analysis.errors]
+    summary = (
+        translate(
+            lang,
+            "trace.parse.valid",
+            level=translate(lang, f"trace.level.{decoded.level.value}"),
+            chemistry=translate(lang, f"trace.chem.{decoded.chemistry}"),
+            date=decoded.production_date.isoformat(),
+        )
+        if decoded
+        else None
+    )
+    if analysis.empty:
+        status = ""
+    elif errors:
+        status = f"{translate(lang, 'trace.parse.invalid')} {' '.join(errors)}"
+    else:
+        status = summary or translate(lang, "trace.parse.typing", length=analysis.length, missing=analysis.missing)
     return {
         "raw": analysis.raw,
         "code": analysis.code,
@@ -141,18 +166,9 @@ def _analysis(lang: str, analysis: CodeAnalysis) -> dict[str, Any]:
         "empty": analysis.empty,
         "valid": analysis.valid,
         "fields": fields,
-        "errors": [_error_text(lang, e) for e in analysis.errors],
-        "summary": (
-            translate(
-                lang,
-                "trace.parse.valid",
-                level=translate(lang, f"trace.level.{decoded.level.value}"),
-                chemistry=translate(lang, f"trace.chem.{decoded.chemistry}"),
-                date=decoded.production_date.isoformat(),
-            )
-            if decoded
-            else None
-        ),
+        "errors": errors,
+        "summary": summary,
+        "status": status,  # one sentence for screen readers, announced as the reading changes
     }
 
 
@@ -164,8 +180,9 @@ def _search_context(
     analysis = battery_pages.analyse_code(code)
     # A complete code matches itself: the reader learns at once whether the battery is in their scope.
     matches = battery_pages.codes_starting(session=session, principal=principal, prefix=analysis.code)
-    context: dict[str, Any] = {"a": _analysis(lang, analysis), "matches": matches, "code": code}
-    if is_fragment_request(request):
+    fragment = is_fragment_request(request)
+    context: dict[str, Any] = {"a": _analysis(lang, analysis), "matches": matches, "code": code, "fragment": fragment}
+    if fragment:
         return context
     now = utcnow()
     report = chain_flags(session=session, principal=principal, now=now, year=year, limit=RISK_ROWS)
@@ -470,6 +487,8 @@ def battery_page(
         "b": trace,
         "a": _analysis(lang, decoded),
         "holder": _party(trace.holder, lang, places),
+        "rated_kwh": _num(trace.rated_kwh) if trace.rated_kwh is not None else None,
+        "mass_kg": _num(trace.mass_kg) if trace.mass_kg is not None else None,
         "ancestors": [{"code": b.code, "level": str(b.level)} for b in chain[1:]],
         "timeline": _timeline(trace, stops, lang, places, regions),
         "stops": [

@@ -58,6 +58,9 @@ def test_trace_a_battery_and_see_its_path(
         page.keyboard.type(TRACED_PACK[4:], delay=30)
         page.locator(".parsed__summary--ok").wait_for()
         assert decoded.production_date.isoformat() in page.locator("#code-summary").inner_text()
+        # Screen readers hear the same verdict through the live region the field points at.
+        assert page.locator("#code-status").count() == 1
+        assert decoded.production_date.isoformat() in page.locator("#code-status").text_content()
         assert page.locator('#code-fields tr[data-field="serial"] td.code').inner_text() == decoded.serial
         assert page.locator(f'#code-matches a[href="/batteries/{TRACED_PACK}"]').count() == 1
         screenshot(page, "batteries-typed", full_page=False)

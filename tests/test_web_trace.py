@@ -21,7 +21,8 @@ from flows.battery_code import parse_battery_code
 from flows.battery_pages import analyse_code
 from flows.errors import InvalidInput
 from models import Enterprise
-from tests.access_cases_battery import CELL, MODULE, PACK, Chain, build_chain, seed_batteries
+from models.enums import BatteryLevel
+from tests.access_cases_battery import CELL, MODULE, PACK, VIN, Chain, build_chain, code, seed_batteries
 from tests.access_cases_trace import LATE_UPLOAD, TRACED_MODULE, TRACED_PACK, walk_chain
 from tests.world import NOW, World, build_world
 
@@ -179,7 +180,9 @@ def test_parse_while_typing_reads_what_is_there_and_counts_the_rest(client: Test
     seed_batteries(session, w)
     response = _get(client, "/batteries/parse", w.tokens["ent1"], hx=True, code="0d1pe")
     text = html.unescape(response.text)
-    assert translate("en", "trace.parse.typing", length=5, missing=19) in text
+    typing = translate("en", "trace.parse.typing", length=5, missing=19)
+    # Shown, and said to screen readers through the live region the field points at (swapped out of band).
+    assert f'<p id="code-status" hx-swap-oob="innerHTML">{typing}</p>' in text
     fields = _fields(response.text)
     assert fields["product_type"][3] == "pack" and fields["battery_type"][3] == translate("en", "trace.chem.E")
     assert fields["specification_code"][3] == translate("en", "trace.parse.pending")
@@ -217,8 +220,11 @@ def test_submitting_a_code_opens_its_page_or_says_what_is_wrong(client: TestClie
     assert short.status_code == 422
     assert 'aria-invalid="true"' in short.text
     assert translate("en", "trace.err.too_short", length=20, missing=4) in html.unescape(short.text)
-    # The error is tied to the field for screen readers.
-    assert 'aria-describedby="code-help code-parsed"' in short.text
+    # The error is tied to the field for screen readers: the status the field points at says it.
+    assert 'aria-describedby="code-help code-status"' in short.text
+    status = re.search(r'<p id="code-status"[^>]*role="status"[^>]*>(.*?)</p>', short.text, re.S)
+    assert status is not None
+    assert translate("en", "trace.err.too_short", length=20, missing=4) in html.unescape(status.group(1))
 
 
 def test_the_reading_agrees_with_the_parser_on_every_valid_code() -> None:
@@ -300,6 +306,41 @@ def test_a_custodian_held_twice_is_one_place_with_both_numbers(
     line = next(f for f in overlay["features"] if f["geometry"]["type"] == "LineString")
     assert len(line["geometry"]["coordinates"]) == 3  # there and back
     assert re.findall(r'data-stop="(\d+)"', response.text) == ["1", "2", "3"]
+
+
+def test_a_battery_coded_anew_for_cascade_use_is_found_by_either_code(
+    client: TestClient, session: Session, chain: Chain
+) -> None:
+    new_code = code(BatteryLevel.pack, 500, maker="7C1")
+    battery.register_batteries(
+        session=session, principal=ADMIN, rows=[{"code": PACK, "maker_id": chain.maker}], now=NOW
+    )
+    steps: list[tuple[str, str, int, dict[str, Any]]] = [
+        ("transferred", "2019-03-01T10:00", chain.maker, {"counterpart_id": chain.vehicle}),
+        ("installed", "2019-03-10T10:00", chain.vehicle, {"vin": VIN}),
+        ("retired", "2024-01-08T10:00", chain.vehicle, {}),
+        ("collected", "2024-01-15T10:00", chain.outlet, {}),
+        ("transferred", "2024-01-20T10:00", chain.outlet, {"counterpart_id": chain.cascade}),
+        ("tested", "2024-01-25T10:00", chain.cascade, {"soh": 0.81}),
+        ("repurposed", "2024-02-01T10:00", chain.cascade, {"new_code": new_code, "application": "backup power"}),
+    ]
+    current = PACK
+    for type_, when, reporter, extra in steps:
+        row = {"type": type_, "occurred_at": when, "reporter_id": reporter, **extra}
+        battery.record_event(session=session, principal=ADMIN, code=current, row=row, now=NOW)
+        current = extra.get("new_code", current)
+    session.commit()
+    page = _get(client, f"/batteries/{new_code}", chain.world.tokens["admin"])
+    assert page.status_code == 200
+    assert 'id="recoded-note"' in page.text and f"{PACK}</span> → <span" in page.text
+    fields = _fields(page.text)
+    assert fields["manufacturer_code"][2] == "7C1"  # the code read is the new one
+    timeline = _section(page.text, "timeline-heading")
+    assert f'<a class="code" href="/batteries/{new_code}">{new_code}</a>' in timeline  # the new code, linked
+    assert "81.0%" in timeline and "backup power" in timeline
+    old = _get(client, f"/batteries/{PACK}", chain.world.tokens["admin"])
+    assert old.status_code == 200
+    assert translate("en", "trace.battery.queried", code=PACK) in old.text
 
 
 def test_flags_of_the_chain_with_their_deadlines(client: TestClient, session: Session, chain: Chain) -> None:
