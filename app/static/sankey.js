@@ -51,7 +51,8 @@
       series: [{
         type: "sankey",
         left: 8,
-        right: 150,
+        // Room for the labels of the right-hand column (a quarter of a phone's width).
+        right: Math.min(150, Math.round(el.clientWidth * 0.25)),
         top: 12,
         bottom: 12,
         nodeGap: 10,
