@@ -13,6 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from app.main import create_app
+from app.settings import Settings
 from flows.targets import path_value, resolve_category_set
 from flows.transfers import parse_filter
 from maps import flowmap
@@ -206,7 +208,7 @@ def _charts(html: str) -> Any:
     return re.finditer(r'id="sankey-(route|place)" class="sankey"[^>]*data-sankey=\'([^\']+)\'', html)
 
 
-def test_map_page(client: TestClient, session: Session) -> None:
+def test_map_page(client: TestClient, session: Session, settings: Settings) -> None:
     w = _world(session)
     html = _get(client, w, "admin", "/map?year=2024", **{"Accept-Language": "en"}).text
     assert '<div id="flow-map"' in html and 'data-map="flows"' in html
@@ -224,6 +226,10 @@ def test_map_page(client: TestClient, session: Session) -> None:
     part = _get(client, w, "admin", "/map?year=2024&category=SW02", **{"HX-Request": "true"}).text
     assert part.lstrip().startswith('<div id="map-view"') and "<html" not in part
     assert 'data-flows="/map/layers/flows.geojson?year=2024&amp;category=SW02"' in part
+    # A tile layer only when one is configured.
+    tiles = "https://tiles.example.org/{z}/{x}/{y}.png"
+    with TestClient(create_app(settings.model_copy(update={"tile_url": tiles}))) as tiled:
+        assert f'data-tile-url="{tiles}"' in _get(tiled, w, "admin", "/map?year=2024").text
     # Park managers and enterprises see their own rate where the others see regions coloured.
     zh = _get(client, w, "park_a", "/map?year=2024").text
     assert "本园区 2024 年综合利用率" in zh and 'id="map-regions"' not in zh
