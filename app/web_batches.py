@@ -191,19 +191,21 @@ def batches_page(request: Request, session: SessionDep, lang: LanguageDep, princ
     categories = _categories(session)
     raw = {k: v for k, v in request.query_params.items() if k in LIST_PARAMS}
     query, problems = _list_query(raw, principal, {c.code for c in categories})
-    result = pages.list_batches(session=session, principal=principal, query=query)
+    counts = pages.batch_counts(session=session, principal=principal)
+    result = pages.list_batches(session=session, principal=principal, query=query, counts=counts)
     current = {**raw, "sort": query.sort, "order": "desc" if query.descending else "asc"}
     context = {
         "q": query,
         "raw": raw,
         "result": result,
         "problems": {f: problem_text(lang, p) for f, p in problems.items()},
-        "counts": pages.batch_counts(session=session, principal=principal),
+        "counts": counts,
         "years": pages.batch_years(session=session, principal=principal),
         "categories": categories,
         "routes": list(Route),
         "statuses": list(BatchStatus),
         "is_enterprise": principal.role is UserRole.enterprise,
+        "fragment": is_fragment_request(request),
         "sort_links": _sort_links(current, query),
         "prev_href": _list_url(current, page=result.page - 1) if result.page > 1 else None,
         "next_href": _list_url(current, page=result.page + 1) if result.page < result.pages else None,

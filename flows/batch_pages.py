@@ -135,6 +135,16 @@ def _matching_enterprises(text: str) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class BatchCounts:
+    """What stands out on the list: for an enterprise user, batches awaiting its receipt and its own drafts."""
+
+    awaiting_receipt: int = 0
+    drafts: int = 0
+    in_transit: int = 0  # shipped by the viewer's enterprise, not yet received
+    by_status: dict[str, int] = dc_field(default_factory=dict)
+
+
 def _conditions(principal: Principal, q: BatchQuery) -> list[ColumnElement[bool]]:
     me = _mine(principal)
     shipper, receiver = col(TransferBatch.shipper_id), col(TransferBatch.receiver_id)
@@ -174,12 +184,22 @@ def _sort_column(sort: str) -> Any:
     }[sort]
 
 
-def list_batches(*, session: Session, principal: Principal, query: BatchQuery) -> BatchList:
-    """One page of the batches the viewer may see, filtered and sorted, with the total count."""
+def list_batches(
+    *, session: Session, principal: Principal, query: BatchQuery, counts: BatchCounts | None = None
+) -> BatchList:
+    """One page of the batches the viewer may see, filtered and sorted, with the total count.
+
+    Given the viewer's counts by status (batch_counts), an unfiltered list takes its total from them rather than
+    counting the scope a second time.
+    """
     if query.sort not in SORT_KEYS:
         raise ValueError(f"sort: one of {', '.join(SORT_KEYS)}")
     where = _conditions(principal, query)
-    count = int(session.execute(sa_select(func.count()).select_from(TransferBatch).where(*where)).scalar_one())
+    unfiltered = len(where) == 1
+    if counts is not None and unfiltered:
+        count = sum(counts.by_status.values())
+    else:
+        count = int(session.execute(sa_select(func.count()).select_from(TransferBatch).where(*where)).scalar_one())
     pages = max(1, math.ceil(count / query.page_size))
     page = min(max(1, query.page), pages)
     order = _sort_column(query.sort)
@@ -249,16 +269,6 @@ def _rows(session: Session, principal: Principal, ids: list[int]) -> list[BatchR
     return [found[i] for i in ids if i in found]
 
 
-@dataclass(frozen=True)
-class BatchCounts:
-    """What stands out on the list: for an enterprise user, batches awaiting its receipt and its own drafts."""
-
-    awaiting_receipt: int = 0
-    drafts: int = 0
-    in_transit: int = 0  # shipped by the viewer's enterprise, not yet received
-    by_status: dict[str, int] = dc_field(default_factory=dict)
-
-
 def batch_counts(*, session: Session, principal: Principal) -> BatchCounts:
     """Counts by status in the viewer's scope, and for an enterprise user what waits on it."""
     rows = session.execute(
@@ -287,7 +297,7 @@ def batch_counts(*, session: Session, principal: Principal) -> BatchCounts:
 
 
 def batch_years(*, session: Session, principal: Principal) -> list[int]:
-    """The reporting years that hold batches the viewer may see, newest first."""
+    """The reporting years to offer in the list's filter, newest first (an enterprise's own years)."""
     me = _mine(principal)
     if me is not None:
         # Two index range scans instead of a scan of the scope.
@@ -295,8 +305,9 @@ def batch_years(*, session: Session, principal: Principal) -> list[int]:
         received = sa_select(col(TransferBatch.year)).where(col(TransferBatch.receiver_id) == me).distinct()
         years = {y for (y,) in session.execute(shipped)} | {y for (y,) in session.execute(received)}
     else:
-        query = sa_select(col(TransferBatch.year)).where(readable_batches(principal)).distinct()
-        years = {y for (y,) in session.execute(query)}
+        # A wide scope holds batches of nearly every year: the years of all batches (read from the year index)
+        # make the choice, and a year without batches in the scope simply lists none.
+        years = {y for (y,) in session.execute(sa_select(col(TransferBatch.year)).distinct())}
     return sorted(years, reverse=True)
 
 

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, func, or_, select
 
+from app.i18n import LANGUAGES, catalogue
 from flows import accounts
+from flows.batch_pages import FORM_FIELDS, PAGE_STEPS
+from flows.manifests import STEPS
 from flows.uscc import make_uscc
 from models import Enterprise, PeriodLock, TransferBatch
-from models.enums import BatchStatus, Channel
+from models.enums import BatchStatus, Channel, Route
 from tests.world import NOW, PASSWORD, World, build_world
 
 
@@ -461,3 +465,29 @@ def test_list_filters_sorts_and_pages(client: TestClient, session: Session) -> N
     assert 0 < len(deyang) <= 25 and sorted(_ids(dy.text)) == sorted(deyang)
     assert 'href="/batches/new"' not in dy.text and 'name="direction"' not in dy.text
     assert client.get("/batches?direction=in", headers=_auth(w, "bureau_dy")).status_code == 422
+
+
+def test_every_worded_value_has_its_message() -> None:
+    """Keys the batch pages build from data (statuses, routes, steps, channels, fields, problem codes) exist in both
+    languages with the same placeholders, so that no page shows a raw key."""
+    codes = set(re.findall(r'Problem\(\s*(?:[\w"]+|field_name|p\.field),\s*"(\w+)"', _sources())) | {"no_match"}
+    fields = set(re.findall(r'Problem\(\s*"(\w+)"', _sources())) | set(FORM_FIELDS)
+    assert {"required", "not_number", "locked", "wrong_state", "uscc_check"} <= codes
+    keys = (
+        {f"batches.status.{s.value}" for s in BatchStatus}
+        | {f"batches.route.{r.value}" for r in Route}
+        | {f"batches.step.{name}" for name in STEPS}
+        | {f"batches.did.{name}" for name in STEPS}
+        | {f"batches.channel.{c.value}" for c in Channel}
+        | {f"batches.side.{side}" for side in ("shipper", "receiver", "either", "other")}
+        | {f"batches.field.{f}" for f in fields | {"weight_received", "rejected", "rejection_reason", "year"}}
+        | {f"batches.problem.{code}" for code in codes}
+        | {f"batches.done.{step}" for step in ("create", *PAGE_STEPS)}
+    )
+    for lang in LANGUAGES:
+        assert not keys - set(catalogue(lang)), (lang, keys - set(catalogue(lang)))
+
+
+def _sources() -> str:
+    root = Path(__file__).resolve().parent.parent
+    return "".join((root / name).read_text(encoding="utf-8") for name in ("flows/batch_pages.py", "app/web_batches.py"))
