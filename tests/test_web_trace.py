@@ -18,7 +18,7 @@ from app.i18n import translate
 from flows import battery, battery_audit
 from flows.accounts import system_principal
 from flows.battery_code import parse_battery_code
-from flows.battery_pages import analyse_code
+from flows.battery_pages import analyse_code, flags_of
 from flows.errors import InvalidInput
 from models import Enterprise
 from models.enums import BatteryLevel
@@ -387,6 +387,25 @@ def test_a_module_shows_the_flags_of_the_pack_it_sits_in(client: TestClient, ses
     )
     pack = _get(client, f"/batteries/{TRACED_PACK}", chain.world.tokens["admin"])
     assert f'href="/batteries/{TRACED_MODULE}" data-rel="child"' in pack.text
+
+
+@pytest.mark.parametrize("role", ["admin", "bureau_sc", "bureau_pzh", "ent1"])
+def test_one_pass_over_the_chain_finds_what_chain_flags_finds_code_by_code(
+    session: Session, chain: Chain, role: str
+) -> None:
+    principal = chain.world.principals[role]
+    now = datetime.now(UTC)
+    codes = [TRACED_MODULE, TRACED_PACK]
+    expected = [
+        f.model_dump()
+        for c in codes
+        for f in battery_audit.chain_flags(session=session, principal=principal, now=now, code=c, limit=None).data
+    ]
+    found = [f.model_dump() for f in flags_of(session=session, principal=principal, now=now, codes=codes)]
+    key = lambda f: (f["on"], f["kind"], f["code"], f["message"])  # noqa: E731
+    assert sorted(found, key=key) == sorted(expected, key=key)
+    assert found == sorted(found, key=lambda f: (f["on"], f["kind"].value, f["code"]))
+    assert (len(found) > 0) is (role in ("admin", "bureau_sc"))  # the flags are answered for in Chengdu and Yibin
 
 
 def test_a_battery_without_flags_says_so(client: TestClient, session: Session) -> None:
