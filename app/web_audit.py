@@ -77,11 +77,6 @@ def link(path: str, *parts: Mapping[str, Any] | None, **params: Any) -> str:
     return f"{path}?{query}" if query else path
 
 
-def standing(rate: float | None, target: float | None, next_target: float | None) -> str:
-    """How a rate stands (a CSS modifier and message key): against the year's target, else against the next one."""
-    return audit_export.rate_class(rate, target if target is not None else next_target)
-
-
 def _tools() -> dict[str, Any]:
     return {"tonnes": tonnes, "pct": pct, "link": link, "local_time": local_time, "tabs": TABS}
 
@@ -116,7 +111,9 @@ def _name(lang: str, zh: str | None, en: str | None, fallback: str = "") -> str:
 # The drill-down
 
 
-def _row_view(row: AuditRow, lang: str, year: int, categories: str, next_target: float | None) -> dict[str, Any]:
+def _row_view(
+    row: AuditRow, lang: str, year: int, categories: str, reference: tuple[float, int] | None
+) -> dict[str, Any]:
     f = row.figures
     scope = row.scope.params() if row.scope else None
 
@@ -146,7 +143,7 @@ def _row_view(row: AuditRow, lang: str, year: int, categories: str, next_target:
         "declarations": rows_link("declarations"),
         "batches": rows_link("batches"),
         "flags": link("/audit/flags", scope, year=year) if scope else None,
-        "standing": standing(f.rate, f.target, next_target),
+        "standing": audit_workspace.standing(f.rate, reference),
     }
 
 
@@ -174,7 +171,7 @@ def audit_page(
         batch_limit=BATCHES_PER_PAGE,
     )
     categories = ",".join(d.report.categories)
-    upcoming = d.report.next_target.value if d.report.next_target else None
+    reference = audit_workspace.reference_target(d.report)
     scope_params = d.args.params()
     context = {
         **_tools(),
@@ -183,9 +180,10 @@ def audit_page(
         "years": years,
         "scope_name": _name(lang, d.scope.name_zh, d.scope.name_en, d.scope.key),
         "scope_params": scope_params,
-        "total": _row_view(d.total, lang, chosen, categories, upcoming),
+        "reference": reference,
+        "total": _row_view(d.total, lang, chosen, categories, reference),
         "tables": [
-            {"kind": t.kind, "rows": [_row_view(r, lang, chosen, categories, upcoming) for r in t.rows]}
+            {"kind": t.kind, "rows": [_row_view(r, lang, chosen, categories, reference) for r in t.rows]}
             for t in d.tables
         ],
         "crumbs": [

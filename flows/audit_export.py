@@ -29,6 +29,7 @@ from flows.audit_workspace import (
     args_of,
     drill_down,
     figure_rows,
+    reference_target,
     resolve,
 )
 from flows.errors import InvalidInput
@@ -36,8 +37,9 @@ from flows.flags import Flag
 from flows.principal import Principal
 from flows.rates import RateBy, percent_truncated
 from flows.scope import adcode_prefix
-from maps.layers import parks_layer, regions_layer
-from models import Enterprise, EnterpriseRoleLink
+from maps.flowmap import RateClass, rate_class, region_layer, roles_of
+from maps.layers import parks_layer
+from models import Enterprise
 from models.enums import RegionLevel
 
 Label = Callable[[str], str]
@@ -245,27 +247,18 @@ def xlsx_bytes(report: AuditReport, label: Label = _same) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Map layers
+# Map layers: the classes are the map's (maps.flowmap.rate_class), against the year's target or else the next one
 
 
-def rate_class(rate: float | None, target: float | None) -> str:
-    """How a rate stands: no_data, data_error (above 100%), meets or below the target, or no_target."""
-    if rate is None:
-        return "no_data"
-    if rate > 1:
-        return "data_error"
-    if target is None:
-        return "no_target"
-    return "meets" if rate >= target else "below"
-
-
-def _rate_properties(row: rates.RateFigures) -> dict[str, Any]:
-    pct = _pct(row.rate)
+def _rate_properties(row: rates.RateFigures | None, reference: float | None) -> dict[str, Any]:
+    if row is None:
+        return {"rate": None, "rate_pct": None, "reference": reference, "class": RateClass.no_data.value}
     return {
         "rate": row.rate,
-        "rate_pct": pct,
+        "rate_pct": _pct(row.rate),
         "target": row.target,
-        "class": rate_class(row.rate, row.target),
+        "reference": reference,
+        "class": rate_class(row.rate, reference).value,
         "generated_t": row.generated_t,
         "utilised_t": row.utilised_t,
         "utilised_prior_t": row.utilised_prior_t,
@@ -273,38 +266,39 @@ def _rate_properties(row: rates.RateFigures) -> dict[str, Any]:
     }
 
 
-def _region_scope(session: Session, principal: Principal, args: ScopeArgs) -> tuple[str, str]:
-    scope = resolve(session=session, principal=principal, args=ScopeArgs(region=args.region))
-    if scope.ref.kind not in ("province", "prefecture", "county"):  # pragma: no cover - region scopes only
-        raise InvalidInput("region: give a region", field="region")
-    return scope.ref.key, scope.ref.kind
+def _collection(features: list[dict[str, Any]], year: int, report: rates.RateReport) -> dict[str, Any]:
+    reference = reference_target(report)
+    return {
+        "type": "FeatureCollection",
+        "year": year,
+        "categories": report.categories,
+        "reference": None if reference is None else {"value": reference[0], "year": reference[1]},
+        "features": features,
+    }
 
 
 def regions_geojson(*, session: Session, principal: Principal, year: int, args: ScopeArgs) -> dict[str, Any]:
     """The divisions right below a region (a county: itself), with rate, target and how the rate stands."""
     if args.park is not None or args.enterprise is not None:
         raise InvalidInput("region: the regions layer covers a region", field="region")
-    key, kind = _region_scope(session, principal, args)
-    if kind == "county":
+    scope = resolve(session=session, principal=principal, args=ScopeArgs(region=args.region))
+    key = scope.ref.key
+    if scope.ref.kind == "county":
         report = rates.utilisation(session=session, principal=principal, year=year, region=key)
         figures: dict[str | None, rates.RateFigures] = {key: report}
-        layer = regions_layer(session=session, level=RegionLevel.county, parent=key[:4] + "00")
-        layer["features"] = [f for f in layer["features"] if f["properties"]["adcode"] == key]
+        layer = region_layer(session=session, level=RegionLevel.county, parent=key[:4] + "00")
+        features = [f for f in layer["features"] if f["properties"]["adcode"] == key]
     else:
         report = rates.utilisation(session=session, principal=principal, year=year, region=key, by=RateBy.region.value)
         figures = {row.key: row for row in report.rows or []}
-        level = RegionLevel.prefecture if kind == "province" else RegionLevel.county
-        layer = regions_layer(session=session, level=level, parent=key)
-    for feature in layer["features"]:
-        row = figures.get(feature["properties"]["adcode"])
-        if row is not None:
-            feature["properties"].update(_rate_properties(row))
-        else:
-            feature["properties"].update({"rate": None, "rate_pct": None, "target": report.target, "class": "no_data"})
-        feature["properties"]["year"] = year
-    layer["year"] = year
-    layer["categories"] = report.categories
-    return layer
+        level = RegionLevel.prefecture if scope.ref.kind == "province" else RegionLevel.county
+        features = region_layer(session=session, level=level, parent=key)["features"]
+    reference = reference_target(report)
+    for feature in features:
+        props = feature["properties"]
+        props.update(_rate_properties(figures.get(props["adcode"]), reference[0] if reference else None))
+        props["year"] = year
+    return _collection(features, year, report)
 
 
 def parks_geojson(*, session: Session, principal: Principal, year: int, args: ScopeArgs) -> dict[str, Any]:
@@ -315,25 +309,19 @@ def parks_geojson(*, session: Session, principal: Principal, year: int, args: Sc
     if scope.ref.kind == "park":
         report = rates.utilisation(session=session, principal=principal, year=year, park=int(scope.ref.key))
         figures: dict[str | None, rates.RateFigures] = {scope.ref.key: report}
-        layer = parks_layer(session=session)
-        layer["features"] = [f for f in layer["features"] if str(f["properties"]["id"]) == scope.ref.key]
+        features = [f for f in parks_layer(session=session)["features"] if str(f["id"]) == scope.ref.key]
     else:
         report = rates.utilisation(
             session=session, principal=principal, year=year, region=scope.ref.key, by=RateBy.park.value
         )
         figures = {row.key: row for row in report.rows or []}
-        layer = parks_layer(session=session, region_prefix=adcode_prefix(scope.ref.key))
-    for feature in layer["features"]:
-        row = figures.get(str(feature["properties"]["id"]))
+        features = parks_layer(session=session, region_prefix=adcode_prefix(scope.ref.key))["features"]
+    reference = reference_target(report)
+    for feature in features:
         props = feature["properties"]
-        if row is not None:
-            props.update(_rate_properties(row))
-        else:
-            props.update({"rate": None, "rate_pct": None, "target": report.target, "class": "no_data"})
+        props.update(_rate_properties(figures.get(str(props["id"])), reference[0] if reference else None))
         props["year"] = year
-    layer["year"] = year
-    layer["categories"] = report.categories
-    return layer
+    return _collection(features, year, report)
 
 
 def enterprises_geojson(*, session: Session, principal: Principal, year: int, args: ScopeArgs) -> dict[str, Any]:
@@ -369,15 +357,8 @@ def enterprises_geojson(*, session: Session, principal: Principal, year: int, ar
         .order_by(col(Enterprise.id))
     )
     rows = list(session.execute(query))
-    roles: dict[int, list[str]] = {}
-    if rows:
-        links = session.execute(
-            sa_select(col(EnterpriseRoleLink.enterprise_id), col(EnterpriseRoleLink.role))
-            .join(Enterprise, col(Enterprise.id) == col(EnterpriseRoleLink.enterprise_id))
-            .where(scope.condition)
-        )
-        for enterprise_id, role in links:
-            roles.setdefault(enterprise_id, []).append(str(role))
+    roles = roles_of(session, [r.id for r in rows])
+    reference = reference_target(report)
     features = []
     for r in rows:
         props: dict[str, Any] = {
@@ -385,20 +366,13 @@ def enterprises_geojson(*, session: Session, principal: Principal, year: int, ar
             "uscc": r.uscc,
             "name_zh": r.name_zh,
             "name_en": r.name_en,
-            "roles": sorted(roles.get(r.id, [])),
+            "roles": roles.get(r.id, []),
             "prefecture_adcode": r.prefecture_adcode,
             "county_adcode": r.county_adcode,
             "park_id": r.park_id,
             "year": year,
+            **_rate_properties(figures.get(str(r.id)), reference[0] if reference else None),
         }
-        row = figures.get(str(r.id))
-        props.update(_rate_properties(row) if row is not None else {"rate": None, "rate_pct": None, "class": "no_data"})
-        features.append(
-            {
-                "type": "Feature",
-                "id": r.id,
-                "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
-                "properties": props,
-            }
-        )
-    return {"type": "FeatureCollection", "year": year, "categories": report.categories, "features": features}
+        point = {"type": "Point", "coordinates": [r.lon, r.lat]}
+        features.append({"type": "Feature", "id": r.id, "geometry": point, "properties": props})
+    return _collection(features, year, report)

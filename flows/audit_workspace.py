@@ -25,6 +25,7 @@ from flows.principal import Principal
 from flows.rates import RateBy, RateReport, RateRow, Scope, ScopeRef
 from flows.scope import adcode_prefix, require_role
 from flows.targets import resolve_category_set
+from maps.flowmap import rate_class
 from models import CorrectionRequest, Declaration, Enterprise, Park, Region, TransferBatch, User
 from models.enums import RegionLevel, UserRole
 
@@ -112,6 +113,20 @@ def category_codes(
     if category not in cats.codes:
         raise InvalidInput(f"category: {category} is not one of {', '.join(cats.codes)}", field="category")
     return [category]
+
+
+def reference_target(report: RateReport) -> tuple[float, int] | None:
+    """The target a year's rate is held against, and its year: the path's value that year, else the next target."""
+    if report.target is not None:
+        return report.target, report.year
+    if report.next_target is not None:
+        return report.next_target.value, report.next_target.year
+    return None
+
+
+def standing(rate: float | None, reference: tuple[float, int] | None) -> str:
+    """How a rate stands against its reference target, in the classes of the map (maps.flowmap.rate_class)."""
+    return rate_class(rate, reference[0] if reference else None).value
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -312,13 +327,13 @@ def _child_args(kind: ChildKind, key: str | None, parent: ScopeArgs) -> tuple[Sc
 
 def _rows_of(
     kind: ChildKind,
-    report: RateReport,
+    rows: Sequence[RateRow],
     extras: dict[tuple[Any, ...], Extras],
     counts: dict[str, int],
     parent: ScopeArgs,
 ) -> list[AuditRow]:
     out = []
-    for row in report.rows or []:
+    for row in rows:
         key = row.key
         if kind == "category" and row.declarations == 0 and row.manifest_utilised_t == 0:
             continue  # a category of the set this enterprise neither declared nor shipped
@@ -444,14 +459,21 @@ def drill_down(
     tables: list[ChildTable] = []
     report: RateReport | None = None
     for by, kind in CHILD_TABLES[level]:
-        report = rates.utilisation(session=session, principal=principal, year=year, by=by.value, **_scope_kwargs(here))
+        if report is None:
+            report = rates.utilisation(
+                session=session, principal=principal, year=year, by=by.value, **_scope_kwargs(here)
+            )
+            rows = report.rows or []
+        else:
+            # A second breakdown of the same scope, categories and target (a prefecture's counties after its parks).
+            rows = rates.breakdown_rows(session, scope, by, report.categories, (year, year), report.target)
         extras = declared_extras(session, scope.condition, report.categories, year, [_group_column(kind)])
         counts: dict[str, int] = {}
         keys_of = flag_keys(kind, places)
         for flag in flags.data:
             for key in keys_of(flag):
                 counts[key] = counts.get(key, 0) + 1
-        tables.append(ChildTable(by=by, kind=kind, rows=_rows_of(kind, report, extras, counts, here)))
+        tables.append(ChildTable(by=by, kind=kind, rows=_rows_of(kind, rows, extras, counts, here)))
     assert report is not None  # every level has a table
     total_extras = declared_extras(session, scope.condition, report.categories, year).get((), Extras())
     total_row = RateRow(key=scope.ref.key, name_zh=scope.ref.name_zh, name_en=scope.ref.name_en, **_figures(report))

@@ -452,7 +452,7 @@ def test_geojson_layers_are_scoped(client: TestClient, session: Session) -> None
             assert feature["type"] == "Feature"
             assert feature["geometry"]["type"] in ("Polygon", "MultiPolygon")
             assert feature["properties"]["adcode"].startswith(prefix)
-            assert feature["properties"]["class"] in ("meets", "below", "data_error", "no_target", "no_data")
+            assert feature["properties"]["class"] in ("meets", "near", "below", "over_100", "no_data")
         layer = client.get(f"/audit/layers/parks.geojson?year={YEAR}", headers=headers).json()
         assert {f["properties"]["id"] for f in layer["features"]} == parks
         points = client.get(f"/audit/layers/enterprises.geojson?year={YEAR}", headers=headers).json()
