@@ -151,6 +151,17 @@ def row_values(row: AuditRow) -> dict[str, Any]:
     }
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    """A value safe to put in a spreadsheet: text that a spreadsheet would run as a formula is quoted."""
+    # Names and messages come from users' data; "=HYPERLINK(...)" in an enterprise name must stay text.
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _header(label: Label, keys: Sequence[str]) -> list[str]:
     return [label(f"audit.col.{key}") for key in keys]
 
@@ -162,7 +173,7 @@ def csv_bytes(report: AuditReport, label: Label = _same) -> bytes:
     writer.writerow([label("audit.col.year"), *_header(label, ROW_COLUMNS)])
     for row in report.rows:
         values = row_values(row)
-        writer.writerow([report.drill.year, *("" if values[k] is None else values[k] for k in ROW_COLUMNS)])
+        writer.writerow([report.drill.year, *("" if values[k] is None else safe_cell(values[k]) for k in ROW_COLUMNS)])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -190,7 +201,7 @@ def _sheet(wb: Workbook, title: str, header: list[str], rows: Iterator[list[Any]
     for cell in ws[1]:
         cell.font = Font(bold=True)
     for row in rows:
-        ws.append(row)
+        ws.append([safe_cell(value) for value in row])
     ws.freeze_panes = "A2"
     for index, text in enumerate(header, start=1):
         ws.column_dimensions[get_column_letter(index)].width = max(10, min(40, len(str(text)) + 4))

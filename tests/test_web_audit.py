@@ -511,3 +511,24 @@ def test_pages_speak_both_languages(client: TestClient, session: Session) -> Non
         assert "audit." not in re.sub(r'(href|class|id|data-[\w-]+)="[^"]*"', "", en.text).split("<main")[1]
     assert "逐级核查" in client.get("/audit", headers={**headers, "Accept-Language": "zh-CN"}).text
     assert "Drill-down" in client.get("/audit", headers={**headers, "Accept-Language": "en"}).text
+
+
+def test_exports_keep_formulas_as_text(client: TestClient, session: Session) -> None:
+    w = _world(session)
+    from models import Enterprise
+
+    e1 = session.get(Enterprise, w.e1)
+    assert e1 is not None
+    e1.name_zh = '=HYPERLINK("http://example.invalid","x")'
+    session.add(e1)
+    session.commit()
+    headers = _bearer(w, "bureau_pzh")
+    table = client.get(f"/audit/export.csv?park={w.park_a}&year={YEAR}", headers=headers).content.decode("utf-8-sig")
+    names = [row[3] for row in csv.reader(io.StringIO(table))][1:]
+    assert "'" + e1.name_zh in names and e1.name_zh not in names
+    book = load_workbook(
+        io.BytesIO(client.get(f"/audit/export.xlsx?park={w.park_a}&year={YEAR}", headers=headers).content)
+    )
+    values = [c.value for row in book.worksheets[1].iter_rows() for c in row]
+    assert "'" + e1.name_zh in values
+    assert all(c.data_type != "f" for ws in book.worksheets for row in ws.iter_rows() for c in row)
