@@ -63,10 +63,10 @@
     window.htmx.ajax("GET", url, { source: el, target: target, swap: "innerHTML" });
   }
 
-  // Line width by the square root of tonnes (the area of a cross-section grows with the flow), 2.5 to 12 px.
+  // Line width by the square root of tonnes (the area of a cross-section grows with the flow), 2.5 to 10 px.
   function widthScale(max) {
     return function (tonnes) {
-      return max > 0 ? 2.5 + 9.5 * Math.sqrt(tonnes / max) : 2.5;
+      return max > 0 ? 2.5 + 7.5 * Math.sqrt(tonnes / max) : 2.5;
     };
   }
 
