@@ -212,7 +212,7 @@ def _flow_rows(lang: str, layer: flowmap.FlowLayer, f: FlowFilter) -> list[dict[
 
 def _labels(lang: str) -> dict[str, str]:
     """Words the map's script puts in tooltips (no other text is built in JavaScript)."""
-    keys = ("within", "batches", "sent", "received", "tonnes_unit", "open")
+    keys = ("within", "batches", "sent", "received", "tonnes_unit")
     labels = {key: translate(lang, f"map.js.{key}") for key in keys}
     labels.update({f"role.{r.value}": translate(lang, f"map.erole.{r.value}") for r in flowmap.ROLE_ORDER})
     return labels
