@@ -16,7 +16,7 @@ from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, translate
 from app.web import is_fragment_request, render
 from flows import batch_pages as pages
-from flows import manifests
+from flows import corrections, manifests
 from flows.batch_pages import BatchForm, BatchQuery, Problem
 from flows.clock import CST
 from flows.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PeriodLocked
@@ -340,7 +340,9 @@ async def batch_create(request: Request, session: SessionDep, lang: LanguageDep,
             manifest = manifests.parse_manifest(body)
             batch, _new = manifests.create_manifest(session=session, principal=principal, manifest=manifest, now=now)
             session.commit()
-            return _redirect(request, f"/batches/{batch.id}?done={'dispatch' if form.dispatch else 'create'}")
+            # A retried key returns the batch the first attempt made: say what it is, not what this attempt asked.
+            done = "dispatch" if BatchStatus(batch.status) is BatchStatus.dispatched else "create"
+            return _redirect(request, f"/batches/{batch.id}?done={done}")
         except (InvalidInput, Conflict, PeriodLocked) as exc:
             session.rollback()
             problem = _domain_problem(session, exc, None, "create")
@@ -418,11 +420,14 @@ def _detail_context(
         "dispatched": d.batch.dispatched_at is not None,
         "closed": status in (BatchStatus.received, BatchStatus.rejected, BatchStatus.corrected, BatchStatus.cancelled),
     }
+    # In a locked year only a correction request can be made; a correction needs a weight of the viewer's side.
+    offered = [a for a in d.actions if (a != "correct" or d.correctable) and (d.lock is None or a == "correct")]
     return {
         "d": d,
+        "offered": offered,
         "row": d.row,
         "reached": reached,
-        "done": done if done in ("create", *pages.PAGE_STEPS) else None,
+        "done": done if done in ("create", "correction_requested", *pages.PAGE_STEPS) else None,
         "problems": {f: problem_text(lang, p) for f, p in (problems or {}).items()},
         "failed": failed,
         "data": data or {},
@@ -453,18 +458,29 @@ async def _act(
     step: str,
     run: Any,
 ) -> Response:
-    """Take one step from a page form: the batch again with a confirmation, or with the reason it was refused."""
+    """Take one step from a page form: the batch again with a confirmation, or with the reason it was refused.
+
+    `run` answers the problems with the input, or nothing when the step was taken (or the name of what was done
+    when it differs from the step, as for a correction that a locked year turns into a request).
+    """
     data = await _form_data(request)
     batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
     now = utcnow()
     try:
-        problems = run(batch, data, now)
-        if not problems:
+        # Who and when before what: the party and the state are checked before the input is.
+        if step not in pages.available_actions(principal, batch):
+            if BatchStatus(batch.status) not in manifests.STEPS[step].from_status:
+                raise Conflict(f"manifest {batch.number} is {batch.status}", field="status")
+            raise Forbidden(f"{step} of manifest {batch.number} is not for this account")
+        outcome = run(batch, data, now)
+        if not isinstance(outcome, dict) or not outcome:
             session.commit()
+            done = outcome if isinstance(outcome, str) else step
             if not is_fragment_request(request):
-                return RedirectResponse(f"/batches/{batch_id}?done={step}", status_code=303)
-            context = _detail_context(session, principal, lang, batch_id, done=step)
+                return RedirectResponse(f"/batches/{batch_id}?done={done}", status_code=303)
+            context = _detail_context(session, principal, lang, batch_id, done=done)
             return render(request, "batch.html", context, lang=lang, block="batch")
+        problems = outcome
         status = 422
     except NotFound:
         raise
@@ -560,6 +576,45 @@ async def batch_cancel(
         return {}
 
     return await _act(request, session, principal, lang, batch_id, "cancel", run)
+
+
+@router.post("/batches/{batch_id}/correct", name="batch_correct")
+async def batch_correct(
+    request: Request, batch_id: int, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
+) -> Response:
+    """A party corrects its own weight of a closed batch, saying why; in a locked year the correction is filed
+    for a bureau to approve, and nothing changes until then."""
+
+    def run(batch: TransferBatch, data: dict[str, str], now: datetime) -> dict[str, Problem] | str:
+        what = data.get("what", "")
+        allowed = pages.correctable_weights(principal, batch)
+        problems: dict[str, Problem] = {}
+        if what not in allowed:
+            problems["what"] = Problem("what", "bad_choice", {"value": what})
+        value, problem = pages.parse_weight(data.get("weight", ""), data.get("unit", "t") or "t", "correction_weight")
+        if problem:
+            problems[problem.field] = problem
+        reason = data.get("reason", "").strip()
+        if not reason:
+            problems["correction_reason"] = Problem("correction_reason", "required")
+        if problems:
+            return problems
+        changes = {f"{what}_t": value}
+        locked = any(
+            lock_for(session=session, enterprise_id=e, year=batch.year) for e in (batch.shipper_id, batch.receiver_id)
+        )
+        if locked:
+            payload = {"batch_id": batch_id, "changes": changes, "reason": reason}
+            corrections.request_correction(
+                session=session, principal=principal, table="transfer_batch", payload=payload, reason=reason, now=now
+            )
+            return "correction_requested"
+        manifests.correct(
+            session=session, principal=principal, batch_id=batch_id, changes=changes, reason=reason, now=now
+        )
+        return {}
+
+    return await _act(request, session, principal, lang, batch_id, "correct", run)
 
 
 # ---- Editing a draft --------------------------------------------------------------------------------------------

@@ -26,7 +26,17 @@ from flows.directory import search_directory
 from flows.locks import lock_for
 from flows.scope import readable_batches, readable_enterprise_ids
 from flows.uscc import ALPHABET, check_character, validate_uscc
-from models import AuditLog, BatchCorrection, Enterprise, PeriodLock, Region, TransferBatch, User, WasteCategory
+from models import (
+    AuditLog,
+    BatchCorrection,
+    CorrectionRequest,
+    Enterprise,
+    PeriodLock,
+    Region,
+    TransferBatch,
+    User,
+    WasteCategory,
+)
 from models.enums import BatchStatus, Route, UserRole
 
 PAGE_SIZE = 25
@@ -35,7 +45,11 @@ SUGGESTIONS = 8  # directory matches offered under the receiver field
 Direction = Literal["all", "in", "out"]
 SORT_KEYS = ("date", "number", "weight", "status")
 # The steps a page offers as actions, in the order they are shown.
-PAGE_STEPS = ("dispatch", "update", "cancel", "receive", "reject")
+PAGE_STEPS = ("dispatch", "update", "cancel", "receive", "reject", "correct")
+# The weights a correction on the page may change, and whose they are (flows.manifests.CORRECTABLE).
+CORRECTABLE_WEIGHTS = {
+    name: manifests.CORRECTABLE[f"{name}_t"] for name in ("weight_dispatched", "weight_received", "rejected")
+}
 
 
 # ---- The list -------------------------------------------------------------------------------------------------
@@ -337,6 +351,8 @@ class BatchDetail:
     corrections: list[BatchCorrection]
     history: list[HistoryEntry]
     sealed: list[str]
+    correctable: list[str]  # the weights the viewer may correct (or ask to correct, in a locked year)
+    pending: list[CorrectionRequest]  # corrections asked for and not yet decided by a bureau
 
 
 def _actor_side(action: str) -> str | None:
@@ -380,6 +396,30 @@ def available_actions(principal: Principal, batch: TransferBatch) -> list[str]:
     return allowed
 
 
+def correctable_weights(principal: Principal, batch: TransferBatch) -> list[str]:
+    """The weights this viewer may correct on a closed batch: its own side's (an administrator's: any)."""
+    if "correct" not in available_actions(principal, batch):
+        return []
+    me = _mine(principal)
+    side = "shipper" if me == batch.shipper_id else "receiver" if me == batch.receiver_id else None
+    return [name for name, owner in CORRECTABLE_WEIGHTS.items() if principal.is_admin or owner == side]
+
+
+def pending_corrections(*, session: Session, batch: TransferBatch) -> list[CorrectionRequest]:
+    """Corrections of this batch that wait for a bureau's decision."""
+    query = select(CorrectionRequest).where(
+        col(CorrectionRequest.table_name) == "transfer_batch",
+        col(CorrectionRequest.status) == "pending",
+        col(CorrectionRequest.enterprise_id).in_([batch.shipper_id, batch.receiver_id]),
+    )
+    # The batch is named inside the request's payload; a party has few pending requests, so filter them here.
+    return [
+        c
+        for c in session.exec(query.order_by(col(CorrectionRequest.id))).all()
+        if c.payload.get("batch_id") == batch.id
+    ]
+
+
 def batch_detail(*, session: Session, principal: Principal, batch_id: int) -> BatchDetail:
     """One batch in the viewer's scope, with its parties, what the viewer may do now, its corrections and history."""
     batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
@@ -415,6 +455,8 @@ def batch_detail(*, session: Session, principal: Principal, batch_id: int) -> Ba
         corrections=manifests.corrections_of(session=session, batch_id=batch.id),
         history=batch_history(session=session, principal=principal, batch_id=batch.id),
         sealed=manifests.sealed_fields(BatchStatus(batch.status)),
+        correctable=correctable_weights(principal, batch),
+        pending=pending_corrections(session=session, batch=batch),
     )
 
 

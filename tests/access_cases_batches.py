@@ -97,4 +97,13 @@ BATCHES_CASES: list[Case] = [
         writes=True,
         extra=FORM,
     ),
+    Case(
+        "POST",
+        "/batches/{batch_id}/correct",
+        SHIPPER,
+        lambda w: f"/batches/{w.batch_received}/correct",
+        lambda w: {"what": "weight_dispatched", "weight": "29.9", "unit": "t", "reason": "weighbridge ticket re-read"},
+        writes=True,
+        extra=FORM,
+    ),
 ]

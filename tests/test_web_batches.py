@@ -15,10 +15,10 @@ from sqlmodel import Session, col, func, or_, select
 
 from app.i18n import LANGUAGES, catalogue
 from flows import accounts
-from flows.batch_pages import FORM_FIELDS, PAGE_STEPS
+from flows.batch_pages import CORRECTABLE_WEIGHTS, FORM_FIELDS, PAGE_STEPS
 from flows.manifests import STEPS
 from flows.uscc import make_uscc
-from models import Enterprise, PeriodLock, TransferBatch
+from models import CorrectionRequest, Enterprise, PeriodLock, TransferBatch
 from models.enums import BatchStatus, Channel, Route
 from tests.world import NOW, PASSWORD, World, build_world
 
@@ -108,7 +108,12 @@ def test_form_creates_a_draft_once_per_key_and_dispatches_on_request(client: Tes
     # The same form sent twice (a double click, a retry) finds the batch the first one made.
     again = client.post("/batches/new", data=_form(w), headers=_auth(w, "ent1"), follow_redirects=False)
     assert again.headers["location"] == created.headers["location"]
-    assert _count(session) == before + 1
+    # A retry that now asks to dispatch gets the first attempt's draft, and the page says it is a draft.
+    retry = client.post(
+        "/batches/new", data=_form(w, action="dispatch"), headers=_auth(w, "ent1"), follow_redirects=False
+    )
+    assert retry.headers["location"] == created.headers["location"]
+    assert _count(session) == before + 1 and _batch(session, batch.id or 0).status == BatchStatus.draft
 
     # "Save and dispatch" with a time typed in Beijing time; htmx gets its redirect as a header.
     dispatched = client.post(
@@ -307,6 +312,11 @@ def test_wrong_party_and_wrong_state_are_refused_and_change_nothing(client: Test
         f"/batches/{w.batch_dispatched}/receive", data={"weight_received": "30"}, headers=_auth(w, "ent1")
     )
     assert wrong_party.status_code == 403
+    # The party is checked before the input: a wrong account learns nothing about what it typed.
+    typo = client.post(
+        f"/batches/{w.batch_dispatched}/receive", data={"weight_received": "x"}, headers=_auth(w, "ent1")
+    )
+    assert typo.status_code == 403
     assert "Your account: “Confirm receipt” on this batch is not for your account to do" in wrong_party.text
     assert client.post(f"/batches/{w.batch_draft}/dispatch", data={}, headers=_auth(w, "bureau_pzh")).status_code == 403
     assert client.post(f"/batches/{w.batch_draft}/dispatch", data={}, headers=_auth(w, "ent3")).status_code == 404
@@ -332,7 +342,7 @@ def test_a_locked_year_refuses_steps_with_423(client: TestClient, session: Sessi
         assert "Year: 2024 is locked for Panzhihua. Nothing was changed" in response.text
     assert _batch(session, w.batch_draft).status == BatchStatus.draft
     page = client.get(f"/batches/{w.batch_draft}", headers=_auth(w, "ent1"))
-    assert "The year 2024 is locked for one of the parties" in page.text
+    assert "The year 2024 is locked for one of the parties" in page.text and "/dispatch" not in page.text
 
     # A batch dispatched now lands in the year of its dispatch: log it into the locked 2024 and the form says why not.
     before = _count(session)
@@ -342,6 +352,50 @@ def test_a_locked_year_refuses_steps_with_423(client: TestClient, session: Sessi
     assert refused.status_code == 422
     assert _error(refused.text, "dispatched_at").startswith("Dispatch time (Beijing): 2024 is locked for Panzhihua.")
     assert _count(session) == before
+
+
+def test_corrections_from_the_page_direct_or_requested_in_a_locked_year(client: TestClient, session: Session) -> None:
+    w = build_world(session)
+    page = client.get(f"/batches/{w.batch_received}", headers=_auth(w, "ent1"))
+    assert re.findall(r'name="what">\s*<option value="(\w+)"', page.text) == ["weight_dispatched"]
+    url = f"/batches/{w.batch_received}/correct"
+    body = {"what": "weight_dispatched", "weight": "29900", "unit": "kg", "reason": "weighbridge ticket re-read"}
+
+    no_reason = client.post(url, data={**body, "reason": ""}, headers=_auth(w, "ent1"))
+    assert no_reason.status_code == 422 and "Reason for the correction: required." in no_reason.text
+    not_mine = client.post(url, data={**body, "what": "weight_received"}, headers=_auth(w, "ent1"))
+    assert (
+        not_mine.status_code == 422
+        and "Weight to correct: “weight_received” is not one of the choices." in not_mine.text
+    )
+    assert _batch(session, w.batch_received).weight_dispatched_t == 30.0
+
+    done = client.post(url, data=body, headers=_auth(w, "ent1"), follow_redirects=False)
+    assert done.headers["location"] == f"/batches/{w.batch_received}?done=correct"
+    batch = _batch(session, w.batch_received)
+    assert (batch.status, batch.weight_dispatched_t) == (BatchStatus.corrected, 29.9)
+    shown = client.get(f"/batches/{w.batch_received}", headers=_auth(w, "ent1")).text
+    assert "weighbridge ticket re-read" in shown and 'id="batch-corrections"' in shown
+
+    # Once the year is locked the same form files a request; nothing changes until a bureau approves it.
+    session.add(PeriodLock(region_adcode="510400", year=2024, locked_at=NOW))
+    session.commit()
+    asked = client.post(url, data={**body, "weight": "29.7", "unit": "t"}, headers=_auth(w, "ent1"))
+    assert (
+        asked.status_code == 200 and "Correction requested. Nothing changes until a bureau approves it." in asked.text
+    )
+    assert "Corrections waiting for a bureau&#39;s decision: 1" in asked.text
+    assert _batch(session, w.batch_received).weight_dispatched_t == 29.9
+    session.expire_all()
+    pending = session.exec(select(CorrectionRequest).where(CorrectionRequest.status == "pending")).one()
+    assert (
+        pending.payload["changes"] == {"weight_dispatched_t": 29.7} and pending.payload["batch_id"] == w.batch_received
+    )
+    approved = client.post(
+        f"/api/v1/corrections/{pending.id}/approve", json={"note": "ticket seen"}, headers=_auth(w, "bureau_pzh")
+    )
+    assert approved.status_code == 200
+    assert _batch(session, w.batch_received).weight_dispatched_t == 29.7
 
 
 def test_edit_a_draft(client: TestClient, session: Session) -> None:
@@ -482,7 +536,8 @@ def test_every_worded_value_has_its_message() -> None:
         | {f"batches.side.{side}" for side in ("shipper", "receiver", "either", "other")}
         | {f"batches.field.{f}" for f in fields | {"weight_received", "rejected", "rejection_reason", "year"}}
         | {f"batches.problem.{code}" for code in codes}
-        | {f"batches.done.{step}" for step in ("create", *PAGE_STEPS)}
+        | {f"batches.done.{step}" for step in ("create", "correction_requested", *PAGE_STEPS)}
+        | {f"batches.what.{name}" for name in CORRECTABLE_WEIGHTS}
     )
     for lang in LANGUAGES:
         assert not keys - set(catalogue(lang)), (lang, keys - set(catalogue(lang)))
