@@ -58,7 +58,6 @@ class AuditReport:
     drill: DrillDown
     declarations: list[DeclarationLine]
     declaration_totals: dict[str, float]
-    manifests: int  # batches behind the bottom-up figure
     flags: list[Flag]
 
     @property
@@ -80,20 +79,10 @@ def audit_report(*, session: Session, principal: Principal, year: int, args: Sco
         categories=drill.report.categories,
         limit=ALL_ROWS,
     )
-    shipped = figure_rows(
-        session=session,
-        principal=principal,
-        kind="batches",
-        year=year,
-        args=here,
-        categories=drill.report.categories,
-        limit=1,
-    )
     return AuditReport(
         drill=drill,
         declarations=declared.declarations,
         declaration_totals=declared.totals,
-        manifests=shipped.count,
         flags=drill.flags,
     )
 
@@ -219,7 +208,6 @@ def xlsx_bytes(report: AuditReport, label: Label = _same) -> bytes:
         [label("audit.col.categories"), ", ".join(d.report.categories), d.report.category_source],
         [label("audit.col.formula"), label("audit.formula"), ""],
         *([label(f"audit.col.{k}"), total[k], ""] for k in FIGURE_COLUMNS),
-        [label("audit.col.manifests"), report.manifests, ""],
     ]
     _sheet(
         wb, label("audit.sheet.summary"), [label("audit.col.item"), label("audit.col.value"), ""], iter(summary), True
