@@ -108,7 +108,26 @@ def _status_of(exc: DomainError) -> int:
 
 # ---- The list ---------------------------------------------------------------------------------------------------
 
-LIST_PARAMS = ("direction", "status", "category", "route", "year", "q", "sort", "order", "page")
+LIST_PARAMS = (
+    "direction",
+    "status",
+    "category",
+    "route",
+    "year",
+    "q",
+    "shipper",
+    "receiver",
+    "party",
+    "shipper_region",
+    "receiver_region",
+    "region",
+    "park",
+    "sort",
+    "order",
+    "page",
+)
+ID_PARAMS = ("shipper", "receiver", "party", "park")
+REGION_PARAMS = ("shipper_region", "receiver_region", "region")
 
 
 def _list_query(
@@ -144,6 +163,19 @@ def _list_query(
             problems["year"] = Problem("year", "bad_year", {"value": year})
     if text := raw.get("q", "").strip():
         values["text"] = text[:100]
+    for name in ID_PARAMS:
+        if value := raw.get(name):
+            if value.isdigit():
+                values[name] = int(value)
+            else:
+                problems[name] = Problem(name, "bad_choice", {"value": value})
+    for name in REGION_PARAMS:
+        if value := raw.get(name):
+            # A GB/T 2260 code of Sichuan: the province, a prefecture or a county.
+            if len(value) == 6 and value.isdigit() and value.startswith("51"):
+                values[name] = value
+            else:
+                problems[name] = Problem(name, "bad_choice", {"value": value})
     sort = raw.get("sort") or "date"
     if sort in pages.SORT_KEYS:
         values["sort"] = sort
@@ -206,6 +238,7 @@ def batches_page(request: Request, session: SessionDep, lang: LanguageDep, princ
         "statuses": list(BatchStatus),
         "is_enterprise": principal.role is UserRole.enterprise,
         "fragment": is_fragment_request(request),
+        "narrowed": pages.narrowing(session=session, query=query),
         "sort_links": _sort_links(current, query),
         "prev_href": _list_url(current, page=result.page - 1) if result.page > 1 else None,
         "next_href": _list_url(current, page=result.page + 1) if result.page < result.pages else None,

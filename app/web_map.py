@@ -481,7 +481,7 @@ def park_details(
         "rate": _rate_block(lang, report),
         "select": f"park:{park_id}",
         "page_href": f"/parks/{park_id}",
-        "batches_href": "/batches?" + urlencode({"year": f.year, "park_id": park_id}),
+        "batches_href": "/batches?" + urlencode({"year": f.year, "park": park_id}),
         "zoom_href": "/map?" + urlencode({**f.query(), "park": park_id}),
         **_place_context(session, principal, lang, f, "park", str(park_id)),
     }
@@ -517,7 +517,7 @@ def enterprise_details(
         "rate": _rate_block(lang, report),
         "select": f"enterprise:{enterprise_id}",
         "page_href": f"/enterprises/{enterprise_id}" if info.readable else None,
-        "batches_href": "/batches?" + urlencode({"year": f.year, "enterprise_id": enterprise_id}),
+        "batches_href": "/batches?" + urlencode({"year": f.year, "party": enterprise_id}),
         **_place_context(session, principal, lang, f, "enterprise", str(enterprise_id)),
     }
     return _details(request, lang, context)
@@ -574,7 +574,9 @@ def flow_details(
     enterprise_level = d.level == "enterprise"
     batches_query: dict[str, Any] = {"year": f.year, "category": f.category, "route": f.route}
     if enterprise_level:
-        batches_query.update({"enterprise_id": d.origin.key, "direction": "sent", "receiver_id": d.destination.key})
+        batches_query.update({"shipper": d.origin.key, "receiver": d.destination.key})
+    else:
+        batches_query.update({"shipper_region": d.origin.key, "receiver_region": d.destination.key})
     context = {
         "kind": "flow",
         "title": translate(

@@ -18,7 +18,6 @@ from flows import places
 from flows.errors import InvalidInput
 from flows.places import FlowRow, LinkRow, Member, ParkPage
 from flows.rates import percent_truncated
-from models.enums import UserRole
 
 router = APIRouter(include_in_schema=False)
 
@@ -170,16 +169,9 @@ def _park_overlay(page: ParkPage, lang: str) -> str:
     return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False)
 
 
-def batches_href(counterpart_uscc: str, year: int, category: str, direction: str | None = None) -> str:
-    """The batch list narrowed to a counterpart (by credit code), a year and a category.
-
-    The list (app/web_batches.py) takes a direction from the enterprise's own users only; for the others it lists
-    the counterpart's batches in their scope, of which the ones with this enterprise are a part.
-    """
-    query = {"q": counterpart_uscc, "year": year, "category": category}
-    if direction is not None:
-        query["direction"] = direction
-    return "/batches?" + urlencode(query)
+def batches_href(shipper: int, receiver: int, year: int, category: str) -> str:
+    """The batch list narrowed to the batches from one enterprise to another, in a year and a category."""
+    return "/batches?" + urlencode({"shipper": shipper, "receiver": receiver, "year": year, "category": category})
 
 
 def _flag_text(lang: str, kind: str, ev: dict[str, Any], scope_name: str) -> str:
@@ -260,7 +252,6 @@ def enterprise(
     )
     e = page.enterprise
     name = local_name(lang, e.name_zh, e.name_en)
-    own = principal.role is UserRole.enterprise and principal.enterprise_id == e.id
     context = {
         "p": page,
         "e": e,
@@ -270,8 +261,10 @@ def enterprise(
         "whole": _whole,
         "overlay": _enterprise_overlay(page, lang),
         "prefecture": e.prefecture.key if e.prefecture else None,
-        "batches_href": lambda row, direction: batches_href(
-            row.counterpart.uscc, page.year, row.category.key, direction if own else None
+        "batches_href": lambda row, direction: (
+            batches_href(row.counterpart.id, enterprise_id, page.year, row.category.key)
+            if direction == "in"
+            else batches_href(enterprise_id, row.counterpart.id, page.year, row.category.key)
         ),
         "flag_rows": _flag_rows(lang, page.flags, name),
         "open_flags": sum(page.flags.counts.values()),

@@ -24,13 +24,14 @@ from flows.accounts import Principal
 from flows.clock import CST
 from flows.directory import search_directory
 from flows.locks import lock_for
-from flows.scope import readable_batches, readable_enterprise_ids
+from flows.scope import readable_batches, readable_enterprise_ids, region_clause
 from flows.uscc import ALPHABET, check_character, validate_uscc
 from models import (
     AuditLog,
     BatchCorrection,
     CorrectionRequest,
     Enterprise,
+    Park,
     PeriodLock,
     Region,
     TransferBatch,
@@ -65,6 +66,14 @@ class BatchQuery:
     route: Route | None = None
     year: int | None = None
     text: str | None = None  # the counterpart's name or credit code, or the batch number
+    # Links from the map, the enterprise and park pages and the audit: batches between given parties or places.
+    shipper: int | None = None
+    receiver: int | None = None
+    party: int | None = None  # either end
+    shipper_region: str | None = None  # adcode of the region the shipper lies in
+    receiver_region: str | None = None
+    region: str | None = None  # either end lies in it
+    park: int | None = None  # either end lies in it
     sort: str = "date"
     descending: bool = True
     page: int = 1
@@ -175,6 +184,22 @@ def _conditions(principal: Principal, q: BatchQuery) -> list[ColumnElement[bool]
         where.append(col(TransferBatch.route) == q.route.value)
     if q.year is not None:
         where.append(col(TransferBatch.year) == q.year)
+    if q.shipper is not None:
+        where.append(shipper == q.shipper)
+    if q.receiver is not None:
+        where.append(receiver == q.receiver)
+    if q.party is not None:
+        where.append(or_(shipper == q.party, receiver == q.party))
+    if q.shipper_region:
+        where.append(shipper.in_(sa_select(col(Enterprise.id)).where(region_clause(q.shipper_region))))
+    if q.receiver_region:
+        where.append(receiver.in_(sa_select(col(Enterprise.id)).where(region_clause(q.receiver_region))))
+    if q.region:
+        inside = sa_select(col(Enterprise.id)).where(region_clause(q.region))
+        where.append(or_(shipper.in_(inside), receiver.in_(inside)))
+    if q.park is not None:
+        in_park = sa_select(col(Enterprise.id)).where(col(Enterprise.park_id) == q.park)
+        where.append(or_(shipper.in_(in_park), receiver.in_(in_park)))
     if q.text and q.text.strip():
         # A few hundred enterprises match a fragment at most: a subquery of their ids, no join over the batches.
         matching = _matching_enterprises(q.text)
@@ -709,3 +734,34 @@ def lock_region_name(*, session: Session, adcode: str) -> tuple[str, str | None]
     """The names of a locked region, for the message that says why a write was refused."""
     region = session.get(Region, adcode)
     return (region.name_zh, region.name_en) if region else (adcode, adcode)
+
+
+@dataclass(frozen=True)
+class Narrowing:
+    """A party or place the list is narrowed to, named for the page."""
+
+    param: str
+    value: str
+    name_zh: str
+    name_en: str | None
+
+
+def narrowing(*, session: Session, query: BatchQuery) -> list[Narrowing]:
+    """The parties and places the query is narrowed to, with their names (ids the viewer gave, in any scope)."""
+    found: list[Narrowing] = []
+    for param in ("shipper", "receiver", "party"):
+        ident = getattr(query, param)
+        if ident is not None:
+            ent = session.get(Enterprise, ident)
+            found.append(Narrowing(param, str(ident), ent.name_zh if ent else str(ident), ent.name_en if ent else None))
+    for param in ("shipper_region", "receiver_region", "region"):
+        code = getattr(query, param)
+        if code:
+            region = session.get(Region, code)
+            found.append(Narrowing(param, code, region.name_zh if region else code, region.name_en if region else None))
+    if query.park is not None:
+        park = session.get(Park, query.park)
+        name_zh = park.name_zh if park else str(query.park)
+        found.append(Narrowing("park", str(query.park), name_zh, park.name_en if park else None))
+    return found
+

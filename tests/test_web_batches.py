@@ -546,3 +546,27 @@ def test_every_worded_value_has_its_message() -> None:
 def _sources() -> str:
     root = Path(__file__).resolve().parent.parent
     return "".join((root / name).read_text(encoding="utf-8") for name in ("flows/batch_pages.py", "app/web_batches.py"))
+
+
+def test_list_narrowed_to_parties_and_places_from_links(client: TestClient, session: Session) -> None:
+    """The map, the enterprise, park and audit pages link to the list narrowed to parties or places."""
+    w = build_world(session)
+    headers = {"Authorization": f"Bearer {w.tokens['bureau_sc']}", "Accept-Language": "en"}
+
+    def listed(**params: object) -> set[int]:
+        response = client.get("/batches", params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        return {int(i) for i in re.findall(r'<tr data-batch="(\d+)"', response.text)}
+
+    every = session.exec(select(TransferBatch)).all()
+    e3 = session.get(Enterprise, w.e3)
+    assert e3 is not None and e3.park_id is not None
+    assert listed(shipper=w.e1) == {b.id for b in every if b.shipper_id == w.e1}
+    assert listed(shipper=w.e1, receiver=w.e2) == {b.id for b in every if (b.shipper_id, b.receiver_id) == (w.e1, w.e2)}
+    assert listed(party=w.e2) == {b.id for b in every if w.e2 in (b.shipper_id, b.receiver_id)}
+    in_pzh = {w.e1, w.e2}  # the world's Panzhihua enterprises
+    assert listed(region="510400") == {b.id for b in every if {b.shipper_id, b.receiver_id} & in_pzh}
+    assert listed(shipper_region="510600") == {b.id for b in every if b.shipper_id == w.e3}
+    assert listed(park=e3.park_id) == {b.id for b in every if w.e3 in (b.shipper_id, b.receiver_id)}
+    bad = client.get("/batches", params={"shipper": "E1", "region": "110000"}, headers=headers)
+    assert bad.status_code == 422 and "“E1”" in bad.text and "“110000”" in bad.text

@@ -145,8 +145,13 @@ def test_enterprise_page_shows_roles_licences_flows_rate_and_flags(client: TestC
     assert f">{want['batches']}</a>" in row and f">{_t(want['in_transit_t'])}<" in row
     e2 = session.get(Enterprise, w.e2)
     assert e2 is not None
-    # The batch list, narrowed to the counterpart, the year, the category and (for its own user) the direction.
-    assert f"/batches?q={e2.uscc}&amp;year=2024&amp;category=SW01&amp;direction=out" in row
+    # The count links to the batch list narrowed to this flow: the batches counted, and the draft that did not move.
+    href = f"/batches?shipper={w.e1}&amp;receiver={w.e2}&amp;year=2024&amp;category=SW01"
+    assert href in row
+    listed = client.get(href.replace("&amp;", "&"), headers={"Authorization": f"Bearer {w.tokens['ent1']}"}).text
+    moved = listed.count("<tr data-batch=") - listed.count('data-status="draft"')
+    assert moved == want["batches"] and listed.count('data-status="draft"') == 1
+    assert e2.name_zh in listed[listed.index("id=\"narrowed\"") :]  # the list says whom it is narrowed to
     # E2 lies outside what ent1 may read: its name is shown, its page is not linked.
     assert f'href="/enterprises/{w.e2}"' not in text
     assert "No batch reached this enterprise in 2024." in text
@@ -173,8 +178,7 @@ def test_enterprise_page_shows_roles_licences_flows_rate_and_flags(client: TestC
     assert "Expired" in licences and "川固利〔2019〕0001号" in licences
     flows_in = _section(e2_page, "flows-in")
     assert f'data-counterpart="{w.e1}"' in flows_in and f'href="/enterprises/{w.e1}"' in flows_in
-    e1_uscc = e1.uscc
-    assert f"/batches?q={e1_uscc}&amp;year=2024&amp;category=SW01" in flows_in and "direction=" not in flows_in
+    assert f"/batches?shipper={w.e1}&amp;receiver={w.e2}&amp;year=2024&amp;category=SW01" in flows_in
     assert f'<a href="/parks/{w.park_a}"' not in e2_page  # E2 lies outside the park
     overlay = _overlay(e2_page, "enterprise-map")
     kinds = [f["properties"]["kind"] for f in overlay["features"]]
