@@ -764,4 +764,3 @@ def narrowing(*, session: Session, query: BatchQuery) -> list[Narrowing]:
         name_zh = park.name_zh if park else str(query.park)
         found.append(Narrowing("park", str(query.park), name_zh, park.name_en if park else None))
     return found
-

@@ -151,7 +151,7 @@ def test_enterprise_page_shows_roles_licences_flows_rate_and_flags(client: TestC
     listed = client.get(href.replace("&amp;", "&"), headers={"Authorization": f"Bearer {w.tokens['ent1']}"}).text
     moved = listed.count("<tr data-batch=") - listed.count('data-status="draft"')
     assert moved == want["batches"] and listed.count('data-status="draft"') == 1
-    assert e2.name_zh in listed[listed.index("id=\"narrowed\"") :]  # the list says whom it is narrowed to
+    assert e2.name_zh in listed[listed.index('id="narrowed"') :]  # the list says whom it is narrowed to
     # E2 lies outside what ent1 may read: its name is shown, its page is not linked.
     assert f'href="/enterprises/{w.e2}"' not in text
     assert "No batch reached this enterprise in 2024." in text
