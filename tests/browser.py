@@ -26,7 +26,11 @@ from app.auth import SESSION_COOKIE, signed
 from app.main import create_app
 from app.settings import Settings
 from flows import accounts
+from flows.demo import load_demo
+from flows.demo_accounts import create_demo_accounts
+from flows.setup import upgrade_database
 from models import User
+from models.db import make_engine
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -129,3 +133,42 @@ def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_SCREENSHOTS / f"{name}.png")
     return path
+
+
+def build_demo_file(path: Path) -> dict[str, str]:
+    """The Sichuan demo (seed 2024) with its accounts in a new SQLite file; returns the accounts' passwords."""
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        upgrade_database(engine)
+        with Session(engine) as session:
+            load_demo(session=session)
+            made = create_demo_accounts(session=session, now=datetime.now(UTC))
+            session.commit()
+    finally:
+        engine.dispose()
+    return {a.username: a.password for a in made}
+
+
+class DemoSite:
+    """The demo served for the browser: its base URL, the accounts' passwords and the settings it runs with."""
+
+    def __init__(self, url: str, passwords: dict[str, str], settings: Settings) -> None:
+        self.url = url
+        self.passwords = passwords
+        self.settings = settings
+
+
+def demo_settings(path: Path) -> Settings:
+    """Settings of a served copy of the demo."""
+    return Settings(database_url=f"sqlite:///{path}", environment="test", secret_key="tour-secret-" * 3)
+
+
+def sign_in(page: Any, site: DemoSite, username: str, *, then: str = "/") -> None:
+    """Sign in through the sign-in form, as a person would, and land on `then`."""
+    page.goto(f"{site.url}/login?next={then}")
+    # By their labels: a field without one would fail here.
+    zh = page.get_attribute("html", "lang") == "zh-CN"
+    page.get_by_label("用户名" if zh else "Username").fill(username)
+    page.get_by_label("密码" if zh else "Password").fill(site.passwords[username])
+    page.locator('form[action="/login"] button[type="submit"]').click()
+    page.wait_for_url(f"{site.url}{then}")

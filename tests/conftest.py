@@ -169,3 +169,20 @@ def live_server(settings: Settings) -> Iterator[str]:
     """The app on this test's database, served on a free localhost port for the browser."""
     with browser.serve(settings) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def demo_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """The Sichuan demo in a SQLite file, built once per run (a few seconds); copy it before writing to it."""
+    browser.playwright_entry()  # only the browser tests use it: skip (or fail under CI) before spending the time
+    path = tmp_path_factory.mktemp("demo") / "demo.sqlite3"
+    return path, browser.build_demo_file(path)
+
+
+@pytest.fixture(scope="session")
+def demo_site(demo_file: tuple[Path, dict[str, str]]) -> Iterator[browser.DemoSite]:
+    """The demo served, read-only by convention, for tours of the pages; journeys that write use their own copy."""
+    path, passwords = demo_file
+    settings = browser.demo_settings(path)
+    with browser.serve(settings) as url:
+        yield browser.DemoSite(url, passwords, settings)

@@ -18,8 +18,7 @@ from flows.transfers import parse_filter
 from maps import flowmap
 from models import Declaration, TransferBatch, User
 from models.enums import BatchStatus, Route
-from tests.browser import browser_page, screenshot, session_cookie_for
-from tests.test_browser_tour import DemoSite, demo_site, sign_in  # noqa: F401  (a fixture, used by name)
+from tests.browser import DemoSite, browser_page, screenshot, session_cookie_for, sign_in
 from tests.world import World, build_world
 
 PREFECTURES = 21
@@ -153,7 +152,7 @@ def test_flow_map_in_chromium(
         assert not errors, errors
 
 
-def test_map_and_sankey_on_the_demo(demo_site: DemoSite) -> None:  # noqa: F811
+def test_map_and_sankey_on_the_demo(demo_site: DemoSite) -> None:
     from tests.browser import playwright_entry
 
     with playwright_entry()() as pw, browser_page(pw, demo_site.url) as (page, requests, errors):

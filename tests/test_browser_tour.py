@@ -1,67 +1,37 @@
 """The main pages on the Sichuan demo in headless Chromium, signed in through the real form: the README's pictures.
 
-The demo (seed 2024) is loaded once for this module into its own SQLite file and served by uvicorn; the tests sign
-in as the demo accounts and walk the pages people use every day, checking what each one shows and saving a
+The demo (seed 2024) is loaded once per run into its own SQLite file and served by uvicorn (tests/conftest.py); the
+tests sign in as the demo accounts and walk the pages people use every day, checking what each one shows and saving a
 screenshot of it (tests/_artifacts; docs/screenshots with CIRCUFLOW_UPDATE_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
+import re
+import shutil
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from app.main import create_app
-from app.settings import Settings
 from bench.pages_bench import demo_parameters, page_paths
-from flows.demo import load_demo
-from flows.demo_accounts import create_demo_accounts
-from flows.setup import upgrade_database
+from flows.clock import CST
+from models import Enterprise, Licence, User
 from models.db import make_engine
-from tests.browser import ROOT, browser_page, playwright_entry, screenshot, serve, unavailable
-
-
-class DemoSite:
-    """The demo served for the browser: its base URL, the accounts' passwords and an engine on its database."""
-
-    def __init__(self, url: str, passwords: dict[str, str], settings: Settings) -> None:
-        self.url = url
-        self.passwords = passwords
-        self.settings = settings
-
-
-@pytest.fixture(scope="module")
-def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
-    """The demo in a SQLite file of its own, served on a free port for the whole module."""
-    playwright_entry()  # skip (or fail under CI) before spending seconds on the demo
-    path: Path = tmp_path_factory.mktemp("tour") / "demo.sqlite3"
-    url = f"sqlite:///{path}"
-    engine = make_engine(url)
-    upgrade_database(engine)
-    with Session(engine) as session:
-        load_demo(session=session)
-        accounts = create_demo_accounts(session=session, now=datetime.now(UTC))
-        session.commit()
-    engine.dispose()
-    settings = Settings(database_url=url, environment="test", secret_key="tour-secret-" * 3)
-    with serve(settings) as base:
-        yield DemoSite(base, {a.username: a.password for a in accounts}, settings)
-
-
-def sign_in(page: Any, site: DemoSite, username: str, *, then: str = "/") -> None:
-    """Sign in through the sign-in form, as a person would, and land on `then`."""
-    page.goto(f"{site.url}/login?next={then}")
-    # By their labels: a field without one would fail here.
-    page.get_by_label("用户名" if page.get_attribute("html", "lang") == "zh-CN" else "Username").fill(username)
-    page.get_by_label("密码" if page.get_attribute("html", "lang") == "zh-CN" else "Password").fill(
-        site.passwords[username]
-    )
-    page.locator('form[action="/login"] button[type="submit"]').click()
-    page.wait_for_url(f"{site.url}{then}")
+from models.enums import LicenceActivity, Route
+from tests.browser import (
+    ROOT,
+    DemoSite,
+    browser_page,
+    demo_settings,
+    playwright_entry,
+    screenshot,
+    serve,
+    sign_in,
+    unavailable,
+)
 
 
 def test_dashboard_of_the_provincial_auditor(demo_site: DemoSite) -> None:
@@ -125,3 +95,76 @@ def test_every_page_passes_axe(demo_site: DemoSite, username: str) -> None:
                     found[f"{path} ({lang})"] = violations
         assert not errors, errors
     assert not found, found
+
+
+def test_journey_log_a_batch_confirm_it_and_see_it_on_the_map_and_in_the_rate(
+    demo_file: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """ent.generator logs and dispatches a batch to ent.utiliser, who confirms the weight it weighed; the flow then
+    shows on the map of the year and in the bottom-up figure beside the rate."""
+    source, passwords = demo_file
+    path = tmp_path / "journey.sqlite3"
+    shutil.copyfile(source, path)  # this journey writes: a copy of its own
+    settings = demo_settings(path)
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        users = {u.username: u for u in session.exec(select(User)).all()}
+        shipper_id = users["ent.generator"].scope_enterprise_id
+        receiver = session.get(Enterprise, users["ent.utiliser"].scope_enterprise_id)
+        assert shipper_id is not None and receiver is not None
+        # A category the receiver may utilise today, so that the batch counts in the bottom-up figure.
+        licence = session.exec(
+            select(Licence).where(
+                Licence.enterprise_id == receiver.id,
+                Licence.activity == LicenceActivity.utilisation,
+                col(Licence.valid_to).is_(None),
+            )
+        ).first()
+        assert licence is not None
+    engine.dispose()
+    year = datetime.now(CST).year  # dispatched now: this year's flows, which the demo (2020-2024) leaves empty
+
+    with serve(settings) as url, playwright_entry()() as pw:
+        site = DemoSite(url, passwords, settings)
+        with browser_page(pw, url) as (page, requests, errors):
+            sign_in(page, site, "ent.generator", then="/batches/new")
+            page.get_by_label("接收单位 （必填）").press_sequentially(receiver.name_zh[:6], delay=30)
+            choice = page.locator(f'#f-receiver-options input[value="{receiver.id}"]')
+            choice.wait_for()
+            choice.check()
+            page.get_by_label("废物类别 （必填）").select_option(licence.category_code)
+            page.get_by_label("利用处置方式 （必填）").select_option(Route.building_materials.value)
+            page.get_by_label("重量 （必填）").press_sequentially("36.5", delay=30)
+            page.get_by_role("button", name="保存并发运").click()
+            page.wait_for_url(re.compile(r".*/batches/\d+\?done=dispatch$"))
+            batch_id = int(page.url.split("/batches/")[1].split("?")[0])
+            assert page.locator("#batch-status").inner_text() == "已发运"
+            assert not errors, errors
+
+        with browser_page(pw, url, locale="en") as (page, requests, errors):
+            sign_in(page, site, "ent.utiliser", then="/batches")
+            page.locator(f'tr[data-batch="{batch_id}"] a.batch-number').click()
+            page.wait_for_url(f"{url}/batches/{batch_id}")
+            page.get_by_label("Weight received (required)").fill("36.4")
+            page.get_by_role("button", name="Confirm receipt").click()
+            page.locator("#batch-done").wait_for()
+            assert page.locator("#batch-status").inner_text() == "Received"
+            assert not errors, errors
+
+        with browser_page(pw, url) as (page, requests, errors):
+            sign_in(page, site, "ent.generator", then=f"/map?year={year}")
+            # The year's only flow: the batch just received, at the weight the receiver confirmed.
+            assert page.locator('[data-figure="tonnes"]').get_attribute("data-value") == "36.4"
+            assert page.locator('[data-figure="batches"]').inner_text() == "1"
+            page.wait_for_selector('[data-map="flows"][data-map-ready="true"]')
+            assert page.locator("tr[data-flow]").count() == 1
+            page.locator("tr[data-flow] a").click()
+            details = page.locator("#map-details")
+            details.get_by_text("36.4").first.wait_for()
+            assert page.url.endswith(f"/map?year={year}")  # details came without leaving the page
+            screenshot(page, "journey-map")
+
+            page.goto(f"{url}/dashboard?year={year}")
+            assert page.locator('[data-figure="manifest_utilised_t"]').inner_text() == "36.4 吨"
+            assert not [u for u in requests if not u.startswith(url)]
+            assert not errors, errors
