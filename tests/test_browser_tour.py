@@ -11,6 +11,7 @@ import re
 import shutil
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, col, select
@@ -167,4 +168,46 @@ def test_journey_log_a_batch_confirm_it_and_see_it_on_the_map_and_in_the_rate(
             page.goto(f"{url}/dashboard?year={year}")
             assert page.locator('[data-figure="manifest_utilised_t"]').inner_text() == "36.4 吨"
             assert not [u for u in requests if not u.startswith(url)]
+            assert not errors, errors
+
+
+def _maps_drawn(page: Any) -> None:
+    """Wait until every map on the page has drawn (or said why not)."""
+    page.wait_for_function("[...document.querySelectorAll('[data-map]')].every(el => el.dataset.mapReady === 'true')")
+
+
+def test_main_pages_on_the_demo(demo_site: DemoSite) -> None:
+    """The audit workspace, an enterprise, a park, a battery and the batches, as their users see them on the demo.
+
+    The screenshots show the first screen of each page, as the README wants them.
+    """
+    engine = make_engine(demo_site.settings.database_url)
+    try:
+        params = demo_parameters(engine)
+    finally:
+        engine.dispose()
+    with playwright_entry()() as pw:
+        with browser_page(pw, demo_site.url, locale="en") as (page, requests, errors):
+            sign_in(page, demo_site, "auditor.sichuan", then="/audit")
+            assert page.locator("h1").inner_text().startswith("Audit")
+            screenshot(page, "demo-audit", full_page=False)
+            page.goto(f"{demo_site.url}/audit/flags")
+            screenshot(page, "demo-audit-flags", full_page=False)
+            page.goto(f"{demo_site.url}/parks/{params['park_id']}")
+            _maps_drawn(page)
+            screenshot(page, "demo-park", full_page=False)
+            page.goto(f"{demo_site.url}/batteries/{params['code']}")
+            _maps_drawn(page)
+            screenshot(page, "demo-trace", full_page=False)
+            assert not [u for u in requests if not u.startswith(demo_site.url)]
+            assert not errors, errors
+        with browser_page(pw, demo_site.url) as (page, requests, errors):
+            sign_in(page, demo_site, "ent.generator", then="/batches")
+            assert page.locator("tr[data-batch]").count() == 25  # a full first page
+            screenshot(page, "demo-batches", full_page=False)
+            page.goto(f"{demo_site.url}/enterprises/{params['enterprise_id']}")
+            _maps_drawn(page)
+            screenshot(page, "demo-enterprise", full_page=False)
+            page.goto(f"{demo_site.url}/sankey")
+            screenshot(page, "demo-sankey", full_page=False)
             assert not errors, errors
