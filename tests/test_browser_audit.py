@@ -1,15 +1,16 @@
 """The audit journey in a real headless Chromium: a bureau auditor drills from the province down to a batch, locks
-the year, and the enterprise's write to that year is refused."""
+the year, and the enterprise's writes to that year are refused (through the API and on the batch form)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, func, select
 
 from app.settings import Settings
 from flows import accounts
+from models import Enterprise, TransferBatch
 from tests.browser import browser_page, screenshot, session_cookie_for
 from tests.test_web_audit import YEAR, _world
 
@@ -73,3 +74,24 @@ def test_auditor_drills_down_locks_the_year_and_a_write_is_refused(
         screenshot(page, "audit-flags")
         assert not [u for u in requests if not u.startswith(live_server)]
         assert not errors, errors
+
+    # The enterprise's own user, on the batch form, is refused a batch dispatched in the locked year, in words.
+    before = session.exec(select(func.count()).select_from(TransferBatch)).one()
+    e2 = session.get(Enterprise, w.e2)
+    assert e2 is not None
+    shipper = session_cookie_for(session, settings, accounts.get_user(session=session, username="ent1"))
+    with sync_playwright() as pw, browser_page(pw, live_server, cookie=shipper) as (page, requests, errors):
+        page.goto(f"{live_server}/batches/new")
+        page.get_by_label("接收单位 （必填）").fill(e2.uscc)
+        page.get_by_label("废物类别 （必填）").select_option("SW01")
+        page.get_by_label("利用处置方式 （必填）").select_option("metal_recovery")
+        page.get_by_label("重量 （必填）").fill("5")
+        page.locator("#f-dispatched_at").fill(f"{YEAR}-06-01T10:00")
+        page.get_by_role("button", name="保存并发运").click()
+        refusal = page.get_by_text(f"{YEAR} 年度已锁定")
+        refusal.first.wait_for()
+        assert page.url.endswith("/batches/new")
+        screenshot(page, "audit-refused")
+        assert not [u for u in requests if not u.startswith(live_server)]
+    session.expire_all()
+    assert session.exec(select(func.count()).select_from(TransferBatch)).one() == before  # nothing half-saved
