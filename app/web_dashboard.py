@@ -14,6 +14,7 @@ from app.i18n import LanguageDep, local_name
 from app.web import render
 from flows.dashboard import Dashboard, dashboard
 from flows.rates import percent_truncated
+from models.enums import UserRole
 
 router = APIRouter(include_in_schema=False)
 
@@ -74,5 +75,7 @@ def dashboard_page(
         "rows": rows,
         "chart": _chart(d),
         "by": d.rate.by.value if d.rate.by else None,
+        # Auditors follow a figure into the audit workspace: the division's drill-down, the flags of a kind.
+        "auditor": principal.role in (UserRole.admin, UserRole.bureau),
     }
     return render(request, "dashboard.html", context, lang=lang)

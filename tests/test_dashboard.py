@@ -61,3 +61,21 @@ def test_dashboard_shows_the_sums_and_the_bottom_up_figure_of_the_rate_engine(
     for field in ("generated_t", "utilised_t", "utilised_prior_t", "manifest_utilised_t"):
         assert _figure(page, field) == f"{api[field]:,.1f} t", field
     assert _figure(page, "gap_t").startswith(f"{api['gap_t']:+,.1f} t")
+
+
+def test_auditors_follow_dashboard_figures_into_the_audit_workspace(client: TestClient, session: Session) -> None:
+    w = build_world(session)
+    bureau = client.get(
+        "/dashboard", params={"year": 2023}, headers={"Authorization": f"Bearer {w.tokens['bureau_sc']}"}
+    )
+    assert 'href="/audit?region=510400&amp;year=2023"' in bureau.text
+    flagged = re.findall(r'<a href="(/audit/flags\?kind=(\w+)&amp;year=2023)" data-flag="\w+">(\d+)</a>', bureau.text)
+    queue = client.get(
+        "/api/v1/flags", params={"year": 2023}, headers={"Authorization": f"Bearer {w.tokens['bureau_sc']}"}
+    ).json()
+    assert {kind: int(n) for _href, kind, n in flagged} == {k: n for k, n in queue["counts"].items() if n}
+    for href, kind, n in flagged:  # each count opens the queue filtered to that kind, listing that many
+        listed = client.get(href.replace("&amp;", "&"), headers={"Authorization": f"Bearer {w.tokens['bureau_sc']}"})
+        assert listed.text.count(f'<tr data-kind="{kind}" data-subject=') == int(n)
+    ent = client.get("/dashboard", params={"year": 2023}, headers={"Authorization": f"Bearer {w.tokens['ent1']}"})
+    assert "/audit" not in ent.text.split('id="content"', 1)[1].split("</main>", 1)[0]
