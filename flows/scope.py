@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from flows.accounts import Principal
 from flows.errors import Forbidden, NotFound
 from models import Enterprise, Region, TransferBatch
-from models.enums import UserRole
+from models.enums import BatchStatus, UserRole
 
 
 def adcode_prefix(adcode: str) -> str:
@@ -50,11 +50,17 @@ def readable_enterprise_ids(principal: Principal) -> Any:
 
 
 def readable_batches(principal: Principal) -> ColumnElement[bool]:
-    """A condition on TransferBatch: a flow is visible when one of its ends is within the principal's scope."""
+    """A condition on TransferBatch: a flow is visible when one of its ends is within the principal's scope.
+
+    A draft is the shipper's unsent work: only the shipper's side sees it until it is dispatched.
+    """
     if principal.role is UserRole.admin:
         return true()
     ids = readable_enterprise_ids(principal)
-    return or_(col(TransferBatch.shipper_id).in_(ids), col(TransferBatch.receiver_id).in_(ids))
+    return or_(
+        col(TransferBatch.shipper_id).in_(ids),
+        and_(col(TransferBatch.receiver_id).in_(ids), col(TransferBatch.status) != BatchStatus.draft.value),
+    )
 
 
 def can_read_enterprise(session: Session, principal: Principal, enterprise_id: int) -> bool:
