@@ -43,6 +43,15 @@ from models.enums import BatchStatus, Channel  # noqa: E402
 USERS = ("auditor.sichuan", "ent.generator")
 PAGE_TARGET_MS = 300.0
 LAYER_TARGET_BYTES = 2_000_000
+# Views of the same routes that cost differently: the drill-down's lower levels, a code half typed, the map between
+# enterprises of one prefecture.
+VARIANTS = (
+    "/audit?region=510400&year={year}",
+    "/audit?park={park_id}&year={year}",
+    "/audit?enterprise={enterprise_id}&year={year}",
+    "/batteries/parse?code={half_code}",
+    "/map?year={year}&region=510400&level=enterprise",
+)
 # Not pages: the sign-out and language redirects, the health check and the API documentation.
 SKIP = {"/lang/{code}", "/healthz", "/docs", "/logout"}
 
@@ -111,6 +120,7 @@ def demo_parameters(engine: Engine) -> dict[str, str]:
         "park_id": str(park_id),
         "batch_id": str(batch_id),
         "code": code,
+        "half_code": code[:12],
         "adcode": "510400",
         "year": str(year),
     }
@@ -166,16 +176,19 @@ def _run(engine: Engine, repeat: int, only: str) -> list[Row]:
     url = engine.url.render_as_string(hide_password=False)
     app = create_app(Settings(database_url=url, environment="test", secret_key="bench" * 8))
     with TestClient(app) as client:
+        targets = []
         for path in page_paths(app):
-            if only and only not in path:
-                continue
             try:
                 url_path = path.format(**params)
             except KeyError as missing:
                 print(f"  skipped {path}: no demo value for {missing}")
                 continue
             # Query-driven pages (year filters) get the demo's latest year.
-            target = f"{url_path}?year={params['year']}" if "{" not in path and path != "/login" else url_path
+            targets.append(f"{url_path}?year={params['year']}" if "{" not in path and path != "/login" else url_path)
+        targets += [variant.format(**params) for variant in VARIANTS]
+        for target in targets:
+            if only and only not in target:
+                continue
             for user in USERS:
                 status, size, times = _measure(client, target, tokens[user], repeat)
                 if status in (401, 403, 404):
