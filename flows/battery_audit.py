@@ -845,12 +845,17 @@ def chain_flags(
     region: str | None = None,
     kinds: str | Sequence[str] | None = None,
     code: str | None = None,
+    codes: Sequence[str] | None = None,
     enterprise_id: int | None = None,
     as_of: date | None = None,
     offset: int = 0,
     limit: int | None = 200,
 ) -> FlagReport:
-    """The chain flags of a year (all years when none) in the principal's scope, with counts and evidence."""
+    """The chain flags of a year (all years when none) in the principal's scope, with counts and evidence.
+
+    `code` narrows to one battery (not found when unreadable); `codes` to several at once, in one pass of each query
+    (a battery and the module and pack it sits in, say), leaving out those the principal may not read.
+    """
     wanted = parse_kinds(kinds)
     ids = scope_ids(session, principal, region)
     if enterprise_id is not None:
@@ -862,6 +867,18 @@ def chain_flags(
 
         battery = find_battery(session=session, principal=principal, code=normalise_battery_code(code))
         battery_ids = [battery.id]
+    if codes is not None:
+        from flows.battery import find_battery
+
+        battery_ids = battery_ids or []
+        for one in codes:
+            try:
+                found = find_battery(session=session, principal=principal, code=normalise_battery_code(one))
+            except NotFound:
+                continue  # a battery above it that the principal may not see
+            battery_ids.append(found.id)
+        # None of them readable: an id no battery has, so that the queries narrow to nothing rather than to nobody.
+        battery_ids = battery_ids or [-1]
     _no_jit(session)
     horizon = as_of or data_horizon(session, now)
     ctx = _Ctx(session, year, ids, battery_ids, horizon)

@@ -15,12 +15,12 @@ from dataclasses import field as dataclass_field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import case, func, or_, text, true
+from sqlalchemy import case, func, or_, true
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from flows import battery_audit
-from flows.battery import BatteryTrace, Names, Party, find_battery, readable_batteries, stored_utc
+from flows.battery import BatteryTrace, Party, readable_batteries, stored_utc
 from flows.battery_audit import BatteryFlag
 from flows.battery_code import (
     BATTERY_TYPES,
@@ -38,7 +38,7 @@ from flows.battery_code import (
     parse_battery_code,
 )
 from flows.battery_rules import METALS, edition_in_force, local_day, metal_thresholds
-from flows.errors import InvalidInput, NotFound
+from flows.errors import InvalidInput
 from flows.principal import Principal
 from flows.scope import readable_enterprise_ids, readable_enterprises
 from models import Battery, BatteryEvent, Enterprise, RecoveryReport, Region
@@ -312,49 +312,12 @@ def flags_of(*, session: Session, principal: Principal, now: datetime, codes: Se
     """The chain flags of a battery and of the module and pack it sits in, in one pass of the audit, oldest first.
 
     The audit counts an event once, on the outermost battery that carried it, so a cell inside an intact pack has
-    its flags on the pack: a battery's chain is itself and what holds it. chain_flags() reads one code at a time and
-    each of its queries costs about the same for one battery as for three, so the page runs the same flag queries
-    (battery_audit.KINDS, in the reader's scope) once over all of them; a test holds the result to chain_flags().
+    its flags on the pack: a battery's chain is itself and what holds it.
     """
-    batteries = []
-    for code in codes:
-        try:
-            batteries.append(find_battery(session=session, principal=principal, code=code))
-        except NotFound:
-            continue  # a battery above it that the reader may not see
-    if not batteries:
+    report = battery_audit.chain_flags(session=session, principal=principal, now=now, codes=codes, limit=None)
+    if not report.data:
         return []
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL jit = off"))  # as chain_flags does: these one-off queries gain nothing from it
-    ctx = battery_audit._Ctx(
-        session,
-        None,
-        battery_audit.scope_ids(session, principal, None),
-        [b.id for b in batteries],
-        battery_audit.data_horizon(session, now),
-    )
-    raw = []
-    for fn in dict.fromkeys(battery_audit.KINDS.values()):  # some queries answer two kinds: run each once
-        raw.extend(fn(ctx))
-    names = Names(session, [f.enterprise_id for f in raw] + [f.counterpart_id for f in raw], [])
-    flags = []
-    for f in raw:
-        answerable = names.party(f.enterprise_id)
-        flags.append(
-            BatteryFlag(
-                kind=f.kind,
-                year=f.on.year,
-                on=f.on,
-                code=f.code,
-                level=f.level,
-                enterprise=answerable,
-                counterpart=names.party(f.counterpart_id),
-                region_adcode=answerable.prefecture_adcode if answerable else None,
-                message=f.message,
-                evidence=f.evidence,
-            )
-        )
-    return sorted(flags, key=lambda f: (f.on, f.kind.value, f.code or ""))
+    return sorted(report.data, key=lambda f: (f.on, f.kind.value, f.code or ""))
 
 
 # ---------------------------------------------------------------------------------------------------------------
