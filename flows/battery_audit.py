@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Date, Float, and_, case, exists, func, literal, not_, or_, text, true
+from sqlalchemy import ColumnElement, Float, and_, case, exists, func, literal, not_, or_, text, true
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
@@ -43,7 +43,7 @@ from flows.battery_rules import (
     nth_working_day,
     working_days_between,
 )
-from flows.clock import CST
+from flows.clock import CST, local_date
 from flows.errors import Forbidden, InvalidInput, NotFound
 from flows.principal import Principal
 from flows.scope import adcode_prefix, readable_enterprise_ids, readable_enterprises, region_clause
@@ -54,24 +54,6 @@ E = BatteryEventType
 
 # ---------------------------------------------------------------------------------------------------------------
 # SQL helpers, the same on SQLite and PostgreSQL
-
-
-class cst_date(FunctionElement[Any]):
-    """The China Standard Time calendar date of a stored UTC timestamp."""
-
-    type = Date()
-    inherit_cache = True
-
-
-@compiles(cst_date, "postgresql")
-def _cst_date_pg(element: cst_date, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"CAST(timezone('Asia/Shanghai', {compiler.process(element.clauses, **kw)}) AS DATE)"
-
-
-@compiles(cst_date)
-def _cst_date_sqlite(element: cst_date, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite keeps timestamps as UTC text and dates as 'YYYY-MM-DD': compared as text.
-    return f"date({compiler.process(element.clauses, **kw)}, '+8 hours')"
 
 
 class days_between(FunctionElement[Any]):
@@ -426,7 +408,7 @@ def _unlisted(ctx: _Ctx) -> list[_Raw]:
             ev.battery_id,
             giver.label("giver"),
             receiver.label("receiver"),
-            cst_date(ev.occurred_at).label("day"),
+            local_date(ev.occurred_at).label("day"),
             func.coalesce(ev.attributes["purpose"].as_string(), "").label("purpose"),
             bat.code,
             bat.level,
@@ -1096,7 +1078,7 @@ def _reached(battery_id: Any, since: Any, kinds: Sequence[WhitelistKind]) -> Col
     """Some event from `since` on put the battery in the hands of an enterprise listed, that day, for a kind."""
     x = _alias(BatteryEvent)
     custodian = case((x.type == E.transferred.value, x.counterpart_id), else_=x.reporter_id)
-    day = cst_date(x.occurred_at)
+    day = local_date(x.occurred_at)
     return exists(
         sa_select(literal(1)).where(
             x.battery_id == battery_id, x.occurred_at >= since, or_(*(_listed(custodian, k, day) for k in kinds))

@@ -20,6 +20,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from flows.accounts import Principal
+from flows.clock import local_date
 from flows.errors import InvalidInput
 from flows.manifests import WEIGHT_TOLERANCE
 from flows.rates import (
@@ -30,7 +31,6 @@ from flows.rates import (
     Sums,
     declared_sums,
     licensed_receiver,
-    local_date,
     manifest_utilised,
     names,
     rate_of,

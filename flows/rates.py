@@ -17,7 +17,6 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel
 from sqlalchemy import (
     ColumnElement,
-    Date,
     String,
     and_,
     case,
@@ -29,12 +28,10 @@ from sqlalchemy import (
     or_,
 )
 from sqlalchemy import select as sa_select
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, col, select
 
 from flows.accounts import Principal
+from flows.clock import local_date
 from flows.errors import Forbidden, InvalidInput, NotFound
 from flows.scope import adcode_prefix, can_read_enterprise, readable_enterprises, region_clause
 from flows.targets import (
@@ -57,29 +54,7 @@ RECEIVED_STATUSES = (BatchStatus.received.value, BatchStatus.corrected.value)
 # Sent means it left the shipper: drafts and cancelled batches never moved, and a rejected one was refused.
 SENT_STATUSES = (BatchStatus.dispatched.value, BatchStatus.received.value, BatchStatus.corrected.value)
 UTILISATION_ROUTE_VALUES = tuple(sorted(r.value for r in UTILISATION_ROUTES))
-# Licences are issued for local (China Standard Time) dates; stored times are UTC.
-LOCAL_TIME_ZONE = "Asia/Shanghai"
-LOCAL_UTC_OFFSET_HOURS = 8
-
-
-class local_date(FunctionElement[Any]):
-    """The China Standard Time calendar date of a UTC timestamp, in SQL on either backend."""
-
-    type = Date()
-    inherit_cache = True
-
-
-@compiles(local_date, "postgresql")
-def _local_date_pg(element: local_date, compiler: SQLCompiler, **kw: Any) -> str:
-    arg = compiler.process(element.clauses, **kw)
-    return f"CAST(timezone('{LOCAL_TIME_ZONE}', {arg}) AS DATE)"
-
-
-@compiles(local_date)
-def _local_date_sqlite(element: local_date, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite keeps timestamps as 'YYYY-MM-DD HH:MM:SS' text in UTC and dates as 'YYYY-MM-DD': compared as text.
-    arg = compiler.process(element.clauses, **kw)
-    return f"date({arg}, '+{LOCAL_UTC_OFFSET_HOURS} hours')"
+# Licences are issued for local (China Standard Time) dates; stored times are UTC: see flows.clock.local_date.
 
 
 def _sql_text(value: str) -> ColumnElement[str]:
