@@ -43,7 +43,7 @@ from flows.clock import CST
 from flows.declarations import FIGURES, parse_declaration
 from flows.errors import Conflict, Forbidden, InvalidInput, PeriodLocked
 from flows.locks import ensure_unlocked
-from flows.manifests import _next_number
+from flows.manifests import next_number
 from flows.principal import Principal
 from flows.uscc import validate_uscc
 from maps.locate import locate_many
@@ -1257,7 +1257,7 @@ class _Manifests(_Importer):
         """The next number of the year, like the API's; numbers given in the file are stepped over."""
         prefix = f"SC{year}-"
         if year not in self.sequence:
-            first = _next_number(self.session, year)
+            first = next_number(self.session, year)
             self.sequence[year] = int(first[len(prefix) :])
         while True:
             number = f"{prefix}{self.sequence[year]:07d}"

@@ -273,7 +273,7 @@ def _ensure_unlocked(session: Session, batch: TransferBatch) -> None:
         ensure_unlocked(session=session, enterprise_id=enterprise_id, year=batch.year)
 
 
-def _next_number(session: Session, year: int) -> str:
+def next_number(session: Session, year: int) -> str:
     if session.get_bind().dialect.name == "postgresql":
         # One writer at a time per year picks the next number; SQLite serialises writers anyway.
         session.execute(text("SELECT pg_advisory_xact_lock(7263100 + :year)"), {"year": year})
@@ -358,7 +358,7 @@ def create_manifest(
             )
     year = reporting_year(manifest.dispatched_at or now)
     batch = TransferBatch(
-        number=_next_number(session, year),
+        number=next_number(session, year),
         idempotency_key=manifest.idempotency_key,
         shipper_id=shipper,
         receiver_id=receiver,
