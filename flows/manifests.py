@@ -274,6 +274,7 @@ def _ensure_unlocked(session: Session, batch: TransferBatch) -> None:
 
 
 def next_number(session: Session, year: int) -> str:
+    """The next free manifest number of a year (SC<year>-<7 digits>), held until the transaction ends."""
     if session.get_bind().dialect.name == "postgresql":
         # One writer at a time per year picks the next number; SQLite serialises writers anyway.
         session.execute(text("SELECT pg_advisory_xact_lock(7263100 + :year)"), {"year": year})
