@@ -47,7 +47,10 @@ def status_for(exc: DomainError) -> int:
 
 
 def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+    if request.url.path.startswith("/api/"):
+        return False
+    # htmx asks with Accept: */*; what it swaps in is HTML all the same.
+    return "text/html" in request.headers.get("accept", "") or _is_htmx(request)
 
 
 def _is_htmx(request: Request) -> bool:

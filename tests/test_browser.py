@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -137,3 +138,17 @@ def test_home_page_in_chromium(
         foreign = [url for url in requests if not url.startswith(live_server)]
         assert not foreign, foreign
         assert not errors, errors
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_htmx_after_the_session_ended_goes_to_sign_in(
+    sync_playwright: Any, live_server: str, session_cookie: str
+) -> None:
+    with sync_playwright() as pw, browser_page(pw, live_server, cookie=session_cookie) as (page, _requests, _errors):
+        page.goto(live_server + "/batches?year=2024")
+        page.context.clear_cookies()  # the session ends (expired, signed out elsewhere)
+        page.locator("#f-status").select_option("received")  # the filter form asks htmx for the results block
+        page.wait_for_url(re.compile(r".*/login\?next="))
+        # The whole window is on the sign-in page, which will bring the user back to the list.
+        assert page.locator("main form[action='/login']").count() == 1
+        assert page.locator("input[name=next]").get_attribute("value") == "/batches?year=2024"

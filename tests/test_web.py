@@ -280,7 +280,8 @@ def test_unknown_page_is_a_page_for_browsers_and_json_for_the_api(web: TestClien
 
 
 def test_htmx_request_after_the_session_ended_sends_the_window_to_sign_in(client: TestClient) -> None:
-    headers = {"Accept": "text/html", "HX-Request": "true", "HX-Current-URL": "http://testserver/dashboard?year=2023"}
+    # As htmx sends it: Accept */*, the page the user is on in HX-Current-URL.
+    headers = {"Accept": "*/*", "HX-Request": "true", "HX-Current-URL": "http://testserver/dashboard?year=2023"}
     response = client.get("/dashboard", headers=headers, follow_redirects=False)
     # Not the sign-in form swapped into the content area: htmx follows HX-Redirect with the whole window.
     assert response.status_code == 401 and response.text == ""
