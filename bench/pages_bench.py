@@ -80,7 +80,7 @@ def _tokens(engine: Engine) -> dict[str, str]:
     tokens = {}
     with Session(engine) as session:
         for name in USERS:
-            user = session.exec(select(User).where(col(User.username) == name)).scalars().one()
+            user = session.execute(select(User).where(col(User.username) == name)).scalars().one()
             _token, raw = accounts.create_token(
                 session=session, principal=principal_of(user, Channel.cli), name="bench", now=datetime.now(UTC)
             )
@@ -92,13 +92,13 @@ def _tokens(engine: Engine) -> dict[str, str]:
 def demo_parameters(engine: Engine) -> dict[str, str]:
     """Values for the path parameters of the page routes, taken from the demo."""
     with Session(engine) as session:
-        generator = session.exec(select(User).where(col(User.username) == "ent.generator")).scalars().one()
+        generator = session.execute(select(User).where(col(User.username) == "ent.generator")).scalars().one()
         enterprise_id = generator.scope_enterprise_id
         park_id = session.get(Enterprise, enterprise_id).park_id if enterprise_id else None  # type: ignore[union-attr]
         if park_id is None:
-            park_id = session.exec(select(func.min(Park.id))).scalars().one()
+            park_id = session.execute(select(func.min(Park.id))).scalars().one()
         batch_id = (
-            session.exec(
+            session.execute(
                 select(func.max(TransferBatch.id)).where(
                     col(TransferBatch.shipper_id) == enterprise_id, col(TransferBatch.status) == BatchStatus.received
                 )
@@ -107,14 +107,17 @@ def demo_parameters(engine: Engine) -> dict[str, str]:
             .one()
         )
         longest = (
-            session.exec(
-                select(BatteryEvent.battery_id).group_by(BatteryEvent.battery_id).order_by(func.count().desc()).limit(1)
+            session.execute(
+                select(col(BatteryEvent.battery_id))
+                .group_by(col(BatteryEvent.battery_id))
+                .order_by(func.count().desc())
+                .limit(1)
             )
             .scalars()
             .one()
         )
         code = session.get(Battery, longest).code  # type: ignore[union-attr]
-        year = session.exec(select(func.max(TransferBatch.year))).scalars().one()
+        year = session.execute(select(func.max(TransferBatch.year))).scalars().one()
     return {
         "enterprise_id": str(enterprise_id),
         "park_id": str(park_id),
