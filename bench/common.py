@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, insert, make_url, select, text
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.reference import SICHUAN_TARGET_CATEGORIES
 from flows.setup import upgrade_database
@@ -85,7 +85,9 @@ def fill_province(
         counties = [
             (adcode, parent, geom.representative_point())
             for adcode, parent, geom in session.execute(
-                select(Region.adcode, Region.parent_adcode, Region.geom).where(Region.level == RegionLevel.county)
+                select(col(Region.adcode), col(Region.parent_adcode), col(Region.geom)).where(
+                    col(Region.level) == RegionLevel.county
+                )
             )
         ]
     ents: list[dict[str, Any]] = []

@@ -43,6 +43,6 @@ fi
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy app flows maps models
+.venv/bin/mypy app flows maps models tests
 .venv/bin/lint-imports
 exec .venv/bin/pytest "$@"

@@ -194,7 +194,8 @@ def test_audit_log_is_scoped_and_filtered(client: TestClient, session: Any) -> N
     def entries(role: str, **params: Any) -> list[dict[str, Any]]:
         response = client.get("/api/v1/audit", params=params, headers={"Authorization": f"Bearer {w.tokens[role]}"})
         assert response.status_code == 200
-        return response.json()["data"]
+        data: list[dict[str, Any]] = response.json()["data"]
+        return data
 
     assert {e["enterprise_id"] for e in entries("bureau_dy", table="declaration")} == {w.e3}
     assert {e["enterprise_id"] for e in entries("bureau_sc", table="declaration")} == {w.e1, w.e3}

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from flows import accounts, audit, corrections, declarations, locks
 from flows.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, PeriodLocked, TooManyAttempts
@@ -139,7 +139,7 @@ def test_web_sign_in_cookie_and_csrf(client: TestClient, session: Session) -> No
     raw, _, signature = cookie.rpartition(".")
     assert raw and signature  # the cookie carries the session token signed with the secret
     csrf = accounts.resolve_session(session=session, raw=raw, now=NOW).csrf_token  # type: ignore[union-attr]
-    assert client.post("/api/v1/tokens", json={"name": "x"}, headers={"X-CSRF-Token": csrf}).status_code == 201
+    assert client.post("/api/v1/tokens", json={"name": "x"}, headers={"X-CSRF-Token": str(csrf)}).status_code == 201
     # Sign out ends the session.
     assert client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
     client.cookies.clear()
@@ -203,8 +203,9 @@ def test_audit_chain_detects_edits_behind_the_app(engine: Engine, session: Sessi
         session=session, principal=w.principals["ent1"], decl=decl.model_copy(update={"utilised_t": 45.0}), now=NOW
     )
     session.commit()
-    entries = session.exec(select(AuditLog).order_by(AuditLog.id)).all()
+    entries = session.exec(select(AuditLog).order_by(col(AuditLog.id))).all()
     last = entries[-1]
+    assert last.before is not None and last.after is not None
     assert last.table_name == "declaration" and last.before["utilised_t"] == 40 and last.after["utilised_t"] == 45
     assert last.user_id == w.users["ent1"] and str(last.channel) == "api" and last.enterprise_id == w.e1
     assert audit.verify_chain(session=session).ok
@@ -279,7 +280,7 @@ def test_locked_period_refuses_writes_until_a_correction_is_approved(session: Se
         corrections.decide_correction(
             session=session, principal=bureau_pzh, correction_id=correction.id, approve=False, note="", now=NOW
         )
-    actions = [e.action for e in session.exec(select(AuditLog).order_by(AuditLog.id)).all()]
+    actions = [e.action for e in session.exec(select(AuditLog).order_by(col(AuditLog.id))).all()]
     assert actions[-4:] == ["lock", "request_correction", "correction", "approve_correction"]
 
 
@@ -327,7 +328,7 @@ def test_province_lock_covers_every_prefecture(session: Session) -> None:
 
 def test_bad_declaration_names_the_field(session: Session) -> None:
     w = build_world(session, with_tokens=False)
-    cases = {
+    cases: dict[str, dict[str, object]] = {
         "generated_t": {"generated_t": -5},
         "category_code": {"category_code": "SW99"},
         "year": {"year": "twenty"},

@@ -130,7 +130,8 @@ def test_late_report_across_national_day(session: Session, chain: Chain) -> None
     assert set(flags) == {late}
     evidence = flags[late][0].evidence
     assert evidence["due"] == "2024-10-23" and evidence["working_days"] == 15 and evidence["working_days_late"] == 1
-    assert flags[late][0].enterprise is not None and flags[late][0].enterprise.id == chain.vehicle
+    late_flag = flags[late][0]
+    assert late_flag.enterprise is not None and late_flag.enterprise.id == chain.vehicle
 
 
 def test_lost_when_not_collected_within_the_window(session: Session, chain: Chain) -> None:
@@ -180,8 +181,9 @@ def test_unlisted_receivers(session: Session, chain: Chain) -> None:
     assert flags[revoked][0].evidence["listings"][0]["revoked_on"] == "2023-06-30"
     assert flags[early][0].evidence["needed"] == "cascade_use" and flags[early][0].year == 2020
     assert flags[wrong_kind][0].evidence["purpose"] == "cascade_use"
-    assert flags[unlisted][0].enterprise is not None and flags[unlisted][0].enterprise.id == chain.outlet
-    assert flags[unlisted][0].counterpart is not None and flags[unlisted][0].counterpart.id == chain.unlisted
+    unlisted_flag = flags[unlisted][0]
+    assert unlisted_flag.enterprise is not None and unlisted_flag.enterprise.id == chain.outlet
+    assert unlisted_flag.counterpart is not None and unlisted_flag.counterpart.id == chain.unlisted
 
 
 def _recycle(c: Chain, recovered: dict[str, Any], reported: str) -> list[tuple[Any, ...]]:
@@ -263,7 +265,7 @@ def test_code_reused_and_two_parents(session: Session, chain: Chain) -> None:
     session.add(
         Battery(
             code=module,
-            level="module",
+            level=BatteryLevel.module,
             maker_code="0D1",
             chemistry="E",
             production_date=date(2018, 6, 5),

@@ -13,7 +13,7 @@ from sqlmodel import Session, func, select
 from app.settings import Settings
 from flows import accounts
 from models import Enterprise, TransferBatch
-from models.enums import BatchStatus, EnterpriseRole
+from models.enums import BatchStatus, EnterpriseRole, Route
 from tests.browser import browser_page, screenshot, session_cookie_for
 from tests.world import NOW, PASSWORD, World, add_enterprise, build_world
 
@@ -56,7 +56,7 @@ def _prepare(session: Session) -> tuple[World, int]:
                 shipper_id=w.e1 if n % 4 else w.e3,
                 receiver_id=w.e2,
                 category_code=("SW01", "SW03", "SW02")[n % 3],
-                route=("metal_recovery", "building_materials", "cement_admixture")[n % 3],
+                route=(Route.metal_recovery, Route.building_materials, Route.cement_admixture)[n % 3],
                 year=2024,
                 status=status,
                 weight_dispatched_t=weight,

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from shapely.geometry import box
@@ -64,7 +65,7 @@ def test_db_upgrade_is_idempotent(cli_env: dict[str, str]) -> None:
 
 def test_fresh_database_from_nothing(tmp_path: Path) -> None:
     """The installed command creates the SQLite file and its data directory from nothing."""
-    exe = shutil.which("circuflow") or str(Path(os.sys.executable).parent / "circuflow")
+    exe = shutil.which("circuflow") or str(Path(sys.executable).parent / "circuflow")
     env = {**os.environ, "CIRCUFLOW_DATA_DIR": str(tmp_path / "fresh"), "CIRCUFLOW_DATABASE_URL": ""}
     done = subprocess.run([exe, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -88,7 +88,7 @@ def test_rate_above_100_per_scope(session: Session) -> None:
     page = _flags(session, FlagKind.scope_rate_above_100, year=2023)
     assert _subjects(page) == {f"prefecture/{PZH}", f"park/{park}"}
     flag = next(f for f in page.data if f.subject == f"prefecture/{PZH}")
-    assert flag.evidence["rate"] == pytest.approx(1.5) and flag.evidence["categories"].startswith("SW01,SW02")
+    assert flag.evidence["rate"] == pytest.approx(1.5) and str(flag.evidence["categories"]).startswith("SW01,SW02")
     assert flag.links[0].startswith("/api/v1/rates?year=2023&region=510400")
     city = _flags(session, FlagKind.scope_rate_above_100, region=PZH)
     assert _subjects(city) == {f"prefecture/{PZH}", f"county/{PZH_EAST}", f"park/{park}"}

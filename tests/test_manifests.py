@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from flows import accounts, manifests
 from models import AuditLog, BatchCorrection, TransferBatch
@@ -105,7 +105,7 @@ def test_life_of_a_batch(client: TestClient, world: World, session: Session) -> 
     actions = session.exec(
         select(AuditLog.action)
         .where(AuditLog.table_name == "transfer_batch", AuditLog.row_id == str(bid))
-        .order_by(AuditLog.id)
+        .order_by(col(AuditLog.id))
     ).all()
     assert actions == ["create", "dispatch", "receive", "correct"]
 

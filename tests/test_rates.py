@@ -65,7 +65,9 @@ class Builder:
         return e.id
 
     def declare(self, enterprise: int, category: str, year: int, **figures: float) -> int:
-        d = Declaration(enterprise_id=enterprise, category_code=category, year=year, **figures)
+        d = Declaration.model_validate(
+            {"enterprise_id": enterprise, "category_code": category, "year": year, **figures}
+        )
         self.session.add(d)
         self.session.flush()
         assert d.id is not None
@@ -171,7 +173,7 @@ def test_prior_year_stock_is_in_the_denominator(session: Session) -> None:
     build.declare(e, "SW01", 2023, generated_t=100, utilised_t=90, utilised_prior_t=10)
     session.commit()
     report = _rate(session, enterprise=e)
-    assert report.rate == pytest.approx(90 / 110, rel=1e-12)
+    assert report.rate is not None and report.rate == pytest.approx(90 / 110, rel=1e-12)
     assert round(report.rate * 100, 2) == 81.82
     assert report.rate != pytest.approx(0.9)
     assert (report.generated_t, report.utilised_t, report.utilised_prior_t) == (100, 90, 10)
@@ -445,6 +447,7 @@ def test_projection_least_squares_by_hand() -> None:
     assert p.projected_rate == pytest.approx(0.646 + 0.024 * 3)  # 0.718
     assert p.meets is False and p.margin_pts == pytest.approx((0.718 - 0.78) * 100)
     # Reproducible from what it returns.
+    assert p.mean_rate is not None and p.slope_per_year is not None and p.target_year is not None
     assert p.mean_rate + p.slope_per_year * (p.target_year - p.mean_year) == pytest.approx(p.projected_rate)
 
 

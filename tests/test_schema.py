@@ -58,7 +58,7 @@ def test_geometry_columns_are_postgis_with_gist(engine: Engine, backend: str) ->
     if backend != "postgresql":
         pytest.skip("PostGIS only")
     with engine.connect() as conn:
-        kinds = dict(
+        kinds: dict[str, str] = dict(
             conn.execute(
                 text("SELECT f_table_name, type FROM geometry_columns WHERE srid = 4326 ORDER BY f_table_name")
             ).all()

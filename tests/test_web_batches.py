@@ -438,9 +438,9 @@ def _add_batches(session: Session, w: World) -> None:
                 shipper_id=shipper,
                 receiver_id=receiver,
                 category_code="SW02" if n % 2 else "SW01",
-                route="road_base",
+                route=Route.road_base,
                 year=2023 + n % 2,
-                status=status,
+                status=BatchStatus(status),
                 weight_dispatched_t=10.0 + n,
                 dispatched_at=datetime(2023 + n % 2, 1 + n % 12, 1 + n, 8, tzinfo=UTC),
                 created_at=datetime(2023 + n % 2, 1 + n % 12, 1, tzinfo=UTC),
@@ -454,10 +454,10 @@ def _ids(html: str) -> list[int]:
 
 
 def _expected(session: Session, *conditions: Any, order: Any = None) -> list[int]:
-    query = select(TransferBatch.id).where(*conditions)
+    query = select(col(TransferBatch.id)).where(*conditions)
     if order is not None:
         query = query.order_by(order, col(TransferBatch.id).desc())
-    return list(session.exec(query).all())
+    return [int(i) for i in session.exec(query).all() if i is not None]
 
 
 def test_list_filters_sorts_and_pages(client: TestClient, session: Session) -> None:
@@ -553,7 +553,7 @@ def test_list_narrowed_to_parties_and_places_from_links(client: TestClient, sess
     w = build_world(session)
     headers = {"Authorization": f"Bearer {w.tokens['bureau_sc']}", "Accept-Language": "en"}
 
-    def listed(**params: object) -> set[int]:
+    def listed(**params: str | int) -> set[int]:
         response = client.get("/batches", params=params, headers=headers)
         assert response.status_code == 200, response.text
         return {int(i) for i in re.findall(r'<tr data-batch="(\d+)"', response.text)}

@@ -14,7 +14,7 @@ from flows.uscc import make_uscc
 from maps.locate import try_locate
 from maps.parks import ParkSpec, create_park
 from models import Declaration, Enterprise, EnterpriseRoleLink, PeriodLock, TransferBatch
-from models.enums import Channel, EnterpriseRole, UserRole
+from models.enums import BatchStatus, Channel, EnterpriseRole, Route, UserRole
 
 NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
@@ -99,9 +99,9 @@ def build_world(session: Session, *, with_tokens: bool = True) -> World:
             shipper_id=w.e1,
             receiver_id=w.e2,
             category_code="SW01",
-            route="cement_admixture",
+            route=Route.cement_admixture,
             year=2024,
-            status=status,
+            status=BatchStatus(status),
             weight_dispatched_t=30.0,
             dispatched_at=None if status == "draft" else datetime(2024, 5, 2, 8, tzinfo=UTC),
             weight_received_t=29.8 if status == "received" else None,
