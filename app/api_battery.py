@@ -13,6 +13,7 @@ from app.auth import PrincipalDep, get_principal, utcnow
 from app.deps import SessionDep
 from flows import battery, battery_audit
 from flows.battery import RowsRefused
+from flows.clock import stored_utc
 from models import Battery, BatteryEvent
 
 router = APIRouter(dependencies=[Depends(get_principal)], tags=["batteries"])
@@ -52,8 +53,8 @@ def _refused(exc: RowsRefused) -> JSONResponse:
 def _event_out(event: BatteryEvent) -> EventOut:
     return EventOut(
         type=str(event.type),
-        occurred_at=battery.stored_utc(event.occurred_at),
-        reported_at=battery.stored_utc(event.reported_at),
+        occurred_at=stored_utc(event.occurred_at),
+        reported_at=stored_utc(event.reported_at),
         reporter_id=event.reporter_id,
         counterpart_id=event.counterpart_id,
         region_adcode=event.region_adcode,

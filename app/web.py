@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,6 +27,8 @@ from app.i18n import (
 )
 from flows import directory
 from flows.accounts import Principal
+from flows.clock import CST, stored_utc
+from flows.rates import percent_truncated
 from flows.stats import scoped_counts
 from models.enums import RegionLevel
 from models.reference import ParkPublic, RegionPublic
@@ -132,6 +135,16 @@ def render(
     sent = {"Content-Language": lang, "Vary": "Accept-Language, Cookie, HX-Request", **(headers or {})}
     block_name = block if is_fragment_request(request) else None
     return templates.TemplateResponse(request, name, full, status_code=status_code, headers=sent, block_name=block_name)
+
+
+def pct(fraction: float | None) -> str:
+    """A rate as published: in percent, truncated (never rounded up) to 0.1 pt; a dash when there is none."""
+    return "–" if fraction is None else f"{percent_truncated(fraction)}%"
+
+
+def beijing(moment: datetime | None) -> str:
+    """A stored moment on the Beijing clock, to the minute; a dash when there is none."""
+    return "–" if moment is None else stored_utc(moment).astimezone(CST).strftime("%Y-%m-%d %H:%M")
 
 
 def _prefecture_adcode(adcode: str) -> str:

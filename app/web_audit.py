@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -16,7 +15,7 @@ from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
 from app.i18n import LanguageDep, local_name, translate
-from app.web import render
+from app.web import beijing, pct, render
 from flows import audit_export, audit_workspace, battery_audit, locks
 from flows.audit_workspace import AuditRow, ScopeArgs
 from flows.clock import CST
@@ -24,7 +23,7 @@ from flows.dashboard import declared_years
 from flows.errors import DomainError, InvalidInput
 from flows.flags import Flag, FlagKind
 from flows.principal import Principal
-from flows.rates import percent_truncated, resolve_scope
+from flows.rates import resolve_scope
 
 router = APIRouter(include_in_schema=False)
 
@@ -55,19 +54,6 @@ def tonnes(value: float | None) -> str:
     return "–" if value is None else f"{value:,.1f}"
 
 
-def pct(value: float | None) -> str:
-    """A rate as published: truncated (never rounded up) to 0.1 pt."""
-    return "–" if value is None else f"{percent_truncated(value)}%"
-
-
-def local_time(value: datetime | None) -> str:
-    """A stored (UTC) time as China Standard Time, to the minute."""
-    if value is None:
-        return "–"
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite hands back naive UTC
-    return aware.astimezone(CST).strftime("%Y-%m-%d %H:%M")
-
-
 def link(path: str, *parts: Mapping[str, Any] | None, **params: Any) -> str:
     """A path with the query parameters of the given mappings and keywords (None and empty values left out)."""
     merged: dict[str, Any] = {}
@@ -78,7 +64,7 @@ def link(path: str, *parts: Mapping[str, Any] | None, **params: Any) -> str:
 
 
 def _tools() -> dict[str, Any]:
-    return {"tonnes": tonnes, "pct": pct, "link": link, "local_time": local_time, "tabs": TABS}
+    return {"tonnes": tonnes, "pct": pct, "link": link, "local_time": beijing, "tabs": TABS}
 
 
 def _year(session: Any, principal: Principal, year: int | None) -> tuple[int, list[int]]:

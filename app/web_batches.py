@@ -13,8 +13,9 @@ from sqlmodel import Session, col, select
 
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
+from app.errors import status_for
 from app.i18n import LanguageDep, local_name, translate
-from app.web import is_fragment_request, render
+from app.web import beijing, is_fragment_request, render
 from flows import batch_pages as pages
 from flows import corrections, manifests
 from flows.batch_pages import BatchForm, BatchQuery, Problem
@@ -41,7 +42,6 @@ FIELD_OF = {
     "rejected_t": "rejected",
     "rejected_kg": "rejected",
 }
-STATUS_OF: dict[type[DomainError], int] = {InvalidInput: 422, Forbidden: 403, Conflict: 409, PeriodLocked: 423}
 DEFAULT_DESCENDING = {"date": True, "weight": True, "number": False, "status": False}
 
 
@@ -55,14 +55,6 @@ def tonnes(value: float | None) -> str:
     text = f"{value:,.3f}".rstrip("0").rstrip(".")
     # A true minus sign, as in print; "-0" is what rounding leaves of a tiny negative gap.
     return "0" if text == "-0" else text.replace("-", "\u2212")
-
-
-def beijing(moment: datetime | None) -> str:
-    """A stored time on the Beijing clock, to the minute."""
-    if moment is None:
-        return "–"
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=CST)
-    return aware.astimezone(CST).strftime("%Y-%m-%d %H:%M")
 
 
 def problem_text(lang: str, problem: Problem) -> str:
@@ -97,13 +89,6 @@ def _domain_problem(session: Session, exc: DomainError, batch: TransferBatch | N
     if isinstance(exc, Forbidden):
         return Problem("actor", "forbidden", {"step": step})
     return Problem(FIELD_OF.get(exc.field or "", exc.field or "form"), "domain", {"detail": exc.message})
-
-
-def _status_of(exc: DomainError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS_OF:
-            return STATUS_OF[cls]
-    return 400
 
 
 # ---- The list ---------------------------------------------------------------------------------------------------
@@ -380,7 +365,7 @@ async def batch_create(request: Request, session: SessionDep, lang: LanguageDep,
             session.rollback()
             problem = _domain_problem(session, exc, None, "create")
             problems[problem.field] = problem
-            status = _status_of(exc)
+            status = status_for(exc)
     context = _form_context(session, lang, shipper, data, problems, key=key)
     return render(request, "batch_form.html", context, lang=lang, block="form", status_code=status)
 
@@ -523,7 +508,7 @@ async def _act(
         batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
         problem = _domain_problem(session, exc, batch, step)
         problems = {problem.field: problem}
-        status = _status_of(exc)
+        status = status_for(exc)
     session.rollback()
     context = _detail_context(session, principal, lang, batch_id, problems=problems, failed=step, data=data)
     return render(request, "batch.html", context, lang=lang, block="batch", status_code=status)
@@ -720,6 +705,6 @@ async def batch_update(
             batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
             problem = _domain_problem(session, exc, batch, "update")
             problems[problem.field] = problem
-            status = _status_of(exc)
+            status = status_for(exc)
     context = _form_context(session, lang, shipper, data, problems, batch=batch)
     return render(request, "batch_form.html", context, lang=lang, block="form", status_code=status)

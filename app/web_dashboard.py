@@ -11,17 +11,11 @@ from fastapi.responses import Response
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name
-from app.web import render
+from app.web import pct, render
 from flows.dashboard import Dashboard, dashboard
-from flows.rates import percent_truncated
 from models.enums import UserRole
 
 router = APIRouter(include_in_schema=False)
-
-
-def _pct(value: float | None) -> str:
-    # Published figures are truncated to 0.1 pt, never rounded up.
-    return "–" if value is None else f"{percent_truncated(value)}%"
 
 
 def _chart(d: Dashboard) -> str:
@@ -58,7 +52,7 @@ def dashboard_page(
         {
             "key": row.key,
             "name": local_name(lang, row.name_zh or row.key or "", row.name_en),
-            "rate": _pct(row.rate),
+            "rate": pct(row.rate),
             "raw": row.rate,
             "generated_t": row.generated_t,
         }
@@ -66,11 +60,11 @@ def dashboard_page(
     ]
     context = {
         "d": d,
-        "rate": _pct(d.rate.rate),
-        "target": _pct(d.rate.target) if d.rate.target is not None else None,
+        "rate": pct(d.rate.rate),
+        "target": pct(d.rate.target) if d.rate.target is not None else None,
         "next_target": d.rate.next_target,
         "projection": d.trend.projection,
-        "projected": _pct(d.trend.projection.projected_rate),
+        "projected": pct(d.trend.projection.projected_rate),
         "scope_name": local_name(lang, d.rate.scope.name_zh or d.rate.scope.key, d.rate.scope.name_en),
         "rows": rows,
         "chart": _chart(d),

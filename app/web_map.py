@@ -13,11 +13,11 @@ from sqlmodel import Session
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, translate
-from app.web import render
+from app.web import pct, render
 from flows import directory
 from flows.errors import InvalidInput, NotFound
 from flows.principal import Principal
-from flows.rates import RateReport, percent_truncated
+from flows.rates import RateReport
 from flows.sankey import SankeyData, default_region, sankey
 from flows.scope import adcode_prefix
 from flows.transfers import FlowFilter, FlowSum, category_names, flow_years, parse_filter, region_names
@@ -50,11 +50,6 @@ ROUTES: tuple[str, ...] = tuple(r.value for r in Route)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Formatting
-
-
-def pct(value: float | None) -> str:
-    """A rate as published: truncated to 0.1 pt, never rounded up."""
-    return "–" if value is None else f"{percent_truncated(value)}%"
 
 
 def tonnes(lang: str, value: float | None) -> str:

@@ -13,11 +13,10 @@ from fastapi.responses import Response
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, translate
-from app.web import render
+from app.web import pct, render
 from flows import places
 from flows.errors import InvalidInput
 from flows.places import FlowRow, LinkRow, Member, ParkPage
-from flows.rates import percent_truncated
 
 router = APIRouter(include_in_schema=False)
 
@@ -36,11 +35,6 @@ BLUE, ORANGE, DARK_ORANGE, LIGHT_BLUE, GREY, DARK_GREY, NAVY = (
 )
 # Roles that take waste in to use or treat it (the receivers of a circular link).
 USER_ROLES = frozenset({"utiliser", "recycler", "disposer", "cascade_user"})
-
-
-def _pct(value: float | None) -> str:
-    # Published rates are truncated to 0.1 pt, never rounded up.
-    return "–" if value is None else f"{percent_truncated(value)}%"
 
 
 def _t(value: float) -> str:
@@ -200,7 +194,7 @@ def _flag_text(lang: str, kind: str, ev: dict[str, Any], scope_name: str) -> str
         "route": word("places.route", "route"),
         "activity": word("places.doing", "activity"),
         "pct": f"{float(ev['difference_pct']):+.2f}" if isinstance(ev.get("difference_pct"), int | float) else "–",
-        "rate": _pct(ev["rate"]) if isinstance(ev.get("rate"), int | float) else "–",
+        "rate": pct(ev["rate"]) if isinstance(ev.get("rate"), int | float) else "–",
         "scope": scope_name,
     }
     return translate(lang, f"places.flagrow.{kind}", **params)
@@ -256,7 +250,7 @@ def enterprise(
         "p": page,
         "e": e,
         "name": name,
-        "pct": _pct,
+        "pct": pct,
         "tonnes": _t,
         "whole": _whole,
         "overlay": _enterprise_overlay(page, lang),
@@ -291,7 +285,7 @@ def park(
         "p": page,
         "park": page.park,
         "name": name,
-        "pct": _pct,
+        "pct": pct,
         "tonnes": _t,
         "whole": _whole,
         "members": [{"m": m, "group": _role_group(m.roles)} for m in members],

@@ -14,15 +14,14 @@ from fastapi.responses import RedirectResponse, Response
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, translate
-from app.web import is_fragment_request, render
+from app.web import beijing, is_fragment_request, pct, render
 from flows import battery, battery_pages
 from flows.battery import BatteryTrace, Party, TraceEvent
 from flows.battery_audit import BatteryFlag, chain_flags
 from flows.battery_pages import CodeAnalysis, CodeError, EnterprisePlace, Stop
-from flows.clock import CST
+from flows.clock import CST, stored_utc
 from flows.errors import NotFound
 from flows.principal import Principal
-from flows.rates import percent_truncated
 
 router = APIRouter(include_in_schema=False)
 
@@ -56,11 +55,6 @@ HIDDEN_ATTRIBUTES = frozenset(
 # Small formatters
 
 
-def _bj(moment: datetime) -> str:
-    """A moment in Beijing time, to the minute."""
-    return moment.astimezone(CST).strftime("%Y-%m-%d %H:%M")
-
-
 def _day(value: str | date | datetime | None) -> str:
     """A day as Beijing sees it: evidence carries days ("2024-03-12") and UTC moments ("2024-01-08T23:00:00+00:00")."""
     if value is None:
@@ -74,17 +68,13 @@ def _day(value: str | date | datetime | None) -> str:
     else:
         moment = value
     if isinstance(moment, datetime):
-        return battery.stored_utc(moment).astimezone(CST).date().isoformat()
+        return stored_utc(moment).astimezone(CST).date().isoformat()
     return moment.isoformat()
 
 
 def _num(value: Any) -> str:
     number = float(value)
     return f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}".rstrip("0").rstrip(".")
-
-
-def _pct(fraction: float | None) -> str:
-    return "–" if fraction is None else f"{percent_truncated(fraction)}%"
 
 
 def _party(party: Party | None, lang: str, places: dict[int, EnterprisePlace]) -> dict[str, Any] | None:
@@ -203,7 +193,7 @@ def _search_context(
                     "level": r.level,
                     "state": r.state,
                     "event": r.event,
-                    "reported": _bj(r.reported_at),
+                    "reported": beijing(r.reported_at),
                     "reported_iso": r.reported_at.isoformat(),
                     "holder": _party(holders.party(r.holder_id), lang, places),
                 }
@@ -291,7 +281,7 @@ def _flag_explanation(flag: BatteryFlag, lang: str, places: dict[int, Enterprise
             )
         case "below_threshold":
             items = ", ".join(
-                t("trace.fx.metal_below", metal=t(f"trace.metal.{m}"), rate=_pct(v["rate"]), minimum=_pct(v["minimum"]))
+                t("trace.fx.metal_below", metal=t(f"trace.metal.{m}"), rate=pct(v["rate"]), minimum=pct(v["minimum"]))
                 for m, v in ev.get("below", {}).items()
             )
             return t("trace.fx.below_threshold", on=_day(flag.on), edition=ev.get("edition_in_force", ""), items=items)
@@ -334,7 +324,7 @@ def _details(event: TraceEvent, lang: str) -> list[dict[str, str]]:
     if event.vin:
         out.append({"label": t("trace.attr.vin"), "value": event.vin, "code": "1"})
     if a.get("soh") is not None:
-        out.append({"label": t("trace.attr.soh"), "value": _pct(float(a["soh"]))})
+        out.append({"label": t("trace.attr.soh"), "value": pct(float(a["soh"]))})
     if a.get("purpose"):
         out.append({"label": t("trace.attr.purpose"), "value": t(f"trace.needed.{a['purpose']}")})
     for key in TEXT_ATTRIBUTES:
@@ -375,9 +365,9 @@ def _timeline(
                 "n": n,
                 "type": e.type,
                 "label": translate(lang, f"trace.event.{e.type}"),
-                "at": _bj(e.at),
+                "at": beijing(e.at),
                 "at_iso": e.at.isoformat(),
-                "reported": _bj(e.reported_at),
+                "reported": beijing(e.reported_at),
                 "enterprise": _party(e.enterprise, lang, places),
                 "counterpart": _party(e.counterpart, lang, places),
                 # Who handed to whom: a transfer is reported by the giver, a collection by the taker.
@@ -449,8 +439,8 @@ def _recovery(views: list[battery_pages.RecoveryView], lang: str) -> list[dict[s
                     "label": translate(lang, f"trace.metal.{m.metal}"),
                     "in": _num(m.in_kg),
                     "out": _num(m.out_kg),
-                    "rate": _pct(m.rate),
-                    "minimum": _pct(m.minimum) if m.minimum is not None else "–",
+                    "rate": pct(m.rate),
+                    "minimum": pct(m.minimum) if m.minimum is not None else "–",
                     "below": m.below,
                     "above": m.above_input,
                 }
@@ -495,8 +485,8 @@ def battery_page(
             {
                 "number": s.number,
                 "enterprise": _party(s.enterprise, lang, places),
-                "since": _bj(s.since),
-                "until": _bj(s.until) if s.until else None,
+                "since": beijing(s.since),
+                "until": beijing(s.until) if s.until else None,
                 "located": s.lon is not None,
                 "current": s.number == len(stops),
             }

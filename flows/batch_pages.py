@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, case, or_, true
@@ -21,7 +21,7 @@ from sqlmodel import Session, col, func, select
 
 from flows import manifests
 from flows.accounts import Principal
-from flows.clock import CST
+from flows.clock import CST, stored_utc
 from flows.directory import search_directory
 from flows.locks import lock_for
 from flows.scope import readable_batches, readable_enterprise_ids, region_clause
@@ -137,12 +137,6 @@ class BatchList:
     @property
     def last(self) -> int:
         return min(self.count, self.page * self.page_size)
-
-
-def _aware_utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _mine(principal: Principal) -> int | None:
@@ -297,8 +291,8 @@ def _rows(session: Session, principal: Principal, ids: list[int]) -> list[BatchR
             weight_dispatched_t=batch.weight_dispatched_t,
             weight_received_t=batch.weight_received_t,
             rejected_t=batch.rejected_t,
-            dispatched_at=_aware_utc(batch.dispatched_at),
-            created_at=_aware_utc(batch.created_at) or batch.created_at,
+            dispatched_at=(stored_utc(batch.dispatched_at) if batch.dispatched_at else None),
+            created_at=stored_utc(batch.created_at),
             shipper=Party(batch.shipper_id, s_zh, s_en, s_uscc, bool(s_ok)),
             receiver=Party(batch.receiver_id, r_zh, r_en, r_uscc, bool(r_ok)),
             direction=direction,
@@ -397,7 +391,7 @@ def batch_history(*, session: Session, principal: Principal, batch_id: int) -> l
     return [
         HistoryEntry(
             action=action,
-            at=_aware_utc(at) or at,
+            at=stored_utc(at),
             side=_actor_side(action),
             username=username if show_user else None,
             channel=str(channel),
@@ -473,7 +467,7 @@ def batch_detail(*, session: Session, principal: Principal, batch_id: int) -> Ba
         row=row,
         batch=batch,
         carrier=carrier,
-        received_at=_aware_utc(batch.received_at),
+        received_at=(stored_utc(batch.received_at) if batch.received_at else None),
         party=party,
         actions=available_actions(principal, batch),
         lock=lock,
@@ -721,7 +715,7 @@ def check_receipt(
     at, p = parse_local_time(received_at, "received_at", now)
     if p:
         problems[p.field] = p
-    dispatched = _aware_utc(batch.dispatched_at)
+    dispatched = stored_utc(batch.dispatched_at) if batch.dispatched_at else None
     if at is not None and dispatched is not None:
         aware = at if at.tzinfo else at.replace(tzinfo=CST)
         if aware < dispatched:

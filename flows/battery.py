@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 from flows.audit import record, snapshot
 from flows.battery_code import DecodedCode, normalise_battery_code, parse_battery_code
 from flows.battery_rules import deadline_for, due_date, edition_in_force, local_day
-from flows.clock import CST
+from flows.clock import CST, stored_utc
 from flows.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PeriodLocked
 from flows.locks import lock_for
 from flows.principal import Principal
@@ -191,11 +191,6 @@ def validate_vin(raw: str) -> str:
 def as_utc(moment: datetime) -> datetime:
     """A moment in UTC; a naive one is read as China Standard Time, the clock of every ledger we import."""
     return (moment if moment.tzinfo else moment.replace(tzinfo=CST)).astimezone(UTC)
-
-
-def stored_utc(moment: datetime) -> datetime:
-    """A stored moment as an aware UTC datetime (SQLite hands back naive ones; every stored time is UTC)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 _MASS_KEYS = ("mass", "input_mass", "electrode_powder") + tuple(

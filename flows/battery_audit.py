@@ -24,7 +24,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, col
 
-from flows.battery import Names, Party, stored_utc
+from flows.battery import Names, Party
 from flows.battery_code import normalise_battery_code
 from flows.battery_rules import (
     CHILD_FOLLOW_UP_WINDOW,
@@ -43,7 +43,7 @@ from flows.battery_rules import (
     nth_working_day,
     working_days_between,
 )
-from flows.clock import CST, local_date
+from flows.clock import CST, local_date, stored_utc
 from flows.errors import Forbidden, InvalidInput, NotFound
 from flows.principal import Principal
 from flows.scope import adcode_prefix, readable_enterprise_ids, readable_enterprises, region_clause

@@ -20,7 +20,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from flows import battery_audit
-from flows.battery import BatteryTrace, Party, readable_batteries, stored_utc
+from flows.battery import BatteryTrace, Party, readable_batteries
 from flows.battery_audit import BatteryFlag
 from flows.battery_code import (
     BATTERY_TYPES,
@@ -38,6 +38,7 @@ from flows.battery_code import (
     parse_battery_code,
 )
 from flows.battery_rules import METALS, edition_in_force, local_day, metal_thresholds
+from flows.clock import stored_utc
 from flows.errors import InvalidInput
 from flows.principal import Principal
 from flows.scope import readable_enterprise_ids, readable_enterprises

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Date
@@ -13,6 +13,11 @@ from sqlalchemy.sql.functions import FunctionElement
 CST = timezone(timedelta(hours=8), "CST")
 LOCAL_TIME_ZONE = "Asia/Shanghai"
 LOCAL_UTC_OFFSET_HOURS = 8
+
+
+def stored_utc(moment: datetime) -> datetime:
+    """A stored moment as an aware UTC datetime (SQLite hands back naive ones; every stored time is UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class local_date(FunctionElement[Any]):

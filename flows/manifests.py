@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from flows.accounts import Principal
 from flows.audit import record, snapshot
-from flows.clock import CST
+from flows.clock import CST, stored_utc
 from flows.errors import Conflict, Forbidden, InvalidInput, NotFound
 from flows.locks import ensure_unlocked
 from flows.scope import readable_batches
@@ -418,11 +418,6 @@ def _stored(moment: datetime) -> datetime:
     return _aware(moment).astimezone(UTC)
 
 
-def _loaded(moment: datetime) -> datetime:
-    # What comes back from the database is UTC (naive on SQLite).
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def reporting_year(moment: datetime) -> int:
     """The reporting year of a moment: its year on the Beijing calendar."""
     return _aware(moment).astimezone(CST).year
@@ -457,7 +452,7 @@ def receive(
         raise _invalid(exc, None) from None
     if rejected and not (rejection_reason or "").strip():
         raise InvalidInput("rejection_reason: say why part of the batch was refused", field="rejection_reason")
-    if batch.dispatched_at and _aware(at) < _loaded(batch.dispatched_at):
+    if batch.dispatched_at and _aware(at) < stored_utc(batch.dispatched_at):
         raise InvalidInput("received_at: before the batch was dispatched", field="received_at")
     if _aware(at) > now:
         raise InvalidInput("received_at: lies in the future", field="received_at")
