@@ -477,6 +477,22 @@ def _form_failure(
     return render(request, "audit_locks.html", context, lang=lang, status_code=status_for(exc))
 
 
+def _change_lock(
+    request: Request, session: Any, principal: Principal, lang: str, region_adcode: str, year: int, *, lock: bool
+) -> Response:
+    """Lock or unlock a year for a region, then back to the list saying so (or the form with the refusal)."""
+    audit_workspace.require_auditor(principal)
+    change = locks.lock_period if lock else locks.unlock_period
+    adcode = region_adcode.strip()
+    try:
+        change(session=session, principal=principal, adcode=adcode, year=year, now=utcnow())
+        session.commit()
+    except DomainError as exc:
+        return _form_failure(request, session, principal, lang, exc, year=year, chosen_region=region_adcode)
+    done = "locked" if lock else "unlocked"
+    return RedirectResponse(link("/audit/locks", done=done, region=adcode, year=year), status_code=303)
+
+
 @router.post("/audit/locks", name="audit_lock")
 def lock_year(
     request: Request,
@@ -487,15 +503,7 @@ def lock_year(
     year: Annotated[int, Form(ge=2000, le=2100)],
 ) -> Response:
     """Lock a reporting year for a region; enterprises' direct writes to it are refused from now on."""
-    audit_workspace.require_auditor(principal)
-    try:
-        locks.lock_period(session=session, principal=principal, adcode=region_adcode.strip(), year=year, now=utcnow())
-        session.commit()
-    except DomainError as exc:
-        return _form_failure(request, session, principal, lang, exc, year=year, chosen_region=region_adcode)
-    return RedirectResponse(
-        link("/audit/locks", done="locked", region=region_adcode.strip(), year=year), status_code=303
-    )
+    return _change_lock(request, session, principal, lang, region_adcode, year, lock=True)
 
 
 @router.post("/audit/locks/unlock", name="audit_unlock")
@@ -508,15 +516,7 @@ def unlock_year(
     year: Annotated[int, Form(ge=2000, le=2100)],
 ) -> Response:
     """Lift a lock; the year is writable again."""
-    audit_workspace.require_auditor(principal)
-    try:
-        locks.unlock_period(session=session, principal=principal, adcode=region_adcode.strip(), year=year, now=utcnow())
-        session.commit()
-    except DomainError as exc:
-        return _form_failure(request, session, principal, lang, exc, year=year, chosen_region=region_adcode)
-    return RedirectResponse(
-        link("/audit/locks", done="unlocked", region=region_adcode.strip(), year=year), status_code=303
-    )
+    return _change_lock(request, session, principal, lang, region_adcode, year, lock=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------
