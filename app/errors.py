@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.i18n import request_language
+from app.web import render
 from flows.errors import (
     Conflict,
     DomainError,
@@ -69,14 +71,7 @@ def _error_page(request: Request, status: int, detail: str) -> Response:
     """A whole page in the site's layout for a browser that opened a URL; a short alert for htmx."""
     if _is_htmx(request):
         return HTMLResponse(f'<p class="error" role="alert">{_escape(detail)}</p>', status_code=status)
-    # Imported here: the page layout needs the request's language and user, which live in the web layer.
-    from app.i18n import choose_language
-    from app.web import render
-
-    settings = request.app.state.settings
-    lang = choose_language(
-        request.cookies.get("lang"), request.headers.get("accept-language"), settings.default_language
-    )
+    lang = request_language(request, request.app.state.settings)
     title_key = f"error.{status}" if status in ERROR_TITLES else "error.other"
     context = {"status": status, "detail": detail, "title_key": title_key}
     return render(request, "error.html", context, lang=lang, status_code=status)
