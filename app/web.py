@@ -142,6 +142,11 @@ def pct(fraction: float | None) -> str:
     return "–" if fraction is None else f"{percent_truncated(fraction)}%"
 
 
+def tonnes(value: float | None) -> str:
+    """Tonnes with thousands separators and one decimal; a dash when there is none."""
+    return "–" if value is None else f"{value:,.1f}"
+
+
 def beijing(moment: datetime | None) -> str:
     """A stored moment on the Beijing clock, to the minute; a dash when there is none."""
     return "–" if moment is None else stored_utc(moment).astimezone(CST).strftime("%Y-%m-%d %H:%M")

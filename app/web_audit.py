@@ -15,7 +15,7 @@ from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
 from app.i18n import LanguageDep, local_name, translate
-from app.web import beijing, pct, render
+from app.web import beijing, pct, render, tonnes
 from flows import audit_export, audit_workspace, battery_audit, locks
 from flows.audit_workspace import AuditRow, ScopeArgs
 from flows.clock import CST
@@ -47,11 +47,6 @@ TABS = (
 
 # ---------------------------------------------------------------------------------------------------------------
 # Formatting and links
-
-
-def tonnes(value: float | None) -> str:
-    """Tonnes with thousands separators and one decimal."""
-    return "–" if value is None else f"{value:,.1f}"
 
 
 def link(path: str, *parts: Mapping[str, Any] | None, **params: Any) -> str:

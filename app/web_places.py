@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, translate
-from app.web import pct, render
+from app.web import pct, render, tonnes
 from flows import places
 from flows.errors import InvalidInput
 from flows.places import FlowRow, LinkRow, Member, ParkPage
@@ -35,10 +35,6 @@ BLUE, ORANGE, DARK_ORANGE, LIGHT_BLUE, GREY, DARK_GREY, NAVY = (
 )
 # Roles that take waste in to use or treat it (the receivers of a circular link).
 USER_ROLES = frozenset({"utiliser", "recycler", "disposer", "cascade_user"})
-
-
-def _t(value: float) -> str:
-    return f"{value:,.1f}"
 
 
 def _whole(value: float) -> str:
@@ -97,14 +93,14 @@ def _enterprise_overlay(page: places.EnterprisePage, lang: str) -> str:
     incoming, outgoing = _by_counterpart(page.flows_in), _by_counterpart(page.flows_out)
     largest = max([t for _, t in [*incoming.values(), *outgoing.values()]] or [0.0])
     for direction, parties in (("in", incoming), ("out", outgoing)):
-        for row, tonnes in parties.values():
+        for row, moved_t in parties.values():
             c = row.counterpart
             name = local_name(lang, c.name_zh, c.name_en)
             there = (c.lon, c.lat)
-            label = translate(lang, f"places.map.flow_{direction}", name=name, tonnes=_t(tonnes))
+            label = translate(lang, f"places.map.flow_{direction}", name=name, tonnes=tonnes(moved_t))
             style = {
                 "color": LIGHT_BLUE if direction == "in" else DARK_ORANGE,
-                "weight": _weight(tonnes, largest),
+                "weight": _weight(moved_t, largest),
                 "opacity": 0.85,
                 "dashArray": "8 6" if direction == "in" else None,
             }
@@ -152,7 +148,7 @@ def _park_overlay(page: ParkPage, lang: str) -> str:
             "places.map.link",
             shipper=local_name(lang, s.name_zh, s.name_en),
             receiver=local_name(lang, r.name_zh, r.name_en),
-            tonnes=_t(totals[key]),
+            tonnes=tonnes(totals[key]),
         )
         style = {"color": DARK_ORANGE, "weight": _weight(totals[key], largest), "opacity": 0.75}
         features.append(_line((s.lon, s.lat), (r.lon, r.lat), label, style, kind="link"))
@@ -173,7 +169,7 @@ def _flag_text(lang: str, kind: str, ev: dict[str, Any], scope_name: str) -> str
 
     def n(key: str) -> str:
         value = ev.get(key)
-        return _t(float(value)) if isinstance(value, int | float) else "–"
+        return tonnes(float(value)) if isinstance(value, int | float) else "–"
 
     def word(prefix: str, key: str) -> str:
         value = ev.get(key)
@@ -251,7 +247,7 @@ def enterprise(
         "e": e,
         "name": name,
         "pct": pct,
-        "tonnes": _t,
+        "tonnes": tonnes,
         "whole": _whole,
         "overlay": _enterprise_overlay(page, lang),
         "prefecture": e.prefecture.key if e.prefecture else None,
@@ -286,7 +282,7 @@ def park(
         "park": page.park,
         "name": name,
         "pct": pct,
-        "tonnes": _t,
+        "tonnes": tonnes,
         "whole": _whole,
         "members": [{"m": m, "group": _role_group(m.roles)} for m in members],
         "batches_href": batches_href,
