@@ -10,8 +10,11 @@ from pydantic import BaseModel, Field
 
 from app.auth import PrincipalDep, get_principal, utcnow
 from app.deps import SessionDep
+from app.params import CodePath, Id, IdQuery, MomentQuery, Offset, TextQuery, YearPath, YearQuery, checked_json
 from flows import accounts, audit, corrections, declarations, directory, locks
 from flows.accounts import Principal
+from flows.bounds import MAX_QUERY_TEXT, Code, Name, Password, ShortText, Text
+from flows.bounds import Id as IdField
 from flows.scope import require_role
 from flows.stats import table_counts
 from maps.geometry import to_geojson
@@ -22,7 +25,7 @@ from models.enums import RegionLevel, UserRole
 from models.reference import ParkPublic, RegionPublic
 from models.waste import DeclarationPublic
 
-router = APIRouter(dependencies=[Depends(get_principal)])
+router = APIRouter(dependencies=[Depends(get_principal), Depends(checked_json)])
 
 
 class EnterprisesPublic(BaseModel):
@@ -55,7 +58,7 @@ class MePublic(BaseModel):
 
 
 class TokenCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=64)
+    name: ShortText = Field(min_length=1)
 
 
 class TokenPublic(BaseModel):
@@ -72,13 +75,13 @@ class TokenCreated(TokenPublic):
 
 
 class UserCreate(BaseModel):
-    username: str
-    password: str
+    username: ShortText
+    password: Password
     role: UserRole
-    display_name: str = ""
-    scope_adcode: str | None = None
-    park_id: int | None = None
-    enterprise_id: int | None = None
+    display_name: Name = ""
+    scope_adcode: Code | None = None
+    park_id: IdField | None = None
+    enterprise_id: IdField | None = None
 
 
 class UserPublic(BaseModel):
@@ -112,15 +115,26 @@ class AuditPage(BaseModel):
     count: int
 
 
+class AnchorPublic(BaseModel):
+    entry_id: int = Field(description="the last entry of the log when the head was signed")
+    hash: str
+    count: int = Field(description="entries in the chain up to and including entry_id")
+    at: datetime = Field(description="when that entry was written")
+    signature: str = Field(description="HMAC-SHA256 of the head under the server's audit key")
+
+
 class ChainPublic(BaseModel):
     ok: bool
     checked: int
     broken_at: int | None
     reason: str
+    fault: str = Field(description="chain, unanchored, signature or head when not ok; empty when ok")
+    anchored: bool = Field(description="a valid signed head covers the whole log")
+    head: AnchorPublic | None
 
 
 class LockCreate(BaseModel):
-    region_adcode: str
+    region_adcode: Code
     year: int = Field(ge=2000, le=2100)
 
 
@@ -132,13 +146,13 @@ class LockPublic(BaseModel):
 
 
 class CorrectionCreate(BaseModel):
-    table: str = "declaration"
+    table: ShortText = "declaration"
     payload: dict[str, Any]
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: Text = Field(min_length=1)
 
 
 class CorrectionDecision(BaseModel):
-    note: str = ""
+    note: Text = ""
 
 
 class CorrectionPublic(BaseModel):
@@ -154,9 +168,6 @@ class CorrectionPublic(BaseModel):
     decided_by: int | None
     decided_at: datetime | None
     decision_note: str | None
-
-
-Offset = Annotated[int, Query(ge=0)]
 
 
 # --- who am I, tokens ---------------------------------------------------------------------------------------
@@ -194,7 +205,7 @@ def create_token(body: TokenCreate, session: SessionDep, principal: PrincipalDep
 
 
 @router.delete("/tokens/{token_id}", status_code=204, tags=["accounts"])
-def revoke_token(token_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
+def revoke_token(token_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     """Revoke one of the caller's tokens."""
     accounts.revoke_token(session=session, principal=principal, token_id=token_id, now=utcnow())
     session.commit()
@@ -222,7 +233,7 @@ def create_user(body: UserCreate, session: SessionDep, principal: PrincipalDep) 
 
 
 @router.post("/users/{username}/disable", response_model=UserPublic, tags=["accounts"])
-def disable_user(username: str, session: SessionDep, principal: PrincipalDep) -> UserPublic:
+def disable_user(username: CodePath, session: SessionDep, principal: PrincipalDep) -> UserPublic:
     """Disable an account: its sessions end and its tokens stop working (administrators)."""
     require_role(principal, UserRole.admin)
     user = accounts.set_active(
@@ -243,10 +254,10 @@ def disable_user(username: str, session: SessionDep, principal: PrincipalDep) ->
 def audit_log(
     session: SessionDep,
     principal: PrincipalDep,
-    enterprise_id: int | None = None,
-    table: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    enterprise_id: IdQuery = None,
+    table: TextQuery = None,
+    since: MomentQuery = None,
+    until: MomentQuery = None,
     offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:
@@ -258,10 +269,25 @@ def audit_log(
 
 @router.get("/audit/verify", response_model=ChainPublic, tags=["audit"])
 def verify_audit(session: SessionDep, principal: PrincipalDep) -> ChainPublic:
-    """Re-compute the hash chain of the whole log (bureaus and administrators)."""
+    """Re-compute the hash chain of the whole log and check its signed head (bureaus and administrators)."""
     require_role(principal, UserRole.bureau)
     check = audit.verify_chain(session=session)
-    return ChainPublic(ok=check.ok, checked=check.checked, broken_at=check.broken_at, reason=check.reason)
+    return ChainPublic(
+        ok=check.ok,
+        checked=check.checked,
+        broken_at=check.broken_at,
+        reason=check.reason,
+        fault=check.fault,
+        anchored=check.anchored,
+        head=AnchorPublic(**check.head.as_dict()) if check.head else None,
+    )
+
+
+@router.get("/audit/anchor", response_model=AnchorPublic, tags=["audit"])
+def audit_anchor(session: SessionDep, principal: PrincipalDep) -> AnchorPublic:
+    """The signed head of the log, to keep outside the database and check later (409 while the log does not verify)."""
+    require_role(principal, UserRole.bureau)
+    return AnchorPublic(**audit.current_anchor(session=session).as_dict())
 
 
 # --- period locks and corrections -------------------------------------------------------------------------------
@@ -287,7 +313,7 @@ def lock_period(body: LockCreate, session: SessionDep, principal: PrincipalDep) 
 
 
 @router.delete("/locks/{adcode}/{year}", status_code=204, tags=["audit"])
-def unlock_period(adcode: str, year: int, session: SessionDep, principal: PrincipalDep) -> Response:
+def unlock_period(adcode: CodePath, year: YearPath, session: SessionDep, principal: PrincipalDep) -> Response:
     """Unlock a reporting year for a region."""
     locks.unlock_period(session=session, principal=principal, adcode=adcode, year=year, now=utcnow())
     session.commit()
@@ -295,7 +321,7 @@ def unlock_period(adcode: str, year: int, session: SessionDep, principal: Princi
 
 
 @router.get("/corrections", response_model=list[CorrectionPublic], tags=["audit"])
-def list_corrections(session: SessionDep, principal: PrincipalDep, status: str | None = None) -> list[CorrectionPublic]:
+def list_corrections(session: SessionDep, principal: PrincipalDep, status: TextQuery = None) -> list[CorrectionPublic]:
     """Corrections in scope, newest first."""
     rows = corrections.list_corrections(session=session, principal=principal, status=status)
     return [CorrectionPublic.model_validate(c, from_attributes=True) for c in rows]
@@ -321,7 +347,7 @@ def _decide(session: Any, principal: Principal, correction_id: int, approve: boo
 
 @router.post("/corrections/{correction_id}/approve", response_model=CorrectionPublic, tags=["audit"])
 def approve_correction(
-    correction_id: int, body: CorrectionDecision, session: SessionDep, principal: PrincipalDep
+    correction_id: Id, body: CorrectionDecision, session: SessionDep, principal: PrincipalDep
 ) -> CorrectionPublic:
     """Approve a correction: it takes effect now (bureaus of the enterprise's region)."""
     return _decide(session, principal, correction_id, True, body.note)
@@ -329,7 +355,7 @@ def approve_correction(
 
 @router.post("/corrections/{correction_id}/reject", response_model=CorrectionPublic, tags=["audit"])
 def reject_correction(
-    correction_id: int, body: CorrectionDecision, session: SessionDep, principal: PrincipalDep
+    correction_id: Id, body: CorrectionDecision, session: SessionDep, principal: PrincipalDep
 ) -> CorrectionPublic:
     """Reject a correction; the locked data stays as it was."""
     return _decide(session, principal, correction_id, False, body.note)
@@ -342,8 +368,8 @@ def reject_correction(
 def list_declarations(
     session: SessionDep,
     principal: PrincipalDep,
-    year: int | None = None,
-    enterprise_id: int | None = None,
+    year: YearQuery = None,
+    enterprise_id: IdQuery = None,
     offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[DeclarationPublic]:
@@ -364,7 +390,7 @@ def save_declaration(body: dict[str, Any], session: SessionDep, principal: Princ
 
 
 @router.get("/declarations/{declaration_id}", response_model=DeclarationPublic, tags=["declarations"])
-def get_declaration(declaration_id: int, session: SessionDep, principal: PrincipalDep) -> DeclarationPublic:
+def get_declaration(declaration_id: Id, session: SessionDep, principal: PrincipalDep) -> DeclarationPublic:
     """One declaration in scope."""
     return DeclarationPublic.model_validate(
         declarations.get_declaration(session=session, principal=principal, declaration_id=declaration_id)
@@ -375,9 +401,7 @@ def get_declaration(declaration_id: int, session: SessionDep, principal: Princip
 
 
 @router.get("/regions", response_model=list[RegionPublic], tags=["regions"])
-def list_regions(
-    session: SessionDep, level: RegionLevel | None = None, parent: str | None = None
-) -> list[RegionPublic]:
+def list_regions(session: SessionDep, level: RegionLevel | None = None, parent: TextQuery = None) -> list[RegionPublic]:
     """Administrative divisions (without boundaries)."""
     return directory.list_regions(session=session, level=level, parent=parent)
 
@@ -386,7 +410,7 @@ def list_regions(
 def regions_geojson(
     session: SessionDep,
     level: RegionLevel = RegionLevel.prefecture,
-    parent: str | None = None,
+    parent: TextQuery = None,
     tolerance: Annotated[float, Query(ge=0, le=0.1)] = 0.005,
 ) -> dict[str, Any]:
     """Region boundaries as a GeoJSON FeatureCollection, simplified for display."""
@@ -394,13 +418,13 @@ def regions_geojson(
 
 
 @router.get("/regions/{adcode}", response_model=RegionPublic, tags=["regions"])
-def get_region(session: SessionDep, adcode: str) -> RegionPublic:
+def get_region(session: SessionDep, adcode: CodePath) -> RegionPublic:
     """One division."""
     return RegionPublic.model_validate(directory.get_region(session=session, adcode=adcode))
 
 
 @router.get("/regions/{adcode}/geojson", tags=["regions"])
-def region_geojson(session: SessionDep, adcode: str) -> dict[str, Any]:
+def region_geojson(session: SessionDep, adcode: CodePath) -> dict[str, Any]:
     """One division's full boundary as a GeoJSON Feature."""
     region = directory.get_region(session=session, adcode=adcode)
     props = RegionPublic.model_validate(region).model_dump(mode="json")
@@ -408,7 +432,7 @@ def region_geojson(session: SessionDep, adcode: str) -> dict[str, Any]:
 
 
 @router.get("/parks", response_model=list[ParkPublic], tags=["parks"])
-def list_parks(session: SessionDep, region: str | None = None) -> list[ParkPublic]:
+def list_parks(session: SessionDep, region: TextQuery = None) -> list[ParkPublic]:
     """Industrial parks, optionally within a region."""
     return directory.list_parks(session=session, region=region)
 
@@ -420,7 +444,7 @@ def parks_geojson(session: SessionDep) -> dict[str, Any]:
 
 
 @router.get("/parks/{park_id}", response_model=ParkPublic, tags=["parks"])
-def get_park(session: SessionDep, park_id: int) -> ParkPublic:
+def get_park(session: SessionDep, park_id: Id) -> ParkPublic:
     """One park."""
     return ParkPublic.model_validate(directory.get_park(session=session, park_id=park_id))
 
@@ -442,10 +466,10 @@ def locate_point(
 def list_enterprises(
     session: SessionDep,
     principal: PrincipalDep,
-    region: str | None = None,
-    park_id: int | None = None,
-    role: str | None = None,
-    q: str | None = None,
+    region: TextQuery = None,
+    park_id: IdQuery = None,
+    role: TextQuery = None,
+    q: TextQuery = None,
     offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> EnterprisesPublic:
@@ -465,14 +489,16 @@ def list_enterprises(
 
 @router.get("/enterprises/directory", response_model=list[DirectoryEntry], tags=["enterprises"])
 def enterprise_directory(
-    session: SessionDep, q: Annotated[str, Query(min_length=2)], limit: Annotated[int, Query(ge=1, le=50)] = 20
+    session: SessionDep,
+    q: Annotated[str, Query(min_length=2, max_length=MAX_QUERY_TEXT)],
+    limit: Annotated[int, Query(ge=1, le=50)] = 20,
 ) -> list[DirectoryEntry]:
     """Names and credit codes only, to address a receiver; open to every signed-in account."""
     return [DirectoryEntry(**row) for row in directory.search_directory(session=session, q=q, limit=limit)]
 
 
 @router.get("/enterprises/{enterprise_id}", response_model=EnterprisePublic, tags=["enterprises"])
-def get_enterprise(session: SessionDep, principal: PrincipalDep, enterprise_id: int) -> EnterprisePublic:
+def get_enterprise(session: SessionDep, principal: PrincipalDep, enterprise_id: Id) -> EnterprisePublic:
     """One enterprise in scope, with its roles."""
     return directory.get_enterprise(session=session, principal=principal, enterprise_id=enterprise_id)
 

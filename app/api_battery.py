@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
@@ -11,12 +11,14 @@ from pydantic import BaseModel
 
 from app.auth import PrincipalDep, get_principal, utcnow
 from app.deps import SessionDep
+from app.params import CodePath, DayQuery, Id, IdQuery, Offset, TextQuery, Year, YearQuery, checked_json
 from flows import battery, battery_audit
 from flows.battery import RowsRefused
+from flows.bounds import MAX_QUERY_TEXT
 from flows.clock import stored_utc
 from models import Battery, BatteryEvent
 
-router = APIRouter(dependencies=[Depends(get_principal)], tags=["batteries"])
+router = APIRouter(dependencies=[Depends(get_principal), Depends(checked_json)], tags=["batteries"])
 
 
 class BulkResult(BaseModel):
@@ -88,13 +90,13 @@ def register(
 
 
 @router.get("/batteries/{code}", response_model=battery.BatteryView)
-def read(code: str, session: SessionDep, principal: PrincipalDep) -> battery.BatteryView:
+def read(code: CodePath, session: SessionDep, principal: PrincipalDep) -> battery.BatteryView:
     """A battery's decoded code, state, holder, parent and children."""
     return battery.battery_view(session=session, principal=principal, code=code)
 
 
 @router.post("/batteries/{code}/events", status_code=201, response_model=EventRecorded)
-def record(code: str, body: dict[str, Any], session: SessionDep, principal: PrincipalDep) -> EventRecorded:
+def record(code: CodePath, body: dict[str, Any], session: SessionDep, principal: PrincipalDep) -> EventRecorded:
     """Record one event; a step the battery's state does not allow is refused (409) naming the allowed ones."""
     event = battery.record_event(session=session, principal=principal, code=code, row=body, now=utcnow())
     session.commit()
@@ -120,7 +122,7 @@ def record_many(
 
 @router.get("/batteries/{code}/trace", response_model=None)
 def trace(
-    code: str,
+    code: CodePath,
     session: SessionDep,
     principal: PrincipalDep,
     pack: Annotated[bool, Query(description="The whole pack: the pack and every module and cell in it.")] = False,
@@ -133,12 +135,12 @@ def trace(
 
 @router.get("/enterprises/{enterprise_id}/batteries", response_model=battery.ThroughPage)
 def through(
-    enterprise_id: int,
+    enterprise_id: Id,
     session: SessionDep,
     principal: PrincipalDep,
-    since: Annotated[date | None, Query(alias="from")] = None,
-    until: Annotated[date | None, Query(alias="to")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[DayQuery, Query(alias="from")] = None,
+    until: Annotated[DayQuery, Query(alias="to")] = None,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> battery.ThroughPage:
     """Reverse trace: every battery that passed through an enterprise in a period (days, inclusive), and where it is."""
@@ -157,12 +159,14 @@ def through(
 def flags(
     session: SessionDep,
     principal: PrincipalDep,
-    year: int | None = None,
-    region: str | None = None,
-    kind: Annotated[str | None, Query(description="Comma-separated flag kinds; all when omitted.")] = None,
-    code: str | None = None,
-    enterprise_id: int | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    year: YearQuery = None,
+    region: TextQuery = None,
+    kind: Annotated[
+        str | None, Query(description="Comma-separated flag kinds; all when omitted.", max_length=MAX_QUERY_TEXT)
+    ] = None,
+    code: TextQuery = None,
+    enterprise_id: IdQuery = None,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
 ) -> battery_audit.FlagReport:
     """Chain flags with their evidence, counted by kind, enterprise and prefecture, in the caller's scope."""
@@ -182,7 +186,7 @@ def flags(
 
 @router.get("/battery-recovery", response_model=battery_audit.ComplianceReport)
 def recovery(
-    session: SessionDep, principal: PrincipalDep, year: int, region: str | None = None
+    session: SessionDep, principal: PrincipalDep, year: Year, region: TextQuery = None
 ) -> battery_audit.ComplianceReport:
     """Recovery compliance: each recycler's reports of a year against the edition of the thresholds in force."""
     return battery_audit.recovery_compliance(session=session, principal=principal, year=year, region=region)
@@ -190,7 +194,7 @@ def recovery(
 
 @router.get("/battery-share", response_model=battery_audit.ShareReport)
 def share(
-    session: SessionDep, principal: PrincipalDep, year: int, region: str | None = None
+    session: SessionDep, principal: PrincipalDep, year: Year, region: TextQuery = None
 ) -> battery_audit.ShareReport:
     """The share of a year's retired batteries, by count and kWh, that reached a whitelisted recycler, by prefecture."""
     return battery_audit.retired_share(session=session, principal=principal, year=year, region=region)

@@ -10,16 +10,19 @@ from pydantic import BaseModel, Field
 
 from app.auth import PrincipalDep, get_principal, utcnow
 from app.deps import SessionDep
+from app.params import Id, IdQuery, Offset, TextQuery, YearQuery, checked_json
 from flows import manifests
+from flows.bounds import MAX_MANIFEST_T, Key, Moment, Reason, Text
 from models import BatchCorrection, TransferBatch
 from models.enums import BatchStatus
 
-router = APIRouter(dependencies=[Depends(get_principal)], tags=["manifests"])
+router = APIRouter(dependencies=[Depends(get_principal), Depends(checked_json)], tags=["manifests"])
 
 
 class ManifestPublic(BaseModel):
     id: int
     number: str
+    reference: str | None
     shipper_id: int
     receiver_id: int
     carrier_id: int | None
@@ -58,31 +61,35 @@ class ManifestsPage(BaseModel):
     count: int
 
 
+Tonnes = Annotated[float, Field(ge=0, le=MAX_MANIFEST_T)]
+Kilograms = Annotated[float, Field(ge=0, le=MAX_MANIFEST_T * 1000)]
+
+
 class DispatchIn(BaseModel):
-    dispatched_at: datetime | None = None
+    dispatched_at: Moment | None = None
 
 
 class ReceiveIn(BaseModel):
-    weight_received_t: float | None = None
-    weight_received_kg: float | None = None
-    rejected_t: float | None = None
-    rejected_kg: float | None = None
-    rejection_reason: str | None = None
-    received_at: datetime | None = None
+    weight_received_t: Tonnes | None = None
+    weight_received_kg: Kilograms | None = None
+    rejected_t: Tonnes | None = None
+    rejected_kg: Kilograms | None = None
+    rejection_reason: Reason | None = None
+    received_at: Moment | None = None
 
 
 class RejectIn(BaseModel):
-    rejection_reason: str = Field(min_length=1)
-    received_at: datetime | None = None
+    rejection_reason: Reason = Field(min_length=1)
+    received_at: Moment | None = None
 
 
 class CancelIn(BaseModel):
-    cancel_reason: str = Field(min_length=1)
+    cancel_reason: Reason = Field(min_length=1)
 
 
 class CorrectIn(BaseModel):
     changes: dict[str, Any]
-    reason: str = Field(min_length=1)
+    reason: Text = Field(min_length=1)
 
 
 _STORED = set(ManifestPublic.model_fields) - {"discrepancy_t", "discrepancy_flag", "sealed", "next_steps"}
@@ -119,7 +126,7 @@ def create(
     response: Response,
     session: SessionDep,
     principal: PrincipalDep,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[Key | None, Header()] = None,
 ) -> ManifestPublic:
     """Log a manifest (a draft, or dispatched at once with dispatched_at); a retried key returns the first one."""
     if idempotency_key and not body.get("idempotency_key"):
@@ -136,16 +143,16 @@ def create(
 def list_(
     session: SessionDep,
     principal: PrincipalDep,
-    year: int | None = None,
+    year: YearQuery = None,
     status: BatchStatus | None = None,
-    category: str | None = None,
-    route: str | None = None,
-    enterprise_id: int | None = None,
+    category: TextQuery = None,
+    route: TextQuery = None,
+    enterprise_id: IdQuery = None,
     direction: Literal["any", "sent", "received"] = "any",
-    q: str | None = None,
-    sort: str = "created_at",
+    q: TextQuery = None,
+    sort: Annotated[str, Query(max_length=32)] = "created_at",
     order: Literal["asc", "desc"] = "desc",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> ManifestsPage:
     """Manifests with one end in the caller's scope, filtered, sorted, a page at a time."""
@@ -171,14 +178,14 @@ def list_(
 
 
 @router.get("/manifests/{batch_id}", response_model=ManifestDetail)
-def read(batch_id: int, session: SessionDep, principal: PrincipalDep) -> ManifestDetail:
+def read(batch_id: Id, session: SessionDep, principal: PrincipalDep) -> ManifestDetail:
     """One manifest with its correction history."""
     batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
     return _detail(batch, manifests.corrections_of(session=session, batch_id=batch_id))
 
 
 @router.patch("/manifests/{batch_id}", response_model=ManifestPublic)
-def update(batch_id: int, body: dict[str, Any], session: SessionDep, principal: PrincipalDep) -> ManifestPublic:
+def update(batch_id: Id, body: dict[str, Any], session: SessionDep, principal: PrincipalDep) -> ManifestPublic:
     """Change a draft before it is dispatched."""
     batch = manifests.update_draft(session=session, principal=principal, batch_id=batch_id, changes=body, now=utcnow())
     session.commit()
@@ -186,7 +193,7 @@ def update(batch_id: int, body: dict[str, Any], session: SessionDep, principal: 
 
 
 @router.post("/manifests/{batch_id}/dispatch", response_model=ManifestPublic)
-def dispatch(batch_id: int, body: DispatchIn, session: SessionDep, principal: PrincipalDep) -> ManifestPublic:
+def dispatch(batch_id: Id, body: DispatchIn, session: SessionDep, principal: PrincipalDep) -> ManifestPublic:
     """The shipper sends the batch off (now, unless dispatched_at says when)."""
     now = utcnow()
     batch = manifests.dispatch(
@@ -197,7 +204,7 @@ def dispatch(batch_id: int, body: DispatchIn, session: SessionDep, principal: Pr
 
 
 @router.post("/manifests/{batch_id}/receive", response_model=ManifestPublic)
-def receive(batch_id: int, body: ReceiveIn, session: SessionDep, principal: PrincipalDep) -> ManifestPublic:
+def receive(batch_id: Id, body: ReceiveIn, session: SessionDep, principal: PrincipalDep) -> ManifestPublic:
     """The receiver confirms the weight it weighed (in t or kg), refusing part of it with a reason if need be."""
     now = utcnow()
     weights = body.model_dump(include={"weight_received_t", "weight_received_kg", "rejected_t", "rejected_kg"})
@@ -215,7 +222,7 @@ def receive(batch_id: int, body: ReceiveIn, session: SessionDep, principal: Prin
 
 
 @router.post("/manifests/{batch_id}/reject", response_model=ManifestPublic)
-def reject(batch_id: int, body: RejectIn, session: SessionDep, principal: PrincipalDep) -> ManifestPublic:
+def reject(batch_id: Id, body: RejectIn, session: SessionDep, principal: PrincipalDep) -> ManifestPublic:
     """The receiver refuses the whole batch, saying why."""
     now = utcnow()
     batch = manifests.reject(
@@ -231,7 +238,7 @@ def reject(batch_id: int, body: RejectIn, session: SessionDep, principal: Princi
 
 
 @router.post("/manifests/{batch_id}/cancel", response_model=ManifestPublic)
-def cancel(batch_id: int, body: CancelIn, session: SessionDep, principal: PrincipalDep) -> ManifestPublic:
+def cancel(batch_id: Id, body: CancelIn, session: SessionDep, principal: PrincipalDep) -> ManifestPublic:
     """The shipper withdraws a draft or a batch not yet received."""
     batch = manifests.cancel(
         session=session, principal=principal, batch_id=batch_id, reason=body.cancel_reason, now=utcnow()
@@ -241,7 +248,7 @@ def cancel(batch_id: int, body: CancelIn, session: SessionDep, principal: Princi
 
 
 @router.post("/manifests/{batch_id}/correct", response_model=ManifestDetail)
-def correct(batch_id: int, body: CorrectIn, session: SessionDep, principal: PrincipalDep) -> ManifestDetail:
+def correct(batch_id: Id, body: CorrectIn, session: SessionDep, principal: PrincipalDep) -> ManifestDetail:
     """Correct a received or rejected batch; the old values stay in its history."""
     batch = manifests.correct(
         session=session, principal=principal, batch_id=batch_id, changes=body.changes, reason=body.reason, now=utcnow()

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, Query
 
 from app.auth import PrincipalDep, get_principal
 from app.deps import SessionDep
+from app.params import Offset
 from flows import flags, rates
+from flows.bounds import MAX_DECLARED_T, MAX_ID, MAX_QUERY_TEXT
 from flows.flags import FlagPage, Tolerances
 from flows.rates import RateReport, TrendReport
 from flows.targets import DEFAULT_WINDOW
@@ -16,11 +18,20 @@ from flows.targets import DEFAULT_WINDOW
 router = APIRouter(dependencies=[Depends(get_principal)])
 
 Year = Annotated[int, Query(ge=2000, le=2100)]
-Region = Annotated[str | None, Query(description="adcode of the province, a prefecture or a county")]
-ParkId = Annotated[int | None, Query(description="park id")]
-EnterpriseRef = Annotated[str | None, Query(description="enterprise id or Unified Social Credit Code")]
-Categories = Annotated[str | None, Query(description="comma-separated category codes (instead of a target's set)")]
-TargetName = Annotated[str | None, Query(description="name of a target whose categories and path to use")]
+Region = Annotated[
+    str | None, Query(description="adcode of the province, a prefecture or a county", max_length=MAX_QUERY_TEXT)
+]
+ParkId = Annotated[int | None, Query(description="park id", ge=1, le=MAX_ID)]
+EnterpriseRef = Annotated[
+    str | None, Query(description="enterprise id or Unified Social Credit Code", max_length=MAX_QUERY_TEXT)
+]
+Categories = Annotated[
+    str | None,
+    Query(description="comma-separated category codes (instead of a target's set)", max_length=MAX_QUERY_TEXT),
+]
+TargetName = Annotated[
+    str | None, Query(description="name of a target whose categories and path to use", max_length=MAX_QUERY_TEXT)
+]
 
 
 def _codes(categories: str | None) -> list[str] | None:
@@ -37,7 +48,7 @@ def get_rates(
     enterprise: EnterpriseRef = None,
     categories: Categories = None,
     target: TargetName = None,
-    by: Annotated[str | None, Query(description="category, region, park or enterprise")] = None,
+    by: Annotated[str | None, Query(description="category, region, park or enterprise", max_length=32)] = None,
 ) -> RateReport:
     """The comprehensive utilisation rate of a scope in a year, against its target, with the manifest figure."""
     return rates.utilisation(
@@ -84,7 +95,7 @@ def get_trend(
 
 
 Fraction = Annotated[float | None, Query(ge=0, le=1)]
-Tonnes = Annotated[float | None, Query(ge=0)]
+Tonnes = Annotated[float | None, Query(ge=0, le=MAX_DECLARED_T)]
 
 
 @router.get("/flags", response_model=FlagPage, tags=["audit"])
@@ -95,8 +106,10 @@ def get_flags(
     region: Region = None,
     park: ParkId = None,
     enterprise: EnterpriseRef = None,
-    kind: Annotated[list[str] | None, Query(description="flag kinds (repeat, or comma-separated)")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    kind: Annotated[
+        list[str] | None, Query(description="flag kinds (repeat, or comma-separated)", max_length=50)
+    ] = None,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     balance_abs_t: Tonnes = None,
     balance_rel: Fraction = None,

@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
 
-from app.deps import SessionDep
+from app.deps import SAFE_METHODS, get_engine
 from flows.accounts import Principal, resolve_session, resolve_token
 from flows.errors import Forbidden, NotAuthenticated
 
@@ -18,7 +20,6 @@ SESSION_COOKIE = "circuflow_session"
 PRELOGIN_COOKIE = "circuflow_prelogin"  # double-submit token that protects the sign-in form itself
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def utcnow() -> datetime:
@@ -49,7 +50,10 @@ def session_token(request: Request) -> str | None:
     return value
 
 
-async def _submitted_csrf(request: Request) -> str:
+async def submitted_csrf(request: Request) -> str:
+    """The CSRF token a cookie-authenticated write carries (header or form field); reading a form is async."""
+    if request.method in SAFE_METHODS or request.headers.get("authorization", "").lower().startswith("bearer "):
+        return ""
     header = request.headers.get(CSRF_HEADER)
     if header:
         return header
@@ -61,35 +65,51 @@ async def _submitted_csrf(request: Request) -> str:
     return ""
 
 
-async def get_principal(request: Request, session: SessionDep) -> Principal:
+# Resolving the caller reads the database: it is a plain function, so FastAPI runs it in the thread pool and the
+# event loop never waits for a connection or a query. It has a short session of its own, closed before the handler
+# runs: a connection (on SQLite, the write lock) held while the request waits for its next thread would let
+# waiting requests hold every connection while the threads that could finish them wait for one.
+def get_principal(request: Request, submitted: Annotated[str, Depends(submitted_csrf)]) -> Principal:
     """The authenticated caller; 401 without credentials, 403 for a cookie write without its CSRF token."""
     auth = request.headers.get("authorization", "")
     now = utcnow()
-    if auth.lower().startswith("bearer "):
-        principal = resolve_token(session=session, raw=auth[7:].strip(), now=now)
-        session.commit()  # keeps last_used_at of the token
-        if principal is None:
-            raise NotAuthenticated("the API token is unknown or revoked")
-        request.state.principal = principal
-        return principal
-    raw = session_token(request)
-    principal = resolve_session(session=session, raw=raw, now=now) if raw else None
+    with Session(get_engine(request)) as session:
+        if auth.lower().startswith("bearer "):
+            principal = resolve_token(session=session, raw=auth[7:].strip(), now=now)
+            if principal is None:
+                raise NotAuthenticated("the API token is unknown or revoked")
+            _keep_last_use(session)
+            request.state.principal = principal
+            return principal
+        raw = session_token(request)
+        principal = resolve_session(session=session, raw=raw, now=now) if raw else None
     if principal is None:
         raise NotAuthenticated("sign in first")
     if request.method not in SAFE_METHODS:
-        submitted = await _submitted_csrf(request)
         if not principal.csrf_token or not hmac.compare_digest(submitted, principal.csrf_token):
             raise Forbidden("the form's CSRF token is missing or wrong; reload the page and try again")
     request.state.principal = principal
     return principal
 
 
-async def optional_principal(request: Request, session: SessionDep) -> Principal | None:
+def _keep_last_use(session: Session) -> None:
+    # A token's last use is a convenience, written at most every few minutes: on a read request it must never cost
+    # the request itself, so a busy database only skips the update.
+    if not session.dirty:
+        return
+    try:
+        session.commit()
+    except OperationalError:
+        session.rollback()
+
+
+def optional_principal(request: Request) -> Principal | None:
     """The caller if signed in, else None (for pages that anonymous users may see)."""
     raw = session_token(request)
     if not raw:
         return None
-    return resolve_session(session=session, raw=raw, now=utcnow())
+    with Session(get_engine(request)) as session:
+        return resolve_session(session=session, raw=raw, now=utcnow())
 
 
 def prelogin_token(request: Request) -> str:

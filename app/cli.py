@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from rich.table import Table
 from sqlmodel import Session, select
 
 from app import cli_battery, cli_reports
-from app.settings import Settings
+from app.settings import Settings, write_engine_for
 from flows import accounts, audit
 from flows.accounts import system_principal
 from flows.demo_accounts import DemoAccount
@@ -29,7 +30,6 @@ from flows.uscc import validate_uscc
 from maps.locate import locate as locate_point
 from maps.parks import create_parks, read_parks_file
 from models import Enterprise
-from models.db import make_engine
 from models.enums import Channel, UserRole
 
 cli = typer.Typer(
@@ -51,7 +51,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
 def _settings() -> Settings:
-    return Settings()
+    settings = Settings()
+    # Commands that write append to the audit log, whose head they sign with the settings' key.
+    audit.use_signing_key(settings.audit_signing_key())
+    return settings
 
 
 def _emit(obj: Any) -> None:
@@ -75,7 +78,7 @@ def _progress() -> Progress:
 
 
 def _upgrade(settings: Settings) -> None:
-    engine = make_engine(settings.database_url)
+    engine = write_engine_for(settings)
     with _progress() as progress:
         task = progress.add_task("schema and boundaries", total=None)
 
@@ -108,7 +111,7 @@ def demo(
 
     settings = _settings()
     _upgrade(settings)
-    engine = make_engine(settings.database_url)
+    engine = write_engine_for(settings)
     tasks: dict[str, Any] = {}
     try:
         with _progress() as progress, Session(engine) as session:
@@ -151,13 +154,31 @@ def _print_accounts(demo_accounts: list[DemoAccount]) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default from settings).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Worker processes (default CIRCUFLOW_WORKERS, 1).")
+    ] = None,
 ) -> None:
     """Serve the web app and the API."""
     import uvicorn
 
+    settings = _settings()
+    count = workers or settings.workers
+    if count > 1:
+        # Each worker process builds its own app (and its own pool) from the environment.
+        os.environ["CIRCUFLOW_DATABASE_URL"] = settings.database_url
+        uvicorn.run(
+            "app.main:app_from_environment",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=count,
+            # A worker imports the whole command before it answers the supervisor's first ping: on a busy machine
+            # that takes longer than uvicorn's default 5 s, and the worker would be killed while it starts.
+            timeout_worker_healthcheck=60,
+        )
+        return
     from app.main import create_app
 
-    settings = _settings()
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
 
 
@@ -165,7 +186,7 @@ def serve(
 def stats(as_json: JsonOpt = False) -> None:
     """Row counts of the main tables."""
     settings = _settings()
-    engine = make_engine(settings.database_url)
+    engine = write_engine_for(settings)
     with Session(engine) as session:
         counts = table_counts(session=session)
     engine.dispose()
@@ -196,7 +217,7 @@ def locate(
 ) -> None:
     """Name the province, prefecture, county and park a point lies in."""
     settings = _settings()
-    engine = make_engine(settings.database_url)
+    engine = write_engine_for(settings)
     try:
         with Session(engine) as session:
             loc = locate_point(session=session, lon=lon, lat=lat)
@@ -218,7 +239,7 @@ def _now() -> datetime:
 
 @contextmanager
 def _session() -> Iterator[Session]:
-    engine = make_engine(_settings().database_url)
+    engine = write_engine_for(_settings())
     try:
         with Session(engine) as session:
             yield session
@@ -369,6 +390,90 @@ def user_token(
     sys.stdout.write(raw + "\n")
 
 
+# --- the audit log: its signed head exported as an anchor, and verified ------------------------------------------
+
+audit_cli = typer.Typer(
+    help="The audit log: export its signed head as an anchor, verify the log.", no_args_is_help=True
+)
+cli.add_typer(audit_cli, name="audit-log")
+
+
+@audit_cli.command("anchor")
+def audit_anchor(
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the anchor to this file instead of printing it.")
+    ] = None,
+    resign: Annotated[
+        bool, typer.Option("--resign", help="After changing the audit key: sign the log as it stands with the new key.")
+    ] = False,
+) -> None:
+    """Print the signed head of the audit log as a JSON anchor to keep outside the database; signs one if missing."""
+    try:
+        with _session() as session:
+            anchor = audit.sign_head(session=session, principal=system_principal(), now=_now(), resign=resign)
+            session.commit()
+    except DomainError as exc:
+        _fail(exc.message)
+        return
+    text = json.dumps(anchor.as_dict(), ensure_ascii=False)
+    if out_file is None:
+        sys.stdout.write(text + "\n")
+        return
+    out_file.write_text(text + "\n", encoding="utf-8")
+    err.print(f"anchor of entry {anchor.entry_id} ({anchor.count} entries) written to {out_file}", highlight=False)
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    anchor_file: Annotated[
+        Path | None, typer.Option("--anchor", help="An anchor exported earlier: its entry must still be in the log.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-compute the chain and check the signed head (and an anchor): exit 0 when all holds, 1 naming what broke."""
+    from app.settings import engine_for
+
+    anchor = None
+    if anchor_file is not None:
+        try:
+            anchor = audit.Anchor.from_dict(json.loads(anchor_file.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            _fail(f"anchor: cannot read {anchor_file}: {exc}")
+        except DomainError as exc:
+            _fail(exc.message)
+    # A read-only walk: on SQLite it must not hold the write lock while it reads the whole log.
+    engine = engine_for(_settings())
+    try:
+        with Session(engine) as session:
+            check = audit.verify_chain(session=session, anchor=anchor)
+    finally:
+        engine.dispose()
+    if as_json:
+        _emit(
+            {
+                "ok": check.ok,
+                "checked": check.checked,
+                "broken_at": check.broken_at,
+                "reason": check.reason or None,
+                "fault": check.fault or None,
+                "anchored": check.anchored,
+                "anchor_checked": check.anchor_checked,
+                "head": check.head.as_dict() if check.head else None,
+            }
+        )
+        raise typer.Exit(0 if check.ok else 1)
+    if not check.ok:
+        _fail(f"entry {check.broken_at}: {check.reason}" if check.broken_at is not None else check.reason)
+    if check.head is None:
+        out.print("audit log verified: it is empty", highlight=False)
+        return
+    against = f"; the anchor of entry {anchor.entry_id} matches" if anchor is not None else ""
+    out.print(
+        f"audit log verified: {check.checked} entries, signed head at entry {check.head.entry_id}{against}",
+        highlight=False,
+    )
+
+
 @import_cli.command("parks")
 def import_parks(
     path: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage or Shapefile with a name_zh column.")],
@@ -405,6 +510,7 @@ def _import_rows(kind: str, path: Path, as_json: bool) -> None:
     """Run one bulk import as the system principal; on refusal list the bad rows and exit 1."""
     from flows.imports import IMPORTERS, ImportRefused
 
+    settings = _settings()
     try:
         with _session() as session, _progress() as progress:
             task = progress.add_task(f"{kind}: {path.name}"[:28], total=None)
@@ -418,6 +524,7 @@ def _import_rows(kind: str, path: Path, as_json: bool) -> None:
                 source=path,
                 now=_now(),
                 progress=tick,
+                limits=settings.upload_limits(),
             )
             session.commit()
     except ImportRefused as exc:

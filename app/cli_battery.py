@@ -16,12 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlmodel import Session
 
-from app.settings import Settings
+from app.settings import Settings, write_engine_for
 from flows import battery
 from flows.battery_code import parse_battery_code
 from flows.errors import DomainError, InvalidInput
 from flows.principal import system_principal
-from models.db import make_engine
 from models.enums import Channel
 
 out = Console(soft_wrap=True)
@@ -45,7 +44,7 @@ def _fail(message: str) -> None:
 
 @contextmanager
 def _session() -> Iterator[Session]:
-    engine = make_engine(Settings().database_url)
+    engine = write_engine_for(Settings())
     try:
         with Session(engine) as session:
             yield session
@@ -140,7 +139,7 @@ def _print_trace(t: battery.BatteryTrace) -> None:
 
 def _import(kind: str, path: Path, enterprise: str | None) -> None:
     try:
-        rows, lines = battery.read_table(path)
+        rows, lines = battery.read_table(path, Settings().upload_limits())
     except (DomainError, OSError) as exc:
         _fail(exc.message if isinstance(exc, DomainError) else str(exc))
         return

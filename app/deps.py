@@ -11,6 +11,8 @@ from sqlmodel import Session
 
 from app.settings import Settings
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 def get_engine(request: Request) -> Engine:
     """The engine opened by the app's lifespan."""
@@ -19,8 +21,11 @@ def get_engine(request: Request) -> Engine:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One session per request, closed afterwards."""
-    with Session(get_engine(request)) as session:
+    """One session per request, closed afterwards; a request that may write gets a write transaction."""
+    engine = get_engine(request) if request.method in SAFE_METHODS else request.app.state.write_engine
+    # What a handler committed stays readable without a new transaction (on SQLite, a second write lock held until
+    # the session closes).
+    with Session(engine, expire_on_commit=False) as session:
         yield session
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.i18n import request_language
 from app.web import render
+from flows.bounds import printable
 from flows.errors import (
     Conflict,
     DomainError,
@@ -35,6 +39,8 @@ STATUS: dict[type[DomainError], int] = {
     PeriodLocked: 423,
 }
 
+
+logger = logging.getLogger("circuflow.errors")
 
 # Statuses whose error page has a title of its own (app/locales: error.<status>).
 ERROR_TITLES = frozenset({400, 403, 404, 405, 409, 422, 423, 429})
@@ -88,10 +94,13 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
             return Response(status_code=401, headers={"HX-Redirect": _login_url(request)})
         if request.method == "GET":
             return RedirectResponse(_login_url(request), status_code=303)
+    # A message may quote what was typed: cut short, and with anything no JSON answer can carry escaped.
+    message = printable(exc.message, 2000)
     if _wants_html(request):
-        return _error_page(request, status, exc.message)
+        return _error_page(request, status, message)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    body = {"title": type(exc).__name__, "status": status, "detail": exc.message, "field": exc.field, "row": exc.row}
+    field = printable(exc.field, 200) if exc.field is not None else None
+    body = {"title": type(exc).__name__, "status": status, "detail": message, "field": field, "row": exc.row}
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
@@ -108,20 +117,64 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """FastAPI's error list without the input it echoes: that may be a megabyte, NaN or a lone surrogate."""
+    return [
+        {
+            "type": str(error.get("type", "")),
+            "loc": [part if isinstance(part, int) else printable(part, 64) for part in error.get("loc", ())],
+            "msg": printable(error.get("msg", ""), 300),
+        }
+        for error in exc.errors()[:20]
+    ]
+
+
 async def validation_error_handler(request: Request, exc: Exception) -> Response:
-    """A malformed parameter: an error page naming it for browsers, FastAPI's usual JSON for the API."""
+    """A malformed parameter: an error page naming it for browsers, problem JSON naming it (and FastAPI's list)."""
     assert isinstance(exc, RequestValidationError)
+    errors = _validation_errors(exc)
     if _wants_html(request):
         detail = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'][1:]) or error['loc'][0]}: {error['msg']}"
-            for error in exc.errors()
+            f"{'.'.join(str(part) for part in error['loc'][1:]) or error['loc'][0]}: {error['msg']}" for error in errors
         )
         return _error_page(request, 422, detail)
-    return await request_validation_exception_handler(request, exc)
+    loc = errors[0]["loc"] if errors else []
+    field = str(loc[-1]) if loc else None
+    body = {"title": "RequestValidationError", "status": 422, "detail": errors, "field": field, "row": None}
+    return JSONResponse(body, status_code=422, media_type="application/problem+json")
+
+
+# Errors the database raised although every input should have been checked before: honest statuses, nothing of
+# the database, the SQL or the code in the answer, every detail in the log.
+_UNEXPECTED: dict[type[Exception], tuple[int, str, str]] = {
+    DataError: (422, "InvalidInput", "a value does not fit its column (out of range or not valid); nothing was saved"),
+    IntegrityError: (409, "Conflict", "the change conflicts with what is stored; nothing was saved"),
+    # Every pooled connection busy past the pool timeout, or the database's lock held past the busy timeout.
+    PoolTimeout: (503, "Busy", "the service is busy; nothing was saved, try again in a moment"),
+    OperationalError: (503, "Busy", "the database could not answer in time; nothing was saved, try again"),
+}
+_INTERNAL = (500, "InternalError", "an unexpected error; it has been logged")
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    """The safety net: a generic problem JSON (or error page), with the details logged on the server only."""
+    status, title, detail = next((answer for cls, answer in _UNEXPECTED.items() if isinstance(exc, cls)), _INTERNAL)
+    logger.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc, exc_info=exc)
+    if _wants_html(request):
+        try:
+            return _error_page(request, status, detail)
+        except Exception:  # noqa: BLE001 - the page itself failed: the plain answer below still goes out
+            logger.exception("the error page failed")
+    body = {"title": title, "status": status, "detail": detail, "field": None, "row": None}
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
 def register(app: FastAPI) -> None:
-    """Install the one handler for every domain error, and the page for framework errors."""
+    """Install the one handler for every domain error, the page for framework errors, and the safety net."""
     app.add_exception_handler(DomainError, domain_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    for cls in _UNEXPECTED:
+        app.add_exception_handler(cls, unexpected_error_handler)
+    # Starlette answers with this handler from its outermost middleware, then re-raises for the server's own log.
+    app.add_exception_handler(Exception, unexpected_error_handler)

@@ -51,21 +51,22 @@ def login(
     request: Request,
     session: SessionDep,
     lang: LanguageDep,
-    username: Annotated[str, Form()],
-    password: Annotated[str, Form()],
-    csrf_token: Annotated[str, Form()] = "",
-    next: Annotated[str, Form()] = "/",  # noqa: A002 - the form field's name
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1024)],
+    csrf_token: Annotated[str, Form(max_length=256)] = "",
+    next: Annotated[str, Form(max_length=2048)] = "/",  # noqa: A002 - the form field's name
 ) -> Response:
     """Check the password (throttled), open a session and go where the user was heading."""
     check_prelogin(request, csrf_token)
+    # The throttle counts per client address: behind a reverse proxy this is the address the proxy forwards
+    # (uvicorn trusts X-Forwarded-For from --forwarded-allow-ips, by default 127.0.0.1).
     client = request.client.host if request.client else ""
     try:
         user = accounts.authenticate(session=session, username=username, password=password, client=client, now=utcnow())
     except TooManyAttempts:
-        session.commit()
         return _login_page(request, lang, next, translate(lang, "login.throttled"), username, 429)
     except NotAuthenticated:
-        session.commit()  # the failure counts toward the throttle
+        # Already counted: authenticate committed the attempt's reservation before it checked the password.
         return _login_page(request, lang, next, translate(lang, "login.failed"), username, 401)
     raw, _csrf = accounts.start_session(session=session, user=user, now=utcnow(), client=client)
     session.commit()

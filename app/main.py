@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -29,10 +32,16 @@ from app import (
     web_trace,
 )
 from app.auth import PrincipalDep
-from app.settings import Settings
-from models.db import make_engine
+from app.limits import RequestLimits
+from app.security import SecurityHeaders
+from app.settings import Settings, engine_for
+from flows import audit
+from flows.bounds import MB
+from models.db import make_engine, writer
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+HEALTH_TIMEOUT_S = 1.0
+log = logging.getLogger("circuflow")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,11 +50,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = make_engine(settings.database_url)
+        app.state.engine = engine_for(settings)
+        app.state.write_engine = writer(app.state.engine)
+        # The health check has a connection and a thread of its own, so that it answers while every pooled
+        # connection and worker thread is busy.
+        app.state.health_engine = make_engine(
+            settings.database_url, busy_timeout_s=1.0, pool_size=1, max_overflow=0, pool_timeout_s=1.0
+        )
+        app.state.health_limiter = anyio.CapacityLimiter(2)
+        # As many threads as connections: a request's thread then never waits for a connection that another
+        # request, waiting for a thread, holds.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size + settings.db_max_overflow
         try:
             yield
         finally:
             app.state.engine.dispose()
+            app.state.health_engine.dispose()
 
     app = FastAPI(
         title="circuflow",
@@ -58,6 +78,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.settings = settings
+    audit.use_signing_key(settings.audit_signing_key())  # entries written in this process sign the head
+    # Added first, so it runs inside SecurityHeaders: its own 413 and 422 answers carry the same headers.
+    app.add_middleware(
+        RequestLimits,
+        json_bytes=int(settings.max_json_mb * MB),
+        upload_bytes=int(settings.max_upload_mb * MB),
+    )
+    app.add_middleware(SecurityHeaders, tile_url=settings.tile_url)
     errors.register(app)
     app.include_router(api.router, prefix="/api/v1")
     app.include_router(api_reports.router, prefix="/api/v1")
@@ -91,13 +119,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> JSONResponse:
-        """Whether the service can reach its database."""
-        try:
-            with app.state.engine.connect() as conn:
+    async def healthz() -> JSONResponse:
+        """Whether the service can reach its database (within a second)."""
+
+        def probe() -> None:
+            with app.state.health_engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-        except Exception as exc:  # noqa: BLE001 - any failure means unhealthy; say which
-            return JSONResponse({"status": "error", "database": str(exc).splitlines()[0]}, status_code=503)
+
+        try:
+            with anyio.fail_after(HEALTH_TIMEOUT_S):
+                await anyio.to_thread.run_sync(probe, limiter=app.state.health_limiter, abandon_on_cancel=True)
+        except TimeoutError:
+            # Reachable or not, a worker that cannot answer within a second is not one to send users to.
+            log.warning("health check: no answer within %s s", HEALTH_TIMEOUT_S)
+            return JSONResponse({"status": "error", "database": "no answer within 1 s"}, status_code=503)
+        except Exception:  # noqa: BLE001 - any failure means unhealthy; the cause stays in the server's log
+            log.warning("health check failed", exc_info=True)
+            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok", "database": app.state.engine.dialect.name})
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for the settings of the environment: the factory that `circuflow serve --workers N` hands uvicorn."""
+    return create_app(Settings())

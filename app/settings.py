@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import Engine
+
+from flows.audit import derive_key
+from flows.bounds import MB, UploadLimits
+from models.db import make_engine, writer
 
 DEFAULT_SECRET = "change-me"  # noqa: S105 - a placeholder the app refuses outside development
 
@@ -20,10 +25,20 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str = ""
     secret_key: str = DEFAULT_SECRET
+    # Signs the audit log's head; empty: derived from secret_key. Set it on its own so that a new secret_key (which
+    # ends the sessions) does not also invalidate the audit log's signature.
+    audit_key: str = ""
     default_language: Literal["zh-CN", "en"] = "zh-CN"
     tile_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
+    # Serving: worker processes, and per worker the database pool. Keep workers x (pool + overflow) under the
+    # server's max_connections (PostgreSQL's default is 100).
+    workers: int = Field(default=1, ge=1, le=64)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    sqlite_busy_timeout_s: float = Field(default=60.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _defaults_and_checks(self) -> Settings:
@@ -34,7 +49,30 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"CIRCUFLOW_SECRET_KEY must be set to a real secret (16 characters or more) in {self.environment}"
             )
+        if self.environment != "development" and self.audit_key and len(self.audit_key) < 16:
+            raise ValueError(f"CIRCUFLOW_AUDIT_KEY must be 16 characters or more in {self.environment}")
         return self
+
+    def audit_signing_key(self) -> bytes:
+        """The key that signs the audit log's head: CIRCUFLOW_AUDIT_KEY, or one derived from the secret key."""
+        return self.audit_key.encode() if self.audit_key else derive_key(self.secret_key)
+
+    # Input bounds (README: Configuration, "Input bounds"): what one request or one imported file may be.
+    max_json_mb: float = Field(default=1, gt=0, le=100)  # a request body other than an upload
+    max_upload_mb: float = Field(default=20, gt=0, le=1024)  # an uploaded file
+    max_xlsx_expanded_mb: float = Field(default=100, gt=0, le=4096)  # an XLSX's parts, decompressed
+    max_import_rows: int = Field(default=200_000, ge=1, le=10_000_000)  # rows below the header of an imported file
+    # Python's csv module refuses a longer field on its own (a process-wide switch): 128 KB is also the most.
+    max_csv_field_kb: int = Field(default=128, ge=1, le=128)
+
+    def upload_limits(self) -> UploadLimits:
+        """The limits of an imported file."""
+        return UploadLimits(
+            max_bytes=int(self.max_upload_mb * MB),
+            max_expanded_bytes=int(self.max_xlsx_expanded_mb * MB),
+            max_rows=self.max_import_rows,
+            max_field_chars=self.max_csv_field_kb * 1024,
+        )
 
 
 def normalise_database_url(url: str) -> str:
@@ -43,3 +81,19 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The engine the settings describe, with their pool and busy timeout."""
+    return make_engine(
+        settings.database_url,
+        busy_timeout_s=settings.sqlite_busy_timeout_s,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout_s=settings.db_pool_timeout_s,
+    )
+
+
+def write_engine_for(settings: Settings) -> Engine:
+    """The engine for a process whose sessions write (the CLI): on SQLite its transactions take the lock up front."""
+    return writer(engine_for(settings))

@@ -15,9 +15,11 @@ from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
 from app.i18n import LanguageDep, local_name, translate
+from app.params import Id
 from app.web import beijing, pct, render, tonnes
 from flows import audit_export, audit_workspace, battery_audit, locks
 from flows.audit_workspace import AuditRow, ScopeArgs
+from flows.bounds import MAX_ID, MAX_OFFSET
 from flows.clock import CST
 from flows.dashboard import declared_years
 from flows.errors import DomainError, InvalidInput
@@ -29,9 +31,9 @@ router = APIRouter(include_in_schema=False)
 
 Year = Annotated[int | None, Query(ge=2000, le=2100)]
 Region = Annotated[str | None, Query(max_length=6)]
-ParkId = Annotated[int | None, Query(ge=1)]
-EnterpriseId = Annotated[int | None, Query(ge=1)]
-Offset = Annotated[int, Query(ge=0)]
+ParkId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+EnterpriseId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 FLAGS_PER_PAGE = 50
 ROWS_PER_PAGE = 100
@@ -545,7 +547,7 @@ def corrections_page(
     lang: LanguageDep,
     principal: PrincipalDep,
     done: Annotated[str | None, Query(pattern="^(approved|rejected)$")] = None,
-    id: Annotated[int | None, Query(ge=1)] = None,  # noqa: A002 - the correction's id, as the message names it
+    id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,  # noqa: A002 - the correction's id, as the message names it
 ) -> Response:
     """Pending correction requests with the values now and asked for; approve or reject; the decided ones."""
     audit_workspace.require_auditor(principal)
@@ -577,7 +579,7 @@ def _decide(
 @router.post("/audit/corrections/{correction_id}/approve", name="audit_approve")
 def approve_correction(
     request: Request,
-    correction_id: int,
+    correction_id: Id,
     session: SessionDep,
     lang: LanguageDep,
     principal: PrincipalDep,
@@ -590,7 +592,7 @@ def approve_correction(
 @router.post("/audit/corrections/{correction_id}/reject", name="audit_reject")
 def reject_correction(
     request: Request,
-    correction_id: int,
+    correction_id: Id,
     session: SessionDep,
     lang: LanguageDep,
     principal: PrincipalDep,
@@ -653,7 +655,7 @@ def export_csv(
 
 
 def _geojson(data: dict[str, Any]) -> Response:
-    return Response(json.dumps(data, ensure_ascii=False), media_type="application/geo+json")
+    return Response(json.dumps(data, ensure_ascii=False, allow_nan=False), media_type="application/geo+json")
 
 
 LayerFn = Callable[..., dict[str, Any]]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 
@@ -15,10 +15,12 @@ from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
 from app.i18n import LanguageDep, local_name, translate
+from app.params import Id
 from app.web import beijing, is_fragment_request, render
 from flows import batch_pages as pages
 from flows import corrections, manifests
 from flows.batch_pages import BatchForm, BatchQuery, Problem
+from flows.bounds import MAX_ID, MAX_TEXT, check_text
 from flows.clock import CST
 from flows.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PeriodLocked
 from flows.locks import lock_for
@@ -150,7 +152,8 @@ def _list_query(
         values["text"] = text[:100]
     for name in ID_PARAMS:
         if value := raw.get(name):
-            if value.isdigit():
+            # An id: digits within the ids' range (a longer number would overflow the database's integer).
+            if value.isdigit() and len(value) <= 10 and 1 <= int(value) <= MAX_ID:
                 values[name] = int(value)
             else:
                 problems[name] = Problem(name, "bad_choice", {"value": value})
@@ -173,7 +176,7 @@ def _list_query(
     else:
         problems["order"] = Problem("order", "bad_choice", {"value": order})
     page = raw.get("page") or "1"
-    if page.isdigit() and int(page) >= 1:
+    if page.isdigit() and len(page) <= 6 and int(page) >= 1:
         values["page"] = int(page)
     else:
         problems["page"] = Problem("page", "bad_page", {"value": page})
@@ -260,8 +263,24 @@ def _form_of(data: dict[str, str]) -> BatchForm:
 
 
 async def _form_data(request: Request) -> dict[str, str]:
+    """The posted form's text fields; reading the body is the only async part of a page's write.
+
+    Each is refused (422, naming it) when no column could hold it: longer than its column, or with a NUL.
+    """
     form = await request.form()
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+    data = {k: v for k, v in form.items() if isinstance(v, str)}
+    for name, value in data.items():
+        check_text(value, field=name, max_length=FORM_LIMITS.get(name, MAX_TEXT))
+    return data
+
+
+# The longest a form field may be: the column it is stored in (every other field: any free text).
+FORM_LIMITS = {"rejection_reason": 512, "cancel_reason": 512}
+
+
+# The handlers that take it are plain functions: FastAPI runs them in the thread pool, so their database work
+# never holds up the event loop.
+FormDep = Annotated[dict[str, str], Depends(_form_data)]
 
 
 def _options(
@@ -332,10 +351,11 @@ def _redirect(request: Request, url: str) -> Response:
 
 
 @router.post("/batches/new")
-async def batch_create(request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep) -> Response:
+def batch_create(
+    request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep, data: FormDep
+) -> Response:
     """Create the batch (a draft, or dispatched when asked); every wrong field is named and nothing is saved."""
     shipper = _ensure_logger(principal)
-    data = await _form_data(request)
     form = _form_of(data)
     now = utcnow()
     checked = pages.check_batch_form(session=session, form=form, shipper_id=shipper, now=now)
@@ -371,10 +391,11 @@ async def batch_create(request: Request, session: SessionDep, lang: LanguageDep,
 
 
 @router.post("/batches/new/check", name="batch_check")
-async def batch_check(request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep) -> Response:
+def batch_check(
+    request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep, data: FormDep
+) -> Response:
     """Check one field of the form as the user types: its error (or nothing), and what it resolved to."""
     shipper = _ensure_logger(principal)
-    data = await _form_data(request)
     field = data.get("field", "")
     if field not in pages.FORM_FIELDS:
         raise InvalidInput(f"field: one of {', '.join(pages.FORM_FIELDS)}", field="field")
@@ -395,10 +416,11 @@ async def batch_check(request: Request, session: SessionDep, lang: LanguageDep, 
 
 
 @router.post("/batches/new/search", name="batch_search")
-async def batch_search(request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep) -> Response:
+def batch_search(
+    request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep, data: FormDep
+) -> Response:
     """Directory matches for what is typed in the receiver (or carrier) field: names and credit codes only."""
     shipper = _ensure_logger(principal)
-    data = await _form_data(request)
     field = data.get("field", "receiver")
     if field not in ("receiver", "carrier"):
         raise InvalidInput("field: receiver or carrier", field="field")
@@ -459,7 +481,7 @@ def _detail_context(
 
 @router.get("/batches/{batch_id}", name="batch")
 def batch_page(
-    request: Request, batch_id: int, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
+    request: Request, batch_id: Id, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
 ) -> Response:
     """One batch: its parties, weights shipped and received with the gap, its steps, and what the viewer may do now."""
     done = request.query_params.get("done")
@@ -467,8 +489,9 @@ def batch_page(
     return render(request, "batch.html", context, lang=lang, block="batch")
 
 
-async def _act(
+def _act(
     request: Request,
+    data: dict[str, str],
     session: Session,
     principal: Principal,
     lang: str,
@@ -481,7 +504,6 @@ async def _act(
     `run` answers the problems with the input, or nothing when the step was taken (or the name of what was done
     when it differs from the step, as for a correction that a locked year turns into a request).
     """
-    data = await _form_data(request)
     batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
     now = utcnow()
     try:
@@ -515,8 +537,13 @@ async def _act(
 
 
 @router.post("/batches/{batch_id}/dispatch", name="batch_dispatch")
-async def batch_dispatch(
-    request: Request, batch_id: int, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
+def batch_dispatch(
+    request: Request,
+    batch_id: Id,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    data: FormDep,
 ) -> Response:
     """The shipper sends the batch off (now, or at the time given, Beijing time)."""
 
@@ -527,12 +554,17 @@ async def batch_dispatch(
         manifests.dispatch(session=session, principal=principal, batch_id=batch_id, at=at or now, now=now)
         return {}
 
-    return await _act(request, session, principal, lang, batch_id, "dispatch", run)
+    return _act(request, data, session, principal, lang, batch_id, "dispatch", run)
 
 
 @router.post("/batches/{batch_id}/receive", name="batch_receive")
-async def batch_receive(
-    request: Request, batch_id: int, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
+def batch_receive(
+    request: Request,
+    batch_id: Id,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    data: FormDep,
 ) -> Response:
     """The receiver confirms the weight it weighed (t or kg); a refused part needs its amount and a reason."""
 
@@ -561,12 +593,17 @@ async def batch_receive(
         )
         return {}
 
-    return await _act(request, session, principal, lang, batch_id, "receive", run)
+    return _act(request, data, session, principal, lang, batch_id, "receive", run)
 
 
 @router.post("/batches/{batch_id}/reject", name="batch_reject")
-async def batch_reject(
-    request: Request, batch_id: int, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
+def batch_reject(
+    request: Request,
+    batch_id: Id,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    data: FormDep,
 ) -> Response:
     """The receiver refuses the whole batch, saying why."""
 
@@ -577,12 +614,17 @@ async def batch_reject(
         manifests.reject(session=session, principal=principal, batch_id=batch_id, reason=reason, at=now, now=now)
         return {}
 
-    return await _act(request, session, principal, lang, batch_id, "reject", run)
+    return _act(request, data, session, principal, lang, batch_id, "reject", run)
 
 
 @router.post("/batches/{batch_id}/cancel", name="batch_cancel")
-async def batch_cancel(
-    request: Request, batch_id: int, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
+def batch_cancel(
+    request: Request,
+    batch_id: Id,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    data: FormDep,
 ) -> Response:
     """The shipper withdraws a draft, or a batch not yet received, saying why."""
 
@@ -593,12 +635,17 @@ async def batch_cancel(
         manifests.cancel(session=session, principal=principal, batch_id=batch_id, reason=reason, now=now)
         return {}
 
-    return await _act(request, session, principal, lang, batch_id, "cancel", run)
+    return _act(request, data, session, principal, lang, batch_id, "cancel", run)
 
 
 @router.post("/batches/{batch_id}/correct", name="batch_correct")
-async def batch_correct(
-    request: Request, batch_id: int, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
+def batch_correct(
+    request: Request,
+    batch_id: Id,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    data: FormDep,
 ) -> Response:
     """A party corrects its own weight of a closed batch, saying why; in a locked year the correction is filed
     for a bureau to approve, and nothing changes until then."""
@@ -632,7 +679,7 @@ async def batch_correct(
         )
         return {}
 
-    return await _act(request, session, principal, lang, batch_id, "correct", run)
+    return _act(request, data, session, principal, lang, batch_id, "correct", run)
 
 
 # ---- Editing a draft --------------------------------------------------------------------------------------------
@@ -663,7 +710,7 @@ def _draft_data(session: Session, batch: TransferBatch) -> dict[str, str]:
 
 @router.get("/batches/{batch_id}/edit", name="batch_edit")
 def batch_edit(
-    request: Request, batch_id: int, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
+    request: Request, batch_id: Id, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
 ) -> Response:
     """The form again, filled with a draft, for its shipper to change before dispatch."""
     batch, shipper = _draft_of(session, principal, batch_id)
@@ -674,12 +721,16 @@ def batch_edit(
 
 
 @router.post("/batches/{batch_id}/edit")
-async def batch_update(
-    request: Request, batch_id: int, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
+def batch_update(
+    request: Request,
+    batch_id: Id,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    data: FormDep,
 ) -> Response:
     """Save the changed draft; every wrong field is named and nothing is saved."""
     batch, shipper = _draft_of(session, principal, batch_id)
-    data = await _form_data(request)
     form = BatchForm(**{**_form_of(data).__dict__, "dispatch": False})
     now = utcnow()
     checked = pages.check_batch_form(session=session, form=form, shipper_id=shipper, now=now)

@@ -34,7 +34,8 @@ def _chart(d: Dashboard) -> str:
                 if projection.projected_rate is not None and projection.years and projection.target_year
                 else []
             ),
-        }
+        },
+        allow_nan=False,
     )
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from app.auth import PrincipalDep, get_principal, utcnow
-from app.deps import SessionDep
+from app.deps import SessionDep, SettingsDep
 from app.i18n import LanguageDep
+from app.settings import Settings
 from app.web import render
 from flows import imports
+from flows.bounds import printable
 from flows.errors import Forbidden, InvalidInput
 from flows.principal import Principal
 
@@ -21,12 +23,20 @@ router = APIRouter(include_in_schema=False)
 api_router = APIRouter(dependencies=[Depends(get_principal)], tags=["imports"])
 
 
-def _run(kind: str, upload: UploadFile, session: Any, principal: Principal) -> imports.ImportSummary:
+def _run(
+    kind: str, upload: UploadFile, session: Any, principal: Principal, settings: Settings
+) -> imports.ImportSummary:
     if kind not in imports.IMPORTERS:
         raise InvalidInput(f"kind: one of {', '.join(imports.IMPORTERS)}", field="kind")
     # Who may import what is the importer's rule: it refuses the others with Forbidden.
     summary = imports.IMPORTERS[kind](
-        session=session, principal=principal, source=upload.file, now=utcnow(), name=upload.filename or kind
+        session=session,
+        principal=principal,
+        source=upload.file,
+        now=utcnow(),
+        # The name lands in the audit log: as sent, cut short, with anything no text column can hold escaped.
+        name=printable(upload.filename or kind, 200),
+        limits=settings.upload_limits(),
     )
     session.commit()
     return summary
@@ -44,13 +54,14 @@ def import_upload(
     session: SessionDep,
     lang: LanguageDep,
     principal: PrincipalDep,
-    kind: Annotated[str, Form()],
+    settings: SettingsDep,
+    kind: Annotated[str, Form(max_length=32)],
     file: Annotated[UploadFile, File()],
 ) -> Response:
     """Run the import and show what landed, or every refused row (nothing is saved then)."""
     context: dict[str, Any] = {"kinds": imports.importable_kinds(principal), "kind": kind}
     try:
-        context["summary"] = _run(kind, file, session, principal)
+        context["summary"] = _run(kind, file, session, principal, settings)
         status = 200
     except imports.ImportRefused as exc:
         session.rollback()
@@ -66,11 +77,15 @@ def import_upload(
 
 @api_router.post("/imports/{kind}")
 def import_api(
-    kind: str, session: SessionDep, principal: PrincipalDep, file: Annotated[UploadFile, File()]
+    kind: Annotated[str, Path(max_length=32)],
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File()],
 ) -> JSONResponse:
     """Import a CSV or XLSX file of enterprises, declarations or manifests: all rows land, or none."""
     try:
-        summary = _run(kind, file, session, principal)
+        summary = _run(kind, file, session, principal, settings)
     except imports.ImportRefused as exc:
         session.rollback()
         body = {

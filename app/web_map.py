@@ -13,8 +13,10 @@ from sqlmodel import Session
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, translate
+from app.params import CodePath, Id
 from app.web import pct, render
 from flows import directory
+from flows.bounds import MAX_ID
 from flows.errors import InvalidInput, NotFound
 from flows.principal import Principal
 from flows.rates import RateReport
@@ -31,7 +33,7 @@ GEOJSON = "application/geo+json"
 TOP_FLOWS = 15  # rows of the flow list under the map; the GeoJSON layer has them all
 YearQuery = Annotated[int | None, Query(ge=2000, le=2100)]
 TextQuery = Annotated[str | None, Query(max_length=16)]
-ParkQuery = Annotated[int | None, Query(ge=1)]
+ParkQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 # Region fills by rate class: Tableau colour-blind-safe colours, and a pattern besides the colour for the classes
 # below the target and for missing data (app/templates/map.html defines the patterns), so no class rests on hue.
@@ -259,7 +261,7 @@ def map_context(
         "regions_url": f"/map/layers/regions.geojson?{region_query}",
         "page_url": f"/map?{query}",
         "detail_query": _query(f),
-        "labels": json.dumps(_labels(lang), ensure_ascii=False),
+        "labels": json.dumps(_labels(lang), ensure_ascii=False, allow_nan=False),
         "audit_href": "/audit?" + urlencode({"region": f.region or principal.scope_adcode or "510000", "year": f.year}),
     }
 
@@ -297,7 +299,8 @@ def _park_id(value: str | None) -> int | None:
 
 
 def _geojson(data: dict[str, Any]) -> Response:
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    # NaN or Infinity would make the layer unreadable for every user: refused (a logged 500) rather than sent.
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return Response(body, media_type=GEOJSON, headers={"Vary": "Cookie, Authorization"})
 
 
@@ -430,7 +433,7 @@ def region_details(
     session: SessionDep,
     lang: LanguageDep,
     principal: PrincipalDep,
-    adcode: str,
+    adcode: CodePath,
     year: YearQuery = None,
     category: TextQuery = None,
     route: Annotated[str | None, Query(max_length=32)] = None,
@@ -460,7 +463,7 @@ def park_details(
     session: SessionDep,
     lang: LanguageDep,
     principal: PrincipalDep,
-    park_id: int,
+    park_id: Id,
     year: YearQuery = None,
     category: TextQuery = None,
     route: Annotated[str | None, Query(max_length=32)] = None,
@@ -489,7 +492,7 @@ def enterprise_details(
     session: SessionDep,
     lang: LanguageDep,
     principal: PrincipalDep,
-    enterprise_id: int,
+    enterprise_id: Id,
     year: YearQuery = None,
     category: TextQuery = None,
     route: Annotated[str | None, Query(max_length=32)] = None,
@@ -686,8 +689,8 @@ def sankey_page(
         "region_options": region_options(session, principal, lang),
         "data": data,
         "total": tonnes(lang, data.total.tonnes),
-        "route_chart": json.dumps(sankey_chart(lang, data, "route"), ensure_ascii=False),
-        "place_chart": json.dumps(sankey_chart(lang, data, "place"), ensure_ascii=False),
+        "route_chart": json.dumps(sankey_chart(lang, data, "route"), ensure_ascii=False, allow_nan=False),
+        "place_chart": json.dumps(sankey_chart(lang, data, "place"), ensure_ascii=False, allow_nan=False),
         "route_rows": _sankey_rows(lang, data, "route"),
         "place_rows": _sankey_rows(lang, data, "place"),
         "map_href": "/map?" + urlencode({"year": chosen, **({"region": scope_region} if scope_region else {})}),

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, translate
+from app.params import Id
 from app.web import pct, render, tonnes
 from flows import places
 from flows.errors import InvalidInput
@@ -112,7 +113,7 @@ def _enterprise_overlay(page: places.EnterprisePage, lang: str) -> str:
     name = local_name(lang, e.name_zh, e.name_en)
     style = {"radius": 9, "color": NAVY, "weight": 3, "fillColor": BLUE, "fillOpacity": 1}
     features.append(_point(e.lon, e.lat, name, style, kind="self"))
-    return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False)
+    return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False, allow_nan=False)
 
 
 def _park_overlay(page: ParkPage, lang: str) -> str:
@@ -156,7 +157,7 @@ def _park_overlay(page: ParkPage, lang: str) -> str:
         group = _role_group(m.roles)
         label = f"{local_name(lang, m.name_zh, m.name_en)} · {translate(lang, 'places.group.' + group)}"
         features.append(_point(m.lon, m.lat, label, POINT_STYLES[group], kind="member", group=group))
-    return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False)
+    return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False, allow_nan=False)
 
 
 def batches_href(shipper: int, receiver: int, year: int, category: str) -> str:
@@ -233,7 +234,7 @@ def enterprise(
     session: SessionDep,
     lang: LanguageDep,
     principal: PrincipalDep,
-    enterprise_id: int,
+    enterprise_id: Id,
     year: YearQuery = None,
 ) -> Response:
     """One enterprise: where it is, what it does and may do, what it sent and received, its rate and its flags."""
@@ -270,7 +271,7 @@ def park(
     session: SessionDep,
     lang: LanguageDep,
     principal: PrincipalDep,
-    park_id: int,
+    park_id: Id,
     year: YearQuery = None,
 ) -> Response:
     """One park: its boundary and enterprises, its rate, its flags and its circular links (who uses whose waste)."""

@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, translate
+from app.params import CodePath
 from app.web import beijing, is_fragment_request, pct, render
 from flows import battery, battery_pages
 from flows.battery import BatteryTrace, Party, TraceEvent
@@ -210,7 +211,7 @@ def batteries_page(
     session: SessionDep,
     lang: LanguageDep,
     principal: PrincipalDep,
-    code: str | None = None,
+    code: Annotated[str | None, Query(max_length=64)] = None,
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
 ) -> Response:
     """Search by code; before a search, the chains at risk and the batteries reported lately in the reader's scope."""
@@ -420,7 +421,8 @@ def _overlay(stops: list[Stop], lang: str, names: dict[int, str]) -> str:
                 },
             }
         )
-    return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False, separators=(",", ":"))
+    layer = {"type": "FeatureCollection", "features": features}
+    return json.dumps(layer, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def _recovery(views: list[battery_pages.RecoveryView], lang: str) -> list[dict[str, Any]]:
@@ -453,7 +455,7 @@ def _recovery(views: list[battery_pages.RecoveryView], lang: str) -> list[dict[s
 
 @router.get("/batteries/{code}", name="battery")
 def battery_page(
-    request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep, code: str
+    request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep, code: CodePath
 ) -> Response:
     """One battery: identity, genealogy, the custody path on the map, the flags of its chain, the timeline."""
     try:

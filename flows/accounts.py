@@ -9,9 +9,11 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import DateTime, String, delete, insert, literal, text
 from sqlmodel import Session, col, func, select
 
 from flows.audit import record
+from flows.bounds import check_text
 from flows.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
 from flows.principal import Principal as Principal
 from flows.principal import principal_of as principal_of
@@ -21,7 +23,12 @@ from models.enums import Channel, UserRole
 
 SESSION_LIFETIME = timedelta(hours=12)
 THROTTLE_WINDOW = timedelta(minutes=15)
-THROTTLE_LIMIT = 5  # failed sign-ins per username within the window
+TOKEN_USE_GRANULARITY = timedelta(minutes=5)
+THROTTLE_LIMIT = 5  # failed sign-ins per account from one client address within the window
+# Failed sign-ins from one client address within the window, all accounts together: a guesser spraying names from
+# one place is stopped, while a stranger elsewhere cannot lock an account out (they fill only their own count).
+ADDRESS_LIMIT = 20
+_THROTTLE_LOCK = 7263002  # PostgreSQL advisory lock class of the throttle (the audit log uses 7263001)
 TOKEN_PREFIX = "cf_"
 MIN_PASSWORD = 10
 
@@ -158,7 +165,9 @@ def list_users(*, session: Session) -> list[User]:
 
 
 def set_active(*, session: Session, user: User, active: bool, now: datetime, actor: Principal | None = None) -> User:
-    """Enable or disable an account; disabling ends its sessions, and its tokens stop working."""
+    """Enable or disable an account; disabling ends its sessions and tokens (never the last active administrator)."""
+    if not active and user.is_active and user.role == UserRole.admin:
+        _keep_an_administrator(session, user)
     before = _account_view(user)
     user.is_active = active
     session.add(user)
@@ -168,6 +177,23 @@ def set_active(*, session: Session, user: User, active: bool, now: datetime, act
     session.flush()
     _record(session, actor, "enable" if active else "disable", user, before, _account_view(user), now)
     return user
+
+
+def _keep_an_administrator(session: Session, user: User) -> None:
+    # The active administrators are locked in id order (PostgreSQL), so that two administrators disabling each
+    # other take turns and the second sees the first one's change; SQLite's writers take turns anyway.
+    query = (
+        select(User.id)
+        .where(col(User.role) == UserRole.admin, col(User.is_active).is_(True))
+        .order_by(col(User.id))
+        .with_for_update()
+    )
+    if all(other == user.id for other in session.exec(query).all()):
+        raise Conflict(
+            f"{user.username!r} is the last active administrator and cannot be disabled; "
+            "create or enable another administrator first",
+            field="username",
+        )
 
 
 def set_password(*, session: Session, user: User, password: str, now: datetime, actor: Principal | None = None) -> User:
@@ -184,34 +210,78 @@ def set_password(*, session: Session, user: User, password: str, now: datetime, 
 
 
 def authenticate(*, session: Session, username: str, password: str, client: str, now: datetime) -> User:
-    """Check a password, throttling a username after repeated failures; failures are recorded."""
-    name = username.strip().lower()
-    since = now - THROTTLE_WINDOW
-    failures = session.exec(
-        select(func.count()).select_from(LoginFailure).where(LoginFailure.username == name, LoginFailure.at >= since)
-    ).one()
-    if failures >= THROTTLE_LIMIT:
-        raise TooManyAttempts(
-            f"too many failed sign-ins for {name!r}; try again in {int(THROTTLE_WINDOW.total_seconds() // 60)} minutes",
-            field="username",
-        )
+    """Check a password behind the throttle; commits the attempt's reservation before the (slow) check."""
+    name = check_text(username, field="username", max_length=64).strip().lower()
+    address = client[:64]
+    if not _reserve_attempt(session, name, address, now):
+        message = _throttled_message(session, name, address, now)
+        session.commit()  # ends the transaction (and on PostgreSQL the throttle's lock) at once
+        raise TooManyAttempts(message, field="username")
     user = session.exec(select(User).where(User.username == name)).first()
-    ok = False
+    # Read before the commit below: the loaded row expires with it, and reloading would open a new transaction.
+    user_id = user.id if user else None
+    active = user.is_active if user else False
+    stored = user.password_hash if user else _DUMMY_HASH
+    # The reservation is committed before argon2 runs: parallel attempts count it at once, and no lock is held
+    # while the password is checked. A failure then needs no further write: the reservation is its record.
+    session.commit()
+    ok: bool
     try:
-        ok = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
+        ok = _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         ok = False
-    if not ok or user is None or not user.is_active:
-        session.add(LoginFailure(username=name, client=client[:64], at=now))
-        session.flush()
+    user = session.get(User, user_id) if ok and user_id is not None else None
+    if user is None or not active or not user.is_active:
         raise NotAuthenticated("wrong username or password, or the account is disabled", field="password")
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    # A successful sign-in clears the count, so a user who mistyped is not locked out later.
-    for failure in session.exec(select(LoginFailure).where(LoginFailure.username == name)).all():
-        session.delete(failure)
+    # A success releases its reservation and clears the count of this account at this address, so that a user who
+    # mistyped is not locked out later; what others tried elsewhere stays counted where they tried it.
+    session.execute(delete(LoginFailure).where(col(LoginFailure.username) == name, col(LoginFailure.client) == address))
     session.flush()
     return user
+
+
+def _reserve_attempt(session: Session, name: str, address: str, now: datetime) -> bool:
+    """Count this attempt as a failure in advance, unless a limit is reached; atomic against parallel attempts."""
+    since = now - THROTTLE_WINDOW
+    if session.get_bind().dialect.name == "postgresql":
+        # Read committed lets two transactions count the same rows: attempts from one address take turns. Both
+        # limits count rows of that address only, so one lock per address covers both.
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:lock_class, hashtext(:address))"),
+            {"lock_class": _THROTTLE_LOCK, "address": address},
+        )
+    # One statement: on SQLite it takes the write lock before it counts, so no other attempt counts in between.
+    recent = col(LoginFailure.at) >= since
+    per_account = (
+        select(func.count())
+        .where(col(LoginFailure.username) == name, col(LoginFailure.client) == address, recent)
+        .scalar_subquery()
+    )
+    per_address = select(func.count()).where(col(LoginFailure.client) == address, recent).scalar_subquery()
+    reserve = insert(LoginFailure).from_select(
+        ["username", "client", "at"],
+        select(literal(name, String()), literal(address, String()), literal(now, DateTime(timezone=True))).where(
+            per_account < THROTTLE_LIMIT, per_address < ADDRESS_LIMIT
+        ),
+    )
+    # RETURNING rather than the row count, which psycopg does not report for this statement.
+    return session.connection().execute(reserve.returning(col(LoginFailure.id))).first() is not None
+
+
+def _throttled_message(session: Session, name: str, address: str, now: datetime) -> str:
+    minutes = int(THROTTLE_WINDOW.total_seconds() // 60)
+    failures = session.exec(
+        select(func.count()).where(
+            col(LoginFailure.username) == name,
+            col(LoginFailure.client) == address,
+            col(LoginFailure.at) >= now - THROTTLE_WINDOW,
+        )
+    ).one()
+    if failures >= THROTTLE_LIMIT:
+        return f"too many failed sign-ins for {name!r} from this address; try again in {minutes} minutes"
+    return f"too many failed sign-ins from this address; try again in {minutes} minutes"
 
 
 def start_session(*, session: Session, user: User, now: datetime, client: str = "") -> tuple[str, str]:
@@ -303,8 +373,10 @@ def resolve_token(*, session: Session, raw: str, now: datetime) -> Principal | N
     user = session.get(User, token.user_id)
     if user is None or not user.is_active:
         return None
-    token.last_used_at = now
-    session.add(token)
+    # Written at most every few minutes: a read request that writes on every call would queue behind writers.
+    if token.last_used_at is None or _aware(token.last_used_at) < now - TOKEN_USE_GRANULARITY:
+        token.last_used_at = now
+        session.add(token)
     return principal_of(user, Channel.api)
 
 

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, func, select
 
 from flows import manifests
 from flows.accounts import Principal
+from flows.bounds import MAX_ID, moment_problem
 from flows.clock import CST, stored_utc
 from flows.directory import search_directory
 from flows.locks import lock_for
@@ -627,6 +628,9 @@ def parse_local_time(raw: str, field_name: str, now: datetime) -> tuple[datetime
     aware = moment if moment.tzinfo else moment.replace(tzinfo=CST)
     if aware > now:
         return None, Problem(field_name, "future")
+    if moment_problem(moment) is not None:
+        # Year 1 parses, and then overflows when converted to UTC: no record lies outside the record years.
+        return None, Problem(field_name, "not_time", {"value": text})
     return moment, None
 
 
@@ -635,9 +639,11 @@ def _party(
 ) -> tuple[Suggestion | None, Problem | None]:
     if ident.strip():
         try:
-            chosen = _by_id(session, int(ident))
+            number = int(ident)
         except ValueError:
-            chosen = None
+            number = 0
+        # Past the ids' range the database would refuse the question rather than find nothing.
+        chosen = _by_id(session, number) if 1 <= number <= MAX_ID else None
         if chosen is None:
             return None, Problem(field_name, "unknown")
         if chosen.id == exclude:

@@ -12,23 +12,43 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import ColumnElement, exists, func, or_, true, union_all
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from flows.audit import record, snapshot
 from flows.battery_code import DecodedCode, normalise_battery_code, parse_battery_code
 from flows.battery_rules import deadline_for, due_date, edition_in_force, local_day
+from flows.bounds import (
+    DEFAULT_UPLOAD_LIMITS,
+    MAX_BATTERY_KG,
+    MAX_BATTERY_KWH,
+    MAX_COLUMNS,
+    MAX_SHEET_LINES,
+    Code,
+    Id,
+    Moment,
+    UploadLimits,
+    check_quantity,
+    check_size,
+    check_text,
+    check_workbook,
+    overlong_field,
+    printable,
+)
 from flows.clock import CST, stored_utc
 from flows.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PeriodLocked
 from flows.locks import lock_for
@@ -198,6 +218,7 @@ _MASS_KEYS = ("mass", "input_mass", "electrode_powder") + tuple(
 )
 # Attributes an event may carry as columns of their own (CSV) or inside `attributes` (API); others are kept as given.
 TEXT_ATTRIBUTES = ("application", "new_code", "purpose", "reason", "vehicle_type", "note", "place")
+MAX_ATTRIBUTES = 32  # an event names a handful; more is a dump of something else
 NUMBER_ATTRIBUTES = ("soh",) + tuple(f"{k}_kg" for k in _MASS_KEYS) + tuple(f"{k}_t" for k in _MASS_KEYS)
 PURPOSES = ("cascade_use", "recycling")
 REPORT_MASSES = ("input_mass_kg", "electrode_powder_kg") + tuple(
@@ -205,42 +226,54 @@ REPORT_MASSES = ("input_mass_kg", "electrode_powder_kg") + tuple(
 )
 
 
-def _number(name: str, value: Any) -> float:
+def _number(name: str, value: Any, ceiling: float = MAX_BATTERY_KG, unit: str = "kg") -> float:
+    if isinstance(value, bool):
+        raise InvalidInput(f"{name}: not a number: {value!r}", field=name)
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"{name}: not a number: {value!r}", field=name) from None
-    if number != number or number < 0:
-        raise InvalidInput(f"{name}: must be zero or more, got {value!r}", field=name)
-    return number
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInput(f"{name}: not a number: {printable(repr(value), 64)}", field=name) from None
+    return check_quantity(number, field=name, ceiling=ceiling, unit=unit)
 
 
 def clean_attributes(raw: dict[str, Any]) -> dict[str, Any]:
     """Check the known attributes (numbers, shares, purposes) and convert tonnes to kilograms, once, here."""
+    if len(raw) > MAX_ATTRIBUTES:
+        raise InvalidInput(f"attributes: at most {MAX_ATTRIBUTES} of them, got {len(raw)}", field="attributes")
     out: dict[str, Any] = {}
     for key, value in raw.items():
+        check_text(str(key), field="attributes", max_length=64)
         if value is None or value == "":
             continue
         if key == "soh":
-            share = _number(key, value)
-            if share > 1:
-                raise InvalidInput(f"soh: a share between 0 and 1 (e.g. 0.82), got {value!r}", field="soh")
+            share = _number(key, value, 1.0, "(a share between 0 and 1, e.g. 0.82)")
             out[key] = share
         elif key.endswith("_t") and key[:-2] in _MASS_KEYS:
             kg_key = key[:-2] + "_kg"
             if raw.get(kg_key) not in (None, ""):
                 raise InvalidInput(f"{key}: give {key[:-2]} in t or in kg, not both", field=key)
-            out[kg_key] = round(_number(key, value) * 1000, 6)
+            out[kg_key] = round(_number(key, value, MAX_BATTERY_KG / 1000, "t") * 1000, 6)
         elif key.endswith("_kg") and key[:-3] in _MASS_KEYS:
             out[key] = _number(key, value)
+        elif key == "rated_kwh":
+            out[key] = _number(key, value, MAX_BATTERY_KWH, "kWh")
         elif key == "purpose":
             if str(value) not in PURPOSES:
-                raise InvalidInput(f"purpose: {value!r} is not one of {', '.join(PURPOSES)}", field="purpose")
+                raise InvalidInput(
+                    f"purpose: {printable(repr(value), 64)} is not one of {', '.join(PURPOSES)}", field="purpose"
+                )
             out[key] = str(value)
         elif key in TEXT_ATTRIBUTES:
-            out[key] = str(value).strip()
-        else:
+            out[key] = check_text(str(value).strip(), field=key)
+        elif isinstance(value, str):
+            # Kept as given, like every attribute the service does not read: as text no longer than a note.
+            out[key] = check_text(value, field=key)
+        elif isinstance(value, bool | int | float):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidInput(f"{key}: not a finite number", field=key)
             out[key] = value
+        else:
+            raise InvalidInput(f"{key}: a number or a text (attributes hold no lists or objects)", field=key)
     return out
 
 
@@ -326,6 +359,18 @@ def _enterprise_name(e: Enterprise | None) -> str:
 
 _LEVEL_RANK = {BatteryLevel.cell: 0, BatteryLevel.module: 1, BatteryLevel.pack: 2}
 REGISTER_ROLES = frozenset({EnterpriseRole.battery_maker.value, EnterpriseRole.cascade_user.value})
+# Enterprises that act on batteries at all, and those that may take in a battery they did not hold (a collection).
+BATTERY_ROLES = frozenset(
+    r.value
+    for r in (
+        EnterpriseRole.battery_maker,
+        EnterpriseRole.vehicle_maker,
+        EnterpriseRole.collection_outlet,
+        EnterpriseRole.cascade_user,
+        EnterpriseRole.recycler,
+    )
+)
+COLLECTING_ROLES = BATTERY_ROLES - {EnterpriseRole.battery_maker.value}
 
 
 class BatteryIn(BaseModel):
@@ -333,14 +378,14 @@ class BatteryIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    code: str
-    parent_code: str | None = None
-    rated_kwh: float | None = None
-    mass_kg: float | None = None
-    mass_t: float | None = None
-    maker_id: int | None = None
-    maker_uscc: str | None = None
-    produced_at: datetime | None = None
+    code: Code
+    parent_code: Code | None = None
+    rated_kwh: Annotated[float, Field(ge=0, le=MAX_BATTERY_KWH)] | None = None
+    mass_kg: Annotated[float, Field(ge=0, le=MAX_BATTERY_KG)] | None = None
+    mass_t: Annotated[float, Field(ge=0, le=MAX_BATTERY_KG / 1000)] | None = None
+    maker_id: Id | None = None
+    maker_uscc: Code | None = None
+    produced_at: Moment | None = None
 
 
 def _validation_error(exc: ValidationError, default: str) -> InvalidInput:
@@ -470,13 +515,15 @@ def _start_of(day: date) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=CST).astimezone(UTC)
 
 
-def _batteries_by_code(session: Session, codes: Iterable[str]) -> dict[str, Battery]:
-    """Batteries by their current or original code, in chunks of an IN list."""
+def _batteries_by_code(session: Session, codes: Iterable[str], *, for_update: bool = False) -> dict[str, Battery]:
+    """Batteries by their current or original code, in chunks of an IN list (locked, for a writer)."""
     wanted = sorted(set(codes))
     found: dict[str, Battery] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         query = select(Battery).where(or_(col(Battery.code).in_(chunk), col(Battery.original_code).in_(chunk)))
+        if for_update:
+            query = _locked(query.order_by(col(Battery.id)))
         for battery in session.exec(query).all():
             found[battery.code] = battery
             if battery.original_code:
@@ -619,16 +666,16 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    code: str
+    code: Code
     type: BatteryEventType
-    occurred_at: datetime
-    reported_at: datetime | None = None
-    reporter_id: int | None = None
-    reporter_uscc: str | None = None
-    counterpart_id: int | None = None
-    counterpart_uscc: str | None = None
-    region_adcode: str | None = None
-    vin: str | None = None
+    occurred_at: Moment
+    reported_at: Moment | None = None
+    reporter_id: Id | None = None
+    reporter_uscc: Code | None = None
+    counterpart_id: Id | None = None
+    counterpart_uscc: Code | None = None
+    region_adcode: Code | None = None
+    vin: Code | None = None
     attributes: dict[str, Any] = {}
 
 
@@ -657,6 +704,12 @@ def parse_event(raw: dict[str, Any]) -> EventIn:
         raise _validation_error(exc, "code") from None
 
 
+def _locked(query: SelectOfScalar[Battery]) -> SelectOfScalar[Battery]:
+    # A writer reads a battery's state and writes the next one: the rows are locked first (PostgreSQL; SQLite's
+    # write transactions hold the database) and re-read, so that of two concurrent events the second sees the first.
+    return query.with_for_update(of=Battery).execution_options(populate_existing=True)
+
+
 @dataclass
 class _Live:
     """A battery being written to in this call, with what the checks need to know of it."""
@@ -682,7 +735,7 @@ class _EventWriter:
         self.reports: list[RecoveryReport] = []
 
     def preload(self, codes: Iterable[str]) -> None:
-        self.by_code.update(_batteries_by_code(self.session, codes))
+        self.by_code.update(_batteries_by_code(self.session, codes, for_update=True))
         ids = [b.id for b in self.by_code.values() if b.id is not None and b.id not in self.live]
         last = _last_event_times(self.session, ids)
         for battery in self.by_code.values():
@@ -697,7 +750,8 @@ class _EventWriter:
 
     def _children(self, item: _Live) -> list[_Live]:
         if item.children is None:
-            rows = self.session.exec(select(Battery).where(Battery.parent_id == item.battery.id)).all()
+            query = select(Battery).where(Battery.parent_id == item.battery.id).order_by(col(Battery.id))
+            rows = self.session.exec(_locked(query)).all()
             last = _last_event_times(self.session, [b.id for b in rows if b.id is not None])
             for b in rows:
                 assert b.id is not None
@@ -716,8 +770,23 @@ class _EventWriter:
             raise NotFound(f"code: no battery with code {code}", field="code")
         item = self._live(battery)
         step = STEPS[event.type]
-        ensure_allowed(battery.code, battery.state, event.type)
         reporter = _acting_enterprise(self.refs, self.principal, event.reporter_id, event.reporter_uscc, "reporter")
+        assert reporter.id is not None
+        roles = self.refs.roles_of(reporter.id)
+        if not roles & BATTERY_ROLES:
+            raise Forbidden(
+                f"reporter: {_enterprise_name(reporter)} has no power-battery role; battery events are recorded by"
+                " battery makers, vehicle makers, collection outlets, cascade users and recyclers",
+                field="reporter",
+            )
+        if not self._may_read(battery, reporter):
+            # A battery the reporter never held: it may only take it in (a collection), and a refusal says no more
+            # than an unknown code would, so that its state and holder are not revealed.
+            if step.custody != "reporter" or BatteryState(battery.state) not in step.after:
+                raise NotFound(f"code: no battery with code {code}", field="code")
+            if not roles & COLLECTING_ROLES:
+                raise NotFound(f"code: no battery with code {code}", field="code")
+        ensure_allowed(battery.code, battery.state, event.type)
         counterpart = self.refs.enterprise(event.counterpart_id, event.counterpart_uscc, "counterpart")
         occurred = as_utc(event.occurred_at)
         if occurred > self.now:
@@ -750,12 +819,23 @@ class _EventWriter:
         region = event.region_adcode or reporter.county_adcode or reporter.prefecture_adcode
         if event.region_adcode and not self.refs.region_exists(event.region_adcode):
             raise InvalidInput(f"region_adcode: no region {event.region_adcode}", field="region_adcode")
-        assert reporter.id is not None
         self.refs.ensure_unlocked(reporter.id, local_day(occurred).year)
         # Every check has passed: from here on, the row is applied.
         row = self._write(item, event.type, occurred, reported, reporter, counterpart, region, vin, attributes)
         self._move(item, step, new_holder, occurred, attributes)
         return row
+
+    def _may_read(self, battery: Battery, reporter: Enterprise) -> bool:
+        """Whether the acting enterprise holds or once held (reported or received) the battery."""
+        if battery.holder_id == reporter.id:
+            return True
+        if battery.id is None:
+            return False
+        touched = select(BatteryEvent.id).where(
+            BatteryEvent.battery_id == battery.id,
+            or_(col(BatteryEvent.reporter_id) == reporter.id, col(BatteryEvent.counterpart_id) == reporter.id),
+        )
+        return self.session.exec(touched.limit(1)).first() is not None
 
     def _custody(
         self,
@@ -1447,13 +1527,17 @@ def batteries_through(
 _ENCODINGS = ("utf-8-sig", "gb18030")
 
 
-def read_table(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+def read_table(path: Path, limits: UploadLimits = DEFAULT_UPLOAD_LIMITS) -> tuple[list[dict[str, Any]], list[int]]:
     """Rows of a CSV or XLSX file as dicts keyed by the header, with each row's line number in the file."""
     suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        return _read_xlsx(path)
-    if suffix not in (".csv", ".txt"):
+    if suffix not in (".xlsx", ".xlsm", ".csv", ".txt"):
         raise InvalidInput(f"file: {path.name} is neither CSV nor XLSX", field="file")
+    try:
+        check_size(path.stat().st_size, limits)
+    except OSError as exc:
+        raise InvalidInput(f"file: cannot read {path.name}: {exc.strerror}", field="file") from None
+    if suffix in (".xlsx", ".xlsm"):
+        return _read_xlsx(path, limits)
     raw = path.read_bytes()
     for encoding in _ENCODINGS:
         try:
@@ -1467,31 +1551,53 @@ def read_table(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
     header: list[str] | None = None
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
-    for values in reader:
+    start = 1
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error:
+            # A field longer than the csv module holds: name its line and, from the record's text, its column.
+            record = "\n".join(text.splitlines()[start - 1 : reader.line_num])
+            position = overlong_field(record, csv.field_size_limit())
+            column = header[position] if header and position is not None and position < len(header) else "file"
+            raise InvalidInput(
+                f"{column}: line {start}: longer than {csv.field_size_limit():,} characters", field=column, row=start
+            ) from None
+        line, start = start, reader.line_num + 1
         if header is None:
             header = [_column(h) for h in values]
             continue
         if not any(v.strip() for v in values):
             continue
+        if len(rows) >= limits.max_rows:
+            raise InvalidInput(f"file: more than {limits.max_rows:,} rows; split the file", field="file", row=line)
         rows.append({h: v.strip() for h, v in zip(header, values, strict=False) if h})
         lines.append(reader.line_num)
     return rows, lines
 
 
-def _read_xlsx(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+def _read_xlsx(path: Path, limits: UploadLimits) -> tuple[list[dict[str, Any]], list[int]]:
     from openpyxl import load_workbook
 
+    with path.open("rb") as handle:
+        check_workbook(handle, limits)  # the parts' declared sizes, before anything is decompressed
     book = load_workbook(path, read_only=True, data_only=True)
     sheet = book.worksheets[0]
     header: list[str] | None = None
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
-    for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+    cells = sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS)
+    for number, values in enumerate(itertools.islice(cells, MAX_SHEET_LINES), start=1):
         if header is None:
             header = [_column(str(h or "")) for h in values]
             continue
         if all(v is None or str(v).strip() == "" for v in values):
             continue
+        if len(rows) >= limits.max_rows:
+            book.close()
+            raise InvalidInput(f"file: more than {limits.max_rows:,} rows; split the file", field="file", row=number)
         rows.append({h: _cell(v) for h, v in zip(header, values, strict=False) if h})
         lines.append(number)
     book.close()

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from flows import manifests
 from flows.accounts import Principal
 from flows.audit import record, snapshot
+from flows.bounds import MAX_ID
 from flows.declarations import apply_declaration, parse_declaration
 from flows.errors import Conflict, Forbidden, InvalidInput, NotFound
 from flows.locks import lock_for
@@ -27,7 +28,8 @@ def _apply_declaration(session: Session, principal: Principal, payload: dict[str
 
 
 def _apply_manifest(session: Session, principal: Principal, payload: dict[str, Any], now: datetime) -> Any:
-    # The lock is what the approval overrides; the step rules of a correction still hold.
+    # The lock is what the approval overrides; the step rules of a correction, and the filer's side, still hold.
+    party = payload.get("party")
     return manifests.correct(
         session=session,
         principal=principal,
@@ -35,7 +37,7 @@ def _apply_manifest(session: Session, principal: Principal, payload: dict[str, A
         changes=dict(payload.get("changes") or {}),
         reason=str(payload.get("reason") or "approved"),
         now=now,
-        approved=True,
+        approved_for=party if party in ("shipper", "receiver", "either") else "either",
     )
 
 
@@ -43,20 +45,34 @@ def _apply_manifest(session: Session, principal: Principal, payload: dict[str, A
 APPLIERS: dict[str, Applier] = {"declaration": _apply_declaration, "transfer_batch": _apply_manifest}
 
 
-def _owner_and_year(session: Session, principal: Principal, table: str, payload: dict[str, Any]) -> tuple[int, int]:
+def _owner_and_year(
+    session: Session, principal: Principal, table: str, payload: dict[str, Any]
+) -> tuple[int, int, dict[str, Any]]:
+    """The enterprise and year a correction concerns, and its payload checked as the applier will check it."""
     if table == "declaration":
         decl = parse_declaration(payload)
-        return decl.enterprise_id, decl.year
+        # Stored as parsed: what waits for approval is exactly what will be applied, and nothing else.
+        return decl.enterprise_id, decl.year, decl.model_dump(mode="json")
     if table == "transfer_batch":
         try:
             batch_id = int(payload["batch_id"])
-        except (KeyError, TypeError, ValueError):
-            raise InvalidInput("payload.batch_id: name the manifest to correct", field="batch_id") from None
+        except (KeyError, TypeError, ValueError, OverflowError):
+            batch_id = 0
+        if not 1 <= batch_id <= MAX_ID:
+            raise InvalidInput("payload.batch_id: name the manifest to correct", field="batch_id")
         if not isinstance(payload.get("changes"), dict) or not payload["changes"]:
             raise InvalidInput("payload.changes: name the fields to correct", field="changes")
         batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
-        owner = principal.enterprise_id if principal.enterprise_id in (batch.shipper_id, batch.receiver_id) else None
-        return owner or batch.shipper_id, batch.year
+        party = manifests.party_of(principal, batch)
+        if party is None and not principal.is_admin:
+            raise Forbidden(f"only the parties of manifest {batch.number} may correct it")
+        # Checked when filed, with the filer's rights: a receiver's request cannot carry the shipper's fields.
+        manifests.correction_changes(session=session, batch=batch, party=party, changes=payload["changes"])
+        owner = principal.enterprise_id if party is not None else None
+        checked = {"batch_id": batch_id, "changes": dict(payload["changes"]), "party": party or "either"}
+        if payload.get("reason"):
+            checked["reason"] = str(payload["reason"])
+        return owner or batch.shipper_id, batch.year, checked
     raise InvalidInput(f"table: corrections are not supported for {table!r}", field="table")
 
 
@@ -68,7 +84,7 @@ def request_correction(
         raise InvalidInput(f"table: corrections are not supported for {table!r}", field="table")
     if not reason.strip():
         raise InvalidInput("reason: a correction must say why", field="reason")
-    enterprise_id, year = _owner_and_year(session, principal, table, payload)
+    enterprise_id, year, payload = _owner_and_year(session, principal, table, payload)
     ensure_write_for_enterprise(principal, enterprise_id, table)
     if lock_for(session=session, enterprise_id=enterprise_id, year=year) is None:
         raise Conflict(f"{year} is not locked: change the {table} directly", field="year")
@@ -103,7 +119,7 @@ def decide_correction(
     """A bureau of the enterprise's region approves (and so applies) or rejects a pending correction."""
     if principal.role not in (UserRole.bureau, UserRole.admin):
         raise Forbidden("only a bureau auditor approves corrections")
-    correction = _visible(session, principal, correction_id)
+    correction = _visible(session, principal, correction_id, for_update=True)
     if correction.status != "pending":
         raise Conflict(f"correction {correction_id} was already {correction.status}", field="status")
     before = snapshot(correction)
@@ -129,11 +145,16 @@ def decide_correction(
     return correction
 
 
-def _visible(session: Session, principal: Principal, correction_id: int) -> CorrectionRequest:
+def _visible(
+    session: Session, principal: Principal, correction_id: int, *, for_update: bool = False
+) -> CorrectionRequest:
     query = select(CorrectionRequest).where(
         CorrectionRequest.id == correction_id,
         col(CorrectionRequest.enterprise_id).in_(readable_enterprise_ids(principal)),
     )
+    if for_update:
+        # Approve and reject at the same moment: the second waits for the first and then finds it decided.
+        query = query.with_for_update(of=CorrectionRequest).execution_options(populate_existing=True)
     correction = session.exec(query).first()
     if correction is None:
         raise NotFound(f"no correction {correction_id}", field="correction_id")

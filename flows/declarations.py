@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from sqlmodel import Session, col, select
 
 from flows.accounts import Principal
 from flows.audit import record, snapshot
+from flows.bounds import MAX_DECLARED_T, Code, Id, Year
 from flows.errors import InvalidInput, NotFound
 from flows.locks import ensure_unlocked
 from flows.scope import ensure_write_for_enterprise, readable_enterprise_ids
 from models import Declaration, Enterprise, WasteCategory
 from models.waste import DeclarationBase
+
+# Tonnes of one enterprise's year of one category (flows/bounds.py says why 1e9 t).
+Tonnes = Annotated[float, Field(ge=0, le=MAX_DECLARED_T)]
 
 FIGURES = (
     "generated_t",
@@ -27,7 +32,18 @@ FIGURES = (
 
 
 class DeclarationIn(DeclarationBase):
-    """A declaration as submitted; validated before anything is written."""
+    """A declaration as submitted; validated before anything is written, every figure below its ceiling."""
+
+    enterprise_id: Id
+    category_code: Code
+    year: Year
+    generated_t: Tonnes = 0
+    utilised_t: Tonnes = 0
+    utilised_prior_t: Tonnes = 0
+    disposed_t: Tonnes = 0
+    disposed_prior_t: Tonnes = 0
+    stored_t: Tonnes = 0
+    dumped_t: Tonnes = 0
 
 
 def parse_declaration(data: dict[str, object], *, row: int | None = None) -> DeclarationIn:

@@ -42,6 +42,7 @@ from flows.demo_data import (
     ParkSpec,
 )
 from flows.errors import Conflict, NotFound
+from flows.manifests import reserve_numbers
 from flows.reference import SICHUAN_TARGET_CATEGORIES
 from flows.uscc import make_uscc
 from maps.locate import locate_many
@@ -638,12 +639,10 @@ class _Demo:
     def batch_rows(self) -> list[dict[str, Any]]:
         rng = self.rng
         order = sorted(range(len(self.batches)), key=lambda i: (self.batches[i].planned, i))
-        sequence: dict[int, int] = {}
         rows: list[dict[str, Any]] = []
         for i in order:
             b = self.batches[i]
             year = b.planned.year
-            sequence[year] = sequence.get(year, 0) + 1
             weight = round(b.weight, 2)
             created = min(
                 b.planned - timedelta(hours=rng.uniform(2, 48)), DEMO_NOW - timedelta(hours=rng.uniform(0, 6))
@@ -678,7 +677,6 @@ class _Demo:
                 received = round(weight * (1 + rng.gauss(0, 0.003)), 2)
             rows.append(
                 {
-                    "number": f"SC{year}-{sequence[year]:07d}",
                     "shipper_id": b.shipper.id,
                     "receiver_id": b.receiver.id,
                     "carrier_id": b.carrier.id if b.carrier else None,
@@ -1225,6 +1223,13 @@ def load_demo(*, session: Session, seed: int = 2024, progress: Progress | None =
     declarations = demo.declaration_rows()
     _insert_plain(session, Declaration, declarations, "declarations", progress)
     batches = demo.batch_rows()
+    # Numbered by the service's counter, as every manifest is, in the order the rows were planned.
+    by_year: dict[int, list[dict[str, Any]]] = {}
+    for row in batches:
+        by_year.setdefault(row["year"], []).append(row)
+    for year, rows in by_year.items():
+        for row, number in zip(rows, reserve_numbers(session, year, len(rows)), strict=True):
+            row["number"] = number
     _insert_plain(session, TransferBatch, batches, "manifests", progress)
     demo.make_batteries()
     for level in (BatteryLevel.pack, BatteryLevel.module, BatteryLevel.cell):

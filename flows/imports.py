@@ -21,10 +21,12 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import itertools
 import math
 import re
 import unicodedata
 import zipfile
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,11 +41,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
 from flows.audit import record
+from flows.bounds import (
+    DEFAULT_UPLOAD_LIMITS,
+    MAX_COLUMNS,
+    MAX_DECLARED_T,
+    MAX_MANIFEST_T,
+    MAX_SHEET_LINES,
+    UploadLimits,
+    check_size,
+    check_workbook,
+    overlong_field,
+    printable,
+    text_problem,
+)
 from flows.clock import CST
 from flows.declarations import FIGURES, parse_declaration
 from flows.errors import Conflict, Forbidden, InvalidInput, PeriodLocked
-from flows.locks import ensure_unlocked
-from flows.manifests import next_number
+from flows.locks import ensure_unlocked, guard_year
+from flows.manifests import reserve_numbers
 from flows.principal import Principal
 from flows.uscc import validate_uscc
 from maps.locate import locate_many
@@ -230,9 +245,10 @@ class _Scan:
     lines: int
 
 
-def _scan(stream: IO[bytes]) -> _Scan:
-    """One pass over the bytes: hash, format, encoding and a line count for the progress bar."""
+def _scan(stream: IO[bytes], limits: UploadLimits) -> _Scan:
+    """One pass over the bytes: size, hash, format, encoding and a line count for the progress bar."""
     digest = hashlib.sha256()
+    size = 0
     start = stream.tell()
     head = stream.read(SCAN_CHUNK)
     fmt = "xlsx" if head.startswith(b"PK\x03\x04") else "csv"
@@ -247,6 +263,8 @@ def _scan(stream: IO[bytes]) -> _Scan:
     last = b""
     chunk = head
     while chunk:
+        size += len(chunk)
+        check_size(size, limits)  # refused as soon as the limit is passed, before the rest is read
         digest.update(chunk)
         lines += chunk.count(b"\n")
         last = chunk
@@ -297,9 +315,35 @@ def _decoded_lines(stream: IO[bytes], encoding: str, undecodable: list[int]) -> 
             yield raw.decode(encoding, errors="replace")
 
 
-def _csv_rows(reader: Any) -> Iterator[tuple[int, Sequence[object]]]:
+class _FieldTooLong(Exception):
+    """A CSV field longer than the reader holds: its line and its position in the record, when found."""
+
+    def __init__(self, line: int, position: int | None) -> None:
+        super().__init__(line, position)
+        self.line = line
+        self.position = position
+
+
+def _kept(lines: Iterator[str], record: list[str]) -> Iterator[str]:
+    """The lines, each also kept in `record` until the reader has made a record of them."""
+    for line in lines:
+        record.append(line)
+        yield line
+
+
+def _csv_rows(reader: Any, record: list[str] | None = None) -> Iterator[tuple[int, Sequence[object]]]:
     start = reader.line_num + 1
-    for values in reader:
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            # csv.field_size_limit: the reader says no more than that a field was too long; find which.
+            text = "".join(record or ())
+            raise _FieldTooLong(start, overlong_field(text, csv.field_size_limit())) from None
+        if record is not None:
+            record.clear()
         # CSV cells are always strings: one join tells a blank row (skipped, not counted) from a real one.
         if "".join(values).strip():
             yield start, values
@@ -307,8 +351,9 @@ def _csv_rows(reader: Any) -> Iterator[tuple[int, Sequence[object]]]:
 
 
 @contextmanager
-def _open_table(stream: IO[bytes], scan: _Scan) -> Iterator[_Table]:
+def _open_table(stream: IO[bytes], scan: _Scan, limits: UploadLimits) -> Iterator[_Table]:
     if scan.format == "xlsx":
+        check_workbook(stream, limits)  # the parts' declared sizes, before anything is decompressed
         # Imported here: it takes a while to load, and most commands never read a workbook.
         import openpyxl
 
@@ -318,7 +363,10 @@ def _open_table(stream: IO[bytes], scan: _Scan) -> Iterator[_Table]:
             raise InvalidInput(f"file: not a readable XLSX workbook ({exc})", field="file") from None
         try:
             sheet = book.worksheets[0]
-            numbered = enumerate(sheet.iter_rows(min_row=1, values_only=True), start=1)
+            # At most MAX_COLUMNS cells a row and Excel's own number of rows: openpyxl pads each row to the sheet's
+            # declared width and fills every missing row in, which a tiny file can make 16,384 x 1,048,576.
+            cells = sheet.iter_rows(min_row=1, max_col=MAX_COLUMNS, values_only=True)
+            numbered = enumerate(_readable(itertools.islice(cells, MAX_SHEET_LINES)), start=1)
             rows = ((line, values) for line, values in numbered if not _blank(values))
             line, headers = _first(rows)
             max_row = sheet.max_row
@@ -328,11 +376,28 @@ def _open_table(stream: IO[bytes], scan: _Scan) -> Iterator[_Table]:
         return
     encoding = scan.encoding or "utf-8"
     undecodable: list[int] = []
-    csv_rows = _csv_rows(csv.reader(_decoded_lines(stream, encoding, undecodable)))
-    line, headers = _first(csv_rows)
+    record: list[str] = []
+    csv_rows = _csv_rows(csv.reader(_kept(_decoded_lines(stream, encoding, undecodable), record)), record)
+    try:
+        line, headers = _first(csv_rows)
+    except _FieldTooLong as exc:
+        raise InvalidInput(
+            f"file: line {exc.line}: a field longer than {csv.field_size_limit():,} characters in the header",
+            field="file",
+            row=exc.line,
+        ) from None
     if undecodable:
         raise InvalidInput(f"file: line {undecodable[0]} is not valid {encoding}; save the CSV as UTF-8", field="file")
     yield _Table(line, headers, csv_rows, max(scan.lines - line, 0), undecodable)
+
+
+def _readable(rows: Iterator[Sequence[object]]) -> Iterator[Sequence[object]]:
+    """A workbook's rows; a part that fails as it is read (its checksum, its XML) refuses the file."""
+    try:
+        yield from rows
+    except (zipfile.BadZipFile, zlib.error, SyntaxError, EOFError, KeyError, ValueError) as exc:
+        # SyntaxError covers the XML parsers' errors (xml.etree's ParseError, lxml's XMLSyntaxError).
+        raise InvalidInput(f"file: not a readable XLSX workbook ({printable(exc)})", field="file") from None
 
 
 def _first(rows: Iterator[tuple[int, Sequence[object]]]) -> tuple[int, list[str]]:
@@ -392,11 +457,30 @@ def _number(value: object) -> float | None:
     return result
 
 
-def _weight(value: object) -> float | None:
+def _weight(value: object, ceiling: float, unit: str = "t") -> float | None:
     result = _number(value)
     if result is not None and result < 0:
         raise _Bad(f"must be zero or more, got {_text(value)!r}")
+    if result is not None and result > ceiling:
+        raise _Bad(f"at most {ceiling:,.0f} {unit}, got {_text(value)!r}")
     return result
+
+
+def _cell_problems(values: Sequence[object], max_chars: int) -> list[tuple[int, str]]:
+    """Cells no column can hold (longer than the field limit, NUL, a lone surrogate), by position in the row."""
+    try:
+        # A CSV row is all strings: one check of the whole row clears nearly every row at C speed.
+        if text_problem("".join(values), max_chars) is None:  # type: ignore[arg-type]
+            return []
+    except TypeError:
+        pass  # a workbook's row also holds numbers and dates
+    found = []
+    for position, value in enumerate(values):
+        if isinstance(value, str):
+            problem = text_problem(value, max_chars)
+            if problem is not None:
+                found.append((position, problem))
+    return found
 
 
 _DATE = re.compile(
@@ -539,13 +623,15 @@ class _Importer:
         self._locks: dict[tuple[int, int], str | None] = {}
         # Most databases hold no lock for most years; only a year that some region locked needs the full check.
         self._locked_years = set(session.scalars(select(_table_of(PeriodLock).c.year)))
+        self._guarded: set[int] = set()
 
     # -- errors
 
     def fail(self, line: int, canonical: str, reason: str) -> None:
         self.error_total += 1
         if len(self.errors) < MAX_KEPT_ERRORS:
-            self.errors.append(RowError(line, self.cols.name(canonical), reason))
+            # A reason may quote the cell: cut short, so that a refusal stays readable (and small).
+            self.errors.append(RowError(line, self.cols.name(canonical), printable(reason, 300)))
 
     @property
     def clean(self) -> bool:
@@ -562,6 +648,18 @@ class _Importer:
 
     def locked(self, enterprise_id: int, year: int) -> str | None:
         """The reason a write to this enterprise's year is refused, or None; the rule is flows.locks'."""
+        if year not in self._guarded:
+            # The year's guard first, then its locks as they are now: a lock that landed since the import began
+            # is seen, and one that comes later waits for the import.
+            guard_year(session=self.session, year=year)
+            self._guarded.add(year)
+            if (
+                self.session.scalars(
+                    select(_table_of(PeriodLock).c.year).where(_table_of(PeriodLock).c.year == year)
+                ).first()
+                is not None
+            ):
+                self._locked_years.add(year)
         if year not in self._locked_years:
             return None
         key = (enterprise_id, year)
@@ -875,7 +973,7 @@ class _Declarations(_Importer):
         figures: dict[str, float] = {}
         for name in FIGURES:
             try:
-                figures[name] = _weight(_raw(values, i[name])) or 0.0
+                figures[name] = _weight(_raw(values, i[name]), MAX_DECLARED_T) or 0.0
             except _Bad as exc:
                 self.fail(line, name, str(exc))
                 ok = False
@@ -935,7 +1033,8 @@ class _Declarations(_Importer):
 
 _PG_EARLIER_KEYS = text(
     "SELECT b.shipper_id, b.idempotency_key, b.number, b.receiver_id, b.carrier_id, b.category_code, b.route,"
-    " b.weight_dispatched_t FROM unnest(CAST(:shippers AS integer[]), CAST(:keys AS text[])) AS given(s, k)"
+    " b.weight_dispatched_t, b.reference"
+    " FROM unnest(CAST(:shippers AS integer[]), CAST(:keys AS text[])) AS given(s, k)"
     " JOIN transfer_batch b ON b.shipper_id = given.s AND b.idempotency_key = given.k"
 )
 
@@ -956,7 +1055,7 @@ def _earlier_keys(session: Session, pairs: list[tuple[int, str]]) -> dict[tuple[
     match = or_(*(and_(b.shipper_id == ship, b.idempotency_key.in_(keys)) for ship, keys in groups.items()))
     query = select(
         b.shipper_id, b.idempotency_key, b.number, b.receiver_id, b.carrier_id, b.category_code, b.route,
-        b.weight_dispatched_t,
+        b.weight_dispatched_t, b.reference,
     ).where(match)  # fmt: skip
     return {(row[0], row[1]): row for row in session.execute(query)}
 
@@ -1013,10 +1112,8 @@ class _Manifests(_Importer):
         self.categories = _categories(session)
         self.routes: dict[str, str] = {_norm(r.value): r.value for r in Route}
         self.routes.update({_norm(k): v.value for k, v in ROUTE_ALIASES.items()})
-        self.numbers: dict[str, int] = {}  # numbers given in this file -> their line
-        self.generated: dict[str, int] = {}  # numbers generated for rows without one -> their line
+        self.numbers: dict[tuple[int, str], int] = {}  # (shipper, its own number) given in this file -> line
         self.keys: dict[tuple[int, str], int] = {}
-        self.sequence: dict[int, int] = {}
         self.pending: list[_ManifestRow] = []
         self.now_utc = now.astimezone(UTC)
         self.pick = itemgetter(*(cols.index.get(name, cols.width) for name in self.FIELDS))
@@ -1036,12 +1133,12 @@ class _Manifests(_Importer):
         if (tonnes_cell is None or tonnes_cell == "") and (kg_cell is None or kg_cell == ""):
             return None
         try:
-            tonnes = _weight(tonnes_cell)
+            tonnes = _weight(tonnes_cell, MAX_MANIFEST_T)
         except _Bad as exc:
             bad.append((f"{name}_t", str(exc)))
             return None
         try:
-            kilograms = _weight(kg_cell)
+            kilograms = _weight(kg_cell, MAX_MANIFEST_T * 1000, "kg")
         except _Bad as exc:
             bad.append((f"{name}_kg", str(exc)))
             return None
@@ -1108,9 +1205,25 @@ class _Manifests(_Importer):
         if reason is not None and len(reason) > 512:
             bad.append(("rejection_reason", "longer than 512 characters"))
         receipt_parsed = len(bad) == parsed
+        if self.own is not None:
+            # One side per party: the receiver confirms what it received, through its own account.
+            given = [
+                name
+                for name, cell in (
+                    ("weight_received_t", received_t_cell),
+                    ("weight_received_kg", received_kg_cell),
+                    ("received_at", received_at_cell),
+                    ("rejected_t", rejected_t_cell),
+                    ("rejected_kg", rejected_kg_cell),
+                    ("rejection_reason", reason_cell),
+                )
+                if _text(cell)
+            ]
+            if given:
+                bad.append((given[0], "the receiver records the receipt: a shipper's import carries its own side only"))
         number = _text(number_cell) or None
-        if number is not None and len(number) > 32:
-            bad.append(("number", "longer than 32 characters"))
+        if number is not None and len(number) > 64:
+            bad.append(("number", "longer than 64 characters"))
         key = _text(key_cell) or None
         if key is not None and len(key) > 128:
             bad.append(("idempotency_key", "longer than 128 characters"))
@@ -1133,13 +1246,10 @@ class _Manifests(_Importer):
             return
         assert shipper is not None and receiver is not None and category is not None and route is not None
         if number is not None:
-            if number in self.numbers:
-                self.fail(line, "number", f"{number} repeats line {self.numbers[number]}")
+            if (shipper, number) in self.numbers:
+                self.fail(line, "number", f"{number} repeats line {self.numbers[(shipper, number)]}")
                 return
-            if number in self.generated:
-                self.fail(line, "number", f"{number} was given to line {self.generated[number]}, which had none")
-                return
-            self.numbers[number] = line
+            self.numbers[(shipper, number)] = line
         if key is not None:
             if (shipper, key) in self.keys:
                 self.fail(line, "idempotency_key", f"{key!r} repeats line {self.keys[(shipper, key)]} (same shipper)")
@@ -1155,7 +1265,10 @@ class _Manifests(_Importer):
                 line,
                 number,
                 {
-                    "number": number,
+                    # The service numbers every manifest from its own counter; a number in the file is the
+                    # shipper's own reference, kept beside it.
+                    "number": None,
+                    "reference": number,
                     "idempotency_key": key,
                     "shipper_id": shipper,
                     "receiver_id": receiver,
@@ -1213,11 +1326,6 @@ class _Manifests(_Importer):
         batch, self.pending = self.pending, []
         if not batch:
             return
-        b = _table_of(TransferBatch).c
-        given = [r.number for r in batch if r.number is not None]
-        taken: set[str] = set()
-        if given:
-            taken = set(self.session.scalars(select(b.number).where(b.number.in_(given))))
         pairs = [(r.values["shipper_id"], r.values["idempotency_key"]) for r in batch if r.values["idempotency_key"]]
         earlier = _earlier_keys(self.session, pairs) if pairs else {}
         accepted: list[_ManifestRow] = []
@@ -1231,7 +1339,7 @@ class _Manifests(_Importer):
                     v["category_code"],
                     v["route"],
                     v["weight_dispatched_t"],
-                ) and r.number in (None, old[2])
+                ) and r.number in (None, old[8])
                 if same:
                     self.skipped += 1  # imported before: a re-run of the same file changes nothing
                 else:
@@ -1241,34 +1349,28 @@ class _Manifests(_Importer):
                         f"{v['idempotency_key']!r} was used for manifest {old[2]} with other content",
                     )
                 continue
-            if r.number is not None and r.number in taken:
-                self.fail(r.line, "number", f"manifest {r.number} exists")
-                continue
             accepted.append(r)
         if not self.clean or not accepted:
             return
+        by_year: dict[int, list[_ManifestRow]] = defaultdict(list)
         for r in accepted:
-            if r.number is None:
-                r.values["number"] = self._generate(r.values["year"], r.line)
+            by_year[r.values["year"]].append(r)
+        for year, rows in by_year.items():
+            for r, number in zip(rows, reserve_numbers(self.session, year, len(rows)), strict=True):
+                r.values["number"] = number
         self.session.execute(insert(_table_of(TransferBatch)), [r.values for r in accepted])
         self.inserted += len(accepted)
-
-    def _generate(self, year: int, line: int) -> str:
-        """The next number of the year, like the API's; numbers given in the file are stepped over."""
-        prefix = f"SC{year}-"
-        if year not in self.sequence:
-            first = next_number(self.session, year)
-            self.sequence[year] = int(first[len(prefix) :])
-        while True:
-            number = f"{prefix}{self.sequence[year]:07d}"
-            self.sequence[year] += 1
-            if number not in self.numbers:
-                self.generated[number] = line
-                return number
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Running an import
+
+
+def _header_at(headers: Sequence[str], position: int | None) -> str:
+    """A column named as the file names it (or by its number, past the header or when unknown)."""
+    if position is not None and position < len(headers) and headers[position]:
+        return headers[position]
+    return f"column {position + 1}" if position is not None else "file"
 
 
 @contextmanager
@@ -1294,14 +1396,15 @@ def _run(
     now: datetime,
     name: str | None,
     progress: Progress | None,
+    limits: UploadLimits,
 ) -> ImportSummary:
     spec = importer.spec
     importer.authorise(principal)  # before the file is read: a refusal says nothing about its content
     try:
         with _binary(source) as (stream, file_name):
             file_name = name or file_name
-            scan = _scan(stream)
-            with _open_table(stream, scan) as table:
+            scan = _scan(stream, limits)
+            with _open_table(stream, scan, limits) as table:
                 own = principal.enterprise_id if principal.role is UserRole.enterprise else None
                 # An enterprise account's manifests are its own: the shipper column may be left out.
                 optional = frozenset({"shipper_uscc"}) if own is not None and spec.kind == "manifests" else frozenset()
@@ -1311,11 +1414,28 @@ def _run(
                     raise ImportRefused(file_name, exc.errors, exc.total, 0) from None
                 worker = importer(session, principal, cols, now)
                 rows = 0
-                for line, values in table.rows:
+                try:
+                    for line, values in table.rows:
+                        rows += 1
+                        if rows > limits.max_rows:
+                            raise InvalidInput(
+                                f"file: more than {limits.max_rows:,} rows (line {line}); split the file",
+                                field="file",
+                                row=line,
+                            )
+                        problems = _cell_problems(values, limits.max_field_chars)
+                        if problems:
+                            for position, reason in problems:
+                                worker.fail(line, _header_at(table.headers, position), reason)
+                        else:
+                            worker.add(line, values)
+                        if progress is not None and rows % PROGRESS_EVERY == 0:
+                            progress(rows, max(table.total or 0, rows) if table.total is not None else None)
+                except _FieldTooLong as exc:
+                    # The reader cannot go on past such a field: the rows so far and this one are what is refused.
+                    reason = f"longer than {csv.field_size_limit():,} characters (the most a CSV field may hold)"
+                    worker.fail(exc.line, _header_at(table.headers, exc.position), reason)
                     rows += 1
-                    worker.add(line, values)
-                    if progress is not None and rows % PROGRESS_EVERY == 0:
-                        progress(rows, max(table.total or 0, rows) if table.total is not None else None)
                 worker.flush()
                 for bad_line in table.undecodable:
                     worker.fail(bad_line, "file", f"not valid {scan.encoding}; save the whole file in one encoding")
@@ -1373,6 +1493,7 @@ def import_enterprises(
     now: datetime,
     name: str | None = None,
     progress: Progress | None = None,
+    limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
 ) -> ImportSummary:
     """Create or update enterprises (uscc, name, roles, lon, lat; optional name_en); administrators only.
 
@@ -1380,7 +1501,14 @@ def import_enterprises(
     identical to what is stored is skipped. Roles are separated by ';', '；' or ','.
     """
     return _run(
-        _Enterprises, session=session, principal=principal, source=source, now=now, name=name, progress=progress
+        _Enterprises,
+        session=session,
+        principal=principal,
+        source=source,
+        now=now,
+        name=name,
+        progress=progress,
+        limits=limits,
     )
 
 
@@ -1392,6 +1520,7 @@ def import_declarations(
     now: datetime,
     name: str | None = None,
     progress: Progress | None = None,
+    limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
 ) -> ImportSummary:
     """Insert or replace annual declarations (uscc, year, category and the figures in t; blank = 0).
 
@@ -1399,7 +1528,14 @@ def import_declarations(
     locked period, or (for an enterprise account) another enterprise's row is refused.
     """
     return _run(
-        _Declarations, session=session, principal=principal, source=source, now=now, name=name, progress=progress
+        _Declarations,
+        session=session,
+        principal=principal,
+        source=source,
+        now=now,
+        name=name,
+        progress=progress,
+        limits=limits,
     )
 
 
@@ -1411,6 +1547,7 @@ def import_manifests(
     now: datetime,
     name: str | None = None,
     progress: Progress | None = None,
+    limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
 ) -> ImportSummary:
     """Insert manifests (transfer batches); the status follows from the columns that are filled in.
 
@@ -1431,7 +1568,16 @@ def import_manifests(
     Status: draft without dispatched_at; dispatched with it; received or rejected with the receipt columns.
     The reporting year is that of dispatched_at in Beijing time (else of now); locked years are refused.
     """
-    return _run(_Manifests, session=session, principal=principal, source=source, now=now, name=name, progress=progress)
+    return _run(
+        _Manifests,
+        session=session,
+        principal=principal,
+        source=source,
+        now=now,
+        name=name,
+        progress=progress,
+        limits=limits,
+    )
 
 
 IMPORTERS: dict[str, Callable[..., ImportSummary]] = {

@@ -4,21 +4,37 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from flows.accounts import Principal
 from flows.audit import record, snapshot
-from flows.errors import Conflict, NotFound, PeriodLocked
+from flows.errors import Conflict, PeriodLocked
 from flows.scope import adcode_prefix, ensure_region_in_scope, require_role
 from models import Enterprise, PeriodLock
 from models.enums import UserRole
+
+_GUARD_BASE = 7263300  # advisory-lock keys of the period guards: this base plus the year
+
+
+def guard_year(*, session: Session, year: int, exclusive: bool = False) -> None:
+    """Hold the year's period guard to the end of the transaction: writers share it, locking takes it alone.
+
+    A lock taken while a write to its year is in flight waits for that write to finish, and a write that starts
+    after waits for the lock, so no write lands in a year that was locked before it committed. SQLite's write
+    transactions hold the whole database and need no guard.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        shared = "" if exclusive else "_shared"
+        session.execute(text(f"SELECT pg_advisory_xact_lock{shared}(:key)"), {"key": _GUARD_BASE + year})
 
 
 def lock_period(*, session: Session, principal: Principal, adcode: str, year: int, now: datetime) -> PeriodLock:
     """Lock (region, year); bureau auditors of the region or above, and administrators."""
     require_role(principal, UserRole.bureau)
     ensure_region_in_scope(session, principal, adcode)
-    if session.get(PeriodLock, (adcode, year)) is not None:
+    guard_year(session=session, year=year, exclusive=True)
+    if session.get(PeriodLock, (adcode, year), populate_existing=True) is not None:
         raise Conflict(f"{year} is already locked for region {adcode}", field="year")
     lock = PeriodLock(region_adcode=adcode, year=year, locked_by=principal.user_id, locked_at=now)
     session.add(lock)
@@ -40,9 +56,10 @@ def unlock_period(*, session: Session, principal: Principal, adcode: str, year: 
     """Lift a lock; same rights as locking."""
     require_role(principal, UserRole.bureau)
     ensure_region_in_scope(session, principal, adcode)
-    lock = session.get(PeriodLock, (adcode, year))
+    guard_year(session=session, year=year, exclusive=True)
+    lock = session.get(PeriodLock, (adcode, year), populate_existing=True)
     if lock is None:
-        raise NotFound(f"{year} is not locked for region {adcode}", field="year")
+        raise Conflict(f"{year} is not locked for region {adcode}", field="year")
     before = snapshot(lock)
     session.delete(lock)
     session.flush()
@@ -74,6 +91,7 @@ def list_locks(*, session: Session, principal: Principal) -> list[PeriodLock]:
 
 def lock_for(*, session: Session, enterprise_id: int, year: int) -> PeriodLock | None:
     """The lock, if any, that covers an enterprise's data of a year (its province, prefecture or county)."""
+    guard_year(session=session, year=year)
     enterprise = session.get(Enterprise, enterprise_id)
     if enterprise is None:
         return None

@@ -6,21 +6,25 @@ data (STEPS), enforced on every write and served to the form so that sealed fiel
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError, model_validator
-from sqlalchemy import func, text
-from sqlmodel import Session, col, select
+from pydantic import BaseModel, Field, ValidationError, model_validator
+from sqlalchemy import func, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, SQLModel, col, select
 
 from flows.accounts import Principal
 from flows.audit import record, snapshot
+from flows.bounds import MAX_MANIFEST_T, Code, Id, Key, Moment, printable, quantity_problem
 from flows.clock import CST, stored_utc
 from flows.errors import Conflict, Forbidden, InvalidInput, NotFound
 from flows.locks import ensure_unlocked
 from flows.scope import readable_batches
-from models import BatchCorrection, Enterprise, TransferBatch, WasteCategory
+from models import BatchCorrection, Enterprise, NumberCounter, TransferBatch, WasteCategory
 from models.enums import BatchStatus, Route, UserRole
 
 WEIGHT_TOLERANCE = 0.02  # a received weight more than 2% off the dispatched one is flagged
@@ -173,28 +177,37 @@ class _Weights(BaseModel):
             return None
         key = given[0]
         try:
+            if isinstance(data[key], bool):
+                raise TypeError
             value = float(data[key])
-        except (TypeError, ValueError):
-            raise ValueError(f"{key}: not a number: {data[key]!r}") from None
-        if value != value or value < 0:
-            raise ValueError(f"{key}: must be zero or more, got {data[key]!r}")
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"{key}: not a number: {printable(repr(data[key]), 64)}") from None
+        # Finite, zero or more, and within one lot (flows/bounds.py): Infinity and 1e308 never reach a sum.
+        problem = (
+            quantity_problem(value, MAX_MANIFEST_T * 1000, "kg per manifest")
+            if key == kg_key
+            else quantity_problem(value, MAX_MANIFEST_T, "t per manifest")
+        )
+        if problem is not None:
+            raise ValueError(f"{key}: {problem}")
         return value / 1000 if key == kg_key else value
 
 
 class ManifestIn(BaseModel):
     """A new manifest as submitted (the edge of the system: ids or credit codes, t or kg)."""
 
-    shipper_id: int | None = None
-    shipper_uscc: str | None = None
-    receiver_id: int | None = None
-    receiver_uscc: str | None = None
-    carrier_id: int | None = None
-    carrier_uscc: str | None = None
-    category_code: str
+    shipper_id: Id | None = None
+    shipper_uscc: Code | None = None
+    receiver_id: Id | None = None
+    receiver_uscc: Code | None = None
+    carrier_id: Id | None = None
+    carrier_uscc: Code | None = None
+    category_code: Code
     route: Route
     weight_dispatched_t: float
-    dispatched_at: datetime | None = None
-    idempotency_key: str | None = None
+    dispatched_at: Moment | None = None
+    idempotency_key: Key | None = None
+    reference: Code | None = Field(default=None, description="the shipper's own number for the batch")
 
     @model_validator(mode="before")
     @classmethod
@@ -273,17 +286,42 @@ def _ensure_unlocked(session: Session, batch: TransferBatch) -> None:
         ensure_unlocked(session=session, enterprise_id=enterprise_id, year=batch.year)
 
 
+NUMBER_KIND = "manifest"
+
+
+def reserve_numbers(session: Session, year: int, count: int = 1) -> list[str]:
+    """The next `count` manifest numbers of a year (SC<year>-<7 digits>), from the service's own counter.
+
+    The counter row is updated in the caller's transaction: concurrent writers of one year queue on it, a rolled
+    back transaction gives its numbers back, and nothing a user typed can move it.
+    """
+    counters = SQLModel.metadata.tables[str(NumberCounter.__tablename__)]
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        insert(counters).values(kind=NUMBER_KIND, year=year, last=0).on_conflict_do_nothing(),
+        execution_options={"synchronize_session": False},
+    )
+    last = session.execute(
+        update(counters)
+        .where(counters.c.kind == NUMBER_KIND, counters.c.year == year)
+        .values(last=counters.c.last + count)
+        .returning(counters.c.last)
+    ).scalar_one()
+    return [f"SC{year}-{n:07d}" for n in range(last - count + 1, last + 1)]
+
+
 def next_number(session: Session, year: int) -> str:
-    """The next free manifest number of a year (SC<year>-<7 digits>), held until the transaction ends."""
+    """The next manifest number of a year, held by the caller's transaction."""
+    return reserve_numbers(session, year)[0]
+
+
+def _guard_idempotency(session: Session, shipper: int, key: str) -> None:
+    # Two first attempts with one key at the same moment: the second waits for the first and then finds its batch.
+    # (SQLite writers are serialised by their immediate transactions.)
     if session.get_bind().dialect.name == "postgresql":
-        # One writer at a time per year picks the next number; SQLite serialises writers anyway.
-        session.execute(text("SELECT pg_advisory_xact_lock(7263100 + :year)"), {"year": year})
-    prefix = f"SC{year}-"
-    last = session.exec(
-        select(func.max(TransferBatch.number)).where(col(TransferBatch.number).startswith(prefix))
-    ).one()
-    sequence = int(last[len(prefix) :]) + 1 if last else 1
-    return f"{prefix}{sequence:07d}"
+        digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": shipper, "b": digest})
 
 
 def _audit(
@@ -343,6 +381,7 @@ def create_manifest(
     if not principal.is_admin and not (principal.role is UserRole.enterprise and principal.enterprise_id == shipper):
         raise Forbidden("only the shipper's own account logs its manifests")
     if manifest.idempotency_key:
+        _guard_idempotency(session, shipper, manifest.idempotency_key)
         existing = session.exec(
             select(TransferBatch).where(
                 TransferBatch.shipper_id == shipper, TransferBatch.idempotency_key == manifest.idempotency_key
@@ -360,6 +399,7 @@ def create_manifest(
     year = reporting_year(manifest.dispatched_at or now)
     batch = TransferBatch(
         number=next_number(session, year),
+        reference=manifest.reference,
         idempotency_key=manifest.idempotency_key,
         shipper_id=shipper,
         receiver_id=receiver,
@@ -380,8 +420,13 @@ def create_manifest(
     return batch, True
 
 
-def _load(session: Session, principal: Principal, batch_id: int) -> TransferBatch:
-    batch = session.exec(select(TransferBatch).where(TransferBatch.id == batch_id, readable_batches(principal))).first()
+def _load(session: Session, principal: Principal, batch_id: int, *, for_update: bool = False) -> TransferBatch:
+    query = select(TransferBatch).where(TransferBatch.id == batch_id, readable_batches(principal))
+    if for_update:
+        # A step reads the status and writes the next one: the row is locked first (PostgreSQL; SQLite's write
+        # transactions hold the database), and re-read, so that of two concurrent steps the second sees the first.
+        query = query.with_for_update(of=TransferBatch).execution_options(populate_existing=True)
+    batch = session.exec(query).first()
     if batch is None:
         raise NotFound(f"no manifest {batch_id}", field="batch_id")
     return batch
@@ -391,7 +436,7 @@ def _begin(
     session: Session, principal: Principal, batch_id: int, step_name: str
 ) -> tuple[TransferBatch, dict[str, Any]]:
     step = STEPS[step_name]
-    batch = _load(session, principal, batch_id)
+    batch = _load(session, principal, batch_id, for_update=True)
     _ensure_actor(principal, batch, step)
     _ensure_status(batch, step)
     _ensure_unlocked(session, batch)
@@ -430,6 +475,8 @@ def dispatch(*, session: Session, principal: Principal, batch_id: int, at: datet
         raise InvalidInput("dispatched_at: lies in the future", field="dispatched_at")
     batch.dispatched_at = _stored(at)
     batch.year = reporting_year(at)
+    # The dispatch date decides the reporting year: a draft cannot be dispatched into a locked one.
+    _ensure_unlocked(session, batch)
     return _finish(session, principal, batch, "dispatch", before, now)
 
 
@@ -518,31 +565,19 @@ def update_draft(
     return _finish(session, principal, batch, "update", before, now)
 
 
-def correct(
-    *,
-    session: Session,
-    principal: Principal,
-    batch_id: int,
-    changes: dict[str, Any],
-    reason: str,
-    now: datetime,
-    approved: bool = False,
-) -> TransferBatch:
-    """Change a received or rejected batch; the old values are kept in its correction history.
+def party_of(principal: Principal, batch: TransferBatch) -> Actor | None:
+    """Which side of the batch the principal's enterprise is on, if any."""
+    return _party_of(principal, batch)
 
-    `approved` is set when a bureau applies a correction it approved for a locked period: the lock is then
-    overridden and the bureau acts for the party that asked.
+
+def correction_changes(
+    *, session: Session, batch: TransferBatch, party: Actor | None, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """The changes of a correction, checked and converted (weights to tonnes, times to UTC).
+
+    A party changes only its own side of the batch; `party` None (an administrator) may change either. The same
+    check runs when a correction is filed for a locked year and when it is applied.
     """
-    step = STEPS["correct"]
-    batch = _load(session, principal, batch_id)
-    _ensure_status(batch, step)
-    if not reason.strip():
-        raise InvalidInput("reason: a correction must say why", field="reason")
-    party = _party_of(principal, batch)
-    if not principal.is_admin and party is None and not (approved and principal.role is UserRole.bureau):
-        raise Forbidden(f"only the parties of manifest {batch.number} may correct it")
-    if not approved:
-        _ensure_unlocked(session, batch)
     values = dict(changes)
     for name in ("weight_dispatched", "weight_received", "rejected"):
         if f"{name}_kg" in values or f"{name}_t" in values:
@@ -561,7 +596,9 @@ def correct(
     for name in values:
         owner = CORRECTABLE[name]
         if party is not None and party != owner:
-            raise Forbidden(f"{name} is the {owner}'s to correct")
+            raise Forbidden(f"{name} is the {owner}'s to correct", field=name)
+    if "weight_dispatched_t" in values and values["weight_dispatched_t"] is None:
+        raise InvalidInput("weight_dispatched_t: a dispatched weight cannot be removed", field="weight_dispatched_t")
     if "category_code" in values and session.get(WasteCategory, values["category_code"]) is None:
         raise InvalidInput(f"category_code: unknown waste category {values['category_code']!r}", field="category_code")
     if "route" in values:
@@ -569,18 +606,68 @@ def correct(
             values["route"] = Route(values["route"])
         except ValueError:
             raise InvalidInput(f"route: {values['route']!r} is not a known route", field="route") from None
+    if "carrier_id" in values and values["carrier_id"] is not None:
+        if not isinstance(values["carrier_id"], int) or session.get(Enterprise, values["carrier_id"]) is None:
+            raise InvalidInput(f"carrier_id: no enterprise {values['carrier_id']!r}", field="carrier_id")
     for name in ("dispatched_at", "received_at"):
-        if isinstance(values.get(name), str):
+        if name not in values:
+            continue
+        value = values[name]
+        if isinstance(value, str):
             try:
-                values[name] = datetime.fromisoformat(values[name])
+                value = datetime.fromisoformat(value)
             except ValueError:
                 raise InvalidInput(f"{name}: not an ISO date-time", field=name) from None
-        if isinstance(values.get(name), datetime):
-            values[name] = _stored(values[name])
+        if not isinstance(value, datetime):
+            raise InvalidInput(f"{name}: not an ISO date-time", field=name)
+        values[name] = _stored(value)
+    dispatched = values.get("dispatched_at", batch.dispatched_at)
+    received = values.get("received_at", batch.received_at)
+    if dispatched is not None and received is not None and stored_utc(received) < stored_utc(dispatched):
+        raise InvalidInput("received_at: before the batch was dispatched", field="received_at")
+    return values
+
+
+def correct(
+    *,
+    session: Session,
+    principal: Principal,
+    batch_id: int,
+    changes: dict[str, Any],
+    reason: str,
+    now: datetime,
+    approved_for: Actor | None = None,
+) -> TransferBatch:
+    """Change a received or rejected batch; the old values are kept in its correction history.
+
+    `approved_for` is set when a bureau applies a correction it approved for a locked period: the lock is then
+    overridden and the bureau acts for the party that filed it, with that party's rights and no more.
+    """
+    step = STEPS["correct"]
+    batch = _load(session, principal, batch_id, for_update=True)
+    _ensure_status(batch, step)
+    if not reason.strip():
+        raise InvalidInput("reason: a correction must say why", field="reason")
+    approved = approved_for is not None
+    if approved:
+        if principal.role not in (UserRole.bureau, UserRole.admin):
+            raise Forbidden("only a bureau auditor applies an approved correction")
+        party: Actor | None = None if approved_for == "either" else approved_for
+    else:
+        party = _party_of(principal, batch)
+        if not principal.is_admin and party is None:
+            raise Forbidden(f"only the parties of manifest {batch.number} may correct it")
+        _ensure_unlocked(session, batch)
+    values = correction_changes(session=session, batch=batch, party=party, changes=changes)
     before = snapshot(batch) or {}
     old = {name: before.get(name) for name in values}
     for name, value in values.items():
         setattr(batch, name, value)
+    if "dispatched_at" in values:
+        # The reporting year follows the dispatch date; a direct correction cannot move a batch into a locked year.
+        batch.year = reporting_year(values["dispatched_at"])
+        if not approved:
+            _ensure_unlocked(session, batch)
     session.add(
         BatchCorrection(
             batch_id=batch.id or 0,

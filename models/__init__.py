@@ -1,7 +1,10 @@
 """SQLModel tables and their schemas; importing this package registers every table."""
 
+# Registers the listener that hands stored times back aware (UTC) on SQLite as on PostgreSQL, for every table model.
+from models import times as times
 from models.accounts import (
     ApiToken,
+    AuditHead,
     AuditLog,
     CorrectionRequest,
     LoginFailure,
@@ -12,7 +15,7 @@ from models.accounts import (
 from models.battery import Battery, BatteryEvent, RecoveryReport
 from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, WhitelistEntry
 from models.reference import Park, Region, Target, TargetCategory, WasteCategory
-from models.waste import BatchCorrection, Declaration, TransferBatch
+from models.waste import BatchCorrection, Declaration, NumberCounter, TransferBatch
 
 __all__ = [
     "BatchCorrection",
@@ -20,6 +23,7 @@ __all__ = [
     "CorrectionRequest",
     "LoginFailure",
     "LoginSession",
+    "AuditHead",
     "AuditLog",
     "Battery",
     "BatteryEvent",
@@ -27,6 +31,7 @@ __all__ = [
     "Enterprise",
     "EnterpriseRoleLink",
     "Licence",
+    "NumberCounter",
     "Park",
     "PeriodLock",
     "RecoveryReport",

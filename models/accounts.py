@@ -53,6 +53,20 @@ class AuditLog(SQLModel, table=True):
     hash: str = Field(max_length=64)
 
 
+class AuditHead(SQLModel, table=True):
+    """The last entry of the audit log, signed with a key the database does not hold: one row, moved by each entry."""
+
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_audit_head_one_row"),)
+    id: int = Field(default=1, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    # No foreign key: the head must outlive the entries it names, or removing them would remove the evidence.
+    entry_id: int
+    entry_hash: str = Field(max_length=64)
+    count: int = Field(description="entries in the chain up to and including entry_id")
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    signature: str = Field(max_length=128)
+
+
 class PeriodLock(SQLModel, table=True):
     """A reporting year closed for a region by a bureau."""
 
@@ -92,7 +106,11 @@ class LoginFailure(SQLModel, table=True):
     """A failed sign-in, counted by the throttle."""
 
     __tablename__ = "login_failure"
-    __table_args__ = (Index("ix_login_failure_username_at", "username", "at"),)
+    __table_args__ = (
+        Index("ix_login_failure_username_at", "username", "at"),
+        # The throttle also counts per client address, across accounts.
+        Index("ix_login_failure_client_at", "client", "at"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(max_length=64)
     client: str = Field(default="", max_length=64)

@@ -63,7 +63,8 @@ class TransferBatch(SQLModel, table=True):
         Index("ix_batch_receiver_year", "receiver_id", "year"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    number: str = Field(max_length=32, unique=True)
+    number: str = Field(max_length=32, unique=True, description="issued by the service from its own counter")
+    reference: str | None = Field(default=None, max_length=64, description="the shipper's own number, kept as given")
     idempotency_key: str | None = Field(default=None, max_length=128)
     shipper_id: int = Field(foreign_key="enterprise.id")
     receiver_id: int = Field(foreign_key="enterprise.id")
@@ -94,3 +95,13 @@ class BatchCorrection(SQLModel, table=True):
     reason: str = Field(max_length=1000)
     before: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     after: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class NumberCounter(SQLModel, table=True):
+    """The last number issued of a kind in a year: the service's own counter, never parsed from user text."""
+
+    __tablename__ = "number_counter"
+    __table_args__ = (CheckConstraint("last >= 0", name="ck_number_counter_nonneg"),)
+    kind: str = Field(primary_key=True, max_length=16)
+    year: int = Field(primary_key=True)
+    last: int = Field(default=0)

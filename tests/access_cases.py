@@ -68,6 +68,7 @@ BASE_CASES: list[Case] = [
     ),
     Case("GET", "/api/v1/audit", BUREAUS, _const("/api/v1/audit")),
     Case("GET", "/api/v1/audit/verify", BUREAUS, _const("/api/v1/audit/verify")),
+    Case("GET", "/api/v1/audit/anchor", BUREAUS, _const("/api/v1/audit/anchor")),
     Case("GET", "/api/v1/locks", SIGNED_IN, _const("/api/v1/locks")),
     Case(
         "POST",

@@ -123,6 +123,17 @@ def browser_page(
         browser.close()
 
 
+def wait_until(page: Any, expression: str, *, timeout_ms: int = TIMEOUT_MS) -> None:
+    """Wait until a JavaScript expression (or function) is truthy in the page."""
+    # Playwright's wait_for_function compiles its predicate with `new Function` in the page, which the app's
+    # Content-Security-Policy refuses (no 'unsafe-eval'); page.evaluate goes through the debugging protocol instead.
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout_ms} ms: {expression}")
+        page.wait_for_timeout(50)
+
+
 def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
     """Save a screenshot under tests/_artifacts; with CIRCUFLOW_UPDATE_SCREENSHOTS also as docs/screenshots/<name>."""
     ARTIFACTS.mkdir(exist_ok=True)

@@ -34,6 +34,7 @@ PG_ADMIN_URL = os.environ.get("CIRCUFLOW_TEST_POSTGRES_URL", "")
 # Real argon2id, with cheap parameters: the suite creates hundreds of accounts.
 accounts.use_password_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 BACKENDS = ["sqlite", "postgresql"]
+TEST_SECRET = "test-secret-" + "x" * 20
 
 
 def _pg_admin() -> Engine:
@@ -140,7 +141,7 @@ def session(engine: Engine) -> Iterator[Session]:
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=db_url, data_dir=tmp_path, environment="test", secret_key="test-secret-" + "x" * 20)
+    return Settings(database_url=db_url, data_dir=tmp_path, environment="test", secret_key=TEST_SECRET)
 
 
 @pytest.fixture
@@ -152,7 +153,12 @@ def client(settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture
 def cli_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Environment under which the CLI talks to this test's database."""
-    env = {"CIRCUFLOW_DATABASE_URL": db_url, "CIRCUFLOW_DATA_DIR": str(tmp_path)}
+    # The same secret as the settings fixture: the app and the CLI then sign the audit log's head with one key.
+    env = {
+        "CIRCUFLOW_DATABASE_URL": db_url,
+        "CIRCUFLOW_DATA_DIR": str(tmp_path),
+        "CIRCUFLOW_SECRET_KEY": TEST_SECRET,
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env

@@ -32,12 +32,15 @@ def test_healthz_checks_the_database(client: TestClient, backend: str) -> None:
 
 
 def test_healthz_reports_a_dead_database(client: TestClient) -> None:
-    client.app.state.engine.dispose()  # type: ignore[attr-defined]
+    client.app.state.health_engine.dispose()  # type: ignore[attr-defined]
     from models.db import make_engine
 
-    client.app.state.engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")  # type: ignore[attr-defined]
+    dead = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    client.app.state.health_engine = dead  # type: ignore[attr-defined]
     response = client.get("/healthz")
-    assert response.status_code == 503 and response.json()["status"] == "error"
+    # Unhealthy, and the answer names neither the database's host nor the driver's message.
+    assert response.status_code == 503 and response.json() == {"status": "error", "database": "unreachable"}
+    assert "127.0.0.1" not in response.text
 
 
 def test_openapi_documents_the_read_endpoints(api: TestClient) -> None:
@@ -118,7 +121,8 @@ def test_parks_and_enterprises(api: TestClient, session: Session) -> None:
     assert page["count"] == 2 and len(page["data"]) == 1 and page["data"][0]["id"] != first
     assert api.get("/api/v1/enterprises", params={"q": "企业1"}).json()["count"] == 1
     assert api.get(f"/api/v1/enterprises/{first}").json()["roles"] == ["generator"]
-    assert api.get("/api/v1/enterprises/0").status_code == 404
+    assert api.get("/api/v1/enterprises/999999").status_code == 404
+    assert api.get("/api/v1/enterprises/0").status_code == 422  # no id is below 1 (flows/bounds.py)
     assert api.get("/api/v1/enterprises", params={"limit": 0}).status_code == 422
     stats = api.get("/api/v1/stats").json()
     assert stats["enterprises"] == 2 and stats["parks"] == 1 and stats["regions"] == 205 and stats["users"] == 1

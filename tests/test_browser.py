@@ -14,7 +14,7 @@ from app.settings import Settings
 from flows import accounts
 from maps.parks import ParkSpec, create_parks
 from models.enums import ParkLevel
-from tests.browser import browser_page, screenshot, session_cookie_for
+from tests.browser import browser_page, screenshot, session_cookie_for, wait_until
 
 PREFECTURES = 21
 
@@ -121,7 +121,8 @@ def test_home_page_in_chromium(
         )
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), too_wide[:10]
         # ... and the map refits the whole province into its narrower box.
-        page.wait_for_function(
+        wait_until(
+            page,
             """() => {
                 const box = document.querySelector("#overview-map").getBoundingClientRect();
                 const paths = [...document.querySelectorAll("#overview-map path.leaflet-interactive")];
@@ -130,7 +131,7 @@ def test_home_page_in_chromium(
                     return r.left >= box.left - 1 && r.right <= box.right + 1
                         && r.top >= box.top - 1 && r.bottom <= box.bottom + 1;
                 });
-            }"""
+            }""",
         )
         screenshot(page, "home-en-narrow")
 

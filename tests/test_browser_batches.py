@@ -14,7 +14,7 @@ from app.settings import Settings
 from flows import accounts
 from models import Enterprise, TransferBatch
 from models.enums import BatchStatus, EnterpriseRole, Route
-from tests.browser import browser_page, screenshot, session_cookie_for
+from tests.browser import browser_page, screenshot, session_cookie_for, wait_until
 from tests.world import NOW, PASSWORD, World, add_enterprise, build_world
 
 NAMES = {
@@ -94,8 +94,9 @@ def test_log_dispatch_and_receive_a_batch(
             page.keyboard.press("Tab")
             assert page.evaluate("document.activeElement.name") == "receiver_id"
             page.keyboard.press("ArrowDown")
-            page.wait_for_function(
-                "document.querySelector('#f-receiver-status').textContent.startsWith('已选择：攀枝花泰和资源综合利用')"
+            wait_until(
+                page,
+                "document.querySelector('#f-receiver-status').textContent.startsWith('已选择：攀枝花泰和资源综合利用')",
             )
             assert page.locator("#f-receiver-options input:checked").get_attribute("value") == str(w.e2)
             assert str(e4) in page.locator("#f-receiver-options").inner_html()
@@ -107,14 +108,14 @@ def test_log_dispatch_and_receive_a_batch(
             weight = page.get_by_label("重量 （必填）")
             weight.press_sequentially("12,5", delay=40)
             error = page.locator("#f-weight-error")
-            page.wait_for_function("document.querySelector('#f-weight-error').textContent.length > 0")
+            wait_until(page, "document.querySelector('#f-weight-error').textContent.length > 0")
             assert error.inner_text() == "重量：“12,5”不是数字，请按 12.5 的格式填写。"
             assert "f-weight-error" in (weight.get_attribute("aria-describedby") or "")
             assert error.get_attribute("aria-live") == "polite"
             weight.fill("")
             weight.press_sequentially("12480", delay=20)
             page.get_by_label("千克").check()
-            page.wait_for_function("document.querySelector('#f-weight-status').textContent === '= 12.48 吨'")
+            wait_until(page, "document.querySelector('#f-weight-status').textContent === '= 12.48 吨'")
             assert error.inner_text() == ""
             screenshot(page, "batch-new")
 

@@ -18,7 +18,7 @@ from flows.transfers import parse_filter
 from maps import flowmap
 from models import Declaration, TransferBatch, User
 from models.enums import BatchStatus, Route
-from tests.browser import DemoSite, browser_page, screenshot, session_cookie_for, sign_in
+from tests.browser import DemoSite, browser_page, screenshot, session_cookie_for, sign_in, wait_until
 from tests.world import World, build_world
 
 PREFECTURES = 21
@@ -119,7 +119,7 @@ def test_flow_map_in_chromium(
         row.locator("a").focus()
         page.keyboard.press("Enter")
         page.wait_for_selector(f'#map-details [data-select="flow:{row.get_attribute("data-flow")}"]')
-        page.wait_for_function("document.activeElement && document.activeElement.id === 'map-details-heading'")
+        wait_until(page, "document.activeElement && document.activeElement.id === 'map-details-heading'")
         assert page.evaluate("window.__stayed") is True
 
         # A region's details carry the links to the audit drill-down.
@@ -130,9 +130,10 @@ def test_flow_map_in_chromium(
         # Another year: the map is redrawn in place and the address follows the filter.
         page.select_option("#map-year", "2023")
         page.wait_for_url("**/map?year=2023*")
-        page.wait_for_function(
+        wait_until(
+            page,
             """() => { const el = document.querySelector('#flow-map');
-                return el && el.dataset.flows.includes('year=2023') && el.dataset.flowsReady === 'true'; }"""
+                return el && el.dataset.flows.includes('year=2023') && el.dataset.flowsReady === 'true'; }""",
         )
         assert page.evaluate("window.__stayed") is True
         assert page.locator("#flow-map path.flow-line").count() == _lines(session, w, 2023)

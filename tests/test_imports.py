@@ -406,7 +406,7 @@ def test_manifests_in_every_format(session: Session, world: World, tmp_path: Pat
     assert (b["sent"].status, b["sent"].route, b["sent"].year) == ("dispatched", "cement_admixture", 2024)
     # Numbers continue the year's sequence after the world's SC2024-0000001..3.
     numbers = sorted(x.number for x in b.values() if x.number.startswith("SC2024"))
-    assert numbers == [f"SC2024-{n:07d}" for n in range(1, 7)]
+    assert numbers == [f"SC2024-{n:07d}" for n in range(1, 8)]
     got = b["got"]
     assert (got.status, got.category_code, got.route, got.carrier_id) == (
         "received",
@@ -423,7 +423,9 @@ def test_manifests_in_every_format(session: Session, world: World, tmp_path: Pat
         "含水率超标",
     )
     whole = b["whole"]
-    assert (whole.status, whole.number, whole.rejected_t, whole.weight_received_t) == (
+    # A number in the file is the shipper's own reference: the service numbers the batch from its counter.
+    assert whole.number.startswith("SC2024-")
+    assert (whole.status, whole.reference, whole.rejected_t, whole.weight_received_t) == (
         "rejected",
         "MY-OWN-0001",
         30,
@@ -471,7 +473,7 @@ def test_bad_manifests_are_all_listed_and_nothing_is_saved(
         manifest(world, dispatched_at="2030-01-01"),  # line 10: future
         manifest(world, weight_received_t=30),  # line 11: received without times
         manifest(world, dispatched_at="2024-05-02", rejected_t=5, weight_received_t=25, received_at="2024-05-02 12:00"),
-        manifest(world, number="SC2024-0000001"),  # line 13: exists
+        manifest(world, number="N" * 65),  # line 13: too long a reference
         manifest(world, shipper_uscc="91510000MA00000XYZ", dispatched_at="yesterday"),  # line 14
         manifest(world, dispatched_at="2021-03-01"),  # line 15: 2021 is locked for Panzhihua
     ]
@@ -487,7 +489,7 @@ def test_bad_manifests_are_all_listed_and_nothing_is_saved(
     assert has(errors, 11, "received_at", "required with the received weight")
     assert has(errors, 11, "dispatched_at", "required once the batch is received")
     assert has(errors, 12, "rejection_reason", "say why part of the batch was refused")
-    assert has(errors, 13, "number", "manifest SC2024-0000001 exists")
+    assert has(errors, 13, "number", "longer than 64 characters")
     assert has(errors, 14, "shipper_uscc", "not a valid credit code") and has(errors, 14, "dispatched_at", "not a date")
     assert has(errors, 15, "dispatched_at", "2021 is locked for region 510400")
     assert {e[0] for e in errors} == set(range(7, 16))
@@ -510,11 +512,12 @@ def test_duplicates_in_a_file_are_refused(session: Session, world: World, tmp_pa
     assert has(errors, 3, "number", "N-1 repeats line 2")
     assert has(errors, 4, "idempotency_key", "'a' repeats line 2 (same shipper)")
     assert len(errors) == 2
-    # A given number the generator would also have chosen: the generator steps over it.
+    # A given number shaped like the service's own is only the shipper's reference: it cannot take or move a number.
     path = write_table(tmp_path / "ok.csv", MANIFEST_HEADER, [rows[0], rows[3], rows[4], rows[5]])
     assert import_manifests(session=session, principal=ADMIN, source=path, now=NOW).inserted == 4
-    numbers = sorted(b.number for b in batches(session).values() if b.number.startswith("SC2025"))
-    assert numbers == ["SC2025-0000001", "SC2025-0000002", "SC2025-0000003"]
+    stored = list(session.exec(select(TransferBatch).where(col(TransferBatch.number).startswith("SC2025"))).all())
+    assert sorted(b.number for b in stored) == [f"SC2025-{n:07d}" for n in range(1, 5)]
+    assert sorted(b.reference for b in stored if b.reference) == ["N-1", "SC2025-0000001"]
 
 
 def test_reimporting_manifests_is_idempotent(session: Session, world: World, tmp_path: Path) -> None:

@@ -8,24 +8,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, func, select
 
-from flows import accounts, manifests
+from flows import manifests
 from models import AuditLog, BatchCorrection, TransferBatch
-from models.enums import BatchStatus, Channel
-from tests.world import NOW, PASSWORD, World, build_world
+from models.enums import BatchStatus
+from tests.world import World, add_receiver_account, build_world
 
 
 @pytest.fixture
 def world(session: Session) -> World:
-    w = build_world(session)
-    ent2 = accounts.create_user(
-        session=session, username="ent2", password=PASSWORD, role="enterprise", now=NOW, enterprise_id=w.e2
-    )
-    _, raw = accounts.create_token(
-        session=session, principal=accounts.principal_of(ent2, Channel.api), name="t", now=NOW
-    )
-    w.tokens["ent2"] = raw
-    session.commit()
-    return w
+    return add_receiver_account(session, build_world(session))
 
 
 def _as(w: World, role: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from flows import accounts
 from flows.accounts import Principal
+from flows.manifests import reserve_numbers
 from flows.uscc import make_uscc
 from maps.locate import try_locate
 from maps.parks import ParkSpec, create_park
@@ -93,9 +94,10 @@ def build_world(session: Session, *, with_tokens: bool = True) -> World:
         session.flush()
         setattr(w, attr, d.id)
     session.add(PeriodLock(region_adcode="510400", year=2021, locked_at=NOW))
-    for n, status in enumerate(("draft", "dispatched", "received"), start=1):
+    numbers = reserve_numbers(session, 2024, 3)
+    for number, status in zip(numbers, ("draft", "dispatched", "received"), strict=True):
         batch = TransferBatch(
-            number=f"SC2024-{n:07d}",
+            number=number,
             shipper_id=w.e1,
             receiver_id=w.e2,
             category_code="SW01",
@@ -129,5 +131,18 @@ def build_world(session: Session, *, with_tokens: bool = True) -> World:
         if with_tokens:
             _, raw = accounts.create_token(session=session, principal=principal, name="test", now=NOW)
             w.tokens[name] = raw
+    session.commit()
+    return w
+
+
+def add_receiver_account(session: Session, w: World) -> World:
+    """An account (with a token, `ent2`) for E2, the utiliser that receives the world's batches; commit."""
+    ent2 = accounts.create_user(
+        session=session, username="ent2", password=PASSWORD, role="enterprise", now=NOW, enterprise_id=w.e2
+    )
+    principal = accounts.principal_of(ent2, Channel.api)
+    _, raw = accounts.create_token(session=session, principal=principal, name="t", now=NOW)
+    w.tokens["ent2"] = raw
+    w.principals["ent2"] = principal
     session.commit()
     return w
