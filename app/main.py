@@ -31,6 +31,7 @@ from app import (
     web_places,
     web_trace,
 )
+from app.admission import Admission
 from app.auth import PrincipalDep
 from app.limits import RequestLimits
 from app.security import SecurityHeaders
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for the given settings; the engine lives as long as the app's lifespan."""
     settings = settings or Settings()
 
+    connections = settings.db_pool_size + settings.db_max_overflow
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = engine_for(settings)
@@ -58,9 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.database_url, busy_timeout_s=1.0, pool_size=1, max_overflow=0, pool_timeout_s=1.0
         )
         app.state.health_limiter = anyio.CapacityLimiter(2)
-        # As many threads as connections: a request's thread then never waits for a connection that another
-        # request, waiting for a thread, holds.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size + settings.db_max_overflow
+        # A thread for every request let in (see Admission), so that none of them waits for a thread.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = max(limiter.total_tokens, connections)
         try:
             yield
         finally:
@@ -79,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     audit.use_signing_key(settings.audit_signing_key())  # entries written in this process sign the head
+    # No more requests inside the app than there are connections in the pool (innermost: it guards the handlers).
+    app.add_middleware(Admission, limit=connections, timeout_s=settings.db_pool_timeout_s)
     # Added first, so it runs inside SecurityHeaders: its own 413 and 422 answers carry the same headers.
     app.add_middleware(
         RequestLimits,

@@ -485,3 +485,17 @@ def test_serve_runs_several_workers(db_url: str, tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_more_requests_than_threads_and_connections_all_answer(settings: Settings, world: World) -> None:
+    # Two connections, and more requests at once than the thread pool has threads: each request holds its
+    # connection across several thread hops, so without admission the threads would all wait for connections held
+    # by requests waiting for a thread, until the pool's timeout answered 503.
+    small = settings.model_copy(update={"db_pool_size": 2, "db_max_overflow": 0, "db_pool_timeout_s": 20.0})
+    with serve(small) as url:
+        calls = [
+            (lambda client: client.get(f"{url}/api/v1/manifests?limit=5", headers=_as(world, "bureau_sc")))
+            for _ in range(48)
+        ]
+        responses = _at_once(calls)
+    assert _statuses(responses) == Counter({200: 48}), [r.text[:200] for r in responses if r.status_code != 200]
