@@ -11,12 +11,14 @@ from pydantic import BaseModel, Field
 from app.auth import PrincipalDep, get_principal, utcnow
 from app.deps import SessionDep
 from app.params import CodePath, Id, IdQuery, MomentQuery, Offset, TextQuery, YearPath, YearQuery, checked_json
-from flows import accounts, audit, corrections, declarations, directory, locks
-from flows.accounts import Principal
-from flows.bounds import MAX_QUERY_TEXT, Code, Name, Password, ShortText, Text
-from flows.bounds import Id as IdField
-from flows.scope import require_role
-from flows.stats import table_counts
+from flows.access import accounts, directory, locks
+from flows.access import trail as audit
+from flows.access.accounts import Principal
+from flows.access.scope import require_role
+from flows.kernel.bounds import MAX_QUERY_TEXT, Code, Name, Password, ShortText, Text
+from flows.kernel.bounds import Id as IdField
+from flows.pages.stats import table_counts
+from flows.waste import corrections, declarations
 from maps.geometry import to_geojson
 from maps.layers import parks_layer, regions_layer
 from maps.locate import locate

@@ -12,10 +12,11 @@ from pydantic import BaseModel
 from app.auth import PrincipalDep, get_principal, utcnow
 from app.deps import SessionDep
 from app.params import CodePath, DayQuery, Id, IdQuery, Offset, TextQuery, Year, YearQuery, checked_json
-from flows import battery, battery_audit
-from flows.battery import RowsRefused
-from flows.bounds import MAX_QUERY_TEXT
-from flows.clock import stored_utc
+from flows.battery import audit as battery_audit
+from flows.battery import chain as battery
+from flows.battery.chain import RowsRefused
+from flows.kernel.bounds import MAX_QUERY_TEXT
+from flows.kernel.clock import stored_utc
 from models import Battery, BatteryEvent
 
 router = APIRouter(dependencies=[Depends(get_principal), Depends(checked_json)], tags=["batteries"])

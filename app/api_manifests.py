@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 from app.auth import PrincipalDep, get_principal, utcnow
 from app.deps import SessionDep
 from app.params import Id, IdQuery, Offset, TextQuery, YearQuery, checked_json
-from flows import manifests
-from flows.bounds import MAX_MANIFEST_T, Key, Moment, Reason, Text
+from flows.kernel.bounds import MAX_MANIFEST_T, Key, Moment, Reason, Text
+from flows.waste import manifests
 from models import BatchCorrection, TransferBatch
 from models.enums import BatchStatus
 

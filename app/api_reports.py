@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Query
 from app.auth import PrincipalDep, get_principal
 from app.deps import SessionDep
 from app.params import Offset
-from flows import flags, rates
-from flows.bounds import MAX_DECLARED_T, MAX_ID, MAX_QUERY_TEXT
-from flows.flags import FlagPage, Tolerances
-from flows.rates import RateReport, TrendReport
-from flows.targets import DEFAULT_WINDOW
+from flows.kernel.bounds import MAX_DECLARED_T, MAX_ID, MAX_QUERY_TEXT
+from flows.waste import flags, rates
+from flows.waste.flags import FlagPage, Tolerances
+from flows.waste.rates import RateReport, TrendReport
+from flows.waste.targets import DEFAULT_WINDOW
 
 router = APIRouter(dependencies=[Depends(get_principal)])
 

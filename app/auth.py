@@ -13,8 +13,8 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from app.deps import SAFE_METHODS, get_engine
-from flows.accounts import Principal, resolve_session, resolve_token
-from flows.errors import Forbidden, NotAuthenticated
+from flows.access.accounts import Principal, resolve_session, resolve_token
+from flows.kernel.errors import Forbidden, NotAuthenticated
 
 SESSION_COOKIE = "circuflow_session"
 PRELOGIN_COOKIE = "circuflow_prelogin"  # double-submit token that protects the sign-in form itself

@@ -20,13 +20,14 @@ from sqlmodel import Session, select
 
 from app import cli_battery, cli_reports
 from app.settings import Settings, write_engine_for
-from flows import accounts, audit
-from flows.accounts import system_principal
-from flows.demo_accounts import DemoAccount
-from flows.errors import DomainError, InvalidInput
-from flows.setup import upgrade_database
-from flows.stats import table_counts
-from flows.uscc import validate_uscc
+from app.setup import upgrade_database
+from flows.access import accounts
+from flows.access import trail as audit
+from flows.access.accounts import system_principal
+from flows.demo.accounts import DemoAccount
+from flows.kernel.errors import DomainError, InvalidInput
+from flows.kernel.uscc import validate_uscc
+from flows.pages.stats import table_counts
 from maps.locate import locate as locate_point
 from maps.parks import create_parks, read_parks_file
 from models import Enterprise
@@ -106,8 +107,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the generator; the same seed gives the same data.")] = 2024,
 ) -> None:
     """Load the deterministic Sichuan demo into an empty database (after `db upgrade`)."""
-    from flows.demo import load_demo
-    from flows.demo_accounts import create_demo_accounts
+    from flows.demo.accounts import create_demo_accounts
+    from flows.demo.load import load_demo
 
     settings = _settings()
     _upgrade(settings)
@@ -508,7 +509,7 @@ ImportFile = Annotated[Path, typer.Argument(help="CSV (UTF-8, UTF-8 with BOM or 
 
 def _import_rows(kind: str, path: Path, as_json: bool) -> None:
     """Run one bulk import as the system principal; on refusal list the bad rows and exit 1."""
-    from flows.imports import IMPORTERS, ImportRefused
+    from flows.waste.imports import IMPORTERS, ImportRefused
 
     settings = _settings()
     try:
@@ -578,7 +579,7 @@ def import_declarations_cmd(path: ImportFile, as_json: JsonOpt = False) -> None:
 
 @import_cli.command("manifests")
 def import_manifests_cmd(path: ImportFile, as_json: JsonOpt = False) -> None:
-    """Import manifests; the status follows from the columns filled in (see flows/imports.py for the columns)."""
+    """Import manifests; the status follows from the columns filled in (see flows/waste/imports.py for the columns)."""
     _import_rows("manifests", path, as_json)
 
 

@@ -17,10 +17,10 @@ from rich.table import Table
 from sqlmodel import Session
 
 from app.settings import Settings, write_engine_for
-from flows import battery
-from flows.battery_code import parse_battery_code
-from flows.errors import DomainError, InvalidInput
-from flows.principal import system_principal
+from flows.battery import chain as battery
+from flows.battery.code import parse_battery_code
+from flows.kernel.errors import DomainError, InvalidInput
+from flows.kernel.principal import system_principal
 from models.enums import Channel
 
 out = Console(soft_wrap=True)

@@ -15,12 +15,12 @@ from rich.table import Table
 from sqlmodel import Session
 
 from app.settings import Settings
-from flows import flags, rates
-from flows.accounts import system_principal
-from flows.errors import DomainError
-from flows.flags import FlagPage
-from flows.rates import RateFigures, RateReport, ScopeRef, TrendReport, percent_truncated
-from flows.targets import DEFAULT_WINDOW, Projection
+from flows.access.accounts import system_principal
+from flows.kernel.errors import DomainError
+from flows.waste import flags, rates
+from flows.waste.flags import FlagPage
+from flows.waste.rates import RateFigures, RateReport, ScopeRef, TrendReport, percent_truncated
+from flows.waste.targets import DEFAULT_WINDOW, Projection
 from models.db import make_engine
 
 out = Console(soft_wrap=True)

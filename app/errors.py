@@ -15,8 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.i18n import request_language
 from app.web import render
-from flows.bounds import printable
-from flows.errors import (
+from flows.kernel.bounds import printable
+from flows.kernel.errors import (
     Conflict,
     DomainError,
     Forbidden,

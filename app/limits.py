@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from flows import bounds
+from flows.kernel import bounds
 
 
 async def _answer(send: Send, status: int, title: str, detail: str, field: str) -> None:

@@ -20,9 +20,9 @@ from app.auth import (
 from app.deps import SessionDep
 from app.i18n import LanguageDep, safe_next, translate
 from app.web import render
-from flows import accounts
-from flows.accounts import SESSION_LIFETIME
-from flows.errors import NotAuthenticated, TooManyAttempts
+from flows.access import accounts
+from flows.access.accounts import SESSION_LIFETIME
+from flows.kernel.errors import NotAuthenticated, TooManyAttempts
 
 router = APIRouter(include_in_schema=False)
 

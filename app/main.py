@@ -37,8 +37,8 @@ from app.auth import PrincipalDep
 from app.limits import RequestLimits
 from app.security import SecurityHeaders
 from app.settings import Settings, engine_for
-from flows import audit
-from flows.bounds import MB
+from flows.access import trail as audit
+from flows.kernel.bounds import MB
 from models.db import make_engine, writer
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"

@@ -1,4 +1,4 @@
-"""Bounded parameter types for every route, and the check of JSON bodies (flows/bounds.py holds the ceilings)."""
+"""Bounded parameter types for every route, and the check of JSON bodies (flows/kernel/bounds.py holds the ceilings)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Path, Query, Request
 from pydantic import AfterValidator
 
-from flows import bounds
+from flows.kernel import bounds
 
 # Path ids: every id column is a PostgreSQL integer, so a larger id is refused here rather than by the database.
 Id = Annotated[int, Path(ge=1, le=bounds.MAX_ID)]

@@ -9,8 +9,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine
 
-from flows.audit import derive_key
-from flows.bounds import MB, UploadLimits
+from flows.access.trail import derive_key
+from flows.kernel.bounds import MB, UploadLimits
 from models.db import make_engine, writer
 
 DEFAULT_SECRET = "change-me"  # noqa: S105 - a placeholder the app refuses outside development

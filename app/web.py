@@ -25,11 +25,11 @@ from app.i18n import (
     safe_next,
     translate,
 )
-from flows import directory
-from flows.accounts import Principal
-from flows.clock import CST, stored_utc
-from flows.rates import percent_truncated
-from flows.stats import scoped_counts
+from flows.access import directory
+from flows.access.accounts import Principal
+from flows.kernel.clock import CST, stored_utc
+from flows.pages.stats import scoped_counts
+from flows.waste.rates import percent_truncated
 from models.enums import RegionLevel
 from models.reference import ParkPublic, RegionPublic
 
@@ -50,7 +50,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("nav.import", "import"),
 )
 
-# The counts shown on the home page, in this order (keys of flows.stats.table_counts).
+# The counts shown on the home page, in this order (keys of flows.pages.stats.table_counts).
 HOME_COUNTS: tuple[str, ...] = (
     "regions",
     "parks",

@@ -17,15 +17,18 @@ from app.errors import status_for
 from app.i18n import LanguageDep, local_name, translate
 from app.params import Id
 from app.web import beijing, pct, render, tonnes
-from flows import audit_export, audit_workspace, battery_audit, locks
-from flows.audit_workspace import AuditRow, ScopeArgs
-from flows.bounds import MAX_ID, MAX_OFFSET
-from flows.clock import CST
-from flows.dashboard import declared_years
-from flows.errors import DomainError, InvalidInput
-from flows.flags import Flag, FlagKind
-from flows.principal import Principal
-from flows.rates import resolve_scope
+from flows.access import locks
+from flows.battery import audit as battery_audit
+from flows.kernel.bounds import MAX_ID, MAX_OFFSET
+from flows.kernel.clock import CST
+from flows.kernel.errors import DomainError, InvalidInput
+from flows.kernel.principal import Principal
+from flows.pages import audit as audit_workspace
+from flows.pages import audit_export
+from flows.pages.audit import AuditRow, ScopeArgs
+from flows.pages.dashboard import declared_years
+from flows.waste.flags import Flag, FlagKind
+from flows.waste.rates import resolve_scope
 
 router = APIRouter(include_in_schema=False)
 

@@ -17,20 +17,20 @@ from app.errors import status_for
 from app.i18n import LanguageDep, local_name, translate
 from app.params import Id
 from app.web import beijing, is_fragment_request, render
-from flows import batch_pages as pages
-from flows import corrections, manifests
-from flows.batch_pages import BatchForm, BatchQuery, Problem
-from flows.bounds import MAX_ID, MAX_TEXT, check_text
-from flows.clock import CST
-from flows.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PeriodLocked
-from flows.locks import lock_for
-from flows.principal import Principal
+from flows.access.locks import lock_for
+from flows.kernel.bounds import MAX_ID, MAX_TEXT, check_text
+from flows.kernel.clock import CST
+from flows.kernel.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PeriodLocked
+from flows.kernel.principal import Principal
+from flows.pages import batches as pages
+from flows.pages.batches import BatchForm, BatchQuery, Problem
+from flows.waste import corrections, manifests
 from models import Enterprise, TransferBatch, WasteCategory
 from models.enums import BatchStatus, Route, UserRole
 
 router = APIRouter(include_in_schema=False)
 
-# Which form field a domain error names (flows.manifests speaks of columns; the form of fields).
+# Which form field a domain error names (flows.waste.manifests speaks of columns; the form of fields).
 FIELD_OF = {
     "receiver_id": "receiver",
     "receiver_uscc": "receiver",

@@ -12,7 +12,7 @@ from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name
 from app.web import pct, render
-from flows.dashboard import Dashboard, dashboard
+from flows.pages.dashboard import Dashboard, dashboard
 from models.enums import UserRole
 
 router = APIRouter(include_in_schema=False)

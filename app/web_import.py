@@ -12,10 +12,10 @@ from app.deps import SessionDep, SettingsDep
 from app.i18n import LanguageDep
 from app.settings import Settings
 from app.web import render
-from flows import imports
-from flows.bounds import printable
-from flows.errors import Forbidden, InvalidInput
-from flows.principal import Principal
+from flows.kernel.bounds import printable
+from flows.kernel.errors import Forbidden, InvalidInput
+from flows.kernel.principal import Principal
+from flows.waste import imports
 
 SHOWN_ERRORS = 500  # rows listed on the page; the count says how many there are in all
 

@@ -15,16 +15,16 @@ from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, translate
 from app.params import CodePath, Id
 from app.web import pct, render
-from flows import directory
-from flows.bounds import MAX_ID
-from flows.errors import InvalidInput, NotFound
-from flows.principal import Principal
-from flows.rates import RateReport
-from flows.sankey import SankeyData, default_region, sankey
-from flows.scope import adcode_prefix
-from flows.transfers import FlowFilter, FlowSum, category_names, flow_years, parse_filter, region_names
-from maps import flowmap
-from maps.flowmap import RateClass, RegionRates
+from flows.access import directory
+from flows.access.scope import adcode_prefix
+from flows.kernel.bounds import MAX_ID
+from flows.kernel.errors import InvalidInput, NotFound
+from flows.kernel.principal import Principal
+from flows.pages import map as flowmap
+from flows.pages.map import RateClass, RegionRates
+from flows.pages.sankey import SankeyData, default_region, sankey
+from flows.waste.rates import RateReport
+from flows.waste.transfers import FlowFilter, FlowSum, category_names, flow_years, parse_filter, region_names
 from models.enums import RegionLevel, Route, UserRole
 
 router = APIRouter(include_in_schema=False)

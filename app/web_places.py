@@ -15,9 +15,9 @@ from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, translate
 from app.params import Id
 from app.web import pct, render, tonnes
-from flows import places
-from flows.errors import InvalidInput
-from flows.places import FlowRow, LinkRow, Member, ParkPage
+from flows.kernel.errors import InvalidInput
+from flows.pages import places
+from flows.pages.places import FlowRow, LinkRow, Member, ParkPage
 
 router = APIRouter(include_in_schema=False)
 

@@ -16,13 +16,14 @@ from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, translate
 from app.params import CodePath
 from app.web import beijing, is_fragment_request, pct, render
-from flows import battery, battery_pages
-from flows.battery import BatteryTrace, Party, TraceEvent
-from flows.battery_audit import BatteryFlag, chain_flags
-from flows.battery_pages import CodeAnalysis, CodeError, EnterprisePlace, Stop
-from flows.clock import CST, stored_utc
-from flows.errors import NotFound
-from flows.principal import Principal
+from flows.battery import chain as battery
+from flows.battery.audit import BatteryFlag, chain_flags
+from flows.battery.chain import BatteryTrace, Party, TraceEvent
+from flows.kernel.clock import CST, stored_utc
+from flows.kernel.errors import NotFound
+from flows.kernel.principal import Principal
+from flows.pages import batteries as battery_pages
+from flows.pages.batteries import CodeAnalysis, CodeError, EnterprisePlace, Stop
 
 router = APIRouter(include_in_schema=False)
 

@@ -31,11 +31,11 @@ from sqlmodel import Session
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import database  # noqa: E402
-from flows.accounts import system_principal  # noqa: E402
-from flows.battery import trace, trace_pack  # noqa: E402
-from flows.battery_audit import chain_flags  # noqa: E402
-from flows.battery_code import YEARS  # noqa: E402
-from flows.demo import load_demo  # noqa: E402
+from flows.access.accounts import system_principal  # noqa: E402
+from flows.battery.audit import chain_flags  # noqa: E402
+from flows.battery.chain import trace, trace_pack  # noqa: E402
+from flows.battery.code import YEARS  # noqa: E402
+from flows.demo.load import load_demo  # noqa: E402
 from models import Battery, BatteryEvent  # noqa: E402
 from models.enums import BatteryEventType, BatteryLevel  # noqa: E402
 

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, insert, make_url, select, text
 from sqlmodel import Session, col
 
-from flows.reference import SICHUAN_TARGET_CATEGORIES
-from flows.setup import upgrade_database
-from flows.uscc import make_uscc
+from app.setup import upgrade_database
+from flows.kernel.uscc import make_uscc
+from flows.waste.reference import SICHUAN_TARGET_CATEGORIES
 from models import Declaration, Enterprise, Licence, Region, TransferBatch
 from models.db import make_engine
 from models.enums import BatchStatus, LicenceActivity, RegionLevel, Route

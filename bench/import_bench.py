@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/import_bench.py [--rows 100000] [--backends sqlite,postgresql]
 
-For each backend: a database with 2,000 enterprises; a CSV of N manifests; the import (flows.imports, with every
+For each backend: a database with 2,000 enterprises; a CSV of N manifests; the import (flows.waste.imports, with every
 check) timed against an executemany of the same rows (pre-built dicts, no checks) into a second database.
 Peak memory is measured in a child process per file size (N/4, N/2, N rows). Prints the figures; asserts nothing.
 """
@@ -28,8 +28,8 @@ from sqlalchemy import insert  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 from bench.common import CATEGORIES, UTILISATION_ROUTES, database, fill_province  # noqa: E402
-from flows.accounts import system_principal  # noqa: E402
-from flows.imports import import_manifests  # noqa: E402
+from flows.access.accounts import system_principal  # noqa: E402
+from flows.waste.imports import import_manifests  # noqa: E402
 from models import TransferBatch  # noqa: E402
 from models.enums import Channel  # noqa: E402
 

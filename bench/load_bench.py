@@ -57,8 +57,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.settings import Settings  # noqa: E402
 from bench.common import PG_ADMIN  # noqa: E402
-from flows import accounts, audit  # noqa: E402
-from flows.principal import principal_of, system_principal  # noqa: E402
+from flows.access import accounts
+from flows.access import trail as audit  # noqa: E402
+from flows.kernel.principal import principal_of, system_principal  # noqa: E402
 from models import Enterprise, TransferBatch, User  # noqa: E402
 from models.db import make_engine, writer  # noqa: E402
 from models.enums import Channel  # noqa: E402

@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.main import create_app  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from bench.common import database  # noqa: E402
-from flows import accounts  # noqa: E402
-from flows.demo import load_demo  # noqa: E402
-from flows.demo_accounts import create_demo_accounts  # noqa: E402
-from flows.principal import principal_of  # noqa: E402
+from flows.access import accounts  # noqa: E402
+from flows.demo.accounts import create_demo_accounts  # noqa: E402
+from flows.demo.load import load_demo  # noqa: E402
+from flows.kernel.principal import principal_of  # noqa: E402
 from models import Battery, BatteryEvent, Enterprise, Park, TransferBatch, User  # noqa: E402
 from models.db import make_engine  # noqa: E402
 from models.enums import BatchStatus, Channel  # noqa: E402

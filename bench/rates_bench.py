@@ -21,9 +21,9 @@ from sqlmodel import Session
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import CATEGORIES, UTILISATION_ROUTES, database, fill_province, timed  # noqa: E402
-from flows.accounts import system_principal  # noqa: E402
-from flows.rates import utilisation  # noqa: E402
-from flows.reference import SICHUAN_TARGET_CATEGORIES  # noqa: E402
+from flows.access.accounts import system_principal  # noqa: E402
+from flows.waste.rates import utilisation  # noqa: E402
+from flows.waste.reference import SICHUAN_TARGET_CATEGORIES  # noqa: E402
 
 YEAR = 2024
 

@@ -9,7 +9,7 @@ from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
-from flows.errors import InvalidInput
+from flows.kernel.errors import InvalidInput
 
 # Generous box around Sichuan and its neighbours; anything outside is a typo or swapped lon/lat.
 SICHUAN_BBOX = (92.0, 25.0, 110.5, 35.0)

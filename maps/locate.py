@@ -17,7 +17,7 @@ from shapely.geometry import Point
 from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 
-from flows.errors import OutsideRegions
+from flows.kernel.errors import OutsideRegions
 from maps.geometry import check_lonlat
 from models import Park, Region
 from models.enums import RegionLevel

@@ -10,7 +10,7 @@ import geopandas as gpd
 from shapely.geometry.base import BaseGeometry
 from sqlmodel import Session, select
 
-from flows.errors import Conflict, InvalidInput
+from flows.kernel.errors import Conflict, InvalidInput
 from maps.geometry import from_geojson, to_multipolygon
 from maps.locate import try_locate
 from models import Park

@@ -1,7 +1,7 @@
 """Access-matrix cases of the batches pages (app/web_batches.py).
 
 The world's batches go from E1 (park A, Panzhihua; account ent1) to E2 (Panzhihua, no account). Batches are logged
-on the page by the shipper's own enterprise account; the steps follow the manifest rules (flows.manifests), which
+on the page by the shipper's own enterprise account; the steps follow the manifest rules (flows.waste.manifests), which
 let an administrator act for either party.
 """
 

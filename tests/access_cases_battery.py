@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlmodel import Session
 
-from flows import accounts, battery
-from flows.battery_code import encode_battery_code
+from flows.access import accounts
+from flows.battery import chain as battery
+from flows.battery.code import encode_battery_code
 from models import Enterprise, EnterpriseRoleLink, WhitelistEntry
 from models.enums import BatteryLevel, Channel, EnterpriseRole, WhitelistKind
 from tests.access_cases import GOVERNS_PZH, SEES_E1, SIGNED_IN, Case

@@ -1,6 +1,6 @@
 """Access-matrix cases of the places pages (app/web_places.py).
 
-An enterprise page answers whoever may read the enterprise (flows.scope); a park page answers those who read the
+An enterprise page answers whoever may read the enterprise (flows.access.scope); a park page answers those who read the
 park's figures (the administrator, the bureaus over its region, its manager) and, with its public facts only, the
 park's own enterprises; everyone else is told the page does not exist.
 """

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from flows import battery
-from flows.accounts import system_principal
+from flows.access.accounts import system_principal
+from flows.battery import chain as battery
 from models.enums import BatteryLevel
 from tests.access_cases import SEES_E1, SIGNED_IN, Case
 from tests.access_cases_battery import PACK, VIN, Chain, code

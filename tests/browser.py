@@ -25,10 +25,10 @@ from sqlmodel import Session
 from app.auth import SESSION_COOKIE, signed
 from app.main import create_app
 from app.settings import Settings
-from flows import accounts
-from flows.demo import load_demo
-from flows.demo_accounts import create_demo_accounts
-from flows.setup import upgrade_database
+from app.setup import upgrade_database
+from flows.access import accounts
+from flows.demo.accounts import create_demo_accounts
+from flows.demo.load import load_demo
 from models import User
 from models.db import make_engine
 

@@ -24,8 +24,8 @@ from sqlmodel import Session
 
 from app.main import create_app
 from app.settings import Settings, normalise_database_url
-from flows import accounts
-from flows.setup import upgrade_database
+from app.setup import upgrade_database
+from flows.access import accounts
 from models.db import make_engine
 from tests import browser
 

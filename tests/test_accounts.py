@@ -10,8 +10,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
-from flows import accounts, audit, corrections, declarations, locks
-from flows.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, PeriodLocked, TooManyAttempts
+from flows.access import accounts, locks
+from flows.access import trail as audit
+from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, PeriodLocked, TooManyAttempts
+from flows.waste import corrections, declarations
 from models import AuditLog, Declaration, LoginFailure, User
 from tests.world import NOW, PASSWORD, build_world
 

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from shapely.geometry import box
 from sqlmodel import Session
 
-from flows import accounts
+from flows.access import accounts
 from maps.parks import ParkSpec, create_park
 from models.enums import Channel, EnterpriseRole
 from tests.world import NOW, add_enterprise
@@ -122,7 +122,7 @@ def test_parks_and_enterprises(api: TestClient, session: Session) -> None:
     assert api.get("/api/v1/enterprises", params={"q": "企业1"}).json()["count"] == 1
     assert api.get(f"/api/v1/enterprises/{first}").json()["roles"] == ["generator"]
     assert api.get("/api/v1/enterprises/999999").status_code == 404
-    assert api.get("/api/v1/enterprises/0").status_code == 422  # no id is below 1 (flows/bounds.py)
+    assert api.get("/api/v1/enterprises/0").status_code == 422  # no id is below 1 (flows/kernel/bounds.py)
     assert api.get("/api/v1/enterprises", params={"limit": 0}).status_code == 422
     stats = api.get("/api/v1/stats").json()
     assert stats["enterprises"] == 2 and stats["parks"] == 1 and stats["regions"] == 205 and stats["users"] == 1

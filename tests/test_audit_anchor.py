@@ -18,9 +18,9 @@ from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from app.cli import cli
-from flows import audit
-from flows.accounts import system_principal
-from flows.errors import Conflict
+from flows.access import trail as audit
+from flows.access.accounts import system_principal
+from flows.kernel.errors import Conflict
 from models import AuditHead, AuditLog
 from tests.world import NOW, build_world
 

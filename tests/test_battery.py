@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
-from flows import battery
-from flows.accounts import system_principal
-from flows.battery import STEPS, allowed_events, ensure_allowed
-from flows.errors import Conflict, Forbidden, InvalidInput, NotFound, PeriodLocked
+from flows.access.accounts import system_principal
+from flows.battery import chain as battery
+from flows.battery.chain import STEPS, allowed_events, ensure_allowed
+from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound, PeriodLocked
 from models import AuditLog, Battery, BatteryEvent, RecoveryReport
 from models.enums import BatteryEventType, BatteryLevel, BatteryState
 from tests.access_cases import ROLES, Case

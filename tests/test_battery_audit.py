@@ -9,9 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from flows import battery, battery_audit
-from flows.accounts import system_principal
-from flows.battery_rules import (
+from flows.access.accounts import system_principal
+from flows.battery import audit as battery_audit
+from flows.battery import chain as battery
+from flows.battery.rules import (
     EDITIONS,
     deadline_for,
     edition_in_force,
@@ -20,7 +21,7 @@ from flows.battery_rules import (
     nth_working_day,
     working_days_between,
 )
-from flows.errors import Forbidden
+from flows.kernel.errors import Forbidden
 from models import Battery
 from models.enums import BatteryEventType, BatteryLevel
 from tests.access_cases_battery import VIN, Chain, at, build_chain, code

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from flows.battery_code import (
+from flows.battery.code import (
     BATTERY_TYPES,
     DAYS,
     LETTERS_21,
@@ -15,7 +15,7 @@ from flows.battery_code import (
     encode_battery_code,
     parse_battery_code,
 )
-from flows.errors import InvalidInput
+from flows.kernel.errors import InvalidInput
 from models.enums import BatteryLevel
 
 

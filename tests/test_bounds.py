@@ -1,4 +1,4 @@
-"""Input bounds (flows/bounds.py, app/limits.py, app/params.py): each case reported from outside, on both databases.
+"""Input bounds (flows/kernel/bounds.py, app/limits.py, app/params.py): each case reported from outside, both databases.
 
 Infinity, 1e309 and 1e308 as weights; a 2,000,000-character reason; a 50 MB body; an XLSX zip bomb; a CSV field of
 200 KB; ids past 2**31, a huge offset, year 0; NUL and lone surrogates: each is refused (422 naming the field, 413
@@ -27,10 +27,10 @@ from app.limits import RequestLimits
 from app.main import create_app
 from app.settings import Settings
 from app.web_map import _geojson
-from flows import bounds
-from flows.errors import InvalidInput
-from flows.imports import ImportRefused, import_manifests
-from flows.uscc import make_uscc
+from flows.kernel import bounds
+from flows.kernel.errors import InvalidInput
+from flows.kernel.uscc import make_uscc
+from flows.waste.imports import ImportRefused, import_manifests
 from models import AuditLog, TransferBatch
 from tests.world import NOW, World, build_world
 

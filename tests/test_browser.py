@@ -11,7 +11,7 @@ from shapely.geometry import box
 from sqlmodel import Session
 
 from app.settings import Settings
-from flows import accounts
+from flows.access import accounts
 from maps.parks import ParkSpec, create_parks
 from models.enums import ParkLevel
 from tests.browser import browser_page, screenshot, session_cookie_for, wait_until

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import Session, func, select
 
 from app.settings import Settings
-from flows import accounts
+from flows.access import accounts
 from models import Enterprise, TransferBatch
 from tests.browser import browser_page, screenshot, session_cookie_for
 from tests.test_web_audit import YEAR, _world

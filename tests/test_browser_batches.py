@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import Session, func, select
 
 from app.settings import Settings
-from flows import accounts
+from flows.access import accounts
 from models import Enterprise, TransferBatch
 from models.enums import BatchStatus, EnterpriseRole, Route
 from tests.browser import browser_page, screenshot, session_cookie_for, wait_until

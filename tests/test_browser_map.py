@@ -14,8 +14,8 @@ from sqlmodel import Session
 
 from app.settings import Settings
 from app.web_map import RATE_STYLES
-from flows.transfers import parse_filter
-from maps import flowmap
+from flows.pages import map as flowmap
+from flows.waste.transfers import parse_filter
 from models import Declaration, TransferBatch, User
 from models.enums import BatchStatus, Route
 from tests.browser import DemoSite, browser_page, screenshot, session_cookie_for, sign_in, wait_until

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import Session
 
 from app.settings import Settings
-from flows import accounts
+from flows.access import accounts
 from models import TransferBatch
 from models.enums import BatchStatus, EnterpriseRole, Route
 from tests.browser import browser_page, screenshot, session_cookie_for

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from app.main import create_app
 from bench.pages_bench import demo_parameters, page_paths
-from flows.clock import CST
+from flows.kernel.clock import CST
 from models import Enterprise, Licence, User
 from models.db import make_engine
 from models.enums import LicenceActivity, Route

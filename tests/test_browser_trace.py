@@ -9,8 +9,9 @@ import pytest
 from sqlmodel import Session
 
 from app.settings import Settings
-from flows import accounts, battery
-from flows.battery_code import parse_battery_code
+from flows.access import accounts
+from flows.battery import chain as battery
+from flows.battery.code import parse_battery_code
 from models import User
 from tests.access_cases_battery import Chain, build_chain
 from tests.access_cases_trace import TRACED_PACK, walk_chain

@@ -20,12 +20,12 @@ import pytest
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlmodel import Session, col, select
 
-from flows.battery_code import parse_battery_code
-from flows.demo import DEMO_NOW, DemoSummary, load_demo
-from flows.errors import Conflict
-from flows.reference import SICHUAN_TARGET_CATEGORIES
-from flows.setup import upgrade_database
-from flows.uscc import validate_uscc
+from app.setup import upgrade_database
+from flows.battery.code import parse_battery_code
+from flows.demo.load import DEMO_NOW, DemoSummary, load_demo
+from flows.kernel.errors import Conflict
+from flows.kernel.uscc import validate_uscc
+from flows.waste.reference import SICHUAN_TARGET_CATEGORIES
 from maps.locate import locate_many
 from models import (
     Battery,

@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from flows.accounts import system_principal
-from flows.errors import Forbidden, InvalidInput, NotFound
-from flows.flags import DEFAULT_TOLERANCES, Flag, FlagKind, FlagPage, list_flags
+from flows.access.accounts import system_principal
+from flows.kernel.errors import Forbidden, InvalidInput, NotFound
+from flows.waste.flags import DEFAULT_TOLERANCES, Flag, FlagKind, FlagPage, list_flags
 from models.enums import BatchStatus, LicenceActivity, Route
 from tests.test_rates import DY_JINGYANG, PZH, PZH_EAST, PZH_RENHE, Builder
 from tests.world import build_world

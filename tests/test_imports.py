@@ -15,11 +15,11 @@ from sqlmodel import Session, col, func, select
 from typer.testing import CliRunner
 
 from app.cli import cli
-from flows import imports
-from flows.errors import Forbidden, InvalidInput
-from flows.imports import ImportRefused, import_declarations, import_enterprises, import_manifests
-from flows.principal import system_principal
-from flows.uscc import make_uscc
+from flows.kernel.errors import Forbidden, InvalidInput
+from flows.kernel.principal import system_principal
+from flows.kernel.uscc import make_uscc
+from flows.waste import imports
+from flows.waste.imports import ImportRefused, import_declarations, import_enterprises, import_manifests
 from models import AuditLog, Declaration, Enterprise, EnterpriseRoleLink, TransferBatch
 from models.enums import Channel
 from tests.world import NOW, World, build_world

@@ -24,10 +24,10 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session, col, func, select
 
 from app.settings import Settings
-from flows.accounts import system_principal
-from flows.errors import PeriodLocked
-from flows.imports import ImportRefused, import_manifests
-from flows.manifests import ManifestIn, create_manifest, dispatch
+from flows.access.accounts import system_principal
+from flows.kernel.errors import PeriodLocked
+from flows.waste.imports import ImportRefused, import_manifests
+from flows.waste.manifests import ManifestIn, create_manifest, dispatch
 from models import AuditLog, Battery, BatteryEvent, CorrectionRequest, Enterprise, PeriodLock, TransferBatch
 from models.enums import BatteryLevel
 from tests.access_cases_battery import VIN, Chain, build_chain, code
@@ -364,7 +364,7 @@ def test_a_correction_cannot_move_a_batch_into_a_locked_year(client: Any, world:
 
 def _retired_pack(session: Session, chain: Chain) -> str:
     """A pack made by E1, fitted and retired by the vehicle maker, which holds it."""
-    from flows import battery
+    from flows.battery import chain as battery
 
     pack = code(BatteryLevel.pack, 71)
     battery.register_batteries(

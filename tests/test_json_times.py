@@ -9,8 +9,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from flows import battery
-from flows.accounts import system_principal
+from flows.access.accounts import system_principal
+from flows.battery import chain as battery
 from models import ApiToken, AuditLog, TransferBatch
 from tests.access_cases_battery import PACK, build_chain
 from tests.world import NOW, build_world

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, func, select
 
-from flows import manifests
+from flows.waste import manifests
 from models import AuditLog, BatchCorrection, TransferBatch
 from models.enums import BatchStatus
 from tests.world import World, add_receiver_account, build_world

@@ -6,7 +6,7 @@ import pytest
 from shapely.geometry import Polygon, box
 from sqlmodel import Session, select
 
-from flows.errors import InvalidInput, OutsideRegions
+from flows.kernel.errors import InvalidInput, OutsideRegions
 from maps import locate as locate_mod
 from maps.layers import regions_layer
 from maps.locate import backend_name, locate, try_locate

@@ -15,12 +15,12 @@ from fastapi.testclient import TestClient
 from shapely.geometry import MultiPolygon, box
 from sqlmodel import Session
 
-from flows import rates
-from flows.accounts import system_principal
-from flows.errors import Forbidden, InvalidInput, NotFound
-from flows.rates import percent_truncated, rate_of
-from flows.targets import TargetPoint, next_target, path_value, project
-from flows.uscc import make_uscc
+from flows.access.accounts import system_principal
+from flows.kernel.errors import Forbidden, InvalidInput, NotFound
+from flows.kernel.uscc import make_uscc
+from flows.waste import rates
+from flows.waste.rates import percent_truncated, rate_of
+from flows.waste.targets import TargetPoint, next_target, path_value, project
 from models import Declaration, Enterprise, Licence, Park, Target, TargetCategory, TransferBatch
 from models.enums import BatchStatus, LicenceActivity, Route
 from tests.world import build_world

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, insert, inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
-from flows.reference import SICHUAN_TARGET_CATEGORIES
+from flows.waste.reference import SICHUAN_TARGET_CATEGORIES
 from migrations import alembic_config
 from models import Declaration, Enterprise, Target, TargetCategory, TransferBatch, WasteCategory
 

@@ -23,7 +23,7 @@ from app.security import (
     tile_source,
 )
 from app.settings import Settings
-from flows import accounts
+from flows.access import accounts
 from tests.browser import VENDOR, browser_page, session_cookie_for
 from tests.world import build_world
 

@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.settings import Settings
-from flows import accounts
-from flows.errors import Conflict, NotAuthenticated, TooManyAttempts
+from flows.access import accounts
+from flows.kernel.errors import Conflict, NotAuthenticated, TooManyAttempts
 from models import LoginFailure
 from tests import browser
 from tests.world import NOW, PASSWORD, build_world

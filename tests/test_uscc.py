@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from flows.uscc import ALPHABET, check_character, make_uscc, validate_uscc
+from flows.kernel.uscc import ALPHABET, check_character, make_uscc, validate_uscc
 
 # The example code printed in GB 32100-2015 guidance material.
 VALID = ["91350100M000100Y43"]

@@ -26,8 +26,8 @@ from app.i18n import (
 from app.main import create_app
 from app.settings import Settings
 from app.web import HOME_COUNTS, TEMPLATES_DIR
-from flows import accounts
-from flows.stats import table_counts
+from flows.access import accounts
+from flows.pages.stats import table_counts
 from maps.parks import ParkSpec, create_parks
 from models.enums import ParkLevel
 

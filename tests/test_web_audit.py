@@ -1,5 +1,5 @@
-"""The audit workspace: the drill-down's figures against flows.rates, the rows behind every figure, scope refusals,
-locks that refuse writes, corrections that apply, and the exports (XLSX, CSV, GeoJSON)."""
+"""The audit workspace: the drill-down's figures against flows.waste.rates, the rows behind every figure, scope
+refusals, locks that refuse writes, corrections that apply, and the exports (XLSX, CSV, GeoJSON)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from sqlmodel import Session, col, func, select
 
 from app.auth import SESSION_COOKIE, signed
 from app.settings import Settings
-from flows import accounts, rates
-from flows.flags import list_flags
+from flows.access import accounts
+from flows.waste import rates
+from flows.waste.flags import list_flags
 from models import CorrectionRequest, Declaration, Licence, PeriodLock, TransferBatch
 from models.enums import BatchStatus, LicenceActivity, Route
 from tests.world import NOW, World, build_world

@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, func, or_, select
 
 from app.i18n import LANGUAGES, catalogue
-from flows import accounts
-from flows.batch_pages import CORRECTABLE_WEIGHTS, FORM_FIELDS, PAGE_STEPS
-from flows.manifests import STEPS
-from flows.uscc import make_uscc
+from flows.access import accounts
+from flows.kernel.uscc import make_uscc
+from flows.pages.batches import CORRECTABLE_WEIGHTS, FORM_FIELDS, PAGE_STEPS
+from flows.waste.manifests import STEPS
 from models import CorrectionRequest, Enterprise, PeriodLock, TransferBatch
 from models.enums import BatchStatus, Channel, Route
 from tests.world import NOW, PASSWORD, World, build_world
@@ -545,7 +545,9 @@ def test_every_worded_value_has_its_message() -> None:
 
 def _sources() -> str:
     root = Path(__file__).resolve().parent.parent
-    return "".join((root / name).read_text(encoding="utf-8") for name in ("flows/batch_pages.py", "app/web_batches.py"))
+    return "".join(
+        (root / name).read_text(encoding="utf-8") for name in ("flows/pages/batches.py", "app/web_batches.py")
+    )
 
 
 def test_list_narrowed_to_parties_and_places_from_links(client: TestClient, session: Session) -> None:

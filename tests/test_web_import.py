@@ -7,7 +7,7 @@ from sqlmodel import Session, func, select
 
 from app.auth import SESSION_COOKIE, signed
 from app.settings import Settings
-from flows import accounts
+from flows.access import accounts
 from models import Enterprise, TransferBatch
 from tests.world import NOW, World, build_world
 

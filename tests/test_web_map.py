@@ -15,10 +15,10 @@ from sqlmodel import Session, col
 
 from app.main import create_app
 from app.settings import Settings
-from flows.targets import path_value, resolve_category_set
-from flows.transfers import parse_filter
-from maps import flowmap
-from maps.flowmap import RateClass, rate_class
+from flows.pages import map as flowmap
+from flows.pages.map import RateClass, rate_class
+from flows.waste.targets import path_value, resolve_category_set
+from flows.waste.transfers import parse_filter
 from models import Declaration, Licence, TransferBatch
 from models.enums import BatchStatus, LicenceActivity, Route
 from tests.world import World, build_world

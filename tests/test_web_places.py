@@ -11,9 +11,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from flows import battery, battery_audit, flags
-from flows.accounts import system_principal
-from flows.rates import RECEIVED_STATUSES, SENT_STATUSES, percent_truncated
+from flows.access.accounts import system_principal
+from flows.battery import audit as battery_audit
+from flows.battery import chain as battery
+from flows.waste import flags
+from flows.waste.rates import RECEIVED_STATUSES, SENT_STATUSES, percent_truncated
 from models import Enterprise, Licence, TransferBatch
 from models.enums import BatchStatus, BatteryLevel, EnterpriseRole, LicenceActivity, Route
 from tests.access_cases_battery import VIN, build_chain, code

@@ -15,11 +15,12 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.i18n import translate
-from flows import battery, battery_audit
-from flows.accounts import system_principal
-from flows.battery_code import parse_battery_code
-from flows.battery_pages import analyse_code, flags_of
-from flows.errors import InvalidInput
+from flows.access.accounts import system_principal
+from flows.battery import audit as battery_audit
+from flows.battery import chain as battery
+from flows.battery.code import parse_battery_code
+from flows.kernel.errors import InvalidInput
+from flows.pages.batteries import analyse_code, flags_of
 from models import Enterprise
 from models.enums import BatteryLevel
 from tests.access_cases_battery import CELL, MODULE, PACK, VIN, Chain, build_chain, code, seed_batteries

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from shapely.geometry import box
 from sqlmodel import Session
 
-from flows import accounts
-from flows.accounts import Principal
-from flows.manifests import reserve_numbers
-from flows.uscc import make_uscc
+from flows.access import accounts
+from flows.access.accounts import Principal
+from flows.kernel.uscc import make_uscc
+from flows.waste.manifests import reserve_numbers
 from maps.locate import try_locate
 from maps.parks import ParkSpec, create_park
 from models import Declaration, Enterprise, EnterpriseRoleLink, PeriodLock, TransferBatch

@@ -1,0 +1,766 @@
+"""What the batch pages ask of the manifests: a viewer's list with its filters, one batch with its story, and the
+checks that the logging form runs field by field while the user types.
+
+The checks answer with problem codes and parameters, never with sentences: the web layer words them in the
+user's language. The writes themselves stay with flows.waste.manifests, which checks everything again.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, and_, case, or_, true
+from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, func, select
+
+from flows.access.accounts import Principal
+from flows.access.directory import search_directory
+from flows.access.locks import lock_for
+from flows.access.scope import readable_batches, readable_enterprise_ids, region_clause
+from flows.kernel.bounds import MAX_ID, moment_problem
+from flows.kernel.clock import CST, stored_utc
+from flows.kernel.uscc import ALPHABET, check_character, validate_uscc
+from flows.waste import manifests
+from models import (
+    AuditLog,
+    BatchCorrection,
+    CorrectionRequest,
+    Enterprise,
+    Park,
+    PeriodLock,
+    Region,
+    TransferBatch,
+    User,
+    WasteCategory,
+)
+from models.enums import BatchStatus, Route, UserRole
+
+PAGE_SIZE = 25
+_GROUPED = re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?")
+SUGGESTIONS = 8  # directory matches offered under the receiver field
+Direction = Literal["all", "in", "out"]
+SORT_KEYS = ("date", "number", "weight", "status")
+# The steps a page offers as actions, in the order they are shown.
+PAGE_STEPS = ("dispatch", "update", "cancel", "receive", "reject", "correct")
+# The weights a correction on the page may change, and whose they are (flows.waste.manifests.CORRECTABLE).
+CORRECTABLE_WEIGHTS = {
+    name: manifests.CORRECTABLE[f"{name}_t"] for name in ("weight_dispatched", "weight_received", "rejected")
+}
+
+
+# ---- The list -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchQuery:
+    """What the list shows: filters, sort order and page (direction is the enterprise user's own view)."""
+
+    direction: Direction = "all"
+    status: BatchStatus | None = None
+    category: str | None = None
+    route: Route | None = None
+    year: int | None = None
+    text: str | None = None  # the counterpart's name or credit code, or the batch number
+    # Links from the map, the enterprise and park pages and the audit: batches between given parties or places.
+    shipper: int | None = None
+    receiver: int | None = None
+    party: int | None = None  # either end
+    shipper_region: str | None = None  # adcode of the region the shipper lies in
+    receiver_region: str | None = None
+    region: str | None = None  # either end lies in it
+    park: int | None = None  # either end lies in it
+    sort: str = "date"
+    descending: bool = True
+    page: int = 1
+    page_size: int = PAGE_SIZE
+
+
+@dataclass(frozen=True)
+class Party:
+    """One end of a batch as a page shows it; `readable` says whether the viewer may open its page."""
+
+    id: int
+    name_zh: str
+    name_en: str | None
+    uscc: str
+    readable: bool
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    id: int
+    number: str
+    status: BatchStatus
+    year: int
+    category_code: str
+    category_zh: str
+    category_en: str
+    route: Route
+    weight_dispatched_t: float
+    weight_received_t: float | None
+    rejected_t: float | None
+    dispatched_at: datetime | None
+    created_at: datetime
+    shipper: Party
+    receiver: Party
+    direction: Literal["in", "out"] | None  # for an enterprise user: whether it receives or ships this batch
+    discrepancy_t: float | None
+    discrepancy_flag: bool
+
+    @property
+    def counterpart(self) -> Party:
+        """The other end, for an enterprise user (the receiver of what it ships, the shipper of what it gets)."""
+        return self.shipper if self.direction == "in" else self.receiver
+
+    @property
+    def awaiting_receipt(self) -> bool:
+        return self.direction == "in" and self.status is BatchStatus.dispatched
+
+
+@dataclass(frozen=True)
+class BatchList:
+    rows: list[BatchRow]
+    count: int
+    page: int
+    pages: int
+    page_size: int
+
+    @property
+    def first(self) -> int:
+        return 0 if self.count == 0 else (self.page - 1) * self.page_size + 1
+
+    @property
+    def last(self) -> int:
+        return min(self.count, self.page * self.page_size)
+
+
+def _mine(principal: Principal) -> int | None:
+    return principal.enterprise_id if principal.role is UserRole.enterprise else None
+
+
+def _matching_enterprises(text: str) -> Any:
+    pattern = f"%{text.strip()}%"
+    return select(Enterprise.id).where(
+        col(Enterprise.name_zh).like(pattern)
+        | col(Enterprise.name_en).ilike(pattern)
+        | col(Enterprise.uscc).like(pattern.upper())
+    )
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    """What stands out on the list: for an enterprise user, batches awaiting its receipt and its own drafts."""
+
+    awaiting_receipt: int = 0
+    drafts: int = 0
+    in_transit: int = 0  # shipped by the viewer's enterprise, not yet received
+    by_status: dict[str, int] = dc_field(default_factory=dict)
+
+
+def _conditions(principal: Principal, q: BatchQuery) -> list[ColumnElement[bool]]:
+    me = _mine(principal)
+    shipper, receiver = col(TransferBatch.shipper_id), col(TransferBatch.receiver_id)
+    where: list[ColumnElement[bool]] = [readable_batches(principal)]
+    if me is not None and q.direction == "in":
+        where.append(receiver == me)
+    elif me is not None and q.direction == "out":
+        where.append(shipper == me)
+    if q.status is not None:
+        where.append(col(TransferBatch.status) == q.status.value)
+    if q.category:
+        where.append(col(TransferBatch.category_code) == q.category)
+    if q.route is not None:
+        where.append(col(TransferBatch.route) == q.route.value)
+    if q.year is not None:
+        where.append(col(TransferBatch.year) == q.year)
+    if q.shipper is not None:
+        where.append(shipper == q.shipper)
+    if q.receiver is not None:
+        where.append(receiver == q.receiver)
+    if q.party is not None:
+        where.append(or_(shipper == q.party, receiver == q.party))
+    if q.shipper_region:
+        where.append(shipper.in_(sa_select(col(Enterprise.id)).where(region_clause(q.shipper_region))))
+    if q.receiver_region:
+        where.append(receiver.in_(sa_select(col(Enterprise.id)).where(region_clause(q.receiver_region))))
+    if q.region:
+        inside = sa_select(col(Enterprise.id)).where(region_clause(q.region))
+        where.append(or_(shipper.in_(inside), receiver.in_(inside)))
+    if q.park is not None:
+        in_park = sa_select(col(Enterprise.id)).where(col(Enterprise.park_id) == q.park)
+        where.append(or_(shipper.in_(in_park), receiver.in_(in_park)))
+    if q.text and q.text.strip():
+        # A few hundred enterprises match a fragment at most: a subquery of their ids, no join over the batches.
+        matching = _matching_enterprises(q.text)
+        if me is not None:
+            party = or_(
+                and_(shipper == me, receiver.in_(matching)),
+                and_(receiver == me, shipper.in_(matching)),
+            )
+        else:
+            party = or_(shipper.in_(matching), receiver.in_(matching))
+        where.append(or_(party, col(TransferBatch.number).contains(q.text.strip().upper())))
+    return where
+
+
+def _sort_column(sort: str) -> Any:
+    return {
+        "date": func.coalesce(col(TransferBatch.dispatched_at), col(TransferBatch.created_at)),
+        "number": col(TransferBatch.number),
+        "weight": col(TransferBatch.weight_dispatched_t),
+        "status": col(TransferBatch.status),
+    }[sort]
+
+
+def list_batches(
+    *, session: Session, principal: Principal, query: BatchQuery, counts: BatchCounts | None = None
+) -> BatchList:
+    """One page of the batches the viewer may see, filtered and sorted, with the total count.
+
+    Given the viewer's counts by status (batch_counts), an unfiltered list takes its total from them rather than
+    counting the scope a second time.
+    """
+    if query.sort not in SORT_KEYS:
+        raise ValueError(f"sort: one of {', '.join(SORT_KEYS)}")
+    where = _conditions(principal, query)
+    unfiltered = len(where) == 1
+    if counts is not None and unfiltered:
+        count = sum(counts.by_status.values())
+    else:
+        count = int(session.execute(sa_select(func.count()).select_from(TransferBatch).where(*where)).scalar_one())
+    pages = max(1, math.ceil(count / query.page_size))
+    page = min(max(1, query.page), pages)
+    order = _sort_column(query.sort)
+    ids_query = (
+        sa_select(col(TransferBatch.id))
+        .where(*where)
+        .order_by(order.desc() if query.descending else order.asc(), col(TransferBatch.id).desc())
+        .offset((page - 1) * query.page_size)
+        .limit(query.page_size)
+    )
+    ids = [row[0] for row in session.execute(ids_query)]
+    rows = _rows(session, principal, ids)
+    return BatchList(rows=rows, count=count, page=page, pages=pages, page_size=query.page_size)
+
+
+def _rows(session: Session, principal: Principal, ids: list[int]) -> list[BatchRow]:
+    if not ids:
+        return []
+    s, r = aliased(Enterprise), aliased(Enterprise)
+    readable = readable_enterprise_ids(principal)
+    query = (
+        sa_select(
+            TransferBatch,
+            col(s.name_zh),
+            col(s.name_en),
+            col(s.uscc),
+            col(s.id).in_(readable) if not principal.is_admin else true(),
+            col(r.name_zh),
+            col(r.name_en),
+            col(r.uscc),
+            col(r.id).in_(readable) if not principal.is_admin else true(),
+            col(WasteCategory.name_zh),
+            col(WasteCategory.name_en),
+        )
+        .join(s, col(s.id) == col(TransferBatch.shipper_id))
+        .join(r, col(r.id) == col(TransferBatch.receiver_id))
+        .join(WasteCategory, col(WasteCategory.code) == col(TransferBatch.category_code))
+        .where(col(TransferBatch.id).in_(ids))
+    )
+    me = _mine(principal)
+    found: dict[int, BatchRow] = {}
+    for batch, s_zh, s_en, s_uscc, s_ok, r_zh, r_en, r_uscc, r_ok, c_zh, c_en in session.execute(query):
+        gap, flagged = manifests.discrepancy(batch)
+        direction: Literal["in", "out"] | None = None
+        if me is not None:
+            direction = "in" if batch.receiver_id == me else "out"
+        found[batch.id] = BatchRow(
+            id=batch.id,
+            number=batch.number,
+            status=BatchStatus(batch.status),
+            year=batch.year,
+            category_code=batch.category_code,
+            category_zh=c_zh,
+            category_en=c_en,
+            route=Route(batch.route),
+            weight_dispatched_t=batch.weight_dispatched_t,
+            weight_received_t=batch.weight_received_t,
+            rejected_t=batch.rejected_t,
+            dispatched_at=(stored_utc(batch.dispatched_at) if batch.dispatched_at else None),
+            created_at=stored_utc(batch.created_at),
+            shipper=Party(batch.shipper_id, s_zh, s_en, s_uscc, bool(s_ok)),
+            receiver=Party(batch.receiver_id, r_zh, r_en, r_uscc, bool(r_ok)),
+            direction=direction,
+            discrepancy_t=gap,
+            discrepancy_flag=flagged,
+        )
+    return [found[i] for i in ids if i in found]
+
+
+def batch_counts(*, session: Session, principal: Principal) -> BatchCounts:
+    """Counts by status in the viewer's scope, and for an enterprise user what waits on it."""
+    rows = session.execute(
+        sa_select(col(TransferBatch.status), func.count())
+        .where(readable_batches(principal))
+        .group_by(col(TransferBatch.status))
+    ).all()
+    by_status = {str(status): int(n) for status, n in rows}
+    me = _mine(principal)
+    if me is None:
+        return BatchCounts(by_status=by_status)
+
+    def tally(party: Any, status: BatchStatus) -> Any:
+        return func.sum(case((and_(party == me, col(TransferBatch.status) == status.value), 1), else_=0))
+
+    shipper, receiver = col(TransferBatch.shipper_id), col(TransferBatch.receiver_id)
+    mine = session.execute(
+        sa_select(
+            tally(receiver, BatchStatus.dispatched),
+            tally(shipper, BatchStatus.draft),
+            tally(shipper, BatchStatus.dispatched),
+        ).where(or_(receiver == me, shipper == me))
+    ).one()
+    awaiting, drafts, transit = (int(v or 0) for v in mine)
+    return BatchCounts(awaiting_receipt=awaiting, drafts=drafts, in_transit=transit, by_status=by_status)
+
+
+def batch_years(*, session: Session, principal: Principal) -> list[int]:
+    """The reporting years to offer in the list's filter, newest first (an enterprise's own years)."""
+    me = _mine(principal)
+    if me is not None:
+        # Two index range scans instead of a scan of the scope.
+        shipped = sa_select(col(TransferBatch.year)).where(col(TransferBatch.shipper_id) == me).distinct()
+        received = sa_select(col(TransferBatch.year)).where(col(TransferBatch.receiver_id) == me).distinct()
+        years = {y for (y,) in session.execute(shipped)} | {y for (y,) in session.execute(received)}
+    else:
+        # A wide scope holds batches of nearly every year: the years of all batches (read from the year index)
+        # make the choice, and a year without batches in the scope simply lists none.
+        years = {y for (y,) in session.execute(sa_select(col(TransferBatch.year)).distinct())}
+    return sorted(years, reverse=True)
+
+
+# ---- One batch ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One recorded step of a batch: what, when, by which side, and (for bureaus and administrators) which account."""
+
+    action: str
+    at: datetime
+    side: str | None  # shipper, receiver, either, or None for an administrator's or the system's work
+    username: str | None
+    channel: str
+
+
+@dataclass(frozen=True)
+class BatchDetail:
+    row: BatchRow
+    batch: TransferBatch
+    carrier: Party | None
+    received_at: datetime | None
+    party: Literal["shipper", "receiver"] | None  # the viewer's side of the batch
+    actions: list[str]  # the steps of PAGE_STEPS the viewer may take now
+    lock: PeriodLock | None  # a lock on the batch's year for either party
+    corrections: list[BatchCorrection]
+    history: list[HistoryEntry]
+    sealed: list[str]
+    correctable: list[str]  # the weights the viewer may correct (or ask to correct, in a locked year)
+    pending: list[CorrectionRequest]  # corrections asked for and not yet decided by a bureau
+
+
+def _actor_side(action: str) -> str | None:
+    step = manifests.STEPS.get(action)
+    return step.actor if step else None
+
+
+def batch_history(*, session: Session, principal: Principal, batch_id: int) -> list[HistoryEntry]:
+    """The steps recorded in the audit log for one batch, oldest first."""
+    show_user = principal.role in (UserRole.admin, UserRole.bureau)
+    query = (
+        sa_select(col(AuditLog.action), col(AuditLog.at), col(AuditLog.channel), col(User.username))
+        .outerjoin(User, col(User.id) == col(AuditLog.user_id))
+        .where(col(AuditLog.table_name) == "transfer_batch", col(AuditLog.row_id) == str(batch_id))
+        .order_by(col(AuditLog.id))
+    )
+    return [
+        HistoryEntry(
+            action=action,
+            at=stored_utc(at),
+            side=_actor_side(action),
+            username=username if show_user else None,
+            channel=str(channel),
+        )
+        for action, at, channel, username in session.execute(query)
+    ]
+
+
+def available_actions(principal: Principal, batch: TransferBatch) -> list[str]:
+    """The page steps that the step table lets this viewer take on the batch now."""
+    status = BatchStatus(batch.status)
+    me = _mine(principal)
+    side = "shipper" if me == batch.shipper_id else "receiver" if me == batch.receiver_id else None
+    allowed = []
+    for name in PAGE_STEPS:
+        step = manifests.STEPS[name]
+        if status not in step.from_status:
+            continue
+        if principal.is_admin or (side is not None and step.actor in (side, "either")):
+            allowed.append(name)
+    return allowed
+
+
+def correctable_weights(principal: Principal, batch: TransferBatch) -> list[str]:
+    """The weights this viewer may correct on a closed batch: its own side's (an administrator's: any)."""
+    if "correct" not in available_actions(principal, batch):
+        return []
+    me = _mine(principal)
+    side = "shipper" if me == batch.shipper_id else "receiver" if me == batch.receiver_id else None
+    return [name for name, owner in CORRECTABLE_WEIGHTS.items() if principal.is_admin or owner == side]
+
+
+def pending_corrections(*, session: Session, batch: TransferBatch) -> list[CorrectionRequest]:
+    """Corrections of this batch that wait for a bureau's decision."""
+    query = select(CorrectionRequest).where(
+        col(CorrectionRequest.table_name) == "transfer_batch",
+        col(CorrectionRequest.status) == "pending",
+        col(CorrectionRequest.enterprise_id).in_([batch.shipper_id, batch.receiver_id]),
+    )
+    # The batch is named inside the request's payload; a party has few pending requests, so filter them here.
+    return [
+        c
+        for c in session.exec(query.order_by(col(CorrectionRequest.id))).all()
+        if c.payload.get("batch_id") == batch.id
+    ]
+
+
+def batch_detail(*, session: Session, principal: Principal, batch_id: int) -> BatchDetail:
+    """One batch in the viewer's scope, with its parties, what the viewer may do now, its corrections and history."""
+    batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
+    assert batch.id is not None
+    row = _rows(session, principal, [batch.id])[0]
+    carrier = None
+    if batch.carrier_id is not None:
+        c = session.get(Enterprise, batch.carrier_id)
+        if c is not None and c.id is not None:
+            readable = principal.is_admin or bool(
+                session.execute(
+                    sa_select(func.count()).where(
+                        col(Enterprise.id) == c.id, col(Enterprise.id).in_(readable_enterprise_ids(principal))
+                    )
+                ).scalar_one()
+            )
+            carrier = Party(c.id, c.name_zh, c.name_en, c.uscc, readable)
+    me = _mine(principal)
+    party: Literal["shipper", "receiver"] | None = (
+        "shipper" if me == batch.shipper_id else "receiver" if me == batch.receiver_id else None
+    )
+    lock = lock_for(session=session, enterprise_id=batch.shipper_id, year=batch.year) or lock_for(
+        session=session, enterprise_id=batch.receiver_id, year=batch.year
+    )
+    return BatchDetail(
+        row=row,
+        batch=batch,
+        carrier=carrier,
+        received_at=(stored_utc(batch.received_at) if batch.received_at else None),
+        party=party,
+        actions=available_actions(principal, batch),
+        lock=lock,
+        corrections=manifests.corrections_of(session=session, batch_id=batch.id),
+        history=batch_history(session=session, principal=principal, batch_id=batch.id),
+        sealed=manifests.sealed_fields(BatchStatus(batch.status)),
+        correctable=correctable_weights(principal, batch),
+        pending=pending_corrections(session=session, batch=batch),
+    )
+
+
+# ---- The form's checks ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong with one field: a code the page words in the user's language, and its parameters."""
+
+    field: str
+    code: str
+    params: dict[str, Any] = dc_field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    id: int
+    uscc: str
+    name_zh: str
+    name_en: str | None
+
+
+@dataclass(frozen=True)
+class PartyLookup:
+    """What a typed receiver (or carrier) text gives: suggestions, the one it resolves to, or what is wrong."""
+
+    suggestions: list[Suggestion]
+    resolved: Suggestion | None = None
+    problem: Problem | None = None
+
+
+def _suggestion(row: dict[str, Any]) -> Suggestion:
+    return Suggestion(id=row["id"], uscc=row["uscc"], name_zh=row["name_zh"], name_en=row["name_en"])
+
+
+def _by_id(session: Session, enterprise_id: int) -> Suggestion | None:
+    e = session.get(Enterprise, enterprise_id)
+    if e is None or e.id is None:
+        return None
+    return Suggestion(e.id, e.uscc, e.name_zh, e.name_en)
+
+
+def _looks_like_uscc(text: str) -> bool:
+    # A typed code: 18 characters of digits and capital letters, no spaces or CJK.
+    compact = text.strip().upper()
+    return len(compact) == 18 and compact.isascii() and compact.isalnum()
+
+
+def lookup_party(*, session: Session, text: str, field_name: str, exclude: int | None) -> PartyLookup:
+    """Directory matches for a typed name or credit code (any account may address any enterprise by these).
+
+    A full, valid credit code, or a name typed out whole that one enterprise bears, resolves at once.
+    """
+    text = text.strip()
+    if len(text) < 2:
+        return PartyLookup([])
+    if _looks_like_uscc(text):
+        code = text.upper()
+        bad = next(((pos, ch) for pos, ch in enumerate(code, start=1) if ch not in ALPHABET), None)
+        if bad is not None:
+            problem = Problem(field_name, "uscc_char", {"char": bad[1], "position": bad[0]})
+            return PartyLookup([], problem=problem)
+        expected = check_character(code[:17])
+        if code[17] != expected:
+            problem = Problem(field_name, "uscc_check", {"char": code[17], "expected": expected})
+            return PartyLookup([], problem=problem)
+        check = validate_uscc(code)
+        found = session.execute(
+            sa_select(col(Enterprise.id), col(Enterprise.uscc), col(Enterprise.name_zh), col(Enterprise.name_en)).where(
+                col(Enterprise.uscc) == check.code
+            )
+        ).first()
+        if found is None:
+            return PartyLookup([], problem=Problem(field_name, "uscc_unknown", {"code": check.code}))
+        hit = _suggestion(dict(found._mapping))
+        if hit.id == exclude:
+            return PartyLookup([], problem=Problem(field_name, "self"))
+        return PartyLookup([hit], resolved=hit)
+    rows = [_suggestion(r) for r in search_directory(session=session, q=text, limit=SUGGESTIONS + 1)]
+    rows = [r for r in rows if r.id != exclude][:SUGGESTIONS]
+    exact = [r for r in rows if text in (r.name_zh, r.name_en)]
+    return PartyLookup(rows, resolved=exact[0] if len(exact) == 1 else None)
+
+
+@dataclass(frozen=True)
+class BatchForm:
+    """The logging form as submitted: raw strings, checked field by field."""
+
+    receiver_id: str = ""
+    receiver_q: str = ""
+    carrier_id: str = ""
+    carrier_q: str = ""
+    category: str = ""
+    route: str = ""
+    weight: str = ""
+    unit: str = "t"
+    dispatched_at: str = ""
+    dispatch: bool = False  # "save and dispatch" rather than "save as draft"
+
+
+FORM_FIELDS = ("receiver", "carrier", "category", "route", "weight", "dispatched_at")
+
+
+@dataclass(frozen=True)
+class CheckedForm:
+    """The outcome of the checks: problems by field, and the values ready for the manifest writer if there are none."""
+
+    problems: dict[str, Problem]
+    receiver: Suggestion | None = None
+    carrier: Suggestion | None = None
+    weight_t: float | None = None
+    dispatched_at: datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def parse_weight(raw: str, unit: str, field_name: str, *, required: bool = True) -> tuple[float | None, Problem | None]:
+    """A weight typed in t or kg, in tonnes; or the problem with it."""
+    text = raw.strip()
+    if _GROUPED.fullmatch(text):
+        text = text.replace(",", "")  # 12,500.5: thousands separated, as ledgers print them (never a decimal comma)
+    if unit not in ("t", "kg"):
+        return None, Problem(field_name, "unit", {"unit": unit})
+    if not text:
+        return None, (Problem(field_name, "required") if required else None)
+    try:
+        value = float(text)
+    except ValueError:
+        return None, Problem(field_name, "not_number", {"value": raw.strip()})
+    if not math.isfinite(value):
+        return None, Problem(field_name, "not_number", {"value": raw.strip()})
+    if value < 0:
+        return None, Problem(field_name, "negative", {"value": raw.strip()})
+    return (value / 1000 if unit == "kg" else value), None
+
+
+def parse_local_time(raw: str, field_name: str, now: datetime) -> tuple[datetime | None, Problem | None]:
+    """A date and time as a browser sends it (no offset: Beijing time); not in the future."""
+    text = raw.strip()
+    if not text:
+        return None, None
+    try:
+        moment = datetime.fromisoformat(text.replace(" ", "T", 1))
+    except ValueError:
+        return None, Problem(field_name, "not_time", {"value": text})
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=CST)
+    if aware > now:
+        return None, Problem(field_name, "future")
+    if moment_problem(moment) is not None:
+        # Year 1 parses, and then overflows when converted to UTC: no record lies outside the record years.
+        return None, Problem(field_name, "not_time", {"value": text})
+    return moment, None
+
+
+def _party(
+    session: Session, ident: str, text: str, field_name: str, exclude: int | None, *, required: bool
+) -> tuple[Suggestion | None, Problem | None]:
+    if ident.strip():
+        try:
+            number = int(ident)
+        except ValueError:
+            number = 0
+        # Past the ids' range the database would refuse the question rather than find nothing.
+        chosen = _by_id(session, number) if 1 <= number <= MAX_ID else None
+        if chosen is None:
+            return None, Problem(field_name, "unknown")
+        if chosen.id == exclude:
+            return None, Problem(field_name, "self")
+        return chosen, None
+    if not text.strip():
+        return None, (Problem(field_name, "required") if required else None)
+    found = lookup_party(session=session, text=text, field_name=field_name, exclude=exclude)
+    if found.problem is not None:
+        return None, found.problem
+    if found.resolved is not None:
+        return found.resolved, None
+    return None, Problem(field_name, "choose" if found.suggestions else "no_match", {"text": text.strip()})
+
+
+def check_batch_form(*, session: Session, form: BatchForm, shipper_id: int | None, now: datetime) -> CheckedForm:
+    """Check every field of the logging form; nothing is written."""
+    problems: dict[str, Problem] = {}
+    receiver, p = _party(session, form.receiver_id, form.receiver_q, "receiver", shipper_id, required=True)
+    if p:
+        problems[p.field] = p
+    carrier, p = _party(session, form.carrier_id, form.carrier_q, "carrier", None, required=False)
+    if p:
+        problems[p.field] = p
+    if not form.category:
+        problems["category"] = Problem("category", "required")
+    elif session.get(WasteCategory, form.category) is None:
+        problems["category"] = Problem("category", "unknown_category", {"code": form.category})
+    if not form.route:
+        problems["route"] = Problem("route", "required")
+    elif form.route not in {r.value for r in Route}:
+        problems["route"] = Problem("route", "unknown_route", {"route": form.route})
+    weight, p = parse_weight(form.weight, form.unit, "weight")
+    if p:
+        problems["weight"] = p
+    at: datetime | None = None
+    if form.dispatch:
+        at, p = parse_local_time(form.dispatched_at, "dispatched_at", now)
+        if p:
+            problems["dispatched_at"] = p
+    if "dispatched_at" not in problems and "receiver" not in problems:
+        year = manifests.reporting_year(at or now)
+        for enterprise_id in (shipper_id, receiver.id if receiver else None):
+            lock = lock_for(session=session, enterprise_id=enterprise_id, year=year) if enterprise_id else None
+            if lock is not None:
+                zh, en = lock_region_name(session=session, adcode=lock.region_adcode)
+                problems["dispatched_at"] = Problem(
+                    "dispatched_at", "locked", {"year": year, "region_zh": zh, "region_en": en}
+                )
+                break
+    return CheckedForm(problems, receiver=receiver, carrier=carrier, weight_t=weight, dispatched_at=at)
+
+
+def check_receipt(
+    *,
+    batch: TransferBatch,
+    weight: str,
+    unit: str,
+    rejected: str,
+    rejected_unit: str,
+    reason: str,
+    received_at: str,
+    now: datetime,
+) -> tuple[dict[str, Problem], dict[str, Any]]:
+    """Check a receipt (weight received, a refused part with its reason, when); the weights in t when all is well."""
+    problems: dict[str, Problem] = {}
+    received_t, p = parse_weight(weight, unit, "weight_received")
+    if p:
+        problems[p.field] = p
+    rejected_t, p = parse_weight(rejected, rejected_unit, "rejected", required=False)
+    if p:
+        problems[p.field] = p
+    if rejected_t and not reason.strip():
+        problems["rejection_reason"] = Problem("rejection_reason", "reason_for_part")
+    at, p = parse_local_time(received_at, "received_at", now)
+    if p:
+        problems[p.field] = p
+    dispatched = stored_utc(batch.dispatched_at) if batch.dispatched_at else None
+    if at is not None and dispatched is not None:
+        aware = at if at.tzinfo else at.replace(tzinfo=CST)
+        if aware < dispatched:
+            problems["received_at"] = Problem("received_at", "before_dispatch")
+    values = {"weight_received_t": received_t, "rejected_t": rejected_t, "received_at": at}
+    return problems, values
+
+
+def lock_region_name(*, session: Session, adcode: str) -> tuple[str, str | None]:
+    """The names of a locked region, for the message that says why a write was refused."""
+    region = session.get(Region, adcode)
+    return (region.name_zh, region.name_en) if region else (adcode, adcode)
+
+
+@dataclass(frozen=True)
+class Narrowing:
+    """A party or place the list is narrowed to, named for the page."""
+
+    param: str
+    value: str
+    name_zh: str
+    name_en: str | None
+
+
+def narrowing(*, session: Session, query: BatchQuery) -> list[Narrowing]:
+    """The parties and places the query is narrowed to, with their names (ids the viewer gave, in any scope)."""
+    found: list[Narrowing] = []
+    for param in ("shipper", "receiver", "party"):
+        ident = getattr(query, param)
+        if ident is not None:
+            ent = session.get(Enterprise, ident)
+            found.append(Narrowing(param, str(ident), ent.name_zh if ent else str(ident), ent.name_en if ent else None))
+    for param in ("shipper_region", "receiver_region", "region"):
+        code = getattr(query, param)
+        if code:
+            region = session.get(Region, code)
+            found.append(Narrowing(param, code, region.name_zh if region else code, region.name_en if region else None))
+    if query.park is not None:
+        park = session.get(Park, query.park)
+        name_zh = park.name_zh if park else str(query.park)
+        found.append(Narrowing("park", str(query.park), name_zh, park.name_en if park else None))
+    return found

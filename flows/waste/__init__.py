@@ -1,0 +1,3 @@
+"""Bulk industrial solid waste: reference data (categories), targets, annual declarations, manifests and their one
+writer, corrections, the utilisation rate as official statistics compute it, the audit flags, the tonnes that moved
+(transfers), and the CSV/XLSX imports. Never imports the battery room."""

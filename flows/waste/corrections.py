@@ -1,0 +1,171 @@
+"""Corrections to locked periods: filed with a reason, applied only when a bureau approves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from flows.access.accounts import Principal
+from flows.access.locks import lock_for
+from flows.access.scope import ensure_write_for_enterprise, readable_enterprise_ids
+from flows.access.trail import record, snapshot
+from flows.kernel.bounds import MAX_ID
+from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
+from flows.waste import manifests
+from flows.waste.declarations import apply_declaration, parse_declaration
+from models import CorrectionRequest
+from models.enums import UserRole
+
+Applier = Callable[[Session, Principal, dict[str, Any], datetime], Any]
+
+
+def _apply_declaration(session: Session, principal: Principal, payload: dict[str, Any], now: datetime) -> Any:
+    decl = parse_declaration(payload)
+    return apply_declaration(session=session, principal=principal, decl=decl, now=now, action="correction")
+
+
+def _apply_manifest(session: Session, principal: Principal, payload: dict[str, Any], now: datetime) -> Any:
+    # The lock is what the approval overrides; the step rules of a correction, and the filer's side, still hold.
+    party = payload.get("party")
+    return manifests.correct(
+        session=session,
+        principal=principal,
+        batch_id=int(payload["batch_id"]),
+        changes=dict(payload.get("changes") or {}),
+        reason=str(payload.get("reason") or "approved"),
+        now=now,
+        approved_for=party if party in ("shipper", "receiver", "either") else "either",
+    )
+
+
+# What each correctable table needs: how to read the enterprise and year from a payload, and how to apply it.
+APPLIERS: dict[str, Applier] = {"declaration": _apply_declaration, "transfer_batch": _apply_manifest}
+
+
+def _owner_and_year(
+    session: Session, principal: Principal, table: str, payload: dict[str, Any]
+) -> tuple[int, int, dict[str, Any]]:
+    """The enterprise and year a correction concerns, and its payload checked as the applier will check it."""
+    if table == "declaration":
+        decl = parse_declaration(payload)
+        # Stored as parsed: what waits for approval is exactly what will be applied, and nothing else.
+        return decl.enterprise_id, decl.year, decl.model_dump(mode="json")
+    if table == "transfer_batch":
+        try:
+            batch_id = int(payload["batch_id"])
+        except (KeyError, TypeError, ValueError, OverflowError):
+            batch_id = 0
+        if not 1 <= batch_id <= MAX_ID:
+            raise InvalidInput("payload.batch_id: name the manifest to correct", field="batch_id")
+        if not isinstance(payload.get("changes"), dict) or not payload["changes"]:
+            raise InvalidInput("payload.changes: name the fields to correct", field="changes")
+        batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
+        party = manifests.party_of(principal, batch)
+        if party is None and not principal.is_admin:
+            raise Forbidden(f"only the parties of manifest {batch.number} may correct it")
+        # Checked when filed, with the filer's rights: a receiver's request cannot carry the shipper's fields.
+        manifests.correction_changes(session=session, batch=batch, party=party, changes=payload["changes"])
+        owner = principal.enterprise_id if party is not None else None
+        checked = {"batch_id": batch_id, "changes": dict(payload["changes"]), "party": party or "either"}
+        if payload.get("reason"):
+            checked["reason"] = str(payload["reason"])
+        return owner or batch.shipper_id, batch.year, checked
+    raise InvalidInput(f"table: corrections are not supported for {table!r}", field="table")
+
+
+def request_correction(
+    *, session: Session, principal: Principal, table: str, payload: dict[str, Any], reason: str, now: datetime
+) -> CorrectionRequest:
+    """File a correction to a locked period; it waits for a bureau's decision."""
+    if table not in APPLIERS:
+        raise InvalidInput(f"table: corrections are not supported for {table!r}", field="table")
+    if not reason.strip():
+        raise InvalidInput("reason: a correction must say why", field="reason")
+    enterprise_id, year, payload = _owner_and_year(session, principal, table, payload)
+    ensure_write_for_enterprise(principal, enterprise_id, table)
+    if lock_for(session=session, enterprise_id=enterprise_id, year=year) is None:
+        raise Conflict(f"{year} is not locked: change the {table} directly", field="year")
+    correction = CorrectionRequest(
+        table_name=table,
+        enterprise_id=enterprise_id,
+        year=year,
+        payload=payload,
+        reason=reason.strip(),
+        requested_by=principal.user_id,
+        requested_at=now,
+    )
+    session.add(correction)
+    session.flush()
+    record(
+        session=session,
+        principal=principal,
+        action="request_correction",
+        table="correction_request",
+        row_id=correction.id,
+        before=None,
+        after=snapshot(correction),
+        now=now,
+        enterprises=(enterprise_id,),
+    )
+    return correction
+
+
+def decide_correction(
+    *, session: Session, principal: Principal, correction_id: int, approve: bool, note: str, now: datetime
+) -> CorrectionRequest:
+    """A bureau of the enterprise's region approves (and so applies) or rejects a pending correction."""
+    if principal.role not in (UserRole.bureau, UserRole.admin):
+        raise Forbidden("only a bureau auditor approves corrections")
+    correction = _visible(session, principal, correction_id, for_update=True)
+    if correction.status != "pending":
+        raise Conflict(f"correction {correction_id} was already {correction.status}", field="status")
+    before = snapshot(correction)
+    correction.status = "approved" if approve else "rejected"
+    correction.decided_by = principal.user_id
+    correction.decided_at = now
+    correction.decision_note = note.strip() or None
+    session.add(correction)
+    if approve:
+        APPLIERS[correction.table_name](session, principal, correction.payload, now)
+    session.flush()
+    record(
+        session=session,
+        principal=principal,
+        action="approve_correction" if approve else "reject_correction",
+        table="correction_request",
+        row_id=correction.id,
+        before=before,
+        after=snapshot(correction),
+        now=now,
+        enterprises=(correction.enterprise_id,),
+    )
+    return correction
+
+
+def _visible(
+    session: Session, principal: Principal, correction_id: int, *, for_update: bool = False
+) -> CorrectionRequest:
+    query = select(CorrectionRequest).where(
+        CorrectionRequest.id == correction_id,
+        col(CorrectionRequest.enterprise_id).in_(readable_enterprise_ids(principal)),
+    )
+    if for_update:
+        # Approve and reject at the same moment: the second waits for the first and then finds it decided.
+        query = query.with_for_update(of=CorrectionRequest).execution_options(populate_existing=True)
+    correction = session.exec(query).first()
+    if correction is None:
+        raise NotFound(f"no correction {correction_id}", field="correction_id")
+    return correction
+
+
+def list_corrections(*, session: Session, principal: Principal, status: str | None = None) -> list[CorrectionRequest]:
+    """Corrections in the principal's scope, newest first."""
+    query = select(CorrectionRequest).where(
+        col(CorrectionRequest.enterprise_id).in_(readable_enterprise_ids(principal))
+    )
+    if status:
+        query = query.where(CorrectionRequest.status == status)
+    return list(session.exec(query.order_by(col(CorrectionRequest.id).desc())).all())

@@ -1,0 +1,1596 @@
+"""Bulk imports of enterprises, declarations and manifests from CSV or XLSX: every row lands, or none does.
+
+Files are CSV in UTF-8, UTF-8 with BOM or GB18030 (detected: a BOM means UTF-8; otherwise the first chunk that
+holds non-ASCII bytes is tried as strict UTF-8, else GB18030), or XLSX (the first sheet, read with openpyxl in
+read-only mode). The first non-blank row names the columns, in English or in Chinese (HEADER_ALIASES); headers
+match after trimming spaces and ignoring case and full-width brackets. Unknown, repeated or missing columns are
+refused before any row is read.
+
+Rows are read one at a time, never the whole file at once, and written in chunks of CHUNK rows with Core
+executemany, all inside the caller's one transaction. Every row is checked and every fault collected (line as in
+the file, the header being line 1; the column as the file names it; the reason). If there is any, the transaction
+is rolled back and ImportRefused lists them: nothing is half-saved. On success the caller commits.
+
+An import writes ONE audit-log entry (channel import, action "import") naming the file, its SHA-256 and the counts,
+rather than one entry per row: a 100,000-row file would otherwise add 100,000 chained entries, each waiting on the
+audit chain's lock, and the file's hash already pins down exactly what was imported.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import itertools
+import math
+import re
+import unicodedata
+import zipfile
+import zlib
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from operator import itemgetter
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel
+
+from flows.access.locks import ensure_unlocked, guard_year
+from flows.access.trail import record
+from flows.kernel.bounds import (
+    DEFAULT_UPLOAD_LIMITS,
+    MAX_COLUMNS,
+    MAX_DECLARED_T,
+    MAX_MANIFEST_T,
+    MAX_SHEET_LINES,
+    UploadLimits,
+    check_size,
+    check_workbook,
+    overlong_field,
+    printable,
+    text_problem,
+)
+from flows.kernel.clock import CST
+from flows.kernel.errors import Conflict, Forbidden, InvalidInput, PeriodLocked
+from flows.kernel.principal import Principal
+from flows.kernel.uscc import validate_uscc
+from flows.waste.declarations import FIGURES, parse_declaration
+from flows.waste.manifests import reserve_numbers
+from maps.locate import locate_many
+from models import Declaration, Enterprise, EnterpriseRoleLink, PeriodLock, TransferBatch, WasteCategory
+from models.enums import BatchStatus, Channel, EnterpriseRole, Route, UserRole
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data: column names and value aliases. Keys are matched after _norm() (NFKC, case-folded, spaces removed), so
+# "移出量（吨）", "移出量 (吨)" and "移出量(吨)" are one header.
+
+HEADER_ALIASES: dict[str, str] = {
+    # enterprises (uscc also for declarations)
+    "统一社会信用代码": "uscc",
+    "社会信用代码": "uscc",
+    "信用代码": "uscc",
+    "credit_code": "uscc",
+    "企业名称": "name",
+    "单位名称": "name",
+    "name_zh": "name",
+    "英文名称": "name_en",
+    "角色": "roles",
+    "企业角色": "roles",
+    "role": "roles",
+    "经度": "lon",
+    "longitude": "lon",
+    "lng": "lon",
+    "纬度": "lat",
+    "latitude": "lat",
+    # declarations
+    "年份": "year",
+    "年度": "year",
+    "申报年度": "year",
+    "废物类别": "category",
+    "类别代码": "category",
+    "废物代码": "category",
+    "category_code": "category",
+    "产生量": "generated_t",
+    "综合利用量": "utilised_t",
+    "其中利用往年贮存量": "utilised_prior_t",
+    "处置量": "disposed_t",
+    "其中处置往年贮存量": "disposed_prior_t",
+    "贮存量": "stored_t",
+    "倾倒丢弃量": "dumped_t",
+    # manifests
+    "联单编号": "number",
+    "移出单位统一社会信用代码": "shipper_uscc",
+    "接收单位统一社会信用代码": "receiver_uscc",
+    "运输单位统一社会信用代码": "carrier_uscc",
+    "利用处置方式": "route",
+    "移出量(吨)": "weight_dispatched_t",
+    "移出量(千克)": "weight_dispatched_kg",
+    "移出时间": "dispatched_at",
+    "接收量(吨)": "weight_received_t",
+    "接收量(千克)": "weight_received_kg",
+    "接收时间": "received_at",
+    "拒收量(吨)": "rejected_t",
+    "拒收量(千克)": "rejected_kg",
+    "拒收原因": "rejection_reason",
+    "幂等键": "idempotency_key",
+}
+
+# A unit in brackets after a known figure's name ("产生量(吨)") names the same column.
+UNIT_SUFFIXES: dict[str, str] = {"(吨)": "_t", "(t)": "_t", "(千克)": "_kg", "(kg)": "_kg"}
+
+ROUTE_ALIASES: dict[str, Route] = {
+    "水泥掺合料": Route.cement_admixture,
+    "水泥掺和料": Route.cement_admixture,
+    "建材": Route.building_materials,
+    "建筑材料": Route.building_materials,
+    "充填": Route.backfill,
+    "回填": Route.backfill,
+    "路基材料": Route.road_base,
+    "金属回收": Route.metal_recovery,
+    "其他利用": Route.other_utilisation,
+    "处置": Route.disposal,
+    "贮存": Route.storage,
+}
+
+ROLE_ALIASES: dict[str, EnterpriseRole] = {
+    "产生单位": EnterpriseRole.generator,
+    "产废单位": EnterpriseRole.generator,
+    "收集单位": EnterpriseRole.collector,
+    "运输单位": EnterpriseRole.transporter,
+    "利用单位": EnterpriseRole.utiliser,
+    "处置单位": EnterpriseRole.disposer,
+    "电池生产企业": EnterpriseRole.battery_maker,
+    "汽车生产企业": EnterpriseRole.vehicle_maker,
+    "回收服务网点": EnterpriseRole.collection_outlet,
+    "梯次利用企业": EnterpriseRole.cascade_user,
+    "再生利用企业": EnterpriseRole.recycler,
+}
+
+ROLE_SEPARATORS = re.compile(r"[;；,，、]")
+
+CHUNK = 5000  # rows per executemany; also the batch size of the existence checks against the database
+PROGRESS_EVERY = 1000
+SCAN_CHUNK = 1 << 16
+UTF8_EVIDENCE = 4  # valid non-ASCII UTF-8 characters before a bad byte that make a file UTF-8 all the same
+MAX_KEPT_ERRORS = 10_000  # a file that is wrong throughout is counted to the end, but only this many are kept
+# Times without an offset are Beijing time, as ledgers write them: the same rule as flows.waste.manifests.
+
+Progress = Callable[[int, int | None], None]
+Source = Path | str | IO[bytes]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Results and refusals
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One fault: the line in the file (header = 1), the column as the file names it, and why."""
+
+    line: int
+    column: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "column": self.column, "reason": self.reason}
+
+
+class ImportRefused(InvalidInput):
+    """An import with faulty rows: nothing was saved; `errors` lists them (up to MAX_KEPT_ERRORS), `total` counts."""
+
+    def __init__(self, file: str, errors: list[RowError], total: int, rows: int) -> None:
+        first = errors[0]
+        super().__init__(
+            f"{file}: import refused, nothing saved: {total} error{'s' if total != 1 else ''} in {rows} rows; "
+            f"first: line {first.line}, {first.column}: {first.reason}",
+            field=first.column,
+            row=first.line,
+        )
+        self.file = file
+        self.errors = errors
+        self.total = total
+        self.rows = rows
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What an import did."""
+
+    kind: str
+    file: str
+    sha256: str
+    format: str
+    encoding: str | None
+    rows: int
+    inserted: int
+    updated: int
+    skipped: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "file": self.file,
+            "sha256": self.sha256,
+            "format": self.format,
+            "encoding": self.encoding,
+            "rows": self.rows,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "skipped": self.skipped,
+        }
+
+
+class _Bad(Exception):
+    """A value that cannot be used; the message is the reason shown to the user."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading files
+
+
+def _norm(header: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", header).casefold().split())
+
+
+@dataclass
+class _Scan:
+    sha256: str
+    format: str
+    encoding: str | None
+    lines: int
+
+
+def _scan(stream: IO[bytes], limits: UploadLimits) -> _Scan:
+    """One pass over the bytes: size, hash, format, encoding and a line count for the progress bar."""
+    digest = hashlib.sha256()
+    size = 0
+    start = stream.tell()
+    head = stream.read(SCAN_CHUNK)
+    fmt = "xlsx" if head.startswith(b"PK\x03\x04") else "csv"
+    encoding: str | None = None
+    if fmt == "csv":
+        if head.startswith(codecs.BOM_UTF8):
+            encoding = "utf-8-sig"
+        elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise InvalidInput("file: UTF-16 text is not supported; save the CSV as UTF-8 or GB18030", field="file")
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    lines = 0
+    last = b""
+    chunk = head
+    while chunk:
+        size += len(chunk)
+        check_size(size, limits)  # refused as soon as the limit is passed, before the rest is read
+        digest.update(chunk)
+        lines += chunk.count(b"\n")
+        last = chunk
+        # ASCII says nothing about the encoding: the first chunk that completes a non-ASCII character decides
+        # (strict UTF-8, else GB18030), even when that character began at the end of the chunk before.
+        if fmt == "csv" and encoding is None:
+            try:
+                if not decoder.decode(chunk, final=False).isascii():
+                    encoding = "utf-8"
+            except UnicodeDecodeError as exc:
+                # GB18030 text does not form several valid UTF-8 characters in a row: a chunk that does and then
+                # breaks is UTF-8 with a stray line, which is then refused on its own line instead of garbled.
+                valid = chunk[: max(exc.start, 0)].decode("utf-8", errors="ignore")
+                encoding = "utf-8" if sum(not ch.isascii() for ch in valid) >= UTF8_EVIDENCE else "gb18030"
+        chunk = stream.read(SCAN_CHUNK)
+    if last and not last.endswith(b"\n"):
+        lines += 1
+    if fmt == "csv" and encoding is None:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            encoding = "gb18030"
+    stream.seek(start)
+    return _Scan(digest.hexdigest(), fmt, encoding or ("utf-8" if fmt == "csv" else None), lines)
+
+
+@dataclass
+class _Table:
+    header_line: int
+    headers: list[str]
+    rows: Iterator[tuple[int, Sequence[object]]]
+    total: int | None
+    undecodable: list[int] = field(default_factory=list)  # lines that are not valid in the detected encoding
+
+
+def _blank(values: Sequence[object]) -> bool:
+    return all(v is None or (isinstance(v, str) and not v.strip()) for v in values)
+
+
+def _decoded_lines(stream: IO[bytes], encoding: str, undecodable: list[int]) -> Iterator[str]:
+    """The file's lines as text, decoded one by one so that a bad byte is reported on its own line."""
+    # b"\n" never occurs inside a UTF-8 or GB18030 character, so splitting the bytes first is safe.
+    for number, raw in enumerate(stream, start=1):
+        try:
+            yield raw.decode(encoding)
+        except UnicodeDecodeError:
+            undecodable.append(number)
+            yield raw.decode(encoding, errors="replace")
+
+
+class _FieldTooLong(Exception):
+    """A CSV field longer than the reader holds: its line and its position in the record, when found."""
+
+    def __init__(self, line: int, position: int | None) -> None:
+        super().__init__(line, position)
+        self.line = line
+        self.position = position
+
+
+def _kept(lines: Iterator[str], record: list[str]) -> Iterator[str]:
+    """The lines, each also kept in `record` until the reader has made a record of them."""
+    for line in lines:
+        record.append(line)
+        yield line
+
+
+def _csv_rows(reader: Any, record: list[str] | None = None) -> Iterator[tuple[int, Sequence[object]]]:
+    start = reader.line_num + 1
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            # csv.field_size_limit: the reader says no more than that a field was too long; find which.
+            text = "".join(record or ())
+            raise _FieldTooLong(start, overlong_field(text, csv.field_size_limit())) from None
+        if record is not None:
+            record.clear()
+        # CSV cells are always strings: one join tells a blank row (skipped, not counted) from a real one.
+        if "".join(values).strip():
+            yield start, values
+        start = reader.line_num + 1
+
+
+@contextmanager
+def _open_table(stream: IO[bytes], scan: _Scan, limits: UploadLimits) -> Iterator[_Table]:
+    if scan.format == "xlsx":
+        check_workbook(stream, limits)  # the parts' declared sizes, before anything is decompressed
+        # Imported here: it takes a while to load, and most commands never read a workbook.
+        import openpyxl
+
+        try:
+            book = openpyxl.load_workbook(stream, read_only=True, data_only=True)
+        except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+            raise InvalidInput(f"file: not a readable XLSX workbook ({exc})", field="file") from None
+        try:
+            sheet = book.worksheets[0]
+            # At most MAX_COLUMNS cells a row and Excel's own number of rows: openpyxl pads each row to the sheet's
+            # declared width and fills every missing row in, which a tiny file can make 16,384 x 1,048,576.
+            cells = sheet.iter_rows(min_row=1, max_col=MAX_COLUMNS, values_only=True)
+            numbered = enumerate(_readable(itertools.islice(cells, MAX_SHEET_LINES)), start=1)
+            rows = ((line, values) for line, values in numbered if not _blank(values))
+            line, headers = _first(rows)
+            max_row = sheet.max_row
+            yield _Table(line, headers, rows, max_row - line if max_row else None)
+        finally:
+            book.close()
+        return
+    encoding = scan.encoding or "utf-8"
+    undecodable: list[int] = []
+    record: list[str] = []
+    csv_rows = _csv_rows(csv.reader(_kept(_decoded_lines(stream, encoding, undecodable), record)), record)
+    try:
+        line, headers = _first(csv_rows)
+    except _FieldTooLong as exc:
+        raise InvalidInput(
+            f"file: line {exc.line}: a field longer than {csv.field_size_limit():,} characters in the header",
+            field="file",
+            row=exc.line,
+        ) from None
+    if undecodable:
+        raise InvalidInput(f"file: line {undecodable[0]} is not valid {encoding}; save the CSV as UTF-8", field="file")
+    yield _Table(line, headers, csv_rows, max(scan.lines - line, 0), undecodable)
+
+
+def _readable(rows: Iterator[Sequence[object]]) -> Iterator[Sequence[object]]:
+    """A workbook's rows; a part that fails as it is read (its checksum, its XML) refuses the file."""
+    try:
+        yield from rows
+    except (zipfile.BadZipFile, zlib.error, SyntaxError, EOFError, KeyError, ValueError) as exc:
+        # SyntaxError covers the XML parsers' errors (xml.etree's ParseError, lxml's XMLSyntaxError).
+        raise InvalidInput(f"file: not a readable XLSX workbook ({printable(exc)})", field="file") from None
+
+
+def _first(rows: Iterator[tuple[int, Sequence[object]]]) -> tuple[int, list[str]]:
+    for line, values in rows:
+        return line, [_text(v) for v in values]
+    raise InvalidInput("file: it is empty (no header row)", field="file")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Values
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _cell(values: Sequence[object], index: int | None) -> str:
+    if index is None or index >= len(values):
+        return ""
+    value = values[index]
+    return value.strip() if isinstance(value, str) else _text(value)
+
+
+def _raw(values: Sequence[object], index: int | None) -> object:
+    if index is None or index >= len(values):
+        return None
+    return values[index]
+
+
+def _number(value: object) -> float | None:
+    """A finite number, or None when blank; spreadsheet thousands separators are accepted."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        result = float(value)
+    else:
+        text = _text(value)
+        if not text:
+            return None
+        try:
+            result = float(text)
+        except ValueError:
+            try:
+                result = float(text.replace(",", "").replace("，", ""))
+            except ValueError:
+                raise _Bad(f"not a number: {text!r}") from None
+    if not math.isfinite(result):
+        raise _Bad(f"not a finite number: {_text(value)!r}")
+    return result
+
+
+def _weight(value: object, ceiling: float, unit: str = "t") -> float | None:
+    result = _number(value)
+    if result is not None and result < 0:
+        raise _Bad(f"must be zero or more, got {_text(value)!r}")
+    if result is not None and result > ceiling:
+        raise _Bad(f"at most {ceiling:,.0f} {unit}, got {_text(value)!r}")
+    return result
+
+
+def _cell_problems(values: Sequence[object], max_chars: int) -> list[tuple[int, str]]:
+    """Cells no column can hold (longer than the field limit, NUL, a lone surrogate), by position in the row."""
+    try:
+        # A CSV row is all strings: one check of the whole row clears nearly every row at C speed.
+        if text_problem("".join(values), max_chars) is None:  # type: ignore[arg-type]
+            return []
+    except TypeError:
+        pass  # a workbook's row also holds numbers and dates
+    found = []
+    for position, value in enumerate(values):
+        if isinstance(value, str):
+            problem = text_problem(value, max_chars)
+            if problem is not None:
+                found.append((position, problem))
+    return found
+
+
+_DATE = re.compile(
+    r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]+(\d{1,2})[:：时](\d{1,2})分?(?:[:：](\d{1,2})(?:\.\d+)?秒?)?)?"
+)
+
+
+def _moment(value: object) -> datetime | None:
+    """An aware date-time, or None when blank; dates and times without an offset are Beijing time."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        text = _text(value)
+        if not text:
+            return None
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            match = _DATE.fullmatch(text)
+            if match is None:
+                raise _Bad(f"not a date or date-time: {text!r} (write 2024-05-02 or 2024-05-02 08:30)") from None
+            try:
+                year, month, day, hour, minute, second = (int(part or 0) for part in match.groups())
+                moment = datetime(year, month, day, hour, minute, second)
+            except ValueError:
+                raise _Bad(f"not a valid date: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=CST)
+
+
+def _year(value: object) -> int:
+    text = _text(value).removesuffix("年")
+    if not text:
+        raise _Bad("required")
+    try:
+        year = int(text)
+    except ValueError:
+        raise _Bad(f"not a year: {text!r}") from None
+    if not 2000 <= year <= 2100:
+        raise _Bad(f"{year} is outside 2000..2100")
+    return year
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Columns
+
+
+@dataclass(frozen=True)
+class _Spec:
+    kind: str
+    table: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    one_of: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def known(self) -> tuple[str, ...]:
+        return self.required + self.optional + tuple(name for pair in self.one_of for name in pair)
+
+
+_CANONICAL = {_norm(alias): name for alias, name in HEADER_ALIASES.items()}
+
+
+def _canonical(header: str) -> str:
+    """The canonical name a header stands for (unknown headers come back normalised, and are refused later)."""
+    key = _norm(header)
+    if key in _CANONICAL:
+        return _CANONICAL[key]
+    for unit, suffix in UNIT_SUFFIXES.items():
+        if key.endswith(unit):
+            base = key[: -len(unit)]
+            name = _CANONICAL.get(base, base)
+            return name if name.endswith(suffix) else name + suffix
+    return key
+
+
+@dataclass
+class _Columns:
+    """Where each canonical column sits in a row, and what the file calls it."""
+
+    index: dict[str, int]
+    header: dict[str, str]
+    width: int = 0
+    ignored: list[int] = field(default_factory=list)
+
+    def name(self, canonical: str) -> str:
+        return self.header.get(canonical, canonical)
+
+
+def _map_columns(spec: _Spec, headers: list[str], line: int, *, optional_required: frozenset[str]) -> _Columns:
+    """Match the header row; unknown, repeated or missing columns refuse the file before any row is read."""
+    known = set(spec.known)
+    cols = _Columns({}, {}, len(headers))
+    problems: list[RowError] = []
+    for position, header in enumerate(headers):
+        if not header:
+            cols.ignored.append(position)
+            continue
+        name = _canonical(header)
+        if name not in known:
+            problems.append(RowError(line, header, f"unknown column; expected {', '.join(spec.known)}"))
+        elif name in cols.index:
+            problems.append(RowError(line, header, f"repeats the column {cols.header[name]!r} ({name})"))
+        else:
+            cols.index[name] = position
+            cols.header[name] = header
+    for name in spec.required:
+        if name not in cols.index and name not in optional_required:
+            problems.append(RowError(line, name, "missing column (required)"))
+    for pair in spec.one_of:
+        if not any(name in cols.index for name in pair):
+            problems.append(RowError(line, pair[0], f"missing column: give {pair[0]} or {pair[1]}"))
+    if problems:
+        raise ImportRefused("file", problems, len(problems), 0)
+    return cols
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The importers
+
+
+class _Importer:
+    """Checks rows as they come, buffers up to CHUNK of them, checks and writes each buffer as one batch."""
+
+    spec: ClassVar[_Spec]
+
+    def __init__(self, session: Session, principal: Principal, cols: _Columns, now: datetime) -> None:
+        self.session = session
+        self.principal = principal
+        self.cols = cols
+        self.now = now
+        self.errors: list[RowError] = []
+        self.error_total = 0
+        self.inserted = 0
+        self.updated = 0
+        self.skipped = 0
+        self._locks: dict[tuple[int, int], str | None] = {}
+        # Most databases hold no lock for most years; only a year that some region locked needs the full check.
+        self._locked_years = set(session.scalars(select(_table_of(PeriodLock).c.year)))
+        self._guarded: set[int] = set()
+
+    # -- errors
+
+    def fail(self, line: int, canonical: str, reason: str) -> None:
+        self.error_total += 1
+        if len(self.errors) < MAX_KEPT_ERRORS:
+            # A reason may quote the cell: cut short, so that a refusal stays readable (and small).
+            self.errors.append(RowError(line, self.cols.name(canonical), printable(reason, 300)))
+
+    @property
+    def clean(self) -> bool:
+        return self.error_total == 0
+
+    def check_ignored(self, line: int, values: Sequence[object]) -> None:
+        for position in self.cols.ignored:
+            if _cell(values, position):
+                self.fail(line, f"column {position + 1}", "a value under an empty header")
+        if len(values) > self.cols.width and not _blank(values[self.cols.width :]):
+            self.fail(line, f"column {self.cols.width + 1}", "more values than the header has columns")
+
+    # -- shared lookups
+
+    def locked(self, enterprise_id: int, year: int) -> str | None:
+        """The reason a write to this enterprise's year is refused, or None; the rule is flows.access.locks'."""
+        if year not in self._guarded:
+            # The year's guard first, then its locks as they are now: a lock that landed since the import began
+            # is seen, and one that comes later waits for the import.
+            guard_year(session=self.session, year=year)
+            self._guarded.add(year)
+            if (
+                self.session.scalars(
+                    select(_table_of(PeriodLock).c.year).where(_table_of(PeriodLock).c.year == year)
+                ).first()
+                is not None
+            ):
+                self._locked_years.add(year)
+        if year not in self._locked_years:
+            return None
+        key = (enterprise_id, year)
+        if key not in self._locks:
+            try:
+                ensure_unlocked(session=self.session, enterprise_id=enterprise_id, year=year)
+                self._locks[key] = None
+            except PeriodLocked as exc:
+                self._locks[key] = exc.message
+        return self._locks[key]
+
+    @classmethod
+    def authorise(cls, principal: Principal) -> int | None:
+        """Refuse a principal who may not import this kind; the enterprise it is restricted to, if any."""
+        if principal.is_admin:
+            return None
+        if principal.role is UserRole.enterprise and principal.enterprise_id is not None:
+            return principal.enterprise_id
+        raise Forbidden(f"{principal.role} accounts cannot import {cls.spec.kind}")
+
+    # -- the work
+
+    def add(self, line: int, values: Sequence[object]) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+
+def _codes(session: Session) -> dict[str, int]:
+    """Credit code -> enterprise id, read once per import."""
+    table = _table_of(Enterprise)
+    return {str(code): int(ident) for code, ident in session.execute(select(table.c.uscc, table.c.id))}
+
+
+def _categories(session: Session) -> dict[str, str]:
+    """Code (upper case) and Chinese name -> category code, read once per import."""
+    found: dict[str, str] = {}
+    table = _table_of(WasteCategory)
+    for code, name_zh in session.execute(select(table.c.code, table.c.name_zh)):
+        found[code.upper()] = code
+        found.setdefault(name_zh, code)
+    return found
+
+
+def _party(codes: dict[str, int], raw: str) -> int:
+    """The id of an enterprise named by credit code; the reason when there is none."""
+    code = raw.upper()
+    found = codes.get(code)
+    if found is None:
+        check = validate_uscc(code)
+        if not check.ok:
+            raise _Bad(f"not a valid credit code: {check.reason}")
+        raise _Bad(f"no enterprise with credit code {code}")
+    return found
+
+
+def _table_of(model: type[SQLModel]) -> Table:
+    return SQLModel.metadata.tables[str(model.__tablename__)]
+
+
+@dataclass
+class _EnterpriseRow:
+    line: int
+    uscc: str
+    name: str
+    name_en: str | None
+    lon: float
+    lat: float
+    roles: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Stored:
+    id: int
+    name: str
+    name_en: str | None
+    lon: float
+    lat: float
+    overridden: bool
+    place: tuple[str | None, str | None, str | None, int | None]
+    roles: frozenset[str]
+
+
+class _Enterprises(_Importer):
+    spec = _Spec("enterprises", "enterprise", ("uscc", "name", "roles", "lon", "lat"), ("name_en",))
+
+    @classmethod
+    def authorise(cls, principal: Principal) -> int | None:
+        """Enterprises are reference data: administrators only."""
+        if not principal.is_admin:
+            raise Forbidden("only administrators import enterprises")
+        return None
+
+    def __init__(self, session: Session, principal: Principal, cols: _Columns, now: datetime) -> None:
+        super().__init__(session, principal, cols, now)
+        roles: dict[int, set[str]] = defaultdict(set)
+        links = _table_of(EnterpriseRoleLink)
+        for ident, role in session.execute(select(links.c.enterprise_id, links.c.role)):
+            roles[ident].add(str(role))
+        e = _table_of(Enterprise).c
+        query = select(
+            e.id, e.uscc, e.name_zh, e.name_en, e.lon, e.lat, e.location_overridden,
+            e.province_adcode, e.prefecture_adcode, e.county_adcode, e.park_id,
+        )  # fmt: skip
+        self.stored = {
+            row.uscc: _Stored(
+                row.id,
+                row.name_zh,
+                row.name_en,
+                row.lon,
+                row.lat,
+                row.location_overridden,
+                (row.province_adcode, row.prefecture_adcode, row.county_adcode, row.park_id),
+                frozenset(roles.get(row.id, ())),
+            )
+            for row in session.execute(query)
+        }
+        self.seen: dict[str, int] = {}
+        self.pending: list[_EnterpriseRow] = []
+        self.i = {name: cols.index.get(name) for name in self.spec.known}
+
+    def _roles(self, text: str) -> frozenset[str]:
+        roles: set[str] = set()
+        for part in ROLE_SEPARATORS.split(text):
+            word = part.strip()
+            if not word:
+                continue
+            role = ROLE_ALIASES.get(_norm(word))
+            if role is None:
+                try:
+                    role = EnterpriseRole(word.lower())
+                except ValueError:
+                    allowed = ", ".join(r.value for r in EnterpriseRole)
+                    raise _Bad(f"unknown role {word!r} (one of {allowed})") from None
+            roles.add(role.value)
+        if not roles:
+            raise _Bad("required: at least one role")
+        return frozenset(roles)
+
+    def add(self, line: int, values: Sequence[object]) -> None:
+        i = self.i
+        ok = True
+        raw = _cell(values, i["uscc"])
+        check = validate_uscc(raw)
+        if not raw:
+            self.fail(line, "uscc", "required")
+            ok = False
+        elif not check.ok:
+            self.fail(line, "uscc", f"not a valid credit code: {check.reason}")
+            ok = False
+        elif check.code in self.seen:
+            self.fail(line, "uscc", f"{check.code} repeats line {self.seen[check.code]}")
+            ok = False
+        else:
+            self.seen[check.code] = line
+        name = _cell(values, i["name"])
+        if not name or len(name) > 128:
+            self.fail(line, "name", "required" if not name else "longer than 128 characters")
+            ok = False
+        name_en = _cell(values, i["name_en"]) or None
+        if name_en and len(name_en) > 128:
+            self.fail(line, "name_en", "longer than 128 characters")
+            ok = False
+        roles: frozenset[str] = frozenset()
+        try:
+            roles = self._roles(_cell(values, i["roles"]))
+        except _Bad as exc:
+            self.fail(line, "roles", str(exc))
+            ok = False
+        point: list[float] = []
+        for axis, limit in (("lon", 180), ("lat", 90)):
+            try:
+                value = _number(_raw(values, i[axis]))
+                if value is None:
+                    raise _Bad("required")
+                if not -limit <= value <= limit:
+                    raise _Bad(f"{value} is outside -{limit}..{limit}")
+                point.append(value)
+            except _Bad as exc:
+                self.fail(line, axis, str(exc))
+                ok = False
+        self.check_ignored(line, values)
+        if ok:
+            self.pending.append(_EnterpriseRow(line, check.code, name, name_en, point[0], point[1], roles))
+        if len(self.pending) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        places = locate_many(session=self.session, points=[(r.lon, r.lat) for r in batch])
+        inserts: list[tuple[_EnterpriseRow, dict[str, Any]]] = []
+        updates: list[tuple[_EnterpriseRow, dict[str, Any]]] = []
+        keep_name_en = "name_en" not in self.cols.index
+        for r, loc in zip(batch, places, strict=True):
+            if loc.province is None:
+                self.fail(r.line, "lon", f"point ({r.lon}, {r.lat}) lies outside every loaded region")
+                continue
+            stored = self.stored.get(r.uscc)
+            place: tuple[str | None, str | None, str | None, int | None] = (
+                loc.province,
+                loc.prefecture,
+                loc.county,
+                loc.park,
+            )
+            overridden = False
+            if stored is not None and stored.overridden and (stored.lon, stored.lat) == (r.lon, r.lat):
+                # A region or park set by hand stays while the point stays where it was.
+                place, overridden = stored.place, True
+            name_en = stored.name_en if stored is not None and keep_name_en else r.name_en
+            values: dict[str, Any] = {
+                "name_zh": r.name,
+                "name_en": name_en,
+                "lon": r.lon,
+                "lat": r.lat,
+                "province_adcode": place[0],
+                "prefecture_adcode": place[1],
+                "county_adcode": place[2],
+                "park_id": place[3],
+                "location_overridden": overridden,
+            }
+            if stored is None:
+                inserts.append((r, {"uscc": r.uscc, **values}))
+            elif (stored.name, stored.name_en, stored.lon, stored.lat, stored.place, stored.roles) == (
+                r.name,
+                name_en,
+                r.lon,
+                r.lat,
+                place,
+                r.roles,
+            ):
+                self.skipped += 1
+            else:
+                updates.append((r, {"b_id": stored.id, **values}))
+        if not self.clean:
+            return
+        table = _table_of(Enterprise)
+        role_rows: list[dict[str, Any]] = []
+        if inserts:
+            stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+            ids = self.session.scalars(stmt, [values for _, values in inserts]).all()
+            role_rows.extend(
+                {"enterprise_id": ident, "role": role}
+                for (r, _), ident in zip(inserts, ids, strict=True)
+                for role in sorted(r.roles)
+            )
+            self.inserted += len(inserts)
+        if updates:
+            self.session.execute(update(table).where(table.c.id == bindparam("b_id")), [v for _, v in updates])
+            ids = [v["b_id"] for _, v in updates]
+            roles_table = _table_of(EnterpriseRoleLink)
+            self.session.execute(delete(roles_table).where(roles_table.c.enterprise_id.in_(ids)))
+            role_rows.extend({"enterprise_id": v["b_id"], "role": role} for r, v in updates for role in sorted(r.roles))
+            self.updated += len(updates)
+        if role_rows:
+            self.session.execute(insert(_table_of(EnterpriseRoleLink)), role_rows)
+
+
+@dataclass
+class _DeclarationRow:
+    line: int
+    key: tuple[int, str, int]
+    figures: dict[str, float]
+
+
+class _Declarations(_Importer):
+    spec = _Spec(
+        "declarations",
+        "declaration",
+        ("uscc", "year", "category", "generated_t", "utilised_t", "disposed_t", "stored_t", "dumped_t"),
+        ("utilised_prior_t", "disposed_prior_t"),
+    )
+    FIELD_COLUMNS: ClassVar[dict[str, str]] = {"enterprise_id": "uscc", "category_code": "category"}
+
+    def __init__(self, session: Session, principal: Principal, cols: _Columns, now: datetime) -> None:
+        super().__init__(session, principal, cols, now)
+        self.own = self.authorise(principal)
+        self.codes = _codes(session)
+        self.categories = _categories(session)
+        self.seen: dict[tuple[int, str, int], int] = {}
+        self.pending: list[_DeclarationRow] = []
+        self.i = {name: cols.index.get(name) for name in self.spec.known}
+
+    def add(self, line: int, values: Sequence[object]) -> None:
+        i = self.i
+        ok = True
+        enterprise: int | None = None
+        raw = _cell(values, i["uscc"])
+        try:
+            if not raw:
+                raise _Bad("required")
+            enterprise = _party(self.codes, raw)
+            if self.own is not None and enterprise != self.own:
+                raise _Bad("an enterprise account imports only its own declarations")
+        except _Bad as exc:
+            self.fail(line, "uscc", str(exc))
+            ok = False
+        year = 0
+        try:
+            year = _year(_raw(values, i["year"]))
+        except _Bad as exc:
+            self.fail(line, "year", str(exc))
+            ok = False
+        text = _cell(values, i["category"])
+        category = self.categories.get(text.upper()) or self.categories.get(text)
+        if category is None:
+            self.fail(line, "category", f"unknown waste category {text!r}" if text else "required")
+            ok = False
+        figures: dict[str, float] = {}
+        for name in FIGURES:
+            try:
+                figures[name] = _weight(_raw(values, i[name]), MAX_DECLARED_T) or 0.0
+            except _Bad as exc:
+                self.fail(line, name, str(exc))
+                ok = False
+        self.check_ignored(line, values)
+        if not ok or enterprise is None or category is None:
+            return
+        key = (enterprise, category, year)
+        if key in self.seen:
+            self.fail(line, "uscc", f"repeats line {self.seen[key]} (same enterprise, category and year)")
+            return
+        self.seen[key] = line
+        reason = self.locked(enterprise, year)
+        if reason is not None:
+            self.fail(line, "year", reason)
+            return
+        try:
+            parse_declaration({"enterprise_id": enterprise, "category_code": category, "year": year, **figures})
+        except InvalidInput as exc:
+            column = self.FIELD_COLUMNS.get(exc.field or "", exc.field or "uscc")
+            self.fail(line, column, exc.message.removeprefix(f"{exc.field}: "))
+            return
+        self.pending.append(_DeclarationRow(line, key, figures))
+        if len(self.pending) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        d = _table_of(Declaration).c
+        enterprises = {r.key[0] for r in batch}
+        years = {r.key[2] for r in batch}
+        query = select(d.id, d.enterprise_id, d.category_code, d.year, *(d[f] for f in FIGURES)).where(
+            d.enterprise_id.in_(enterprises), d.year.in_(years)
+        )
+        stored = {(row[1], row[2], row[3]): row for row in self.session.execute(query)}
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for r in batch:
+            old = stored.get(r.key)
+            if old is None:
+                inserts.append({"enterprise_id": r.key[0], "category_code": r.key[1], "year": r.key[2], **r.figures})
+            elif tuple(old[4:]) == tuple(r.figures[f] for f in FIGURES):
+                self.skipped += 1
+            else:
+                updates.append({"b_id": old[0], **r.figures})
+        if not self.clean:
+            return
+        table = _table_of(Declaration)
+        if inserts:
+            self.session.execute(insert(table), inserts)
+            self.inserted += len(inserts)
+        if updates:
+            self.session.execute(update(table).where(table.c.id == bindparam("b_id")), updates)
+            self.updated += len(updates)
+
+
+_PG_EARLIER_KEYS = text(
+    "SELECT b.shipper_id, b.idempotency_key, b.number, b.receiver_id, b.carrier_id, b.category_code, b.route,"
+    " b.weight_dispatched_t, b.reference"
+    " FROM unnest(CAST(:shippers AS integer[]), CAST(:keys AS text[])) AS given(s, k)"
+    " JOIN transfer_batch b ON b.shipper_id = given.s AND b.idempotency_key = given.k"
+)
+
+
+def _earlier_keys(session: Session, pairs: list[tuple[int, str]]) -> dict[tuple[int, str], Any]:
+    """Batches already made with these (shipper, idempotency key) pairs: one index probe per pair."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Two array parameters joined against the (shipper_id, idempotency_key) index: a third of the time of
+        # the portable query below, which PostgreSQL answers with one bitmap scan per shipper.
+        params = {"shippers": [p[0] for p in pairs], "keys": [p[1] for p in pairs]}
+        return {(row[0], row[1]): row for row in session.execute(_PG_EARLIER_KEYS, params)}
+    # Grouped by shipper, the index answers each group; a plain "shipper IN (...) AND key IN (...)" would probe
+    # every combination of the two lists.
+    groups: dict[int, set[str]] = defaultdict(set)
+    for shipper, key in pairs:
+        groups[shipper].add(key)
+    b = _table_of(TransferBatch).c
+    match = or_(*(and_(b.shipper_id == ship, b.idempotency_key.in_(keys)) for ship, keys in groups.items()))
+    query = select(
+        b.shipper_id, b.idempotency_key, b.number, b.receiver_id, b.carrier_id, b.category_code, b.route,
+        b.weight_dispatched_t, b.reference,
+    ).where(match)  # fmt: skip
+    return {(row[0], row[1]): row for row in session.execute(query)}
+
+
+@dataclass
+class _ManifestRow:
+    line: int
+    number: str | None
+    values: dict[str, Any]
+
+
+class _Manifests(_Importer):
+    spec = _Spec(
+        "manifests",
+        "transfer_batch",
+        ("shipper_uscc", "receiver_uscc", "category", "route"),
+        (
+            "number",
+            "carrier_uscc",
+            "dispatched_at",
+            "weight_received_t",
+            "weight_received_kg",
+            "received_at",
+            "rejected_t",
+            "rejected_kg",
+            "rejection_reason",
+            "idempotency_key",
+        ),
+        (("weight_dispatched_t", "weight_dispatched_kg"),),
+    )
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "number",
+        "shipper_uscc",
+        "receiver_uscc",
+        "carrier_uscc",
+        "category",
+        "route",
+        "weight_dispatched_t",
+        "weight_dispatched_kg",
+        "dispatched_at",
+        "weight_received_t",
+        "weight_received_kg",
+        "received_at",
+        "rejected_t",
+        "rejected_kg",
+        "rejection_reason",
+        "idempotency_key",
+    )
+
+    def __init__(self, session: Session, principal: Principal, cols: _Columns, now: datetime) -> None:
+        super().__init__(session, principal, cols, now)
+        self.own = self.authorise(principal)
+        self.codes = _codes(session)
+        self.categories = _categories(session)
+        self.routes: dict[str, str] = {_norm(r.value): r.value for r in Route}
+        self.routes.update({_norm(k): v.value for k, v in ROUTE_ALIASES.items()})
+        self.numbers: dict[tuple[int, str], int] = {}  # (shipper, its own number) given in this file -> line
+        self.keys: dict[tuple[int, str], int] = {}
+        self.pending: list[_ManifestRow] = []
+        self.now_utc = now.astimezone(UTC)
+        self.pick = itemgetter(*(cols.index.get(name, cols.width) for name in self.FIELDS))
+
+    def _when(self, name: str, cell: object, bad: list[tuple[str, str]]) -> datetime | None:
+        try:
+            moment = _moment(cell)
+        except _Bad as exc:
+            bad.append((name, str(exc)))
+            return None
+        if moment is not None and moment > self.now_utc:
+            bad.append((name, f"lies in the future: {_text(cell)}"))
+            return None
+        return moment
+
+    def _pair(self, name: str, tonnes_cell: object, kg_cell: object, bad: list[tuple[str, str]]) -> float | None:
+        if (tonnes_cell is None or tonnes_cell == "") and (kg_cell is None or kg_cell == ""):
+            return None
+        try:
+            tonnes = _weight(tonnes_cell, MAX_MANIFEST_T)
+        except _Bad as exc:
+            bad.append((f"{name}_t", str(exc)))
+            return None
+        try:
+            kilograms = _weight(kg_cell, MAX_MANIFEST_T * 1000, "kg")
+        except _Bad as exc:
+            bad.append((f"{name}_kg", str(exc)))
+            return None
+        if tonnes is not None and kilograms is not None:
+            bad.append((f"{name}_kg", f"give the weight in t or in kg, not both ({self.cols.name(name + '_t')})"))
+            return None
+        # Converted once, here, at the edge: stored weights are tonnes.
+        return kilograms / 1000 if kilograms is not None else tonnes
+
+    def _enterprise(self, name: str, cell: object, bad: list[tuple[str, str]]) -> int | None:
+        raw = _text(cell)
+        if not raw:
+            if name == "shipper_uscc" and self.own is not None:
+                return self.own
+            if name != "carrier_uscc":
+                bad.append((name, "required"))
+            return None
+        found = self.codes.get(raw) or self.codes.get(raw.upper())
+        if found is None:
+            try:
+                found = _party(self.codes, raw)
+            except _Bad as exc:
+                bad.append((name, str(exc)))
+        return found
+
+    def add(self, line: int, values: Sequence[object]) -> None:
+        width = self.cols.width
+        # Every column this importer knows, absent ones included, picked in one call: absent ones point at the
+        # None appended after the row's own cells.
+        cells = [*values, None] if len(values) == width else [*values[:width], *[None] * (width - len(values)), None]
+        (
+            number_cell, shipper_cell, receiver_cell, carrier_cell, category_cell, route_cell,
+            dispatched_t_cell, dispatched_kg_cell, dispatched_at_cell,
+            received_t_cell, received_kg_cell, received_at_cell,
+            rejected_t_cell, rejected_kg_cell, reason_cell, key_cell,
+        ) = self.pick(cells)  # fmt: skip
+        bad: list[tuple[str, str]] = []
+        shipper = self._enterprise("shipper_uscc", shipper_cell, bad)
+        receiver = self._enterprise("receiver_uscc", receiver_cell, bad)
+        carrier = self._enterprise("carrier_uscc", carrier_cell, bad)
+        if self.own is not None and shipper is not None and shipper != self.own:
+            bad.append(("shipper_uscc", "an enterprise account imports only its own shipments"))
+        if shipper is not None and shipper == receiver:
+            bad.append(("receiver_uscc", "the receiver must differ from the shipper"))
+        text = _text(category_cell)
+        category = self.categories.get(text) or self.categories.get(text.upper())
+        if category is None:
+            bad.append(("category", f"unknown waste category {text!r}" if text else "required"))
+        text = _text(route_cell)
+        route = self.routes.get(text) or self.routes.get(_norm(text))
+        if route is None:
+            routes = ", ".join([r.value for r in Route] + list(ROUTE_ALIASES))
+            bad.append(("route", f"unknown route {text!r} (one of {routes})" if text else "required"))
+        parsed = len(bad)
+        dispatched_t = self._pair("weight_dispatched", dispatched_t_cell, dispatched_kg_cell, bad)
+        if dispatched_t is None and len(bad) == parsed:
+            bad.append(("weight_dispatched_t", f"required (or {self.cols.name('weight_dispatched_kg')})"))
+        parsed = len(bad)
+        received_t = self._pair("weight_received", received_t_cell, received_kg_cell, bad)
+        rejected_t = self._pair("rejected", rejected_t_cell, rejected_kg_cell, bad)
+        dispatched_at = self._when("dispatched_at", dispatched_at_cell, bad)
+        received_at = self._when("received_at", received_at_cell, bad)
+        reason = _text(reason_cell) or None
+        if reason is not None and len(reason) > 512:
+            bad.append(("rejection_reason", "longer than 512 characters"))
+        receipt_parsed = len(bad) == parsed
+        if self.own is not None:
+            # One side per party: the receiver confirms what it received, through its own account.
+            given = [
+                name
+                for name, cell in (
+                    ("weight_received_t", received_t_cell),
+                    ("weight_received_kg", received_kg_cell),
+                    ("received_at", received_at_cell),
+                    ("rejected_t", rejected_t_cell),
+                    ("rejected_kg", rejected_kg_cell),
+                    ("rejection_reason", reason_cell),
+                )
+                if _text(cell)
+            ]
+            if given:
+                bad.append((given[0], "the receiver records the receipt: a shipper's import carries its own side only"))
+        number = _text(number_cell) or None
+        if number is not None and len(number) > 64:
+            bad.append(("number", "longer than 64 characters"))
+        key = _text(key_cell) or None
+        if key is not None and len(key) > 128:
+            bad.append(("idempotency_key", "longer than 128 characters"))
+        if self.cols.ignored or len(values) > width:
+            self.check_ignored(line, values)
+        status = BatchStatus.dispatched if dispatched_at is not None else BatchStatus.draft
+        if received_t is not None or received_at is not None or rejected_t is not None or reason is not None:
+            if receipt_parsed:
+                status, rejected_t = self._receipt(dispatched_t, received_t, received_at, rejected_t, reason, bad)
+            if dispatched_at is None and not _text(dispatched_at_cell):
+                bad.append(("dispatched_at", "required once the batch is received or refused"))
+            elif dispatched_at is not None and received_at is not None and received_at < dispatched_at:
+                bad.append(("received_at", "before the batch was dispatched"))
+        local = (dispatched_at or self.now).astimezone(CST)
+        if not 2000 <= local.year <= 2100:
+            bad.append(("dispatched_at", f"year {local.year} is outside 2000..2100"))
+        if bad:
+            for name, message in bad:
+                self.fail(line, name, message)
+            return
+        assert shipper is not None and receiver is not None and category is not None and route is not None
+        if number is not None:
+            if (shipper, number) in self.numbers:
+                self.fail(line, "number", f"{number} repeats line {self.numbers[(shipper, number)]}")
+                return
+            self.numbers[(shipper, number)] = line
+        if key is not None:
+            if (shipper, key) in self.keys:
+                self.fail(line, "idempotency_key", f"{key!r} repeats line {self.keys[(shipper, key)]} (same shipper)")
+                return
+            self.keys[(shipper, key)] = line
+        for party in (shipper, receiver):
+            locked = self.locked(party, local.year)
+            if locked is not None:
+                self.fail(line, "dispatched_at", locked)
+                return
+        self.pending.append(
+            _ManifestRow(
+                line,
+                number,
+                {
+                    # The service numbers every manifest from its own counter; a number in the file is the
+                    # shipper's own reference, kept beside it.
+                    "number": None,
+                    "reference": number,
+                    "idempotency_key": key,
+                    "shipper_id": shipper,
+                    "receiver_id": receiver,
+                    "carrier_id": carrier,
+                    "category_code": category,
+                    "route": route,
+                    "year": local.year,
+                    "status": status.value,
+                    "weight_dispatched_t": dispatched_t,
+                    "weight_received_t": received_t,
+                    "dispatched_at": dispatched_at.astimezone(UTC) if dispatched_at else None,
+                    "received_at": received_at.astimezone(UTC) if received_at else None,
+                    "rejected_t": rejected_t,
+                    "rejection_reason": reason,
+                    "cancel_reason": None,
+                    "created_at": self.now_utc,
+                },
+            )
+        )
+        if len(self.pending) >= CHUNK:
+            self.flush()
+
+    @staticmethod
+    def _receipt(
+        dispatched_t: float | None,
+        received_t: float | None,
+        received_at: datetime | None,
+        rejected_t: float | None,
+        reason: str | None,
+        bad: list[tuple[str, str]],
+    ) -> tuple[BatchStatus, float | None]:
+        """The status and refused weight that the receipt columns describe (the API's receive and reject steps)."""
+        if received_t is not None:
+            if received_at is None:
+                bad.append(("received_at", "required with the received weight"))
+            if rejected_t and reason is None:
+                bad.append(("rejection_reason", "say why part of the batch was refused"))
+            return BatchStatus.received, rejected_t
+        if reason is None:
+            if rejected_t is not None:
+                bad.append(("rejection_reason", "say why the batch was refused"))
+            else:
+                bad.append(("weight_received_t", "required with received_at (or a rejection_reason)"))
+            return BatchStatus.received, rejected_t
+        # A reason without a received weight: the whole batch was refused.
+        if received_at is None:
+            bad.append(("received_at", "required: when the batch was refused"))
+        if rejected_t is not None and dispatched_t is not None and not math.isclose(rejected_t, dispatched_t):
+            bad.append(
+                ("rejected_t", "a whole rejection refuses the dispatched weight; give the received weight for a part")
+            )
+        return BatchStatus.rejected, dispatched_t
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        pairs = [(r.values["shipper_id"], r.values["idempotency_key"]) for r in batch if r.values["idempotency_key"]]
+        earlier = _earlier_keys(self.session, pairs) if pairs else {}
+        accepted: list[_ManifestRow] = []
+        for r in batch:
+            v = r.values
+            old = earlier.get((v["shipper_id"], v["idempotency_key"])) if v["idempotency_key"] else None
+            if old is not None:
+                same = (old[3], old[4], old[5], str(old[6]), old[7]) == (
+                    v["receiver_id"],
+                    v["carrier_id"],
+                    v["category_code"],
+                    v["route"],
+                    v["weight_dispatched_t"],
+                ) and r.number in (None, old[8])
+                if same:
+                    self.skipped += 1  # imported before: a re-run of the same file changes nothing
+                else:
+                    self.fail(
+                        r.line,
+                        "idempotency_key",
+                        f"{v['idempotency_key']!r} was used for manifest {old[2]} with other content",
+                    )
+                continue
+            accepted.append(r)
+        if not self.clean or not accepted:
+            return
+        by_year: dict[int, list[_ManifestRow]] = defaultdict(list)
+        for r in accepted:
+            by_year[r.values["year"]].append(r)
+        for year, rows in by_year.items():
+            for r, number in zip(rows, reserve_numbers(self.session, year, len(rows)), strict=True):
+                r.values["number"] = number
+        self.session.execute(insert(_table_of(TransferBatch)), [r.values for r in accepted])
+        self.inserted += len(accepted)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Running an import
+
+
+def _header_at(headers: Sequence[str], position: int | None) -> str:
+    """A column named as the file names it (or by its number, past the header or when unknown)."""
+    if position is not None and position < len(headers) and headers[position]:
+        return headers[position]
+    return f"column {position + 1}" if position is not None else "file"
+
+
+@contextmanager
+def _binary(source: Source) -> Iterator[tuple[IO[bytes], str]]:
+    if isinstance(source, str | Path):
+        path = Path(source)
+        try:
+            handle = path.open("rb")
+        except OSError as exc:
+            raise InvalidInput(f"file: cannot read {path}: {exc.strerror}", field="file") from None
+        with handle:
+            yield handle, path.name
+        return
+    yield source, Path(str(getattr(source, "name", "upload"))).name
+
+
+def _run(
+    importer: type[_Importer],
+    *,
+    session: Session,
+    principal: Principal,
+    source: Source,
+    now: datetime,
+    name: str | None,
+    progress: Progress | None,
+    limits: UploadLimits,
+) -> ImportSummary:
+    spec = importer.spec
+    importer.authorise(principal)  # before the file is read: a refusal says nothing about its content
+    try:
+        with _binary(source) as (stream, file_name):
+            file_name = name or file_name
+            scan = _scan(stream, limits)
+            with _open_table(stream, scan, limits) as table:
+                own = principal.enterprise_id if principal.role is UserRole.enterprise else None
+                # An enterprise account's manifests are its own: the shipper column may be left out.
+                optional = frozenset({"shipper_uscc"}) if own is not None and spec.kind == "manifests" else frozenset()
+                try:
+                    cols = _map_columns(spec, table.headers, table.header_line, optional_required=optional)
+                except ImportRefused as exc:
+                    raise ImportRefused(file_name, exc.errors, exc.total, 0) from None
+                worker = importer(session, principal, cols, now)
+                rows = 0
+                try:
+                    for line, values in table.rows:
+                        rows += 1
+                        if rows > limits.max_rows:
+                            raise InvalidInput(
+                                f"file: more than {limits.max_rows:,} rows (line {line}); split the file",
+                                field="file",
+                                row=line,
+                            )
+                        problems = _cell_problems(values, limits.max_field_chars)
+                        if problems:
+                            for position, reason in problems:
+                                worker.fail(line, _header_at(table.headers, position), reason)
+                        else:
+                            worker.add(line, values)
+                        if progress is not None and rows % PROGRESS_EVERY == 0:
+                            progress(rows, max(table.total or 0, rows) if table.total is not None else None)
+                except _FieldTooLong as exc:
+                    # The reader cannot go on past such a field: the rows so far and this one are what is refused.
+                    reason = f"longer than {csv.field_size_limit():,} characters (the most a CSV field may hold)"
+                    worker.fail(exc.line, _header_at(table.headers, exc.position), reason)
+                    rows += 1
+                worker.flush()
+                for bad_line in table.undecodable:
+                    worker.fail(bad_line, "file", f"not valid {scan.encoding}; save the whole file in one encoding")
+                if progress is not None:
+                    progress(rows, rows)
+            if not worker.clean:
+                errors = sorted(worker.errors, key=lambda e: e.line)
+                raise ImportRefused(file_name, errors, worker.error_total, rows)
+            summary = ImportSummary(
+                kind=spec.kind,
+                file=file_name,
+                sha256=scan.sha256,
+                format=scan.format,
+                encoding=scan.encoding,
+                rows=rows,
+                inserted=worker.inserted,
+                updated=worker.updated,
+                skipped=worker.skipped,
+            )
+            record(
+                session=session,
+                principal=replace(principal, channel=Channel.import_),
+                action="import",
+                table=spec.table,
+                row_id=f"{rows} rows",
+                before=None,
+                after={
+                    "file": file_name,
+                    "sha256": scan.sha256,
+                    "rows": rows,
+                    "inserted": worker.inserted,
+                    "updated": worker.updated,
+                    "skipped": worker.skipped,
+                },
+                now=now,
+                enterprises=(principal.enterprise_id,) if principal.role is UserRole.enterprise else (),
+            )
+    except IntegrityError as exc:
+        # Only a concurrent writer gets here (every rule is checked before writing); the message says what clashed.
+        session.rollback()
+        raise Conflict(f"the database refused the import, nothing saved: {exc.orig}", field="file") from None
+    except BaseException:
+        session.rollback()
+        raise
+    # Rows were written with Core statements: objects loaded earlier in this session may be stale.
+    session.expire_all()
+    return summary
+
+
+def import_enterprises(
+    *,
+    session: Session,
+    principal: Principal,
+    source: Source,
+    now: datetime,
+    name: str | None = None,
+    progress: Progress | None = None,
+    limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
+) -> ImportSummary:
+    """Create or update enterprises (uscc, name, roles, lon, lat; optional name_en); administrators only.
+
+    An existing credit code is updated (name, roles, location and the region and park derived from it); a row
+    identical to what is stored is skipped. Roles are separated by ';', '；' or ','.
+    """
+    return _run(
+        _Enterprises,
+        session=session,
+        principal=principal,
+        source=source,
+        now=now,
+        name=name,
+        progress=progress,
+        limits=limits,
+    )
+
+
+def import_declarations(
+    *,
+    session: Session,
+    principal: Principal,
+    source: Source,
+    now: datetime,
+    name: str | None = None,
+    progress: Progress | None = None,
+    limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
+) -> ImportSummary:
+    """Insert or replace annual declarations (uscc, year, category and the figures in t; blank = 0).
+
+    Checked as flows.waste.declarations.parse_declaration checks one; a (uscc, category, year) twice in the file, a
+    locked period, or (for an enterprise account) another enterprise's row is refused.
+    """
+    return _run(
+        _Declarations,
+        session=session,
+        principal=principal,
+        source=source,
+        now=now,
+        name=name,
+        progress=progress,
+        limits=limits,
+    )
+
+
+def import_manifests(
+    *,
+    session: Session,
+    principal: Principal,
+    source: Source,
+    now: datetime,
+    name: str | None = None,
+    progress: Progress | None = None,
+    limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
+) -> ImportSummary:
+    """Insert manifests (transfer batches); the status follows from the columns that are filled in.
+
+    Columns (English names; Chinese aliases in HEADER_ALIASES):
+      number                 optional; generated as SC<year>-<7 digits> when blank, else unique
+      shipper_uscc           required (an enterprise account may leave it out: its own enterprise)
+      receiver_uscc          required, another enterprise than the shipper
+      carrier_uscc           optional
+      category               a waste category code (SW01, ...) or its Chinese name
+      route                  a Route value or its Chinese name (ROUTE_ALIASES: 水泥掺合料, 建材, 充填, ...)
+      weight_dispatched_t    or weight_dispatched_kg: one of the two, zero or more
+      dispatched_at          optional ISO date or date-time (without an offset: Beijing time); not in the future
+      weight_received_t/_kg  with received_at (not before dispatched_at): the batch was received
+      rejected_t/_kg         optional part refused on receipt; needs rejection_reason
+      rejection_reason       alone (with received_at, no received weight): the whole batch was refused
+      idempotency_key        optional; a key the shipper used before is skipped when the row is identical,
+                             refused when it differs
+    Status: draft without dispatched_at; dispatched with it; received or rejected with the receipt columns.
+    The reporting year is that of dispatched_at in Beijing time (else of now); locked years are refused.
+    """
+    return _run(
+        _Manifests,
+        session=session,
+        principal=principal,
+        source=source,
+        now=now,
+        name=name,
+        progress=progress,
+        limits=limits,
+    )
+
+
+IMPORTERS: dict[str, Callable[..., ImportSummary]] = {
+    "enterprises": import_enterprises,
+    "declarations": import_declarations,
+    "manifests": import_manifests,
+}
+
+
+def importable_kinds(principal: Principal) -> tuple[str, ...]:
+    """The kinds of file a principal may import (the importers themselves enforce the same rule)."""
+    if principal.is_admin:
+        return tuple(IMPORTERS)
+    if principal.role is UserRole.enterprise and principal.enterprise_id is not None:
+        return ("declarations", "manifests")
+    return ()

@@ -1,0 +1,655 @@
+"""Comprehensive utilisation rates from SQL aggregates: by scope, year and category set, with the bottom-up figure.
+
+rate = utilised / (generated + utilised_prior), summed over the declarations of the scope, year and categories
+(DESIGN.md). Sums are taken in the database (GROUP BY with SUM); only the aggregates come back to Python.
+Full precision throughout: publishers truncate to 0.1 pt, and only the display does so here (percent_truncated).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+from enum import StrEnum
+from typing import Any, Literal, NamedTuple
+
+from pydantic import BaseModel
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+)
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from flows.access.accounts import Principal
+from flows.access.scope import adcode_prefix, can_read_enterprise, readable_enterprises, region_clause
+from flows.kernel.clock import local_date
+from flows.kernel.errors import Forbidden, InvalidInput, NotFound
+from flows.waste.targets import (
+    DEFAULT_WINDOW,
+    MIN_WINDOW,
+    CategorySet,
+    Projection,
+    TargetPoint,
+    next_target,
+    path_value,
+    project,
+    resolve_category_set,
+)
+from models import Declaration, Enterprise, Licence, Park, Region, TransferBatch, WasteCategory
+from models.enums import UTILISATION_ROUTES, BatchStatus, LicenceActivity, RegionLevel, Route, UserRole
+
+# A batch counts as received once the receiver has weighed it in; a later correction keeps it received
+# (a corrected rejection has no received weight, so summing weight_received_t leaves it out).
+RECEIVED_STATUSES = (BatchStatus.received.value, BatchStatus.corrected.value)
+# Sent means it left the shipper: drafts and cancelled batches never moved, and a rejected one was refused.
+SENT_STATUSES = (BatchStatus.dispatched.value, BatchStatus.received.value, BatchStatus.corrected.value)
+UTILISATION_ROUTE_VALUES = tuple(sorted(r.value for r in UTILISATION_ROUTES))
+# Licences are issued for local (China Standard Time) dates; stored times are UTC: see flows.kernel.clock.local_date.
+
+
+def _sql_text(value: str) -> ColumnElement[str]:
+    # Inline constants from our own enumerations: PostgreSQL matches a GROUP BY expression to the SELECT's only
+    # when they are written the same, and two bind parameters never are.
+    return literal_column(f"'{value}'", String)
+
+
+def route_activity() -> ColumnElement[str]:
+    """The licence activity a batch's route calls for at the receiver."""
+    route = col(TransferBatch.route)
+    return case(
+        (route == _sql_text(Route.disposal.value), _sql_text(LicenceActivity.disposal.value)),
+        (route == _sql_text(Route.storage.value), _sql_text(LicenceActivity.storage.value)),
+        else_=_sql_text(LicenceActivity.utilisation.value),
+    )
+
+
+def licensed_receiver(activity: ColumnElement[str] | str, on: ColumnElement[Any]) -> ColumnElement[bool]:
+    """A condition on TransferBatch: its receiver held a licence for its category and the activity on that date."""
+    return exists(
+        sa_select(literal(1)).where(
+            col(Licence.enterprise_id) == col(TransferBatch.receiver_id),
+            col(Licence.category_code) == col(TransferBatch.category_code),
+            col(Licence.activity) == activity,
+            col(Licence.valid_from) <= on,
+            or_(col(Licence.valid_to).is_(None), col(Licence.valid_to) >= on),
+        )
+    )
+
+
+def manifest_utilised() -> ColumnElement[bool]:
+    """A condition on TransferBatch: it counts toward the bottom-up utilisation figure of its shipper."""
+    return and_(
+        col(TransferBatch.status).in_(RECEIVED_STATUSES),
+        col(TransferBatch.weight_received_t).is_not(None),
+        col(TransferBatch.route).in_(UTILISATION_ROUTE_VALUES),
+        licensed_receiver(LicenceActivity.utilisation.value, local_date(col(TransferBatch.received_at))),
+    )
+
+
+def rate_of(generated_t: float, utilised_t: float, utilised_prior_t: float) -> float | None:
+    """utilised / (generated + utilised_prior), or None when there is nothing to divide by."""
+    denominator = generated_t + utilised_prior_t
+    return utilised_t / denominator if denominator > 0 else None
+
+
+def percent_truncated(fraction: float, places: int = 1) -> Decimal:
+    """A fraction as a percentage truncated (not rounded) to `places` decimals, the way publishers print rates."""
+    # From the shortest decimal that round-trips the float, so that 0.816 gives 81.6 and not 81.5999...
+    quantum = Decimal(1).scaleb(-places)
+    return (Decimal(repr(fraction)) * 100).quantize(quantum, rounding=ROUND_DOWN)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scopes
+
+
+ScopeKind = Literal["province", "prefecture", "county", "park", "enterprise"]
+
+
+class ScopeRef(BaseModel):
+    """What a figure covers: a region (by adcode), a park or an enterprise."""
+
+    kind: ScopeKind
+    key: str
+    name_zh: str | None = None
+    name_en: str | None = None
+    uscc: str | None = None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A resolved, authorised scope: its reference and the condition on Enterprise that selects it."""
+
+    ref: ScopeRef
+    region_adcode: str | None  # where its targets are looked for
+    condition: ColumnElement[bool]  # already narrowed to what the principal may read
+
+    @property
+    def narrow(self) -> bool:
+        """A park or an enterprise: few enterprises, best reached through their own rows."""
+        return self.ref.kind in ("park", "enterprise")
+
+
+def _region_row(session: Session, adcode: str) -> Any:
+    # Columns only: a region's boundary is megabytes and nothing here needs it.
+    query = sa_select(col(Region.adcode), col(Region.name_zh), col(Region.name_en), col(Region.level)).where(
+        col(Region.adcode) == adcode
+    )
+    return session.execute(query).first()
+
+
+def _region_scope(session: Session, principal: Principal, adcode: str) -> Scope:
+    adcode = adcode.strip()
+    row = _region_row(session, adcode)
+    if row is None:
+        raise NotFound(f"no region with adcode {adcode}", field="region")
+    allowed = principal.is_admin or (
+        principal.role is UserRole.bureau
+        and principal.scope_adcode is not None
+        and adcode.startswith(adcode_prefix(principal.scope_adcode))
+    )
+    if not allowed:
+        raise Forbidden(f"region {adcode} is outside your scope", field="region")
+    ref = ScopeRef(kind=RegionLevel(row.level).value, key=adcode, name_zh=row.name_zh, name_en=row.name_en)
+    return Scope(ref=ref, region_adcode=adcode, condition=and_(region_clause(adcode), readable_enterprises(principal)))
+
+
+def _park_scope(session: Session, principal: Principal, park_id: int) -> Scope:
+    query = sa_select(col(Park.id), col(Park.name_zh), col(Park.name_en), col(Park.region_adcode)).where(
+        col(Park.id) == park_id
+    )
+    row = session.execute(query).first()
+    match principal.role:
+        case UserRole.admin:
+            visible = True
+        case UserRole.bureau:
+            visible = (
+                bool(principal.scope_adcode)
+                and row is not None
+                and row.region_adcode.startswith(adcode_prefix(principal.scope_adcode or ""))
+            )
+        case UserRole.park_manager:
+            visible = principal.park_id == park_id
+        case _:
+            visible = False
+    if row is None or not visible:
+        raise NotFound(f"no park with id {park_id}", field="park")
+    ref = ScopeRef(kind="park", key=str(park_id), name_zh=row.name_zh, name_en=row.name_en)
+    condition = and_(col(Enterprise.park_id) == park_id, readable_enterprises(principal))
+    return Scope(ref=ref, region_adcode=row.region_adcode, condition=condition)
+
+
+def _enterprise_scope(session: Session, principal: Principal, enterprise: str | int) -> Scope:
+    ref_text = str(enterprise).strip().upper()
+    # Credit codes are 18 characters; anything shorter made of digits is an id.
+    by_id = ref_text.isdigit() and len(ref_text) != 18
+    query = sa_select(
+        col(Enterprise.id),
+        col(Enterprise.uscc),
+        col(Enterprise.name_zh),
+        col(Enterprise.name_en),
+        col(Enterprise.province_adcode),
+        col(Enterprise.prefecture_adcode),
+        col(Enterprise.county_adcode),
+    ).where(col(Enterprise.id) == int(ref_text) if by_id else col(Enterprise.uscc) == ref_text)
+    row = session.execute(query).first()
+    if row is None or not can_read_enterprise(session, principal, row.id):
+        raise NotFound(f"no enterprise {ref_text}", field="enterprise")
+    ref = ScopeRef(kind="enterprise", key=str(row.id), name_zh=row.name_zh, name_en=row.name_en, uscc=row.uscc)
+    region = row.county_adcode or row.prefecture_adcode or row.province_adcode
+    return Scope(ref=ref, region_adcode=region, condition=col(Enterprise.id) == row.id)
+
+
+def resolve_scope(
+    *,
+    session: Session,
+    principal: Principal,
+    region: str | None = None,
+    park: int | None = None,
+    enterprise: str | int | None = None,
+) -> Scope:
+    """The scope asked for (at most one of region, park, enterprise), or the principal's own when none is."""
+    given = [name for name, value in (("region", region), ("park", park), ("enterprise", enterprise)) if value]
+    if len(given) > 1:
+        raise InvalidInput(f"{given[1]}: give only one of region, park or enterprise", field=given[1])
+    if region:
+        return _region_scope(session, principal, region)
+    if park:
+        return _park_scope(session, principal, park)
+    if enterprise:
+        return _enterprise_scope(session, principal, enterprise)
+    match principal.role:
+        case UserRole.bureau if principal.scope_adcode:
+            return _region_scope(session, principal, principal.scope_adcode)
+        case UserRole.park_manager if principal.park_id:
+            return _park_scope(session, principal, principal.park_id)
+        case UserRole.enterprise if principal.enterprise_id:
+            return _enterprise_scope(session, principal, principal.enterprise_id)
+        case UserRole.admin:
+            province = session.exec(
+                select(Region.adcode).where(Region.level == RegionLevel.province).order_by(col(Region.adcode))
+            ).first()
+            if province is None:
+                raise InvalidInput("region: no province is loaded; give a region", field="region")
+            return _region_scope(session, principal, province)
+    raise Forbidden("your account has no scope to read rates for")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Aggregates
+
+
+class RateBy(StrEnum):
+    """How a rate may be broken down."""
+
+    category = "category"
+    region = "region"
+    park = "park"
+    enterprise = "enterprise"
+
+
+class Sums(NamedTuple):
+    generated_t: float
+    utilised_t: float
+    utilised_prior_t: float
+    declarations: int
+    enterprises: int
+
+
+ZERO = Sums(0.0, 0.0, 0.0, 0, 0)
+Years = tuple[int, int]  # inclusive range
+
+
+def declared_sums(
+    session: Session,
+    condition: ColumnElement[bool],
+    codes: Sequence[str],
+    years: Years | None,
+    group: Sequence[Any] = (),
+) -> dict[tuple[Any, ...], Sums]:
+    """Declared sums per group (the empty tuple when ungrouped), in one GROUP BY over declarations x enterprise."""
+    query = (
+        sa_select(
+            *group,
+            func.coalesce(func.sum(col(Declaration.generated_t)), 0.0),
+            func.coalesce(func.sum(col(Declaration.utilised_t)), 0.0),
+            func.coalesce(func.sum(col(Declaration.utilised_prior_t)), 0.0),
+            func.count(),
+            func.count(func.distinct(col(Declaration.enterprise_id))),
+        )
+        .select_from(Declaration)
+        .join(Enterprise, col(Enterprise.id) == col(Declaration.enterprise_id))
+        .where(col(Declaration.category_code).in_(list(codes)), condition)
+    )
+    if years is not None:
+        query = query.where(col(Declaration.year).between(*years))
+    if group:
+        query = query.group_by(*group)
+    out: dict[tuple[Any, ...], Sums] = {}
+    width = len(group)
+    for row in session.execute(query):
+        values = tuple(row)
+        if not group and values[width + 3] == 0:
+            continue  # an ungrouped aggregate over nothing still answers one row
+        generated, utilised, prior, n, ents = values[width:]
+        out[values[:width]] = Sums(float(generated), float(utilised), float(prior), int(n), int(ents))
+    return out
+
+
+BATCH_CATEGORY = "batch_category"  # a manifest group on the batches' category rather than a column of the shipper
+
+
+def manifested_sums(
+    session: Session,
+    condition: ColumnElement[bool],
+    codes: Sequence[str],
+    years: Years | None,
+    group: Sequence[Any] = (),
+    *,
+    narrow: bool = False,
+) -> dict[tuple[Any, ...], float]:
+    """Tonnes received on utilisation routes by licensed receivers, per group (shipper columns, BATCH_CATEGORY)."""
+    # `narrow`: the scope is a park or an enterprise, whose few batches are best found through the shipper index.
+    # Batches are summed per shipper and category over the batch table alone, and only those sums are joined to
+    # the enterprises, so a region's figure costs one pass over the year's batches and a few thousand lookups.
+    shipped: Any = (
+        sa_select(
+            col(TransferBatch.shipper_id).label("shipper_id"),
+            col(TransferBatch.category_code).label("category_code"),
+            func.sum(col(TransferBatch.weight_received_t)).label("tonnes"),
+        )
+        .where(col(TransferBatch.category_code).in_(list(codes)), manifest_utilised())
+        .group_by(col(TransferBatch.shipper_id), col(TransferBatch.category_code))
+    )
+    if years is not None:
+        shipped = shipped.where(col(TransferBatch.year).between(*years))
+    if narrow:
+        shipped = shipped.where(col(TransferBatch.shipper_id).in_(sa_select(col(Enterprise.id)).where(condition)))
+    sub = shipped.subquery("shipped")
+    columns = [sub.c.category_code if g is BATCH_CATEGORY else g for g in group]
+    query = (
+        sa_select(*columns, func.coalesce(func.sum(sub.c.tonnes), 0.0))
+        .select_from(sub)
+        .join(Enterprise, col(Enterprise.id) == sub.c.shipper_id)
+        .where(condition)
+    )
+    if group:
+        query = query.group_by(*columns)
+    return {tuple(row)[: len(group)]: float(tuple(row)[len(group)]) for row in session.execute(query)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The rate report
+
+
+class RateFigures(BaseModel):
+    """A utilisation rate with the sums behind it and the bottom-up figure beside it."""
+
+    rate: float | None
+    generated_t: float
+    utilised_t: float
+    utilised_prior_t: float
+    target: float | None
+    over_100: bool
+    declarations: int
+    enterprises: int
+    manifest_utilised_t: float
+    gap_t: float
+    gap_pct: float | None  # (utilised - manifest) / utilised, in percent
+
+
+class RateRow(RateFigures):
+    """One group of a breakdown."""
+
+    key: str | None
+    name_zh: str | None = None
+    name_en: str | None = None
+
+
+class RateReport(RateFigures):
+    """The rate of a scope in a year over a category set, against the target path; rows when broken down."""
+
+    year: int
+    scope: ScopeRef
+    categories: list[str]
+    category_source: str
+    series: str | None
+    target_scope: str | None
+    next_target: TargetPoint | None
+    by: RateBy | None = None
+    rows: list[RateRow] | None = None
+
+
+def figures(sums: Sums, manifest_t: float, target: float | None) -> dict[str, Any]:
+    """The fields of RateFigures from the sums."""
+    rate = rate_of(sums.generated_t, sums.utilised_t, sums.utilised_prior_t)
+    gap = sums.utilised_t - manifest_t
+    return {
+        "rate": rate,
+        "generated_t": sums.generated_t,
+        "utilised_t": sums.utilised_t,
+        "utilised_prior_t": sums.utilised_prior_t,
+        "target": target,
+        "over_100": rate is not None and rate > 1,
+        "declarations": sums.declarations,
+        "enterprises": sums.enterprises,
+        "manifest_utilised_t": manifest_t,
+        "gap_t": gap,
+        "gap_pct": gap / sums.utilised_t * 100 if sums.utilised_t > 0 else None,
+    }
+
+
+def parse_by(by: str | None) -> RateBy | None:
+    """A breakdown name, refused naming the option when unknown."""
+    if by is None or not by.strip():
+        return None
+    try:
+        return RateBy(by.strip().lower())
+    except ValueError:
+        raise InvalidInput(f"by: one of {', '.join(b.value for b in RateBy)}", field="by") from None
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """The group column on each side of the aggregate, and the members to list even where they have no data."""
+
+    declared: Any
+    manifested: Any
+    members: list[str]
+
+
+def breakdown(session: Session, scope: Scope, by: RateBy, codes: Sequence[str]) -> Breakdown:
+    """The GROUP BY columns of a breakdown of this scope."""
+    match by:
+        case RateBy.category:
+            return Breakdown(col(Declaration.category_code), BATCH_CATEGORY, list(codes))
+        case RateBy.region:
+            if scope.ref.kind not in ("province", "prefecture"):
+                raise InvalidInput(
+                    f"by: a {scope.ref.kind} has no regions below it; use category, park or enterprise", field="by"
+                )
+            column = col(Enterprise.prefecture_adcode if scope.ref.kind == "province" else Enterprise.county_adcode)
+            children = session.exec(
+                select(Region.adcode).where(Region.parent_adcode == scope.ref.key).order_by(col(Region.adcode))
+            ).all()
+            return Breakdown(column, column, list(children))
+        case RateBy.park:
+            return Breakdown(col(Enterprise.park_id), col(Enterprise.park_id), [])
+        case RateBy.enterprise:
+            return Breakdown(col(Enterprise.id), col(Enterprise.id), [])
+    raise InvalidInput(f"by: {by}", field="by")  # pragma: no cover - the match is exhaustive
+
+
+def names(session: Session, by: RateBy, keys: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+    """zh and en names of the groups of a breakdown."""
+    if not keys:
+        return {}
+    q: Any
+    match by:
+        case RateBy.category:
+            q = sa_select(col(WasteCategory.code), col(WasteCategory.name_zh), col(WasteCategory.name_en)).where(
+                col(WasteCategory.code).in_(keys)
+            )
+        case RateBy.region:
+            q = sa_select(col(Region.adcode), col(Region.name_zh), col(Region.name_en)).where(
+                col(Region.adcode).in_(keys)
+            )
+        case RateBy.park:
+            q = sa_select(col(Park.id), col(Park.name_zh), col(Park.name_en)).where(
+                col(Park.id).in_([int(k) for k in keys])
+            )
+        case RateBy.enterprise:
+            q = sa_select(col(Enterprise.id), col(Enterprise.name_zh), col(Enterprise.name_en)).where(
+                col(Enterprise.id).in_([int(k) for k in keys])
+            )
+    return {str(row[0]): (row[1], row[2]) for row in session.execute(q)}
+
+
+def _key(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _sort_key(key: str | None) -> tuple[int, int, str]:
+    # Ids in numeric order (adcodes too: same length), codes as text; the ungrouped rest (no park) last.
+    if key is None:
+        return (2, 0, "")
+    return (0, int(key), "") if key.isdigit() else (1, 0, key)
+
+
+def breakdown_rows(
+    session: Session,
+    scope: Scope,
+    by: RateBy,
+    codes: Sequence[str],
+    years: Years,
+    target: float | None,
+) -> list[RateRow]:
+    """The rows of a breakdown: every member of a region or category level, and every park or enterprise with data."""
+    parts = breakdown(session, scope, by, codes)
+    declared_by = declared_sums(session, scope.condition, codes, years, [parts.declared])
+    manifested_by = manifested_sums(session, scope.condition, codes, years, [parts.manifested], narrow=scope.narrow)
+    declared = {_key(k[0]): v for k, v in declared_by.items()}
+    manifested = {_key(k[0]): v for k, v in manifested_by.items()}
+    keys = list(dict.fromkeys([*parts.members, *sorted(set(declared) | set(manifested), key=_sort_key)]))
+    labels = names(session, by, [k for k in keys if k is not None])
+    rows = []
+    for key in keys:
+        name_zh, name_en = labels.get(key, (None, None)) if key is not None else (None, None)
+        body = figures(declared.get(key, ZERO), manifested.get(key, 0.0), target)
+        rows.append(RateRow(key=key, name_zh=name_zh, name_en=name_en, **body))
+    return rows
+
+
+def utilisation(
+    *,
+    session: Session,
+    principal: Principal,
+    year: int,
+    region: str | None = None,
+    park: int | None = None,
+    enterprise: str | int | None = None,
+    categories: Sequence[str] | None = None,
+    target: str | None = None,
+    by: str | None = None,
+) -> RateReport:
+    """The comprehensive utilisation rate of a scope in a year, against its target path, optionally broken down."""
+    group = parse_by(by)
+    scope = resolve_scope(session=session, principal=principal, region=region, park=park, enterprise=enterprise)
+    cats, path = resolve_category_set(
+        session=session, region_adcode=scope.region_adcode, year=year, categories=categories, target=target
+    )
+    years = (year, year)
+    target_value = path_value(path.points, year) if path else None
+    rows = breakdown_rows(session, scope, group, cats.codes, years, target_value) if group else None
+    # Declared totals again in SQL (an enterprise may fall in several categories: the distinct count is not a sum);
+    # the manifest tonnes of a breakdown partition the scope's, so they add up to the total without a second pass.
+    sums = declared_sums(session, scope.condition, cats.codes, years).get((), ZERO)
+    if rows is None:
+        manifest_t = manifested_sums(session, scope.condition, cats.codes, years, narrow=scope.narrow).get((), 0.0)
+    else:
+        manifest_t = math.fsum(row.manifest_utilised_t for row in rows)
+    return RateReport(
+        year=year,
+        scope=scope.ref,
+        categories=cats.codes,
+        category_source=cats.source,
+        series=path.series if path else cats.series,
+        target_scope=path.scope_adcode if path else None,
+        next_target=next_target(path.points, year) if path else None,
+        by=group,
+        rows=rows,
+        **figures(sums, manifest_t, target_value),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The trend against the target path
+
+
+class TrendYear(BaseModel):
+    """One year of a trend."""
+
+    year: int
+    rate: float | None
+    generated_t: float
+    utilised_t: float
+    utilised_prior_t: float
+    declarations: int
+    target: float | None
+
+
+class TrendReport(BaseModel):
+    """Rates year by year, the target path over the same years, and the projection to the next target."""
+
+    scope: ScopeRef
+    categories: list[str]
+    category_source: str
+    series: str | None
+    target_scope: str | None
+    targets: list[TargetPoint]
+    years: list[TrendYear]
+    projection: Projection
+
+
+def _year_span(session: Session, scope: Scope, cats: CategorySet) -> tuple[int, int] | None:
+    query = (
+        sa_select(func.min(col(Declaration.year)), func.max(col(Declaration.year)))
+        .select_from(Declaration)
+        .join(Enterprise, col(Enterprise.id) == col(Declaration.enterprise_id))
+        .where(col(Declaration.category_code).in_(cats.codes), scope.condition)
+    )
+    low, high = session.execute(query).one()
+    return None if low is None else (int(low), int(high))
+
+
+def rate_trend(
+    *,
+    session: Session,
+    principal: Principal,
+    region: str | None = None,
+    park: int | None = None,
+    enterprise: str | int | None = None,
+    categories: Sequence[str] | None = None,
+    target: str | None = None,
+    from_year: int | None = None,
+    to_year: int | None = None,
+    window: int = DEFAULT_WINDOW,
+) -> TrendReport:
+    """The scope's rate by year (default: every year with data), the target path, and the projection."""
+    if window < MIN_WINDOW:
+        raise InvalidInput(f"window: at least {MIN_WINDOW} years", field="window")
+    if from_year is not None and to_year is not None and from_year > to_year:
+        raise InvalidInput(f"from: {from_year} is after to {to_year}", field="from")
+    scope = resolve_scope(session=session, principal=principal, region=region, park=park, enterprise=enterprise)
+    cats, path = resolve_category_set(
+        session=session, region_adcode=scope.region_adcode, year=to_year, categories=categories, target=target
+    )
+    span = _year_span(session, scope, cats)
+    low = from_year if from_year is not None else (span[0] if span else None)
+    high = to_year if to_year is not None else (span[1] if span else None)
+    points = path.points if path else []
+    trend: list[TrendYear] = []
+    if low is not None and high is not None and low <= high:
+        per_year = declared_sums(session, scope.condition, cats.codes, (low, high), [col(Declaration.year)])
+        for year in range(low, high + 1):
+            s = per_year.get((year,), ZERO)
+            trend.append(
+                TrendYear(
+                    year=year,
+                    rate=rate_of(s.generated_t, s.utilised_t, s.utilised_prior_t),
+                    generated_t=s.generated_t,
+                    utilised_t=s.utilised_t,
+                    utilised_prior_t=s.utilised_prior_t,
+                    declarations=s.declarations,
+                    target=path_value(points, year),
+                )
+            )
+    return TrendReport(
+        scope=scope.ref,
+        categories=cats.codes,
+        category_source=cats.source,
+        series=path.series if path else cats.series,
+        target_scope=path.scope_adcode if path else None,
+        targets=points,
+        years=trend,
+        projection=project([(t.year, t.rate) for t in trend], points, window=window),
+    )
+
+
+def scope_condition_for_batches(condition: ColumnElement[bool], *ends: Any, narrow: bool = True) -> ColumnElement[bool]:
+    """A condition on TransferBatch: one of the given ends (shipper_id, receiver_id columns) lies in the scope."""
+    ids = sa_select(col(Enterprise.id)).where(condition)
+    # For a wide scope, `+ 0` hides the column from SQLite's index planner, which would otherwise probe the
+    # shipper and receiver indexes once per enterprise of the list; one pass over the year's batches is cheaper.
+    clauses = [(col(end) if narrow else col(end) + 0).in_(ids) for end in ends]
+    return or_(*clauses) if clauses else false()

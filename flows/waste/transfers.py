@@ -1,0 +1,204 @@
+"""Received tonnes between places: the selection and the SQL aggregates behind the flow map and the Sankey diagrams.
+
+A flow is what arrived: batches received (or received and later corrected), counted at their received weight, as
+the rate engine counts them (flows/waste/rates.py). Drafts, cancelled and rejected batches never arrived; a dispatched
+batch is still on its way. Each principal sees the batches with one end in its scope (flows/access/scope.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_
+from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from flows.access.scope import ensure_region_in_scope, readable_batches, region_clause
+from flows.kernel.errors import InvalidInput, NotFound
+from flows.kernel.principal import Principal
+from flows.waste.rates import RECEIVED_STATUSES, manifest_utilised
+from models import Enterprise, Park, Region, TransferBatch, WasteCategory
+from models.enums import RegionLevel, Route
+
+# The two ends of a batch, each an Enterprise row of its own in one query.
+Shipper = aliased(Enterprise, name="shipper")
+Receiver = aliased(Enterprise, name="receiver")
+
+
+@dataclass(frozen=True)
+class FlowFilter:
+    """Which received batches a figure covers: a year, optionally one category, one route, one place."""
+
+    year: int
+    category: str | None = None
+    categories: tuple[str, ...] = ()  # the category and the 2024-catalogue codes filed under it
+    route: str | None = None
+    region: str | None = None  # batches with one end in this region (province or prefecture)
+    park: int | None = None  # batches with one end in this park
+
+    def query(self, **extra: Any) -> dict[str, Any]:
+        """The filter as URL query parameters (the empty ones left out)."""
+        params: dict[str, Any] = {"year": self.year}
+        for name in ("category", "route", "region", "park"):
+            value = getattr(self, name)
+            if value not in (None, ""):
+                params[name] = value
+        params.update({k: v for k, v in extra.items() if v not in (None, "")})
+        return params
+
+
+def parse_filter(
+    *,
+    session: Session,
+    principal: Principal,
+    year: int,
+    category: str | None = None,
+    route: str | None = None,
+    region: str | None = None,
+    park: int | None = None,
+) -> FlowFilter:
+    """Check a filter: a known category and route, a region of the principal's own scope, an existing park."""
+    category = (category or "").strip().upper() or None
+    route = (route or "").strip() or None
+    region = (region or "").strip() or None
+    codes: tuple[str, ...] = ()
+    if category is not None:
+        known = session.exec(select(WasteCategory.code).where(col(WasteCategory.code) == category)).first()
+        if known is None:
+            raise InvalidInput(f"category: unknown category code {category}", field="category")
+        children = session.exec(select(WasteCategory.code).where(col(WasteCategory.parent_code) == category)).all()
+        codes = (category, *sorted(children))
+    if route is not None and route not in {r.value for r in Route}:
+        raise InvalidInput(f"route: one of {', '.join(r.value for r in Route)}", field="route")
+    if region is not None:
+        ensure_region_in_scope(session, principal, region)
+        level = session.exec(select(Region.level).where(Region.adcode == region)).one()
+        if RegionLevel(level) is RegionLevel.county:
+            raise InvalidInput(f"region: {region} is a county; choose the province or a prefecture", field="region")
+    if park is not None and session.exec(select(Park.id).where(Park.id == park)).first() is None:
+        raise NotFound(f"no park with id {park}", field="park")
+    return FlowFilter(year=year, category=category, categories=codes, route=route, region=region, park=park)
+
+
+def _one_end_in(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    ids = sa_select(col(Enterprise.id)).where(condition)
+    return or_(col(TransferBatch.shipper_id).in_(ids), col(TransferBatch.receiver_id).in_(ids))
+
+
+def flow_condition(principal: Principal, f: FlowFilter) -> ColumnElement[bool]:
+    """A condition on TransferBatch: received in the year, visible to the principal, within the filter."""
+    clauses: list[ColumnElement[bool]] = [
+        col(TransferBatch.year) == f.year,
+        col(TransferBatch.status).in_(RECEIVED_STATUSES),
+        col(TransferBatch.weight_received_t).is_not(None),
+        readable_batches(principal),
+    ]
+    if f.categories:
+        clauses.append(col(TransferBatch.category_code).in_(list(f.categories)))
+    if f.route:
+        clauses.append(col(TransferBatch.route) == f.route)
+    if f.region:
+        clauses.append(_one_end_in(region_clause(f.region)))
+    if f.park is not None:
+        clauses.append(_one_end_in(col(Enterprise.park_id) == f.park))
+    return and_(*clauses)
+
+
+class FlowSum(NamedTuple):
+    """Received tonnes of a group of batches; `utilised_t` is the part that counts toward the bottom-up figure."""
+
+    origin: Any
+    destination: Any
+    tonnes: float
+    batches: int
+    utilised_t: float
+
+
+def _sums() -> list[Any]:
+    received = col(TransferBatch.weight_received_t)
+    return [
+        func.coalesce(func.sum(received), 0.0),
+        func.count(),
+        # Received on a utilisation route by a receiver licensed for it on the day: the rate engine's own test.
+        func.coalesce(func.sum(case((manifest_utilised(), received), else_=0.0)), 0.0),
+    ]
+
+
+def grouped_sums(
+    session: Session, condition: ColumnElement[bool], origin: Any = None, destination: Any = None
+) -> list[FlowSum]:
+    """Received tonnes grouped by up to two expressions over TransferBatch, `Shipper` and `Receiver`, largest first.
+
+    An expression left out is not grouped on (its field of the answer is None); with neither, one row of totals.
+    """
+    groups = [g for g in (origin, destination) if g is not None]
+    query = (
+        sa_select(*groups, *_sums())
+        .select_from(TransferBatch)
+        .join(Shipper, col(Shipper.id) == col(TransferBatch.shipper_id))
+        .join(Receiver, col(Receiver.id) == col(TransferBatch.receiver_id))
+        .where(condition)
+    )
+    if groups:
+        query = query.group_by(*groups)
+    rows = []
+    for row in session.execute(query):
+        values = list(row)
+        keys = [values.pop(0) if g is not None else None for g in (origin, destination)]
+        tonnes, batches, utilised = values
+        if not groups and not batches:
+            continue  # an ungrouped aggregate over nothing still answers one row
+        rows.append(FlowSum(keys[0], keys[1], float(tonnes), int(batches), float(utilised)))
+    rows.sort(key=lambda r: (-r.tonnes, str(r.origin), str(r.destination)))
+    return rows
+
+
+def total(session: Session, condition: ColumnElement[bool]) -> FlowSum:
+    """Received tonnes, batches and the bottom-up part over every batch of the condition."""
+    row = session.execute(sa_select(*_sums()).select_from(TransferBatch).where(condition)).one()
+    return FlowSum(None, None, float(row[0]), int(row[1]), float(row[2]))
+
+
+def pair_count(session: Session, condition: ColumnElement[bool]) -> int:
+    """How many distinct shipper -> receiver pairs the batches of the condition form."""
+    pairs = (
+        sa_select(col(TransferBatch.shipper_id), col(TransferBatch.receiver_id))
+        .where(condition)
+        .group_by(col(TransferBatch.shipper_id), col(TransferBatch.receiver_id))
+        .subquery()
+    )
+    return int(session.execute(sa_select(func.count()).select_from(pairs)).scalar_one())
+
+
+def flow_years(*, session: Session, principal: Principal) -> list[int]:
+    """The years with received batches the principal may see, newest first."""
+    # The few distinct years come from the (year, category) index; each is then kept if one visible batch exists,
+    # which stops at the first match instead of testing the scope on every batch of every year.
+    years = sa_select(col(TransferBatch.year).label("year")).distinct().subquery("years")
+    visible = sa_select(col(TransferBatch.id)).where(
+        col(TransferBatch.year) == years.c.year,
+        col(TransferBatch.status).in_(RECEIVED_STATUSES),
+        readable_batches(principal),
+    )
+    query = sa_select(years.c.year).where(exists(visible))
+    return sorted((int(y) for y in session.execute(query).scalars()), reverse=True)
+
+
+def region_names(session: Session, adcodes: Sequence[str | None]) -> dict[str, tuple[str, str | None]]:
+    """zh and en names of regions by adcode."""
+    keys = sorted({a for a in adcodes if a})
+    if not keys:
+        return {}
+    query = sa_select(col(Region.adcode), col(Region.name_zh), col(Region.name_en)).where(col(Region.adcode).in_(keys))
+    return {row[0]: (row[1], row[2]) for row in session.execute(query)}
+
+
+def category_names(session: Session, codes: Sequence[str] | None = None) -> dict[str, tuple[str, str]]:
+    """zh and en names of waste categories by code (all of them when no codes are given)."""
+    query = sa_select(col(WasteCategory.code), col(WasteCategory.name_zh), col(WasteCategory.name_en))
+    if codes is not None:
+        query = query.where(col(WasteCategory.code).in_(list(codes)))
+    return {row[0]: (row[1], row[2]) for row in session.execute(query.order_by(col(WasteCategory.code)))}
