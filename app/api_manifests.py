@@ -13,8 +13,8 @@ from app.deps import SessionDep
 from app.params import Id, IdQuery, Offset, TextQuery, YearQuery, checked_json
 from flows.kernel.bounds import MAX_MANIFEST_T, Key, Moment, Reason, Text
 from flows.waste import manifests
-from models import BatchCorrection, TransferBatch
-from models.enums import BatchStatus
+from models import Manifest, ManifestCorrection
+from models.enums import ManifestStatus
 
 router = APIRouter(dependencies=[Depends(get_principal), Depends(checked_json)], tags=["manifests"])
 
@@ -29,7 +29,7 @@ class ManifestPublic(BaseModel):
     category_code: str
     route: str
     year: int
-    status: BatchStatus
+    status: ManifestStatus
     weight_dispatched_t: float
     weight_received_t: float | None
     rejected_t: float | None
@@ -95,10 +95,10 @@ class CorrectIn(BaseModel):
 _STORED = set(ManifestPublic.model_fields) - {"discrepancy_t", "discrepancy_flag", "sealed", "next_steps"}
 
 
-def public(batch: TransferBatch) -> ManifestPublic:
+def public(batch: Manifest) -> ManifestPublic:
     """The API view of a manifest, with its discrepancy and what its status seals and allows."""
     gap, flagged = manifests.discrepancy(batch)
-    status = BatchStatus(batch.status)
+    status = ManifestStatus(batch.status)
     return ManifestPublic(
         # Read the attributes: enumerations come back from the database as plain strings.
         **{name: getattr(batch, name) for name in _STORED},
@@ -109,7 +109,7 @@ def public(batch: TransferBatch) -> ManifestPublic:
     )
 
 
-def _detail(batch: TransferBatch, history: list[BatchCorrection]) -> ManifestDetail:
+def _detail(batch: Manifest, history: list[ManifestCorrection]) -> ManifestDetail:
     entries = [CorrectionEntry.model_validate(c, from_attributes=True) for c in history]
     return ManifestDetail(**public(batch).model_dump(), corrections=entries)
 
@@ -144,7 +144,7 @@ def list_(
     session: SessionDep,
     principal: PrincipalDep,
     year: YearQuery = None,
-    status: BatchStatus | None = None,
+    status: ManifestStatus | None = None,
     category: TextQuery = None,
     route: TextQuery = None,
     enterprise_id: IdQuery = None,

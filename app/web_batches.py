@@ -25,8 +25,8 @@ from flows.kernel.principal import Principal
 from flows.pages import batches as pages
 from flows.pages.batches import BatchForm, BatchQuery, Problem
 from flows.waste import corrections, manifests
-from models import Enterprise, TransferBatch, WasteCategory
-from models.enums import BatchStatus, Route, UserRole
+from models import Enterprise, Manifest, WasteCategory
+from models.enums import ManifestStatus, Route, UserRole
 
 router = APIRouter(include_in_schema=False)
 
@@ -73,7 +73,7 @@ def problem_text(lang: str, problem: Problem) -> str:
     return translate(lang, "batches.problem.format", field=label, message=message)
 
 
-def _domain_problem(session: Session, exc: DomainError, batch: TransferBatch | None, step: str) -> Problem:
+def _domain_problem(session: Session, exc: DomainError, batch: Manifest | None, step: str) -> Problem:
     """A refused write as a problem the page can word (the domain's message stays the detail of last resort)."""
     if isinstance(exc, PeriodLocked):
         lock = None
@@ -129,8 +129,8 @@ def _list_query(
     else:
         values["direction"] = direction
     if status := raw.get("status"):
-        if status in BatchStatus.__members__:
-            values["status"] = BatchStatus(status)
+        if status in ManifestStatus.__members__:
+            values["status"] = ManifestStatus(status)
         else:
             problems["status"] = Problem("status", "bad_choice", {"value": status})
     if category := raw.get("category"):
@@ -223,7 +223,7 @@ def batches_page(request: Request, session: SessionDep, lang: LanguageDep, princ
         "years": pages.batch_years(session=session, principal=principal),
         "categories": categories,
         "routes": list(Route),
-        "statuses": list(BatchStatus),
+        "statuses": list(ManifestStatus),
         "is_enterprise": principal.role is UserRole.enterprise,
         "fragment": is_fragment_request(request),
         "narrowed": pages.narrowing(session=session, query=query),
@@ -308,7 +308,7 @@ def _form_context(
     data: dict[str, str],
     problems: dict[str, Problem],
     *,
-    batch: TransferBatch | None = None,
+    batch: Manifest | None = None,
     key: str = "",
 ) -> dict[str, Any]:
     parties = {}
@@ -379,7 +379,7 @@ def batch_create(
             batch, _new = manifests.create_manifest(session=session, principal=principal, manifest=manifest, now=now)
             session.commit()
             # A retried key returns the batch the first attempt made: say what it is, not what this attempt asked.
-            done = "dispatch" if BatchStatus(batch.status) is BatchStatus.dispatched else "create"
+            done = "dispatch" if ManifestStatus(batch.status) is ManifestStatus.dispatched else "create"
             return _redirect(request, f"/batches/{batch.id}?done={done}")
         except (InvalidInput, Conflict, PeriodLocked) as exc:
             session.rollback()
@@ -458,7 +458,8 @@ def _detail_context(
     reached = {
         "created": True,
         "dispatched": d.batch.dispatched_at is not None,
-        "closed": status in (BatchStatus.received, BatchStatus.rejected, BatchStatus.corrected, BatchStatus.cancelled),
+        "closed": status
+        in (ManifestStatus.received, ManifestStatus.rejected, ManifestStatus.corrected, ManifestStatus.cancelled),
     }
     # In a locked year only a correction request can be made; a correction needs a weight of the viewer's side.
     offered = [a for a in d.actions if (a != "correct" or d.correctable) and (d.lock is None or a == "correct")]
@@ -509,7 +510,7 @@ def _act(
     try:
         # Who and when before what: the party and the state are checked before the input is.
         if step not in pages.available_actions(principal, batch):
-            if BatchStatus(batch.status) not in manifests.STEPS[step].from_status:
+            if ManifestStatus(batch.status) not in manifests.STEPS[step].from_status:
                 raise Conflict(f"manifest {batch.number} is {batch.status}", field="status")
             raise Forbidden(f"{step} of manifest {batch.number} is not for this account")
         outcome = run(batch, data, now)
@@ -547,7 +548,7 @@ def batch_dispatch(
 ) -> Response:
     """The shipper sends the batch off (now, or at the time given, Beijing time)."""
 
-    def run(batch: TransferBatch, data: dict[str, str], now: datetime) -> dict[str, Problem]:
+    def run(batch: Manifest, data: dict[str, str], now: datetime) -> dict[str, Problem]:
         at, problem = pages.parse_local_time(data.get("dispatched_at", ""), "dispatched_at", now)
         if problem:
             return {problem.field: problem}
@@ -568,7 +569,7 @@ def batch_receive(
 ) -> Response:
     """The receiver confirms the weight it weighed (t or kg); a refused part needs its amount and a reason."""
 
-    def run(batch: TransferBatch, data: dict[str, str], now: datetime) -> dict[str, Problem]:
+    def run(batch: Manifest, data: dict[str, str], now: datetime) -> dict[str, Problem]:
         reason = data.get("rejection_reason", "")
         problems, values = pages.check_receipt(
             batch=batch,
@@ -607,7 +608,7 @@ def batch_reject(
 ) -> Response:
     """The receiver refuses the whole batch, saying why."""
 
-    def run(batch: TransferBatch, data: dict[str, str], now: datetime) -> dict[str, Problem]:
+    def run(batch: Manifest, data: dict[str, str], now: datetime) -> dict[str, Problem]:
         reason = data.get("rejection_reason", "").strip()
         if not reason:
             return {"reject_reason": Problem("reject_reason", "required")}
@@ -628,7 +629,7 @@ def batch_cancel(
 ) -> Response:
     """The shipper withdraws a draft, or a batch not yet received, saying why."""
 
-    def run(batch: TransferBatch, data: dict[str, str], now: datetime) -> dict[str, Problem]:
+    def run(batch: Manifest, data: dict[str, str], now: datetime) -> dict[str, Problem]:
         reason = data.get("cancel_reason", "").strip()
         if not reason:
             return {"cancel_reason": Problem("cancel_reason", "required")}
@@ -650,7 +651,7 @@ def batch_correct(
     """A party corrects its own weight of a closed batch, saying why; in a locked year the correction is filed
     for a bureau to approve, and nothing changes until then."""
 
-    def run(batch: TransferBatch, data: dict[str, str], now: datetime) -> dict[str, Problem] | str:
+    def run(batch: Manifest, data: dict[str, str], now: datetime) -> dict[str, Problem] | str:
         what = data.get("what", "")
         allowed = pages.correctable_weights(principal, batch)
         problems: dict[str, Problem] = {}
@@ -685,7 +686,7 @@ def batch_correct(
 # ---- Editing a draft --------------------------------------------------------------------------------------------
 
 
-def _draft_of(session: Session, principal: Principal, batch_id: int) -> tuple[TransferBatch, int]:
+def _draft_of(session: Session, principal: Principal, batch_id: int) -> tuple[Manifest, int]:
     shipper = _ensure_logger(principal)
     batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
     if batch.shipper_id != shipper:
@@ -693,7 +694,7 @@ def _draft_of(session: Session, principal: Principal, batch_id: int) -> tuple[Tr
     return batch, shipper
 
 
-def _draft_data(session: Session, batch: TransferBatch) -> dict[str, str]:
+def _draft_data(session: Session, batch: Manifest) -> dict[str, str]:
     receiver = session.get(Enterprise, batch.receiver_id)
     carrier = session.get(Enterprise, batch.carrier_id) if batch.carrier_id else None
     return {
@@ -716,7 +717,7 @@ def batch_edit(
     batch, shipper = _draft_of(session, principal, batch_id)
     context = _form_context(session, lang, shipper, _draft_data(session, batch), {}, batch=batch)
     # Past its draft the batch is sealed: the page says so and links back rather than offering a form.
-    context["sealed"] = BatchStatus(batch.status) is not BatchStatus.draft
+    context["sealed"] = ManifestStatus(batch.status) is not ManifestStatus.draft
     return render(request, "batch_form.html", context, lang=lang, block="form")
 
 

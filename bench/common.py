@@ -20,9 +20,9 @@ from sqlmodel import Session, col
 from app.setup import upgrade_database
 from flows.kernel.uscc import make_uscc
 from flows.waste.reference import SICHUAN_TARGET_CATEGORIES
-from models import Declaration, Enterprise, Licence, Region, TransferBatch
+from models import Declaration, Enterprise, Licence, Manifest, Region
 from models.db import make_engine
-from models.enums import BatchStatus, LicenceActivity, RegionLevel, Route
+from models.enums import LicenceActivity, ManifestStatus, RegionLevel, Route
 
 PG_ADMIN = os.environ.get("CIRCUFLOW_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 CATEGORIES = [*SICHUAN_TARGET_CATEGORIES, "SW05"]
@@ -161,7 +161,7 @@ def fill_province(
                 "category_code": rng.choice(CATEGORIES),
                 "route": rng.choice(UTILISATION_ROUTES).value,
                 "year": sent.year,
-                "status": BatchStatus.received.value,
+                "status": ManifestStatus.received.value,
                 "weight_dispatched_t": weight,
                 "weight_received_t": weight * rng.uniform(0.98, 1.01),
                 "dispatched_at": sent,
@@ -171,7 +171,7 @@ def fill_province(
         )
     began = time.perf_counter()
     with engine.begin() as conn:
-        for model, rows in ((Enterprise, ents), (Licence, licences), (Declaration, decls), (TransferBatch, batches)):
+        for model, rows in ((Enterprise, ents), (Licence, licences), (Declaration, decls), (Manifest, batches)):
             for chunk in _chunks(rows):
                 conn.execute(insert(model), chunk)
         if engine.dialect.name == "postgresql":

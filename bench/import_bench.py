@@ -30,7 +30,7 @@ from sqlmodel import Session  # noqa: E402
 from bench.common import CATEGORIES, UTILISATION_ROUTES, database, fill_province  # noqa: E402
 from flows.access.accounts import system_principal  # noqa: E402
 from flows.waste.imports import import_manifests  # noqa: E402
-from models import TransferBatch  # noqa: E402
+from models import Manifest  # noqa: E402
 from models.enums import Channel  # noqa: E402
 
 ENTERPRISES = 2_000
@@ -139,7 +139,7 @@ def main() -> None:
                 began = time.perf_counter()
                 with plain.begin() as conn:
                     for start in range(0, len(table_rows), 5_000):
-                        conn.execute(insert(TransferBatch), table_rows[start : start + 5_000])
+                        conn.execute(insert(Manifest), table_rows[start : start + 5_000])
                 raw = time.perf_counter() - began
                 print(
                     f"  import (checked, {summary.inserted:,} rows): {imported:.1f} s = "

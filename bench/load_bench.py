@@ -60,7 +60,7 @@ from bench.common import PG_ADMIN  # noqa: E402
 from flows.access import accounts
 from flows.access import trail as audit  # noqa: E402
 from flows.kernel.principal import principal_of, system_principal  # noqa: E402
-from models import Enterprise, TransferBatch, User  # noqa: E402
+from models import Enterprise, Manifest, User  # noqa: E402
 from models.db import make_engine, writer  # noqa: E402
 from models.enums import Channel  # noqa: E402
 
@@ -174,19 +174,17 @@ def create_accounts(url: str, secret: str, clients: int) -> Accounts:
     try:
         with Session(engine) as session:
             busiest = session.execute(
-                select(col(TransferBatch.shipper_id))
-                .group_by(col(TransferBatch.shipper_id))
-                .order_by(func.count().desc(), col(TransferBatch.shipper_id))
+                select(col(Manifest.shipper_id))
+                .group_by(col(Manifest.shipper_id))
+                .order_by(func.count().desc(), col(Manifest.shipper_id))
                 .limit(SHIPPERS)
             ).scalars()
             shippers: list[tuple[User, Shipper]] = []
             for number, shipper_id in enumerate(list(busiest), start=1):
                 receiver_id, category, route = session.execute(
-                    select(col(TransferBatch.receiver_id), col(TransferBatch.category_code), col(TransferBatch.route))
-                    .where(col(TransferBatch.shipper_id) == shipper_id)
-                    .group_by(
-                        col(TransferBatch.receiver_id), col(TransferBatch.category_code), col(TransferBatch.route)
-                    )
+                    select(col(Manifest.receiver_id), col(Manifest.category_code), col(Manifest.route))
+                    .where(col(Manifest.shipper_id) == shipper_id)
+                    .group_by(col(Manifest.receiver_id), col(Manifest.category_code), col(Manifest.route))
                     .order_by(func.count().desc())
                     .limit(1)
                 ).one()
@@ -557,17 +555,14 @@ def check_writes(url: str, key_prefix: str, record: Record, settle_s: float) -> 
             with Session(engine) as session:
                 rows = list(
                     session.execute(
-                        select(
-                            col(TransferBatch.idempotency_key), col(TransferBatch.number), col(TransferBatch.status)
-                        ).where(col(TransferBatch.idempotency_key).startswith(key_prefix, autoescape=True))
+                        select(col(Manifest.idempotency_key), col(Manifest.number), col(Manifest.status)).where(
+                            col(Manifest.idempotency_key).startswith(key_prefix, autoescape=True)
+                        )
                     )
                 )
                 twice = session.execute(
                     select(func.count()).select_from(
-                        select(col(TransferBatch.number))
-                        .group_by(col(TransferBatch.number))
-                        .having(func.count() > 1)
-                        .subquery()
+                        select(col(Manifest.number)).group_by(col(Manifest.number)).having(func.count() > 1).subquery()
                     )
                 ).scalar_one()
             if len(rows) != last:

@@ -36,9 +36,9 @@ from flows.access import accounts  # noqa: E402
 from flows.demo.accounts import create_demo_accounts  # noqa: E402
 from flows.demo.load import load_demo  # noqa: E402
 from flows.kernel.principal import principal_of  # noqa: E402
-from models import Battery, BatteryEvent, Enterprise, Park, TransferBatch, User  # noqa: E402
+from models import Battery, BatteryEvent, Enterprise, Manifest, Park, User  # noqa: E402
 from models.db import make_engine  # noqa: E402
-from models.enums import BatchStatus, Channel  # noqa: E402
+from models.enums import Channel, ManifestStatus  # noqa: E402
 
 USERS = ("auditor.sichuan", "ent.generator")
 PAGE_TARGET_MS = 300.0
@@ -99,8 +99,8 @@ def demo_parameters(engine: Engine) -> dict[str, str]:
             park_id = session.execute(select(func.min(Park.id))).scalars().one()
         batch_id = (
             session.execute(
-                select(func.max(TransferBatch.id)).where(
-                    col(TransferBatch.shipper_id) == enterprise_id, col(TransferBatch.status) == BatchStatus.received
+                select(func.max(Manifest.id)).where(
+                    col(Manifest.shipper_id) == enterprise_id, col(Manifest.status) == ManifestStatus.received
                 )
             )
             .scalars()
@@ -117,7 +117,7 @@ def demo_parameters(engine: Engine) -> dict[str, str]:
             .one()
         )
         code = session.get(Battery, longest).code  # type: ignore[union-attr]
-        year = session.execute(select(func.max(TransferBatch.year))).scalars().one()
+        year = session.execute(select(func.max(Manifest.year))).scalars().one()
     return {
         "enterprise_id": str(enterprise_id),
         "park_id": str(park_id),

@@ -15,10 +15,10 @@ from models.accounts import (
 from models.battery import Battery, BatteryEvent, RecoveryReport
 from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, WhitelistEntry
 from models.reference import Park, Region, Target, TargetCategory, WasteCategory
-from models.waste import BatchCorrection, Declaration, NumberCounter, TransferBatch
+from models.waste import Declaration, Manifest, ManifestCorrection, NumberCounter
 
 __all__ = [
-    "BatchCorrection",
+    "ManifestCorrection",
     "ApiToken",
     "CorrectionRequest",
     "LoginFailure",
@@ -38,7 +38,7 @@ __all__ = [
     "Region",
     "Target",
     "TargetCategory",
-    "TransferBatch",
+    "Manifest",
     "User",
     "WasteCategory",
     "WhitelistEntry",

@@ -71,7 +71,7 @@ UTILISATION_ROUTES = frozenset(
 )
 
 
-class BatchStatus(StrEnum):
+class ManifestStatus(StrEnum):
     draft = "draft"
     dispatched = "dispatched"
     received = "received"

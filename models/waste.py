@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from models.enums import ENUM_STR, BatchStatus, Route, check_in
+from models.enums import ENUM_STR, ManifestStatus, Route, check_in
 
 
 class DeclarationBase(SQLModel):
@@ -45,12 +45,12 @@ class DeclarationPublic(DeclarationBase):
     id: int
 
 
-class TransferBatch(SQLModel, table=True):
+class Manifest(SQLModel, table=True):
     """A manifest: one lot of waste sent from a shipper to a receiver."""
 
     __tablename__ = "transfer_batch"
     __table_args__ = (
-        CheckConstraint(check_in("status", BatchStatus), name="ck_batch_status"),
+        CheckConstraint(check_in("status", ManifestStatus), name="ck_batch_status"),
         CheckConstraint(check_in("route", Route), name="ck_batch_route"),
         CheckConstraint("weight_dispatched_t >= 0", name="ck_batch_dispatched_nonneg"),
         CheckConstraint("weight_received_t IS NULL OR weight_received_t >= 0", name="ck_batch_received_nonneg"),
@@ -72,7 +72,7 @@ class TransferBatch(SQLModel, table=True):
     category_code: str = Field(foreign_key="waste_category.code")
     route: Route = Field(sa_type=ENUM_STR)
     year: int = Field(ge=2000, le=2100, description="reporting year, from the dispatch date")
-    status: BatchStatus = Field(default=BatchStatus.draft, sa_type=ENUM_STR)
+    status: ManifestStatus = Field(default=ManifestStatus.draft, sa_type=ENUM_STR)
     weight_dispatched_t: float = Field(ge=0)
     weight_received_t: float | None = Field(default=None, ge=0)
     dispatched_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
@@ -83,7 +83,7 @@ class TransferBatch(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
-class BatchCorrection(SQLModel, table=True):
+class ManifestCorrection(SQLModel, table=True):
     """One correction of a manifest: the values before and after, who made it and why."""
 
     __tablename__ = "batch_correction"

@@ -31,7 +31,7 @@ from flows.kernel import bounds
 from flows.kernel.errors import InvalidInput
 from flows.kernel.uscc import make_uscc
 from flows.waste.imports import ImportRefused, import_manifests
-from models import AuditLog, TransferBatch
+from models import AuditLog, Manifest
 from tests.world import NOW, World, build_world
 
 MB = 1024 * 1024
@@ -53,7 +53,7 @@ def _as(client: TestClient, world: World, name: str) -> dict[str, str]:
 
 def _counts(session: Session) -> tuple[int, int]:
     session.expire_all()
-    batches = session.exec(select(func.count()).select_from(TransferBatch)).one()
+    batches = session.exec(select(func.count()).select_from(Manifest)).one()
     entries = session.exec(select(func.count()).select_from(AuditLog)).one()
     return int(batches), int(entries)
 

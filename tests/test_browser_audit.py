@@ -10,7 +10,7 @@ from sqlmodel import Session, func, select
 
 from app.settings import Settings
 from flows.access import accounts
-from models import Enterprise, TransferBatch
+from models import Enterprise, Manifest
 from tests.browser import browser_page, screenshot, session_cookie_for
 from tests.test_web_audit import YEAR, _world
 
@@ -76,7 +76,7 @@ def test_auditor_drills_down_locks_the_year_and_a_write_is_refused(
         assert not errors, errors
 
     # The enterprise's own user, on the batch form, is refused a batch dispatched in the locked year, in words.
-    before = session.exec(select(func.count()).select_from(TransferBatch)).one()
+    before = session.exec(select(func.count()).select_from(Manifest)).one()
     e2 = session.get(Enterprise, w.e2)
     assert e2 is not None
     shipper = session_cookie_for(session, settings, accounts.get_user(session=session, username="ent1"))
@@ -94,4 +94,4 @@ def test_auditor_drills_down_locks_the_year_and_a_write_is_refused(
         screenshot(page, "audit-refused")
         assert not [u for u in requests if not u.startswith(live_server)]
     session.expire_all()
-    assert session.exec(select(func.count()).select_from(TransferBatch)).one() == before  # nothing half-saved
+    assert session.exec(select(func.count()).select_from(Manifest)).one() == before  # nothing half-saved

@@ -12,8 +12,8 @@ from sqlmodel import Session, func, select
 
 from app.settings import Settings
 from flows.access import accounts
-from models import Enterprise, TransferBatch
-from models.enums import BatchStatus, EnterpriseRole, Route
+from models import Enterprise, Manifest
+from models.enums import EnterpriseRole, ManifestStatus, Route
 from tests.browser import browser_page, screenshot, session_cookie_for, wait_until
 from tests.world import NOW, PASSWORD, World, add_enterprise, build_world
 
@@ -47,11 +47,11 @@ def _prepare(session: Session) -> tuple[World, int]:
     start = datetime(2024, 9, 2, 1, 30, tzinfo=UTC)
     for n in range(12):
         shipped = start + timedelta(days=7 * n)
-        status = BatchStatus.received if n < 9 else BatchStatus.dispatched if n < 11 else BatchStatus.rejected
+        status = ManifestStatus.received if n < 9 else ManifestStatus.dispatched if n < 11 else ManifestStatus.rejected
         weight = 28.0 + (n * 37 % 11)
-        received = round(weight * (0.985 if n == 4 else 0.997), 3) if status is BatchStatus.received else None
+        received = round(weight * (0.985 if n == 4 else 0.997), 3) if status is ManifestStatus.received else None
         session.add(
-            TransferBatch(
+            Manifest(
                 number=f"SC2024-{100 + n:07d}",
                 shipper_id=w.e1 if n % 4 else w.e3,
                 receiver_id=w.e2,
@@ -61,10 +61,10 @@ def _prepare(session: Session) -> tuple[World, int]:
                 status=status,
                 weight_dispatched_t=weight,
                 weight_received_t=received,
-                rejected_t=weight if status is BatchStatus.rejected else None,
-                rejection_reason="含水率超标" if status is BatchStatus.rejected else None,
+                rejected_t=weight if status is ManifestStatus.rejected else None,
+                rejection_reason="含水率超标" if status is ManifestStatus.rejected else None,
                 dispatched_at=shipped,
-                received_at=shipped + timedelta(hours=5) if status is not BatchStatus.dispatched else None,
+                received_at=shipped + timedelta(hours=5) if status is not ManifestStatus.dispatched else None,
                 created_at=shipped - timedelta(hours=20),
             )
         )
@@ -132,8 +132,8 @@ def test_log_dispatch_and_receive_a_batch(
             session.expire_all()
             on_the_way = session.exec(
                 select(func.count())
-                .select_from(TransferBatch)
-                .where(TransferBatch.receiver_id == w.e2, TransferBatch.status == BatchStatus.dispatched)
+                .select_from(Manifest)
+                .where(Manifest.receiver_id == w.e2, Manifest.status == ManifestStatus.dispatched)
             ).one()
             assert on_the_way == 4  # the world's, two of the season, and the one just sent
             assert page.locator('[data-count="awaiting"]').inner_text() == str(on_the_way)
@@ -152,7 +152,7 @@ def test_log_dispatch_and_receive_a_batch(
             assert not errors, errors
 
     session.expire_all()
-    batch = session.get(TransferBatch, batch_id)
+    batch = session.get(Manifest, batch_id)
     assert batch is not None
-    assert (batch.status, batch.shipper_id, batch.receiver_id) == (BatchStatus.received, w.e1, w.e2)
+    assert (batch.status, batch.shipper_id, batch.receiver_id) == (ManifestStatus.received, w.e1, w.e2)
     assert (batch.weight_dispatched_t, batch.weight_received_t) == (12.48, 12.45)

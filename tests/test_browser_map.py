@@ -16,8 +16,8 @@ from app.settings import Settings
 from app.web_map import RATE_STYLES
 from flows.pages import map as flowmap
 from flows.waste.transfers import parse_filter
-from models import Declaration, TransferBatch, User
-from models.enums import BatchStatus, Route
+from models import Declaration, Manifest, User
+from models.enums import ManifestStatus, Route
 from tests.browser import DemoSite, browser_page, screenshot, session_cookie_for, sign_in, wait_until
 from tests.world import World, build_world
 
@@ -31,16 +31,16 @@ POINT_ON_LINE = """el => {
 }"""
 
 
-def _batch(w: World, number: str, shipper: int, year: int, tonnes: float, category: str, route: Route) -> TransferBatch:
+def _batch(w: World, number: str, shipper: int, year: int, tonnes: float, category: str, route: Route) -> Manifest:
     at = datetime(year, 7, 1, 8, tzinfo=UTC)
-    return TransferBatch(
+    return Manifest(
         number=number,
         shipper_id=shipper,
         receiver_id=w.e2,
         category_code=category,
         route=route,
         year=year,
-        status=BatchStatus.received,
+        status=ManifestStatus.received,
         weight_dispatched_t=tonnes,
         weight_received_t=tonnes,
         dispatched_at=at,

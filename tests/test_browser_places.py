@@ -10,8 +10,8 @@ from sqlmodel import Session
 
 from app.settings import Settings
 from flows.access import accounts
-from models import TransferBatch
-from models.enums import BatchStatus, EnterpriseRole, Route
+from models import Manifest
+from models.enums import EnterpriseRole, ManifestStatus, Route
 from tests.browser import browser_page, screenshot, session_cookie_for
 from tests.world import World, add_enterprise, build_world
 
@@ -36,14 +36,14 @@ def world(session: Session) -> tuple[World, int]:
     for n, weight in enumerate((40.0, 25.0), start=1):
         on = datetime(2024, 7, n, 8, tzinfo=UTC)
         session.add(
-            TransferBatch(
+            Manifest(
                 number=f"PB2024-{n:07d}",
                 shipper_id=w.e1,
                 receiver_id=e4,
                 category_code="SW01",
                 route=Route.building_materials,
                 year=2024,
-                status=BatchStatus.received,
+                status=ManifestStatus.received,
                 weight_dispatched_t=weight,
                 weight_received_t=weight,
                 dispatched_at=on,

@@ -34,14 +34,14 @@ from models import (
     Enterprise,
     EnterpriseRoleLink,
     Licence,
+    Manifest,
     Park,
     RecoveryReport,
     Region,
-    TransferBatch,
     WhitelistEntry,
 )
 from models.db import make_engine
-from models.enums import BatchStatus, BatteryEventType, BatteryLevel, BatteryState, EnterpriseRole
+from models.enums import BatteryEventType, BatteryLevel, BatteryState, EnterpriseRole, ManifestStatus
 
 # The state machine of BATTERY.md, read state by state; `transferred` changes custody, never state.
 NEXT: dict[str | None, set[str]] = {
@@ -105,7 +105,7 @@ def _fingerprint(session: Session) -> dict[str, Any]:
         for e in session.exec(select(Enterprise)).all()
     )
     batches = hashlib.sha256()
-    for b in session.exec(select(TransferBatch).order_by(col(TransferBatch.number))).all():
+    for b in session.exec(select(Manifest).order_by(col(Manifest.number))).all():
         row = (
             b.number,
             uscc[b.shipper_id],
@@ -238,20 +238,20 @@ def test_province_utilisation_rises_toward_the_target(session: Session) -> None:
 
 
 def test_manifests_have_statuses_gaps_and_strays(session: Session) -> None:
-    batches = session.exec(select(TransferBatch)).all()
-    assert {b.status for b in batches} == {s.value for s in BatchStatus}
+    batches = session.exec(select(Manifest)).all()
+    assert {b.status for b in batches} == {s.value for s in ManifestStatus}
     assert len({b.number for b in batches}) == len(batches)
     licensed = {(lic.enterprise_id, lic.category_code, lic.activity) for lic in session.exec(select(Licence)).all()}
     gaps = strays = 0
     for b in batches:
         assert b.shipper_id != b.receiver_id and b.weight_dispatched_t > 0
         assert b.number.startswith(f"SC{b.year}-")
-        if b.status in (BatchStatus.received, BatchStatus.corrected):
+        if b.status in (ManifestStatus.received, ManifestStatus.corrected):
             assert b.weight_received_t is not None and b.received_at is not None and b.dispatched_at is not None
             assert b.received_at > b.dispatched_at
             if abs(b.weight_received_t - b.weight_dispatched_t) > 0.02 * b.weight_dispatched_t:
                 gaps += 1
-        if b.status in (BatchStatus.draft, BatchStatus.cancelled):
+        if b.status in (ManifestStatus.draft, ManifestStatus.cancelled):
             assert b.dispatched_at is None and b.weight_received_t is None
         if b.route not in ("disposal", "storage") and (b.receiver_id, b.category_code, "utilisation") not in licensed:
             strays += 1

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from flows.access.accounts import system_principal
 from flows.kernel.errors import Forbidden, InvalidInput, NotFound
 from flows.waste.flags import DEFAULT_TOLERANCES, Flag, FlagKind, FlagPage, list_flags
-from models.enums import BatchStatus, LicenceActivity, Route
+from models.enums import LicenceActivity, ManifestStatus, Route
 from tests.test_rates import DY_JINGYANG, PZH, PZH_EAST, PZH_RENHE, Builder
 from tests.world import build_world
 
@@ -107,8 +107,8 @@ def test_weight_discrepancy(session: Session) -> None:
     gap_1_5pct = build.batch(s, r, "SW01", 100, 98.5)
     heavier = build.batch(s, r, "SW01", 100, 102.5)
     partly_refused = build.batch(s, r, "SW01", 100, 90, rejected=9.5)  # 99.5 accounted for: within 2%
-    in_transit = build.batch(s, r, "SW01", 100, None, status=BatchStatus.dispatched)
-    corrected = build.batch(s, r, "SW01", 100, 95, status=BatchStatus.corrected)
+    in_transit = build.batch(s, r, "SW01", 100, None, status=ManifestStatus.dispatched)
+    corrected = build.batch(s, r, "SW01", 100, 95, status=ManifestStatus.corrected)
     session.commit()
     page = _flags(session, FlagKind.weight_discrepancy, year=2023)
     assert _subjects(page) == {f"manifest/{gap_3pct}", f"manifest/{heavier}", f"manifest/{corrected}"}
@@ -136,9 +136,9 @@ def test_unlicensed_receiver(session: Session) -> None:
     stored = build.batch(s, store, "SW01", 10, 10, route=Route.storage)
     stored_for_use = build.batch(s, store, "SW01", 10, 10, route=Route.road_base)
     dumped = build.batch(s, tip, "SW01", 10, 10, route=Route.disposal)
-    refused = build.batch(s, bare, "SW01", 10, None, status=BatchStatus.rejected)
-    draft = build.batch(s, bare, "SW01", 10, None, status=BatchStatus.draft)
-    on_the_road = build.batch(s, bare, "SW01", 10, None, status=BatchStatus.dispatched)
+    refused = build.batch(s, bare, "SW01", 10, None, status=ManifestStatus.rejected)
+    draft = build.batch(s, bare, "SW01", 10, None, status=ManifestStatus.draft)
+    on_the_road = build.batch(s, bare, "SW01", 10, None, status=ManifestStatus.dispatched)
     session.commit()
     page = _flags(session, FlagKind.unlicensed_receiver)
     flagged = {to_bare, after_lapse, stored_for_use, dumped, on_the_road}
@@ -160,7 +160,7 @@ def test_capacity_exceeded(session: Session) -> None:
     build.batch(s2, r, "SW01", 25, 25)  # 55 t of SW01 in 2023 against 50
     build.batch(s1, r, "SW01", 30, 30, year=2022)  # 30 t in 2022: within
     build.batch(s1, r, "SW02", 30, 30)
-    build.batch(s1, r, "SW02", 30, None, status=BatchStatus.dispatched)  # not taken in yet: 30 t of SW02
+    build.batch(s1, r, "SW02", 30, None, status=ManifestStatus.dispatched)  # not taken in yet: 30 t of SW02
     build.batch(s1, r, "SW01", 30, 30, route=Route.disposal)  # another activity, with no licence at all
     session.commit()
     page = _flags(session, FlagKind.capacity_exceeded)

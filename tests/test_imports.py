@@ -20,7 +20,7 @@ from flows.kernel.principal import system_principal
 from flows.kernel.uscc import make_uscc
 from flows.waste import imports
 from flows.waste.imports import ImportRefused, import_declarations, import_enterprises, import_manifests
-from models import AuditLog, Declaration, Enterprise, EnterpriseRoleLink, TransferBatch
+from models import AuditLog, Declaration, Enterprise, EnterpriseRoleLink, Manifest
 from models.enums import Channel
 from tests.world import NOW, World, build_world
 
@@ -108,7 +108,7 @@ def counts(session: Session) -> dict[str, int]:
     session.expire_all()
     return {
         model.__name__: int(session.exec(select(func.count()).select_from(model)).one())
-        for model in (Enterprise, EnterpriseRoleLink, Declaration, TransferBatch, AuditLog)
+        for model in (Enterprise, EnterpriseRoleLink, Declaration, Manifest, AuditLog)
     }
 
 
@@ -356,9 +356,9 @@ def manifest(world: World, **values: Any) -> list[Any]:
     return [row.get(name, "") for name in MANIFEST_HEADER]
 
 
-def batches(session: Session) -> dict[str, TransferBatch]:
+def batches(session: Session) -> dict[str, Manifest]:
     session.expire_all()
-    return {b.idempotency_key or b.number: b for b in session.exec(select(TransferBatch)).all()}
+    return {b.idempotency_key or b.number: b for b in session.exec(select(Manifest)).all()}
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -515,7 +515,7 @@ def test_duplicates_in_a_file_are_refused(session: Session, world: World, tmp_pa
     # A given number shaped like the service's own is only the shipper's reference: it cannot take or move a number.
     path = write_table(tmp_path / "ok.csv", MANIFEST_HEADER, [rows[0], rows[3], rows[4], rows[5]])
     assert import_manifests(session=session, principal=ADMIN, source=path, now=NOW).inserted == 4
-    stored = list(session.exec(select(TransferBatch).where(col(TransferBatch.number).startswith("SC2025"))).all())
+    stored = list(session.exec(select(Manifest).where(col(Manifest.number).startswith("SC2025"))).all())
     assert sorted(b.number for b in stored) == [f"SC2025-{n:07d}" for n in range(1, 5)]
     assert sorted(b.reference for b in stored if b.reference) == ["N-1", "SC2025-0000001"]
 
@@ -749,7 +749,7 @@ def test_the_example_files_import_cleanly(session: Session, tmp_path: Path) -> N
         "manifests.csv": 5,
         "manifests.xlsx": 4,
     }
-    statuses = sorted(str(b.status) for b in session.exec(select(TransferBatch)).all())
+    statuses = sorted(str(b.status) for b in session.exec(select(Manifest)).all())
     assert statuses == [
         "dispatched",
         "dispatched",

@@ -28,7 +28,7 @@ from flows.access.accounts import system_principal
 from flows.kernel.errors import PeriodLocked
 from flows.waste.imports import ImportRefused, import_manifests
 from flows.waste.manifests import ManifestIn, create_manifest, dispatch
-from models import AuditLog, Battery, BatteryEvent, CorrectionRequest, Enterprise, PeriodLock, TransferBatch
+from models import AuditLog, Battery, BatteryEvent, CorrectionRequest, Enterprise, Manifest, PeriodLock
 from models.enums import BatteryLevel
 from tests.access_cases_battery import VIN, Chain, build_chain, code
 from tests.browser import serve
@@ -111,7 +111,7 @@ def test_eight_parallel_receipts_leave_one(server: str, world: World, session: S
     assert _statuses(responses) == Counter({200: 1, 409: 7}), [r.text for r in responses]
     assert all("is received" in r.json()["detail"] for r in responses if r.status_code == 409)
     assert _audited(session, "transfer_batch", w.batch_dispatched, "receive") == 1
-    stored = session.get(TransferBatch, w.batch_dispatched, populate_existing=True)
+    stored = session.get(Manifest, w.batch_dispatched, populate_existing=True)
     assert stored is not None and stored.status == "received"
 
 
@@ -126,7 +126,7 @@ def test_receipt_and_cancellation_at_once_leave_one(server: str, world: World, s
         cancel = _post(f"{server}/api/v1/manifests/{batch_id}/cancel", _as(w, "ent1"), {"cancel_reason": "wrong lot"})
         responses = _at_once([receive, cancel])
         assert sorted(r.status_code for r in responses) == [200, 409], [r.text for r in responses]
-        stored = session.get(TransferBatch, batch_id, populate_existing=True)
+        stored = session.get(Manifest, batch_id, populate_existing=True)
         assert stored is not None
         # Never a cancelled batch with a received weight, or a received one with a cancel reason.
         if stored.status == "received":
@@ -156,7 +156,7 @@ def test_a_correction_approved_and_rejected_at_once_is_one_of_them(server: str, 
     assert sorted(r.status_code for r in responses) == [200, 409], [r.text for r in responses]
     session.expire_all()
     correction = session.get(CorrectionRequest, cid)
-    batch = session.get(TransferBatch, w.batch_received)
+    batch = session.get(Manifest, w.batch_received)
     assert correction is not None and batch is not None
     assert batch.weight_received_t == (29.5 if correction.status == "approved" else 29.8)
     decisions = session.exec(
@@ -203,7 +203,7 @@ def test_parallel_first_attempts_with_one_key_make_one_batch(server: str, world:
     assert _statuses(responses) == Counter({201: 1, 200: 5}), [r.text for r in responses]
     assert len({r.json()["id"] for r in responses}) == 1
     session.expire_all()
-    count = session.exec(select(func.count()).where(TransferBatch.idempotency_key == "lot-77")).one()
+    count = session.exec(select(func.count()).where(Manifest.idempotency_key == "lot-77")).one()
     assert count == 1
 
 
@@ -247,7 +247,7 @@ def test_numbers_typed_by_a_user_cannot_block_numbering(
     session.commit()
     assert summary.inserted == 2
     session.expire_all()
-    stored = session.exec(select(TransferBatch).where(col(TransferBatch.reference).is_not(None))).all()
+    stored = session.exec(select(Manifest).where(col(Manifest.reference).is_not(None))).all()
     assert sorted(b.reference or "" for b in stored) == ["SC2024-9999999", "SC2026-zzz"]
     assert sorted(b.number for b in stored) == ["SC2024-0000004", "SC2024-0000005"]
     body = {
@@ -260,7 +260,7 @@ def test_numbers_typed_by_a_user_cannot_block_numbering(
     for name in ("ent1", "ent3"):
         made = client.post("/api/v1/manifests", json={**body, "receiver_id": w.e2}, headers=_as(w, name))
         assert made.status_code == 201, made.text
-    numbers = sorted(b.number for b in session.exec(select(TransferBatch).where(TransferBatch.year == 2024)).all())
+    numbers = sorted(b.number for b in session.exec(select(Manifest).where(Manifest.year == 2024)).all())
     assert numbers == [f"SC2024-{n:07d}" for n in range(1, 8)]
 
 
@@ -281,13 +281,13 @@ def test_a_shipper_import_cannot_record_the_receipt(world: World, session: Sessi
         f"{_uscc(session, w.e2)},SW01,cement_admixture,30,2024-06-01 08:00,30,2024-06-01 12:00\n",
         encoding="utf-8",
     )
-    before = session.exec(select(func.count()).select_from(TransferBatch)).one()
+    before = session.exec(select(func.count()).select_from(Manifest)).one()
     with pytest.raises(ImportRefused) as refused:
         import_manifests(session=session, principal=w.principals["ent1"], source=path, now=NOW)
     session.rollback()
     assert [(e.line, e.column) for e in refused.value.errors] == [(2, "weight_received_t")]
     assert "receiver records the receipt" in refused.value.errors[0].reason
-    assert session.exec(select(func.count()).select_from(TransferBatch)).one() == before
+    assert session.exec(select(func.count()).select_from(Manifest)).one() == before
 
 
 def test_a_correction_request_is_checked_when_filed_and_applied_with_the_filers_rights(
@@ -314,7 +314,7 @@ def test_a_correction_request_is_checked_when_filed_and_applied_with_the_filers_
     approved = client.post(f"/api/v1/corrections/{good.json()['id']}/approve", json={}, headers=_as(w, "bureau_pzh"))
     assert approved.status_code == 200, approved.text
     session.expire_all()
-    batch = session.get(TransferBatch, w.batch_received)
+    batch = session.get(Manifest, w.batch_received)
     assert batch is not None and batch.weight_received_t == 29.1 and batch.weight_dispatched_t == 30
 
 
@@ -331,7 +331,7 @@ def test_a_draft_cannot_be_dispatched_into_a_locked_year(client: Any, world: Wor
     )
     assert refused.status_code == 423, refused.text
     session.expire_all()
-    batch = session.get(TransferBatch, w.batch_draft)
+    batch = session.get(Manifest, w.batch_draft)
     assert batch is not None and (batch.status, batch.year, batch.dispatched_at) == ("draft", 2024, None)
     with pytest.raises(PeriodLocked):
         dispatch(

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from flows.access.accounts import system_principal
 from flows.battery import chain as battery
-from models import ApiToken, AuditLog, TransferBatch
+from models import ApiToken, AuditLog, Manifest
 from tests.access_cases_battery import PACK, build_chain
 from tests.world import NOW, build_world
 
@@ -81,7 +81,7 @@ def test_every_time_in_json_answers_carries_its_offset(client: TestClient, sessi
 def test_stored_times_are_loaded_aware(session: Session) -> None:
     build_world(session)
     session.expire_all()
-    batch = session.exec(select(TransferBatch).where(TransferBatch.received_at.is_not(None))).first()  # type: ignore[union-attr]
+    batch = session.exec(select(Manifest).where(Manifest.received_at.is_not(None))).first()  # type: ignore[union-attr]
     token = session.exec(select(ApiToken)).first()
     entry = session.exec(select(AuditLog)).first()
     assert batch is not None and token is not None and entry is not None

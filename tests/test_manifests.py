@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, func, select
 
 from flows.waste import manifests
-from models import AuditLog, BatchCorrection, TransferBatch
-from models.enums import BatchStatus
+from models import AuditLog, Manifest, ManifestCorrection
+from models.enums import ManifestStatus
 from tests.world import World, add_receiver_account, build_world
 
 
@@ -103,12 +103,12 @@ def test_life_of_a_batch(client: TestClient, world: World, session: Session) -> 
 
 def test_idempotent_create(client: TestClient, world: World, session: Session) -> None:
     w = world
-    before = _count(session, TransferBatch)
+    before = _count(session, Manifest)
     first = client.post("/api/v1/manifests", json=_new(w), headers={**_as(w, "ent1"), "Idempotency-Key": "k-1"})
     again = client.post("/api/v1/manifests", json=_new(w), headers={**_as(w, "ent1"), "Idempotency-Key": "k-1"})
     assert first.status_code == 201 and again.status_code == 200
     assert first.json()["id"] == again.json()["id"]
-    assert _count(session, TransferBatch) == before + 1
+    assert _count(session, Manifest) == before + 1
     other = client.post(
         "/api/v1/manifests", json=_new(w, weight_dispatched_kg=1), headers={**_as(w, "ent1"), "Idempotency-Key": "k-1"}
     )
@@ -136,12 +136,12 @@ def test_bad_manifest_names_the_field_and_saves_nothing(
     client: TestClient, world: World, session: Session, change: dict[str, Any], field: str
 ) -> None:
     w = world
-    batches, audit = _count(session, TransferBatch), _count(session, AuditLog)
+    batches, audit = _count(session, Manifest), _count(session, AuditLog)
     response = client.post("/api/v1/manifests", json=_new(w, **change), headers=_as(w, "ent1"))
     assert response.status_code == 422, response.text
     body = response.json()
     assert body.get("field") == field or body["detail"][0]["loc"][-1] == field
-    assert (_count(session, TransferBatch), _count(session, AuditLog)) == (batches, audit)
+    assert (_count(session, Manifest), _count(session, AuditLog)) == (batches, audit)
 
 
 def test_receiver_must_differ_and_roles_that_cannot_log(client: TestClient, world: World) -> None:
@@ -245,11 +245,11 @@ def test_step_table_is_served_and_enforced() -> None:
     table = {row["step"]: row for row in manifests.steps_table()}
     assert table["receive"]["from"] == ["dispatched"] and table["receive"]["actor"] == "receiver"
     assert "weight_received_t" in table["receive"]["requires"]
-    for status in BatchStatus:
+    for status in ManifestStatus:
         for step in manifests.next_steps(status):
             assert status in manifests.STEPS[step].from_status
-    assert manifests.next_steps(BatchStatus.cancelled) == []
-    assert set(manifests.sealed_fields(BatchStatus.received)) >= {"weight_dispatched_t", "weight_received_t"}
+    assert manifests.next_steps(ManifestStatus.cancelled) == []
+    assert set(manifests.sealed_fields(ManifestStatus.received)) >= {"weight_dispatched_t", "weight_received_t"}
 
 
 def test_corrections_of_unlocked_batches_are_direct(client: TestClient, world: World, session: Session) -> None:
@@ -264,7 +264,7 @@ def test_corrections_of_unlocked_batches_are_direct(client: TestClient, world: W
         f"/api/v1/manifests/{w.batch_received}/correct", json={"changes": {}, "reason": "r"}, headers=_as(w, "ent1")
     )
     assert empty.status_code == 422
-    assert _count(session, BatchCorrection) == 0
+    assert _count(session, ManifestCorrection) == 0
 
 
 def test_reporting_year_is_the_beijing_year(client: TestClient, world: World) -> None:

@@ -21,8 +21,8 @@ from flows.kernel.uscc import make_uscc
 from flows.waste import rates
 from flows.waste.rates import percent_truncated, rate_of
 from flows.waste.targets import TargetPoint, next_target, path_value, project
-from models import Declaration, Enterprise, Licence, Park, Target, TargetCategory, TransferBatch
-from models.enums import BatchStatus, LicenceActivity, Route
+from models import Declaration, Enterprise, Licence, Manifest, Park, Target, TargetCategory
+from models.enums import LicenceActivity, ManifestStatus, Route
 from tests.world import build_world
 
 SYSTEM = system_principal()
@@ -106,13 +106,13 @@ class Builder:
         *,
         year: int = 2023,
         route: Route = Route.cement_admixture,
-        status: BatchStatus = BatchStatus.received,
+        status: ManifestStatus = ManifestStatus.received,
         at: datetime | None = None,
         rejected: float | None = None,
     ) -> int:
         self.n += 1
         when = at or datetime(year, 6, 1, 4, 0, tzinfo=UTC)
-        b = TransferBatch(
+        b = Manifest(
             number=f"T{year}-{self.n:07d}",
             shipper_id=shipper,
             receiver_id=receiver,
@@ -123,8 +123,10 @@ class Builder:
             weight_dispatched_t=dispatched,
             weight_received_t=received,
             rejected_t=rejected,
-            dispatched_at=None if status == BatchStatus.draft else when,
-            received_at=when if status in (BatchStatus.received, BatchStatus.corrected, BatchStatus.rejected) else None,
+            dispatched_at=None if status == ManifestStatus.draft else when,
+            received_at=when
+            if status in (ManifestStatus.received, ManifestStatus.corrected, ManifestStatus.rejected)
+            else None,
             created_at=when,
         )
         self.session.add(b)
@@ -362,10 +364,10 @@ def test_bottom_up_counts_received_tonnes_at_licensed_utilisers(session: Session
     build.batch(g, lapsed, "SW01", 4, 4, at=datetime(2023, 2, 1, tzinfo=UTC))  # counted: 4, licence still valid
     build.batch(g, lapsed, "SW01", 9, 9, at=datetime(2023, 6, 1, tzinfo=UTC))  # licence expired
     build.batch(g, other_cat, "SW01", 7, 7)  # licensed for another category
-    build.batch(g, licensed, "SW01", 20, None, status=BatchStatus.dispatched)  # not received yet
-    build.batch(g, licensed, "SW01", 8, None, status=BatchStatus.rejected)  # refused
-    build.batch(g, licensed, "SW01", 6.5, 6, status=BatchStatus.corrected)  # counted: 6
-    build.batch(g, licensed, "SW01", 3, 3, status=BatchStatus.draft)  # never left
+    build.batch(g, licensed, "SW01", 20, None, status=ManifestStatus.dispatched)  # not received yet
+    build.batch(g, licensed, "SW01", 8, None, status=ManifestStatus.rejected)  # refused
+    build.batch(g, licensed, "SW01", 6.5, 6, status=ManifestStatus.corrected)  # counted: 6
+    build.batch(g, licensed, "SW01", 3, 3, status=ManifestStatus.draft)  # never left
     build.batch(g, licensed, "SW01", 50, 50, year=2022)  # another year
     build.batch(licensed, g, "SW01", 11, 11)  # the other way: g receives, and holds no licence
     session.commit()

@@ -15,7 +15,7 @@ from sqlmodel import Session, SQLModel, select
 
 from flows.waste.reference import SICHUAN_TARGET_CATEGORIES
 from migrations import alembic_config
-from models import Declaration, Enterprise, Target, TargetCategory, TransferBatch, WasteCategory
+from models import Declaration, Enterprise, Manifest, Target, TargetCategory, WasteCategory
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -147,11 +147,11 @@ def test_batch_constraints(engine: Engine) -> None:
     ]
     for bad in bad_rows:
         with pytest.raises(IntegrityError), engine.begin() as conn:
-            conn.execute(insert(TransferBatch), [bad])
+            conn.execute(insert(Manifest), [bad])
     with engine.begin() as conn:
-        conn.execute(insert(TransferBatch), [base])
+        conn.execute(insert(Manifest), [base])
     with pytest.raises(IntegrityError), engine.begin() as conn:
-        conn.execute(insert(TransferBatch), [{**base, "weight_dispatched_t": 1.0}])  # number is unique
+        conn.execute(insert(Manifest), [{**base, "weight_dispatched_t": 1.0}])  # number is unique
 
 
 def test_battery_event_reported_before_it_happened_refused(engine: Engine) -> None:

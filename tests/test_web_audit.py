@@ -20,8 +20,8 @@ from app.settings import Settings
 from flows.access import accounts
 from flows.waste import rates
 from flows.waste.flags import list_flags
-from models import CorrectionRequest, Declaration, Licence, PeriodLock, TransferBatch
-from models.enums import BatchStatus, LicenceActivity, Route
+from models import CorrectionRequest, Declaration, Licence, Manifest, PeriodLock
+from models.enums import LicenceActivity, ManifestStatus, Route
 from tests.world import NOW, World, build_world
 
 YEAR = 2024
@@ -32,14 +32,14 @@ def _batch(
 ) -> int:
     shipper, receiver = parties
     sent, got = tonnes
-    batch = TransferBatch(
+    batch = Manifest(
         number=f"SC2024-9{n:06d}",
         shipper_id=shipper,
         receiver_id=receiver,
         category_code=category,
         route=route,
         year=YEAR,
-        status=BatchStatus.received,
+        status=ManifestStatus.received,
         weight_dispatched_t=sent,
         weight_received_t=got,
         dispatched_at=datetime(2024, 6, n, 8, tzinfo=UTC),
@@ -314,7 +314,7 @@ def test_locked_year_refuses_writes_until_unlocked(client: TestClient, session: 
     patched = client.patch(f"/api/v1/manifests/{w.batch_draft}", json={"weight_dispatched_t": 1.0}, headers=ent1)
     assert patched.status_code == 423
     session.expire_all()
-    draft = session.get(TransferBatch, w.batch_draft)
+    draft = session.get(Manifest, w.batch_draft)
     assert draft is not None and draft.weight_dispatched_t == 30.0
 
     # bureau_dy cannot lift Panzhihua's lock

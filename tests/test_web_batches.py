@@ -18,8 +18,8 @@ from flows.access import accounts
 from flows.kernel.uscc import make_uscc
 from flows.pages.batches import CORRECTABLE_WEIGHTS, FORM_FIELDS, PAGE_STEPS
 from flows.waste.manifests import STEPS
-from models import CorrectionRequest, Enterprise, PeriodLock, TransferBatch
-from models.enums import BatchStatus, Channel, Route
+from models import CorrectionRequest, Enterprise, Manifest, PeriodLock
+from models.enums import Channel, ManifestStatus, Route
 from tests.world import NOW, PASSWORD, World, build_world
 
 
@@ -47,12 +47,12 @@ def _uscc(session: Session, enterprise_id: int) -> str:
 
 def _count(session: Session) -> int:
     session.expire_all()
-    return int(session.exec(select(func.count()).select_from(TransferBatch)).one())
+    return int(session.exec(select(func.count()).select_from(Manifest)).one())
 
 
-def _batch(session: Session, batch_id: int) -> TransferBatch:
+def _batch(session: Session, batch_id: int) -> Manifest:
     session.expire_all()
-    batch = session.get(TransferBatch, batch_id)
+    batch = session.get(Manifest, batch_id)
     assert batch is not None
     return batch
 
@@ -102,7 +102,7 @@ def test_form_creates_a_draft_once_per_key_and_dispatches_on_request(client: Tes
         "SW01",
         "road_base",
     )
-    assert batch.weight_dispatched_t == 12.5 and batch.status == BatchStatus.draft
+    assert batch.weight_dispatched_t == 12.5 and batch.status == ManifestStatus.draft
     assert _count(session) == before + 1
 
     # The same form sent twice (a double click, a retry) finds the batch the first one made.
@@ -113,7 +113,7 @@ def test_form_creates_a_draft_once_per_key_and_dispatches_on_request(client: Tes
         "/batches/new", data=_form(w, action="dispatch"), headers=_auth(w, "ent1"), follow_redirects=False
     )
     assert retry.headers["location"] == created.headers["location"]
-    assert _count(session) == before + 1 and _batch(session, batch.id or 0).status == BatchStatus.draft
+    assert _count(session) == before + 1 and _batch(session, batch.id or 0).status == ManifestStatus.draft
 
     # "Save and dispatch" with a time typed in Beijing time; htmx gets its redirect as a header.
     dispatched = client.post(
@@ -132,7 +132,7 @@ def test_form_creates_a_draft_once_per_key_and_dispatches_on_request(client: Tes
     match = re.fullmatch(r"/batches/(\d+)\?done=dispatch", dispatched.headers["HX-Redirect"])
     assert match
     batch = _batch(session, int(match.group(1)))
-    assert batch.status == BatchStatus.dispatched and batch.weight_dispatched_t == 7.25 and batch.year == 2024
+    assert batch.status == ManifestStatus.dispatched and batch.weight_dispatched_t == 7.25 and batch.year == 2024
     assert batch.dispatched_at is not None
     assert batch.dispatched_at.replace(tzinfo=UTC) == datetime(2024, 6, 1, 0, 30, tzinfo=UTC)
 
@@ -248,7 +248,7 @@ def test_dispatch_receive_reject_and_cancel_from_the_page(client: TestClient, se
         follow_redirects=False,
     )
     assert sent.status_code == 303 and sent.headers["location"] == f"/batches/{w.batch_draft}?done=dispatch"
-    assert _batch(session, w.batch_draft).status == BatchStatus.dispatched
+    assert _batch(session, w.batch_draft).status == ManifestStatus.dispatched
 
     # The receiver sees the receipt form; a refused part without its reason is named and nothing changes.
     page = client.get(f"/batches/{w.batch_dispatched}", headers=_auth(w, "ent2"))
@@ -261,7 +261,7 @@ def test_dispatch_receive_reject_and_cancel_from_the_page(client: TestClient, se
     assert missing.status_code == 422
     assert "Reason for refusing: say why part of the batch was refused." in missing.text
     assert "<html" not in missing.text  # htmx gets the page block back, with the reason in place
-    assert _batch(session, w.batch_dispatched).status == BatchStatus.dispatched
+    assert _batch(session, w.batch_dispatched).status == ManifestStatus.dispatched
 
     received = client.post(
         f"/batches/{w.batch_dispatched}/receive",
@@ -276,7 +276,7 @@ def test_dispatch_receive_reject_and_cancel_from_the_page(client: TestClient, se
     )
     assert received.status_code == 200 and "Receipt confirmed." in received.text
     batch = _batch(session, w.batch_dispatched)
-    assert (batch.status, batch.weight_received_t, batch.rejected_t) == (BatchStatus.received, 29.0, 0.2)
+    assert (batch.status, batch.weight_received_t, batch.rejected_t) == (ManifestStatus.received, 29.0, 0.2)
     # The gap is received + refused - dispatched (29 + 0.2 - 30 = -0.8 t, -2.7%), beyond the 2% tolerance.
     assert 'data-figure="gap">\u22120.8 <span class="unit">t</span>' in received.text
     assert "beyond the 2% tolerance" in received.text
@@ -289,16 +289,16 @@ def test_dispatch_receive_reject_and_cancel_from_the_page(client: TestClient, se
     )
     assert rejected.status_code == 303
     batch = _batch(session, w.batch_draft)
-    assert batch.status == BatchStatus.rejected and batch.rejection_reason == "not what was agreed"
+    assert batch.status == ManifestStatus.rejected and batch.rejection_reason == "not what was agreed"
 
     # A draft made on the form is withdrawn by its shipper, with a reason.
     made = client.post("/batches/new", data=_form(w), headers=_auth(w, "ent1"), follow_redirects=False)
     new_id = int(made.headers["location"].split("/")[2].split("?")[0])
     empty = client.post(f"/batches/{new_id}/cancel", data={"cancel_reason": " "}, headers=_auth(w, "ent1"))
     assert empty.status_code == 422 and "Reason for cancelling: required." in empty.text
-    assert _batch(session, new_id).status == BatchStatus.draft
+    assert _batch(session, new_id).status == ManifestStatus.draft
     client.post(f"/batches/{new_id}/cancel", data={"cancel_reason": "order withdrawn"}, headers=_auth(w, "ent1"))
-    assert _batch(session, new_id).status == BatchStatus.cancelled
+    assert _batch(session, new_id).status == ManifestStatus.cancelled
 
     history = client.get(f"/batches/{w.batch_dispatched}", headers=_auth(w, "bureau_pzh")).text
     assert "Receipt confirmed</th>" in history and '<span class="code">ent2</span>' in history
@@ -329,7 +329,7 @@ def test_wrong_party_and_wrong_state_are_refused_and_change_nothing(client: Test
     again = client.post(f"/batches/{w.batch_received}/dispatch", data={}, headers=_auth(w, "admin", "zh-CN"))
     assert again.status_code == 409
     assert "该批次当前状态为“已接收”，已不能执行“发运”" in again.text
-    assert _batch(session, w.batch_received).status == BatchStatus.received
+    assert _batch(session, w.batch_received).status == ManifestStatus.received
 
 
 def test_a_locked_year_refuses_steps_with_423(client: TestClient, session: Session) -> None:
@@ -340,7 +340,7 @@ def test_a_locked_year_refuses_steps_with_423(client: TestClient, session: Sessi
         response = client.post(f"/batches/{w.batch_draft}/dispatch", data={"dispatched_at": ""}, headers=headers)
         assert response.status_code == 423
         assert "Year: 2024 is locked for Panzhihua. Nothing was changed" in response.text
-    assert _batch(session, w.batch_draft).status == BatchStatus.draft
+    assert _batch(session, w.batch_draft).status == ManifestStatus.draft
     page = client.get(f"/batches/{w.batch_draft}", headers=_auth(w, "ent1"))
     assert "The year 2024 is locked for one of the parties" in page.text and "/dispatch" not in page.text
 
@@ -373,7 +373,7 @@ def test_corrections_from_the_page_direct_or_requested_in_a_locked_year(client: 
     done = client.post(url, data=body, headers=_auth(w, "ent1"), follow_redirects=False)
     assert done.headers["location"] == f"/batches/{w.batch_received}?done=correct"
     batch = _batch(session, w.batch_received)
-    assert (batch.status, batch.weight_dispatched_t) == (BatchStatus.corrected, 29.9)
+    assert (batch.status, batch.weight_dispatched_t) == (ManifestStatus.corrected, 29.9)
     shown = client.get(f"/batches/{w.batch_received}", headers=_auth(w, "ent1")).text
     assert "weighbridge ticket re-read" in shown and 'id="batch-corrections"' in shown
 
@@ -433,14 +433,14 @@ def _add_batches(session: Session, w: World) -> None:
         shipper, receiver = [(w.e1, w.e3), (w.e2, w.e1), (w.e3, w.e1)][n % 3]
         status = ["received", "dispatched", "rejected"][n % 3]
         session.add(
-            TransferBatch(
+            Manifest(
                 number=f"SC{2023 + n % 2}-{9000000 + n:07d}",
                 shipper_id=shipper,
                 receiver_id=receiver,
                 category_code="SW02" if n % 2 else "SW01",
                 route=Route.road_base,
                 year=2023 + n % 2,
-                status=BatchStatus(status),
+                status=ManifestStatus(status),
                 weight_dispatched_t=10.0 + n,
                 dispatched_at=datetime(2023 + n % 2, 1 + n % 12, 1 + n, 8, tzinfo=UTC),
                 created_at=datetime(2023 + n % 2, 1 + n % 12, 1, tzinfo=UTC),
@@ -454,16 +454,16 @@ def _ids(html: str) -> list[int]:
 
 
 def _expected(session: Session, *conditions: Any, order: Any = None) -> list[int]:
-    query = select(col(TransferBatch.id)).where(*conditions)
+    query = select(col(Manifest.id)).where(*conditions)
     if order is not None:
-        query = query.order_by(order, col(TransferBatch.id).desc())
+        query = query.order_by(order, col(Manifest.id).desc())
     return [int(i) for i in session.exec(query).all() if i is not None]
 
 
 def test_list_filters_sorts_and_pages(client: TestClient, session: Session) -> None:
     w = build_world(session)
     _add_batches(session, w)
-    mine = or_(col(TransferBatch.shipper_id) == w.e1, col(TransferBatch.receiver_id) == w.e1)
+    mine = or_(col(Manifest.shipper_id) == w.e1, col(Manifest.receiver_id) == w.e1)
 
     first = client.get("/batches", headers=_auth(w, "ent1"))
     assert first.status_code == 200
@@ -475,9 +475,7 @@ def test_list_filters_sorts_and_pages(client: TestClient, session: Session) -> N
     assert not set(_ids(first.text)) & set(_ids(second.text))
 
     # Incoming batches on their way stand out: counted, and one click away.
-    awaiting = _expected(
-        session, col(TransferBatch.receiver_id) == w.e1, col(TransferBatch.status) == BatchStatus.dispatched
-    )
+    awaiting = _expected(session, col(Manifest.receiver_id) == w.e1, col(Manifest.status) == ManifestStatus.dispatched)
     assert f'data-count="awaiting">{len(awaiting)}<' in first.text
     todo = client.get("/batches?direction=in&status=dispatched", headers=_auth(w, "ent1"))
     assert sorted(_ids(todo.text)) == sorted(awaiting) and todo.text.count('class="row--todo"') == len(awaiting)
@@ -485,25 +483,23 @@ def test_list_filters_sorts_and_pages(client: TestClient, session: Session) -> N
     out_2024 = client.get("/batches?direction=out&year=2024&category=SW01", headers=_auth(w, "ent1"))
     expected = _expected(
         session,
-        col(TransferBatch.shipper_id) == w.e1,
-        col(TransferBatch.year) == 2024,
-        col(TransferBatch.category_code) == "SW01",
+        col(Manifest.shipper_id) == w.e1,
+        col(Manifest.year) == 2024,
+        col(Manifest.category_code) == "SW01",
     )
     assert sorted(_ids(out_2024.text)) == sorted(expected) and expected
 
     by_weight = client.get("/batches?sort=weight&order=asc&direction=in", headers=_auth(w, "ent1"))
     assert (
         _ids(by_weight.text)
-        == _expected(
-            session, col(TransferBatch.receiver_id) == w.e1, order=col(TransferBatch.weight_dispatched_t).asc()
-        )[:25]
+        == _expected(session, col(Manifest.receiver_id) == w.e1, order=col(Manifest.weight_dispatched_t).asc())[:25]
     )
     assert 'aria-sort="ascending"' in by_weight.text and by_weight.text.count('aria-sort="none"') == 3
 
     # The other party's name or code, or the batch number.
     e3 = client.get("/batches", params={"q": _uscc(session, w.e3)[-6:]}, headers=_auth(w, "ent1"))
     assert sorted(_ids(e3.text)) == sorted(
-        _expected(session, or_(col(TransferBatch.shipper_id) == w.e3, col(TransferBatch.receiver_id) == w.e3))
+        _expected(session, or_(col(Manifest.shipper_id) == w.e3, col(Manifest.receiver_id) == w.e3))
     )
     assert _ids(client.get("/batches?q=sc2024-0000002", headers=_auth(w, "ent1")).text) == [w.batch_dispatched]
 
@@ -511,11 +507,11 @@ def test_list_filters_sorts_and_pages(client: TestClient, session: Session) -> N
     fragment = client.get("/batches?status=lost&year=2024", headers={**_auth(w, "ent1"), "HX-Request": "true"})
     assert fragment.status_code == 422 and "<html" not in fragment.text and 'id="batch-results"' in fragment.text
     assert "Status: “lost” is not one of the choices." in fragment.text
-    assert sorted(_ids(fragment.text)) == sorted(_expected(session, mine, col(TransferBatch.year) == 2024))
+    assert sorted(_ids(fragment.text)) == sorted(_expected(session, mine, col(Manifest.year) == 2024))
 
     # Bureaus and parks read their scope and have no direction filter or form.
     dy = client.get("/batches", headers=_auth(w, "bureau_dy"))
-    deyang = _expected(session, or_(col(TransferBatch.shipper_id) == w.e3, col(TransferBatch.receiver_id) == w.e3))
+    deyang = _expected(session, or_(col(Manifest.shipper_id) == w.e3, col(Manifest.receiver_id) == w.e3))
     assert 0 < len(deyang) <= 25 and sorted(_ids(dy.text)) == sorted(deyang)
     assert 'href="/batches/new"' not in dy.text and 'name="direction"' not in dy.text
     assert client.get("/batches?direction=in", headers=_auth(w, "bureau_dy")).status_code == 422
@@ -528,7 +524,7 @@ def test_every_worded_value_has_its_message() -> None:
     fields = set(re.findall(r'Problem\(\s*"(\w+)"', _sources())) | set(FORM_FIELDS)
     assert {"required", "not_number", "locked", "wrong_state", "uscc_check"} <= codes
     keys = (
-        {f"batches.status.{s.value}" for s in BatchStatus}
+        {f"batches.status.{s.value}" for s in ManifestStatus}
         | {f"batches.route.{r.value}" for r in Route}
         | {f"batches.step.{name}" for name in STEPS}
         | {f"batches.did.{name}" for name in STEPS}
@@ -560,7 +556,7 @@ def test_list_narrowed_to_parties_and_places_from_links(client: TestClient, sess
         assert response.status_code == 200, response.text
         return {int(i) for i in re.findall(r'<tr data-batch="(\d+)"', response.text)}
 
-    every = session.exec(select(TransferBatch)).all()
+    every = session.exec(select(Manifest)).all()
     e3 = session.get(Enterprise, w.e3)
     assert e3 is not None and e3.park_id is not None
     assert listed(shipper=w.e1) == {b.id for b in every if b.shipper_id == w.e1}

@@ -8,7 +8,7 @@ from sqlmodel import Session, func, select
 from app.auth import SESSION_COOKIE, signed
 from app.settings import Settings
 from flows.access import accounts
-from models import Enterprise, TransferBatch
+from models import Enterprise, Manifest
 from tests.world import NOW, World, build_world
 
 HEADER = "shipper_uscc,receiver_uscc,category,route,weight_dispatched_kg,dispatched_at\n"
@@ -33,7 +33,7 @@ def _usccs(session: Session, w: World) -> tuple[str, str, str]:
 
 def _batches(session: Session) -> int:
     session.expire_all()
-    return int(session.exec(select(func.count()).select_from(TransferBatch)).one())
+    return int(session.exec(select(func.count()).select_from(Manifest)).one())
 
 
 def test_enterprise_user_imports_its_manifests_on_the_page(

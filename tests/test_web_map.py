@@ -19,11 +19,11 @@ from flows.pages import map as flowmap
 from flows.pages.map import RateClass, rate_class
 from flows.waste.targets import path_value, resolve_category_set
 from flows.waste.transfers import parse_filter
-from models import Declaration, Licence, TransferBatch
-from models.enums import BatchStatus, LicenceActivity, Route
+from models import Declaration, Licence, Manifest
+from models.enums import LicenceActivity, ManifestStatus, Route
 from tests.world import World, build_world
 
-RECEIVED = (BatchStatus.received.value, BatchStatus.corrected.value)
+RECEIVED = (ManifestStatus.received.value, ManifestStatus.corrected.value)
 
 
 def _get(client: TestClient, w: World, role: str, url: str, **headers: str) -> Any:
@@ -36,14 +36,14 @@ def _world(session: Session) -> World:
     w = build_world(session)
     session.add(Declaration(enterprise_id=w.e1, category_code="SW01", year=2024, generated_t=100, utilised_t=76))
     session.add(
-        TransferBatch(
+        Manifest(
             number="SC2024-0000099",
             shipper_id=w.e3,
             receiver_id=w.e2,
             category_code="SW02",
             route=Route.building_materials,
             year=2024,
-            status=BatchStatus.received,
+            status=ManifestStatus.received,
             weight_dispatched_t=12.0,
             weight_received_t=11.5,
             dispatched_at=datetime(2024, 6, 1, 8, tzinfo=UTC),
@@ -66,11 +66,11 @@ def _world(session: Session) -> World:
 
 def _received(session: Session, **where: Any) -> float:
     """Tonnes received in 2024 by the batches matching `where` (column == value), straight from the table."""
-    query = select(func.coalesce(func.sum(TransferBatch.weight_received_t), 0.0)).where(
-        col(TransferBatch.year) == 2024, col(TransferBatch.status).in_(RECEIVED)
+    query = select(func.coalesce(func.sum(Manifest.weight_received_t), 0.0)).where(
+        col(Manifest.year) == 2024, col(Manifest.status).in_(RECEIVED)
     )
     for name, value in where.items():
-        query = query.where(getattr(TransferBatch, name) == value)
+        query = query.where(getattr(Manifest, name) == value)
     return float(session.execute(query).scalar_one())
 
 

@@ -16,8 +16,8 @@ from flows.battery import audit as battery_audit
 from flows.battery import chain as battery
 from flows.waste import flags
 from flows.waste.rates import RECEIVED_STATUSES, SENT_STATUSES, percent_truncated
-from models import Enterprise, Licence, TransferBatch
-from models.enums import BatchStatus, BatteryLevel, EnterpriseRole, LicenceActivity, Route
+from models import Enterprise, Licence, Manifest
+from models.enums import BatteryLevel, EnterpriseRole, LicenceActivity, ManifestStatus, Route
 from tests.access_cases_battery import VIN, build_chain, code
 from tests.world import NOW, World, add_enterprise, build_world
 
@@ -66,14 +66,14 @@ def _batch(
 ) -> None:
     on = datetime(year, 6, 1 + n % 20, 8, tzinfo=UTC)
     session.add(
-        TransferBatch(
+        Manifest(
             number=f"PL{year}-{n:07d}",
             shipper_id=shipper,
             receiver_id=receiver,
             category_code=category,
             route=Route(route),
             year=year,
-            status=BatchStatus(status),
+            status=ManifestStatus(status),
             weight_dispatched_t=weight,
             dispatched_at=on,
             weight_received_t=received,
@@ -88,7 +88,7 @@ def _expected_flows(
 ) -> dict[tuple[int, str], Any]:
     """Flows by counterpart and category, reckoned from the batch rows with the rate engine's status sets."""
     out: dict[tuple[int, str], dict[str, float]] = {}
-    rows = session.exec(select(TransferBatch).where(own == enterprise_id, col(TransferBatch.year) == year)).all()
+    rows = session.exec(select(Manifest).where(own == enterprise_id, col(Manifest.year) == year)).all()
     for b in rows:
         if b.status not in SENT_STATUSES:
             continue
@@ -138,7 +138,7 @@ def test_enterprise_page_shows_roles_licences_flows_rate_and_flags(client: TestC
     assert f'href="/parks/{w.park_a}"' in text  # its own park's page is open to it
 
     # Flows out of E1 in 2024, to E2: the dispatched and the received batch moved, the draft did not.
-    expected = _expected_flows(session, col(TransferBatch.shipper_id), "receiver_id", w.e1, 2024)
+    expected = _expected_flows(session, col(Manifest.shipper_id), "receiver_id", w.e1, 2024)
     assert set(expected) == {(w.e2, "SW01")}
     out = _section(text, "flows-out")
     row = out[out.index(f'data-counterpart="{w.e2}"') :]
@@ -226,8 +226,8 @@ def test_park_page_lists_its_enterprises_and_circular_links(client: TestClient, 
     _batch(session, 5, w.e3, e4, "SW01", 12.0, received=12.0)  # enters the park from Deyang
     _batch(session, 6, w.e1, e4, "SW01", 8.0, status="dispatched")  # still on the road
     session.commit()
-    cancelled = session.exec(select(TransferBatch).where(TransferBatch.number == "PL2024-0000004")).one()
-    cancelled.status = BatchStatus.cancelled
+    cancelled = session.exec(select(Manifest).where(Manifest.number == "PL2024-0000004")).one()
+    cancelled.status = ManifestStatus.cancelled
     session.add(cancelled)
     session.commit()
 
@@ -241,8 +241,8 @@ def test_park_page_lists_its_enterprises_and_circular_links(client: TestClient, 
 
     # Who uses whose waste: E1 -> E4, by category, reckoned from the batches with the engine's status sets.
     ids = {w.e1, e4, e5}
-    pairs: dict[tuple[int, int, str], list[TransferBatch]] = {}
-    for b in session.exec(select(TransferBatch).where(TransferBatch.year == 2024)).all():
+    pairs: dict[tuple[int, int, str], list[Manifest]] = {}
+    for b in session.exec(select(Manifest).where(Manifest.year == 2024)).all():
         if b.shipper_id in ids and b.receiver_id in ids and b.status in SENT_STATUSES:
             pairs.setdefault((b.shipper_id, b.receiver_id, b.category_code), []).append(b)
     assert set(pairs) == {(w.e1, e4, "SW01"), (w.e1, e4, "SW02")}
@@ -260,7 +260,7 @@ def test_park_page_lists_its_enterprises_and_circular_links(client: TestClient, 
     within = sum(b.weight_received_t or 0 for v in pairs.values() for b in v if b.status in RECEIVED_STATUSES)
     leaving = sum(
         b.weight_received_t or 0
-        for b in session.exec(select(TransferBatch).where(TransferBatch.shipper_id == w.e1)).all()
+        for b in session.exec(select(Manifest).where(Manifest.shipper_id == w.e1)).all()
         if b.receiver_id not in ids and b.status in RECEIVED_STATUSES and b.year == 2024
     )
     assert leaving > 0

@@ -14,8 +14,8 @@ from flows.kernel.uscc import make_uscc
 from flows.waste.manifests import reserve_numbers
 from maps.locate import try_locate
 from maps.parks import ParkSpec, create_park
-from models import Declaration, Enterprise, EnterpriseRoleLink, PeriodLock, TransferBatch
-from models.enums import BatchStatus, Channel, EnterpriseRole, Route, UserRole
+from models import Declaration, Enterprise, EnterpriseRoleLink, Manifest, PeriodLock
+from models.enums import Channel, EnterpriseRole, ManifestStatus, Route, UserRole
 
 NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
@@ -96,14 +96,14 @@ def build_world(session: Session, *, with_tokens: bool = True) -> World:
     session.add(PeriodLock(region_adcode="510400", year=2021, locked_at=NOW))
     numbers = reserve_numbers(session, 2024, 3)
     for number, status in zip(numbers, ("draft", "dispatched", "received"), strict=True):
-        batch = TransferBatch(
+        batch = Manifest(
             number=number,
             shipper_id=w.e1,
             receiver_id=w.e2,
             category_code="SW01",
             route=Route.cement_admixture,
             year=2024,
-            status=BatchStatus(status),
+            status=ManifestStatus(status),
             weight_dispatched_t=30.0,
             dispatched_at=None if status == "draft" else datetime(2024, 5, 2, 8, tzinfo=UTC),
             weight_received_t=29.8 if status == "received" else None,

@@ -9,8 +9,8 @@ from sqlmodel import Session, col, select
 
 from flows.kernel.errors import Forbidden, NotFound
 from flows.kernel.principal import Principal
-from models import Enterprise, Region, TransferBatch
-from models.enums import BatchStatus, UserRole
+from models import Enterprise, Manifest, Region
+from models.enums import ManifestStatus, UserRole
 
 
 def adcode_prefix(adcode: str) -> str:
@@ -50,7 +50,7 @@ def readable_enterprise_ids(principal: Principal) -> Any:
 
 
 def readable_batches(principal: Principal) -> ColumnElement[bool]:
-    """A condition on TransferBatch: a flow is visible when one of its ends is within the principal's scope.
+    """A condition on Manifest: a flow is visible when one of its ends is within the principal's scope.
 
     A draft is the shipper's unsent work: only the shipper's side sees it until it is dispatched.
     """
@@ -58,8 +58,8 @@ def readable_batches(principal: Principal) -> ColumnElement[bool]:
         return true()
     ids = readable_enterprise_ids(principal)
     return or_(
-        col(TransferBatch.shipper_id).in_(ids),
-        and_(col(TransferBatch.receiver_id).in_(ids), col(TransferBatch.status) != BatchStatus.draft.value),
+        col(Manifest.shipper_id).in_(ids),
+        and_(col(Manifest.receiver_id).in_(ids), col(Manifest.status) != ManifestStatus.draft.value),
     )
 
 

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from flows.access import accounts
 from flows.kernel.errors import NotFound
-from models import Enterprise, EnterpriseRoleLink, Park, TransferBatch, WhitelistEntry
+from models import Enterprise, EnterpriseRoleLink, Manifest, Park, WhitelistEntry
 from models.enums import EnterpriseRole, UserRole, WhitelistKind
 
 PANZHIHUA = "510400"
@@ -28,11 +28,11 @@ class DemoAccount:
 def _busiest(session: Session, column: object, where: object) -> Enterprise:
     """The enterprise with the most manifests on one side, among those matching a condition."""
     query = (
-        select(Enterprise, func.count(col(TransferBatch.id)).label("n"))
-        .join(TransferBatch, column == Enterprise.id)  # type: ignore[arg-type]
+        select(Enterprise, func.count(col(Manifest.id)).label("n"))
+        .join(Manifest, column == Enterprise.id)  # type: ignore[arg-type]
         .where(where)  # type: ignore[arg-type]
         .group_by(Enterprise.id)  # type: ignore[arg-type]
-        .order_by(func.count(col(TransferBatch.id)).desc(), col(Enterprise.id))
+        .order_by(func.count(col(Manifest.id)).desc(), col(Enterprise.id))
     )
     row = session.exec(query).first()
     if row is None:
@@ -45,11 +45,11 @@ def create_demo_accounts(*, session: Session, now: datetime) -> list[DemoAccount
     park = session.exec(select(Park).where(col(Park.region_adcode).startswith("5104")).order_by(col(Park.id))).first()
     if park is None or park.id is None:
         raise NotFound("the demo has no park in Panzhihua")
-    generator = _busiest(session, TransferBatch.shipper_id, col(Enterprise.park_id) == park.id)
+    generator = _busiest(session, Manifest.shipper_id, col(Enterprise.park_id) == park.id)
     receiver = _busiest(
         session,
-        TransferBatch.receiver_id,
-        col(Enterprise.id).in_(select(TransferBatch.receiver_id).where(TransferBatch.shipper_id == generator.id))
+        Manifest.receiver_id,
+        col(Enterprise.id).in_(select(Manifest.receiver_id).where(Manifest.shipper_id == generator.id))
         & col(Enterprise.id).in_(
             select(EnterpriseRoleLink.enterprise_id).where(EnterpriseRoleLink.role == EnterpriseRole.utiliser)
         ),

@@ -53,20 +53,20 @@ from models import (
     Enterprise,
     EnterpriseRoleLink,
     Licence,
+    Manifest,
     Park,
     RecoveryReport,
     Region,
-    TransferBatch,
     WasteCategory,
     WhitelistEntry,
 )
 from models.enums import (
-    BatchStatus,
     BatteryEventType,
     BatteryLevel,
     BatteryState,
     EnterpriseRole,
     LicenceActivity,
+    ManifestStatus,
     RegionLevel,
     Route,
     WhitelistKind,
@@ -649,7 +649,7 @@ class _Demo:
             )
             transit = timedelta(hours=_km(b.shipper.point, b.receiver.point) / 45 + rng.uniform(0.5, 3))
             arrived = b.planned + transit
-            status = BatchStatus.received
+            status = ManifestStatus.received
             dispatched_at: datetime | None = b.planned
             received_at: datetime | None = arrived
             received: float | None = weight
@@ -657,18 +657,18 @@ class _Demo:
             roll = rng.random()
             if b.planned > DEMO_NOW - timedelta(days=6):
                 if b.planned > DEMO_NOW or roll < 0.5:
-                    status, dispatched_at, received_at, received = BatchStatus.draft, None, None, None
+                    status, dispatched_at, received_at, received = ManifestStatus.draft, None, None, None
                 else:
-                    status, received_at, received = BatchStatus.dispatched, None, None
+                    status, received_at, received = ManifestStatus.dispatched, None, None
             elif arrived > DEMO_NOW or roll < 0.003:
-                status, received_at, received = BatchStatus.dispatched, None, None  # in transit, or stuck
+                status, received_at, received = ManifestStatus.dispatched, None, None  # in transit, or stuck
             elif roll < 0.015:
-                status, received = BatchStatus.rejected, None
+                status, received = ManifestStatus.rejected, None
                 reason = rng.choice(BATCH_REJECTIONS)
             elif roll < 0.028:
-                status, dispatched_at, received_at, received = BatchStatus.cancelled, None, None, None
+                status, dispatched_at, received_at, received = ManifestStatus.cancelled, None, None, None
             elif roll < 0.036:
-                status, received = BatchStatus.corrected, round(weight * rng.uniform(0.97, 0.995), 2)
+                status, received = ManifestStatus.corrected, round(weight * rng.uniform(0.97, 0.995), 2)
             elif roll < 0.051:
                 # A weighbridge gap beyond the 2% tolerance.
                 gap = rng.uniform(0.025, 0.09) * (1 if rng.random() < 0.8 else -0.5)
@@ -1230,7 +1230,7 @@ def load_demo(*, session: Session, seed: int = 2024, progress: Progress | None =
     for year, rows in by_year.items():
         for row, number in zip(rows, reserve_numbers(session, year, len(rows)), strict=True):
             row["number"] = number
-    _insert_plain(session, TransferBatch, batches, "manifests", progress)
+    _insert_plain(session, Manifest, batches, "manifests", progress)
     demo.make_batteries()
     for level in (BatteryLevel.pack, BatteryLevel.module, BatteryLevel.cell):
         # Parents first, so that children can point at their ids.

@@ -27,7 +27,7 @@ from flows.waste.corrections import decide_correction, list_corrections
 from flows.waste.flags import Flag, FlagKind, list_flags
 from flows.waste.rates import RateBy, RateReport, RateRow, Scope, ScopeRef
 from flows.waste.targets import resolve_category_set
-from models import CorrectionRequest, Declaration, Enterprise, Park, Region, TransferBatch, User
+from models import CorrectionRequest, Declaration, Enterprise, Manifest, Park, Region, User
 from models.enums import RegionLevel, UserRole
 
 ChildKind = Literal["prefecture", "county", "park", "enterprise", "category"]
@@ -540,7 +540,7 @@ def enterprise_batches(
     """An enterprise's batches of a year, sent or received, each saying whether it counts in its bottom-up figure."""
     if offset < 0:
         raise InvalidInput("offset: must not be negative", field="offset")
-    b = TransferBatch
+    b = Manifest
     mine = or_(col(b.shipper_id) == enterprise_id, col(b.receiver_id) == enterprise_id)
     where = and_(col(b.year) == year, mine)
     count = int(session.execute(sa_select(func.count()).select_from(b).where(where)).scalar_one())
@@ -749,7 +749,7 @@ def _declaration_rows(session: Session, scope: Scope, codes: Sequence[str], page
 
 def _manifest_rows(session: Session, scope: Scope, codes: Sequence[str], page: RowsPage) -> None:
     # The same batches as rates.manifested_sums: received by a licensed utiliser, shipped by the scope.
-    b = TransferBatch
+    b = Manifest
     where = and_(
         col(b.category_code).in_(list(codes)),
         col(b.year) == page.year,
@@ -955,7 +955,7 @@ def correction_lines(*, session: Session, principal: Principal) -> list[Correcti
         batch_id: int | None = None
         if c.table_name == "transfer_batch":
             batch_id = int(payload.get("batch_id") or 0) or None
-            batch = session.get(TransferBatch, batch_id) if batch_id else None
+            batch = session.get(Manifest, batch_id) if batch_id else None
             wanted = dict(payload.get("changes") or {})
             subject = batch.number if batch else f"#{batch_id}"
             changes = [Change(k, _field(batch, k), v) for k, v in sorted(wanted.items())]

@@ -29,17 +29,17 @@ from flows.kernel.uscc import ALPHABET, check_character, validate_uscc
 from flows.waste import manifests
 from models import (
     AuditLog,
-    BatchCorrection,
     CorrectionRequest,
     Enterprise,
+    Manifest,
+    ManifestCorrection,
     Park,
     PeriodLock,
     Region,
-    TransferBatch,
     User,
     WasteCategory,
 )
-from models.enums import BatchStatus, Route, UserRole
+from models.enums import ManifestStatus, Route, UserRole
 
 PAGE_SIZE = 25
 _GROUPED = re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?")
@@ -62,7 +62,7 @@ class BatchQuery:
     """What the list shows: filters, sort order and page (direction is the enterprise user's own view)."""
 
     direction: Direction = "all"
-    status: BatchStatus | None = None
+    status: ManifestStatus | None = None
     category: str | None = None
     route: Route | None = None
     year: int | None = None
@@ -96,7 +96,7 @@ class Party:
 class BatchRow:
     id: int
     number: str
-    status: BatchStatus
+    status: ManifestStatus
     year: int
     category_code: str
     category_zh: str
@@ -120,7 +120,7 @@ class BatchRow:
 
     @property
     def awaiting_receipt(self) -> bool:
-        return self.direction == "in" and self.status is BatchStatus.dispatched
+        return self.direction == "in" and self.status is ManifestStatus.dispatched
 
 
 @dataclass(frozen=True)
@@ -165,20 +165,20 @@ class BatchCounts:
 
 def _conditions(principal: Principal, q: BatchQuery) -> list[ColumnElement[bool]]:
     me = _mine(principal)
-    shipper, receiver = col(TransferBatch.shipper_id), col(TransferBatch.receiver_id)
+    shipper, receiver = col(Manifest.shipper_id), col(Manifest.receiver_id)
     where: list[ColumnElement[bool]] = [readable_batches(principal)]
     if me is not None and q.direction == "in":
         where.append(receiver == me)
     elif me is not None and q.direction == "out":
         where.append(shipper == me)
     if q.status is not None:
-        where.append(col(TransferBatch.status) == q.status.value)
+        where.append(col(Manifest.status) == q.status.value)
     if q.category:
-        where.append(col(TransferBatch.category_code) == q.category)
+        where.append(col(Manifest.category_code) == q.category)
     if q.route is not None:
-        where.append(col(TransferBatch.route) == q.route.value)
+        where.append(col(Manifest.route) == q.route.value)
     if q.year is not None:
-        where.append(col(TransferBatch.year) == q.year)
+        where.append(col(Manifest.year) == q.year)
     if q.shipper is not None:
         where.append(shipper == q.shipper)
     if q.receiver is not None:
@@ -205,16 +205,16 @@ def _conditions(principal: Principal, q: BatchQuery) -> list[ColumnElement[bool]
             )
         else:
             party = or_(shipper.in_(matching), receiver.in_(matching))
-        where.append(or_(party, col(TransferBatch.number).contains(q.text.strip().upper())))
+        where.append(or_(party, col(Manifest.number).contains(q.text.strip().upper())))
     return where
 
 
 def _sort_column(sort: str) -> Any:
     return {
-        "date": func.coalesce(col(TransferBatch.dispatched_at), col(TransferBatch.created_at)),
-        "number": col(TransferBatch.number),
-        "weight": col(TransferBatch.weight_dispatched_t),
-        "status": col(TransferBatch.status),
+        "date": func.coalesce(col(Manifest.dispatched_at), col(Manifest.created_at)),
+        "number": col(Manifest.number),
+        "weight": col(Manifest.weight_dispatched_t),
+        "status": col(Manifest.status),
     }[sort]
 
 
@@ -233,14 +233,14 @@ def list_batches(
     if counts is not None and unfiltered:
         count = sum(counts.by_status.values())
     else:
-        count = int(session.execute(sa_select(func.count()).select_from(TransferBatch).where(*where)).scalar_one())
+        count = int(session.execute(sa_select(func.count()).select_from(Manifest).where(*where)).scalar_one())
     pages = max(1, math.ceil(count / query.page_size))
     page = min(max(1, query.page), pages)
     order = _sort_column(query.sort)
     ids_query = (
-        sa_select(col(TransferBatch.id))
+        sa_select(col(Manifest.id))
         .where(*where)
-        .order_by(order.desc() if query.descending else order.asc(), col(TransferBatch.id).desc())
+        .order_by(order.desc() if query.descending else order.asc(), col(Manifest.id).desc())
         .offset((page - 1) * query.page_size)
         .limit(query.page_size)
     )
@@ -256,7 +256,7 @@ def _rows(session: Session, principal: Principal, ids: list[int]) -> list[BatchR
     readable = readable_enterprise_ids(principal)
     query = (
         sa_select(
-            TransferBatch,
+            Manifest,
             col(s.name_zh),
             col(s.name_en),
             col(s.uscc),
@@ -268,10 +268,10 @@ def _rows(session: Session, principal: Principal, ids: list[int]) -> list[BatchR
             col(WasteCategory.name_zh),
             col(WasteCategory.name_en),
         )
-        .join(s, col(s.id) == col(TransferBatch.shipper_id))
-        .join(r, col(r.id) == col(TransferBatch.receiver_id))
-        .join(WasteCategory, col(WasteCategory.code) == col(TransferBatch.category_code))
-        .where(col(TransferBatch.id).in_(ids))
+        .join(s, col(s.id) == col(Manifest.shipper_id))
+        .join(r, col(r.id) == col(Manifest.receiver_id))
+        .join(WasteCategory, col(WasteCategory.code) == col(Manifest.category_code))
+        .where(col(Manifest.id).in_(ids))
     )
     me = _mine(principal)
     found: dict[int, BatchRow] = {}
@@ -283,7 +283,7 @@ def _rows(session: Session, principal: Principal, ids: list[int]) -> list[BatchR
         found[batch.id] = BatchRow(
             id=batch.id,
             number=batch.number,
-            status=BatchStatus(batch.status),
+            status=ManifestStatus(batch.status),
             year=batch.year,
             category_code=batch.category_code,
             category_zh=c_zh,
@@ -306,24 +306,22 @@ def _rows(session: Session, principal: Principal, ids: list[int]) -> list[BatchR
 def batch_counts(*, session: Session, principal: Principal) -> BatchCounts:
     """Counts by status in the viewer's scope, and for an enterprise user what waits on it."""
     rows = session.execute(
-        sa_select(col(TransferBatch.status), func.count())
-        .where(readable_batches(principal))
-        .group_by(col(TransferBatch.status))
+        sa_select(col(Manifest.status), func.count()).where(readable_batches(principal)).group_by(col(Manifest.status))
     ).all()
     by_status = {str(status): int(n) for status, n in rows}
     me = _mine(principal)
     if me is None:
         return BatchCounts(by_status=by_status)
 
-    def tally(party: Any, status: BatchStatus) -> Any:
-        return func.sum(case((and_(party == me, col(TransferBatch.status) == status.value), 1), else_=0))
+    def tally(party: Any, status: ManifestStatus) -> Any:
+        return func.sum(case((and_(party == me, col(Manifest.status) == status.value), 1), else_=0))
 
-    shipper, receiver = col(TransferBatch.shipper_id), col(TransferBatch.receiver_id)
+    shipper, receiver = col(Manifest.shipper_id), col(Manifest.receiver_id)
     mine = session.execute(
         sa_select(
-            tally(receiver, BatchStatus.dispatched),
-            tally(shipper, BatchStatus.draft),
-            tally(shipper, BatchStatus.dispatched),
+            tally(receiver, ManifestStatus.dispatched),
+            tally(shipper, ManifestStatus.draft),
+            tally(shipper, ManifestStatus.dispatched),
         ).where(or_(receiver == me, shipper == me))
     ).one()
     awaiting, drafts, transit = (int(v or 0) for v in mine)
@@ -335,13 +333,13 @@ def batch_years(*, session: Session, principal: Principal) -> list[int]:
     me = _mine(principal)
     if me is not None:
         # Two index range scans instead of a scan of the scope.
-        shipped = sa_select(col(TransferBatch.year)).where(col(TransferBatch.shipper_id) == me).distinct()
-        received = sa_select(col(TransferBatch.year)).where(col(TransferBatch.receiver_id) == me).distinct()
+        shipped = sa_select(col(Manifest.year)).where(col(Manifest.shipper_id) == me).distinct()
+        received = sa_select(col(Manifest.year)).where(col(Manifest.receiver_id) == me).distinct()
         years = {y for (y,) in session.execute(shipped)} | {y for (y,) in session.execute(received)}
     else:
         # A wide scope holds batches of nearly every year: the years of all batches (read from the year index)
         # make the choice, and a year without batches in the scope simply lists none.
-        years = {y for (y,) in session.execute(sa_select(col(TransferBatch.year)).distinct())}
+        years = {y for (y,) in session.execute(sa_select(col(Manifest.year)).distinct())}
     return sorted(years, reverse=True)
 
 
@@ -362,13 +360,13 @@ class HistoryEntry:
 @dataclass(frozen=True)
 class BatchDetail:
     row: BatchRow
-    batch: TransferBatch
+    batch: Manifest
     carrier: Party | None
     received_at: datetime | None
     party: Literal["shipper", "receiver"] | None  # the viewer's side of the batch
     actions: list[str]  # the steps of PAGE_STEPS the viewer may take now
     lock: PeriodLock | None  # a lock on the batch's year for either party
-    corrections: list[BatchCorrection]
+    corrections: list[ManifestCorrection]
     history: list[HistoryEntry]
     sealed: list[str]
     correctable: list[str]  # the weights the viewer may correct (or ask to correct, in a locked year)
@@ -401,9 +399,9 @@ def batch_history(*, session: Session, principal: Principal, batch_id: int) -> l
     ]
 
 
-def available_actions(principal: Principal, batch: TransferBatch) -> list[str]:
+def available_actions(principal: Principal, batch: Manifest) -> list[str]:
     """The page steps that the step table lets this viewer take on the batch now."""
-    status = BatchStatus(batch.status)
+    status = ManifestStatus(batch.status)
     me = _mine(principal)
     side = "shipper" if me == batch.shipper_id else "receiver" if me == batch.receiver_id else None
     allowed = []
@@ -416,7 +414,7 @@ def available_actions(principal: Principal, batch: TransferBatch) -> list[str]:
     return allowed
 
 
-def correctable_weights(principal: Principal, batch: TransferBatch) -> list[str]:
+def correctable_weights(principal: Principal, batch: Manifest) -> list[str]:
     """The weights this viewer may correct on a closed batch: its own side's (an administrator's: any)."""
     if "correct" not in available_actions(principal, batch):
         return []
@@ -425,7 +423,7 @@ def correctable_weights(principal: Principal, batch: TransferBatch) -> list[str]
     return [name for name, owner in CORRECTABLE_WEIGHTS.items() if principal.is_admin or owner == side]
 
 
-def pending_corrections(*, session: Session, batch: TransferBatch) -> list[CorrectionRequest]:
+def pending_corrections(*, session: Session, batch: Manifest) -> list[CorrectionRequest]:
     """Corrections of this batch that wait for a bureau's decision."""
     query = select(CorrectionRequest).where(
         col(CorrectionRequest.table_name) == "transfer_batch",
@@ -474,7 +472,7 @@ def batch_detail(*, session: Session, principal: Principal, batch_id: int) -> Ba
         lock=lock,
         corrections=manifests.corrections_of(session=session, batch_id=batch.id),
         history=batch_history(session=session, principal=principal, batch_id=batch.id),
-        sealed=manifests.sealed_fields(BatchStatus(batch.status)),
+        sealed=manifests.sealed_fields(ManifestStatus(batch.status)),
         correctable=correctable_weights(principal, batch),
         pending=pending_corrections(session=session, batch=batch),
     )
@@ -699,7 +697,7 @@ def check_batch_form(*, session: Session, form: BatchForm, shipper_id: int | Non
 
 def check_receipt(
     *,
-    batch: TransferBatch,
+    batch: Manifest,
     weight: str,
     unit: str,
     rejected: str,

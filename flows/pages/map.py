@@ -38,7 +38,7 @@ from flows.waste.transfers import (
     total,
 )
 from maps.geometry import to_geojson
-from models import Enterprise, EnterpriseRoleLink, Park, Region, TransferBatch
+from models import Enterprise, EnterpriseRoleLink, Manifest, Park, Region
 from models.enums import EnterpriseRole, RegionLevel, UserRole
 
 Level = Literal["prefecture", "enterprise"]
@@ -281,7 +281,7 @@ def flow_detail(
     chosen: Level = "prefecture" if level == "prefecture" else "enterprise"
     ends = and_(_end_is(Shipper, chosen, origin), _end_is(Receiver, chosen, destination))
     condition = and_(flow_condition(principal, f), ends)
-    by = grouped_sums(session, condition, col(TransferBatch.category_code), col(TransferBatch.route))
+    by = grouped_sums(session, condition, col(Manifest.category_code), col(Manifest.route))
     if not by:
         raise NotFound(f"no received batches from {origin or '—'} to {destination or '—'} in {f.year}", field="from")
     # The condition names both ends: the totals are taken over the same join.
@@ -340,16 +340,16 @@ def enterprise_layer(*, session: Session, principal: Principal, f: FlowFilter) -
     condition = flow_condition(principal, f)
     sent = dict(
         session.execute(
-            sa_select(col(TransferBatch.shipper_id), func.sum(col(TransferBatch.weight_received_t)))
+            sa_select(col(Manifest.shipper_id), func.sum(col(Manifest.weight_received_t)))
             .where(condition)
-            .group_by(col(TransferBatch.shipper_id))
+            .group_by(col(Manifest.shipper_id))
         ).all()
     )
     received = dict(
         session.execute(
-            sa_select(col(TransferBatch.receiver_id), func.sum(col(TransferBatch.weight_received_t)))
+            sa_select(col(Manifest.receiver_id), func.sum(col(Manifest.weight_received_t)))
             .where(condition)
-            .group_by(col(TransferBatch.receiver_id))
+            .group_by(col(Manifest.receiver_id))
         ).all()
     )
     ends = sorted(set(sent) | set(received))
@@ -467,9 +467,9 @@ def enterprise_info(*, session: Session, principal: Principal, enterprise_id: in
     readable = can_read_enterprise(session, principal, enterprise_id)
     if not readable:
         partner = exists(
-            sa_select(col(TransferBatch.id)).where(
+            sa_select(col(Manifest.id)).where(
                 readable_batches(principal),
-                or_(col(TransferBatch.shipper_id) == enterprise_id, col(TransferBatch.receiver_id) == enterprise_id),
+                or_(col(Manifest.shipper_id) == enterprise_id, col(Manifest.receiver_id) == enterprise_id),
             )
         )
         if not session.execute(sa_select(partner)).scalar():

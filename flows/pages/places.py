@@ -31,13 +31,13 @@ from models import (
     Enterprise,
     EnterpriseRoleLink,
     Licence,
+    Manifest,
     Park,
     Region,
-    TransferBatch,
     WasteCategory,
     WhitelistEntry,
 )
-from models.enums import UTILISATION_ROUTES, BatchStatus, EnterpriseRole, UserRole
+from models.enums import UTILISATION_ROUTES, EnterpriseRole, ManifestStatus, UserRole
 
 # Roles that put an enterprise on the battery chain: its page shows the chain audit's flags.
 BATTERY_ROLES = frozenset(
@@ -251,14 +251,14 @@ def _today(now: datetime) -> date:
 
 
 def _moved() -> ColumnElement[bool]:
-    return col(TransferBatch.status).in_(_SENT)
+    return col(Manifest.status).in_(_SENT)
 
 
 def _tonnage_columns() -> list[Any]:
     """Aggregates of a group of batches that moved (see Tonnes), in its field order after `batches`."""
-    b = TransferBatch
+    b = Manifest
     received = and_(col(b.status).in_(_RECEIVED), col(b.weight_received_t).is_not(None))
-    on_road = col(b.status) == BatchStatus.dispatched.value
+    on_road = col(b.status) == ManifestStatus.dispatched.value
     used = and_(received, col(b.route).in_(_USE_ROUTES))
     zero = literal(0.0)
     return [
@@ -385,7 +385,7 @@ def _enterprise_view(
 
 def enterprise_years(*, session: Session, enterprise_id: int) -> list[int]:
     """Years with a declaration, a batch or a battery event of the enterprise, newest first."""
-    b = TransferBatch
+    b = Manifest
     query = union(
         sa_select(col(Declaration.year)).where(col(Declaration.enterprise_id) == enterprise_id),
         sa_select(col(b.year)).where(col(b.shipper_id) == enterprise_id),
@@ -418,7 +418,7 @@ def enterprise_flows(
     *, session: Session, principal: Principal, enterprise_id: int, year: int, direction: Literal["in", "out"]
 ) -> list[FlowRow]:
     """The batches that moved to (in) or from (out) an enterprise in a year, by counterpart and category."""
-    b = TransferBatch
+    b = Manifest
     own, other = (b.receiver_id, b.shipper_id) if direction == "in" else (b.shipper_id, b.receiver_id)
     inner = (
         sa_select(col(other).label("counterpart_id"), col(b.category_code).label("category_code"), *_tonnage_columns())
@@ -622,7 +622,7 @@ def park_members(*, session: Session, principal: Principal, park_id: int, limit:
 
 def park_links(*, session: Session, principal: Principal, park_id: int, year: int) -> list[LinkRow]:
     """Who uses whose waste: batches in a year from one of the park's enterprises to another, by pair and category."""
-    b = TransferBatch
+    b = Manifest
     ids = sa_select(col(Enterprise.id)).where(_members_condition(park_id, principal))
     inner = (
         sa_select(
@@ -670,7 +670,7 @@ def park_links(*, session: Session, principal: Principal, park_id: int, year: in
 
 def park_boundary(*, session: Session, principal: Principal, park_id: int, year: int) -> list[BoundaryRow]:
     """By category, the park's batches of a year that stayed inside, left it and entered it."""
-    b = TransferBatch
+    b = Manifest
     ids = sa_select(col(Enterprise.id)).where(_members_condition(park_id, principal))
     from_in, to_in = col(b.shipper_id).in_(ids), col(b.receiver_id).in_(ids)
     # Classified in a subquery and grouped outside it: PostgreSQL groups by an expression only when the select
@@ -690,7 +690,7 @@ def park_boundary(*, session: Session, principal: Principal, park_id: int, year:
     )
     c = classified.c
     received = and_(c.status.in_(_RECEIVED), c.weight_received_t.is_not(None))
-    on_road = c.status == BatchStatus.dispatched.value
+    on_road = c.status == ManifestStatus.dispatched.value
     zero = literal(0.0)
     query = sa_select(
         c.category_code,
@@ -725,7 +725,7 @@ def park_boundary(*, session: Session, principal: Principal, park_id: int, year:
 def park_years(*, session: Session, principal: Principal, park_id: int) -> list[int]:
     """Years with a declaration or a shipment of the park's enterprises, newest first."""
     ids = sa_select(col(Enterprise.id)).where(_members_condition(park_id, principal))
-    b = TransferBatch
+    b = Manifest
     query = union(
         sa_select(col(Declaration.year)).where(col(Declaration.enterprise_id).in_(ids)),
         sa_select(col(b.year)).where(col(b.shipper_id).in_(ids)),

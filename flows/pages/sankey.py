@@ -23,7 +23,7 @@ from flows.waste.transfers import (
     parse_filter,
     region_names,
 )
-from models import TransferBatch
+from models import Manifest
 from models.enums import UserRole
 
 
@@ -48,7 +48,7 @@ def sankey(*, session: Session, principal: Principal, year: int, region: str | N
     """Received tonnes of a year by category -> route and origin -> destination prefecture, in the chosen scope."""
     f = parse_filter(session=session, principal=principal, year=year, region=region or default_region(principal))
     condition: ColumnElement[bool] = flow_condition(principal, f)
-    by_route = grouped_sums(session, condition, col(TransferBatch.category_code), col(TransferBatch.route))
+    by_route = grouped_sums(session, condition, col(Manifest.category_code), col(Manifest.route))
     by_place = [
         s._replace(origin=s.origin or "", destination=s.destination or "")
         for s in grouped_sums(session, condition, col(Shipper.prefecture_adcode), col(Receiver.prefecture_adcode))

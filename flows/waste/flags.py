@@ -39,8 +39,8 @@ from flows.waste.rates import (
     scope_condition_for_batches,
 )
 from flows.waste.targets import resolve_category_set
-from models import Declaration, Enterprise, Licence, TransferBatch
-from models.enums import BatchStatus, LicenceActivity
+from models import Declaration, Enterprise, Licence, Manifest
+from models.enums import LicenceActivity, ManifestStatus
 
 
 class FlagKind(StrEnum):
@@ -127,7 +127,7 @@ def _year_of_decl(ctx: _Ctx) -> ColumnElement[bool]:
 
 
 def _year_of_batch(ctx: _Ctx) -> ColumnElement[bool]:
-    return col(TransferBatch.year) == ctx.year if ctx.year is not None else literal(True)
+    return col(Manifest.year) == ctx.year if ctx.year is not None else literal(True)
 
 
 def _count(ctx: _Ctx, query: Select[Any]) -> int:
@@ -256,18 +256,18 @@ def _own_licence_in_year(activity: str) -> ColumnElement[bool]:
 def _unmatched_query(ctx: _Ctx) -> Select[Any]:
     shipped_query: Any = (
         sa_select(
-            col(TransferBatch.shipper_id).label("enterprise_id"),
-            col(TransferBatch.category_code).label("category_code"),
-            col(TransferBatch.year).label("year"),
-            func.sum(col(TransferBatch.weight_received_t)).label("manifest_t"),
+            col(Manifest.shipper_id).label("enterprise_id"),
+            col(Manifest.category_code).label("category_code"),
+            col(Manifest.year).label("year"),
+            func.sum(col(Manifest.weight_received_t)).label("manifest_t"),
         )
         .where(manifest_utilised(), _year_of_batch(ctx))
-        .group_by(col(TransferBatch.shipper_id), col(TransferBatch.category_code), col(TransferBatch.year))
+        .group_by(col(Manifest.shipper_id), col(Manifest.category_code), col(Manifest.year))
     )
     # A region's shipments are summed in one pass and matched to its declarations by the join; a park's or an
     # enterprise's are found through the shipper index (as in rates.manifested_sums).
     if ctx.scope.narrow:
-        shipped_query = shipped_query.where(scope_condition_for_batches(ctx.scope.condition, TransferBatch.shipper_id))
+        shipped_query = shipped_query.where(scope_condition_for_batches(ctx.scope.condition, Manifest.shipper_id))
     shipped = shipped_query.subquery()
     manifest_t = func.coalesce(shipped.c.manifest_t, 0.0)
     gap = col(Declaration.utilised_t) - manifest_t
@@ -323,7 +323,7 @@ def _unmatched_flag(row: Any) -> Flag:
 
 
 def _batch_columns() -> list[Any]:
-    b = TransferBatch
+    b = Manifest
     return [
         col(b.id),
         col(b.number),
@@ -341,17 +341,17 @@ def _batch_columns() -> list[Any]:
 
 def _batches(ctx: _Ctx, *extra: Any) -> Select[Any]:
     ends = scope_condition_for_batches(
-        ctx.scope.condition, TransferBatch.shipper_id, TransferBatch.receiver_id, narrow=ctx.scope.narrow
+        ctx.scope.condition, Manifest.shipper_id, Manifest.receiver_id, narrow=ctx.scope.narrow
     )
     return (
         sa_select(*_batch_columns(), *extra)
         .where(ends, _year_of_batch(ctx))
-        .order_by(col(TransferBatch.year), col(TransferBatch.number), col(TransferBatch.id))
+        .order_by(col(Manifest.year), col(Manifest.number), col(Manifest.id))
     )
 
 
 def _weight_query(ctx: _Ctx) -> Select[Any]:
-    b = TransferBatch
+    b = Manifest
     # As the manifest screen reckons it: what was weighed in plus what was refused, against what left.
     gap = col(b.weight_received_t) + func.coalesce(col(b.rejected_t), 0.0) - col(b.weight_dispatched_t)
     return _batches(ctx, gap.label("gap")).where(
@@ -390,11 +390,11 @@ def _weight_flag(row: Any, tol: Tolerances) -> Flag:
 
 
 def _unlicensed_query(ctx: _Ctx) -> Select[Any]:
-    b = TransferBatch
+    b = Manifest
     on = local_date(func.coalesce(col(b.received_at), col(b.dispatched_at)))
     activity = route_activity()
     moved = or_(
-        col(b.status) == BatchStatus.dispatched.value,
+        col(b.status) == ManifestStatus.dispatched.value,
         and_(col(b.status).in_(RECEIVED_STATUSES), col(b.weight_received_t).is_not(None)),
     )
     return _batches(ctx, activity.label("activity"), on.label("on")).where(moved, ~licensed_receiver(activity, on))
@@ -447,7 +447,7 @@ def _unlicensed_flags(ctx: _Ctx, rows: Sequence[Any]) -> list[Flag]:
 
 
 def _capacity_query(ctx: _Ctx) -> Select[Any]:
-    b = TransferBatch
+    b = Manifest
     activity = route_activity()
     intake_query: Any = (
         sa_select(

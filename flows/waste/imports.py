@@ -62,8 +62,8 @@ from flows.kernel.uscc import validate_uscc
 from flows.waste.declarations import FIGURES, parse_declaration
 from flows.waste.manifests import reserve_numbers
 from maps.locate import locate_many
-from models import Declaration, Enterprise, EnterpriseRoleLink, PeriodLock, TransferBatch, WasteCategory
-from models.enums import BatchStatus, Channel, EnterpriseRole, Route, UserRole
+from models import Declaration, Enterprise, EnterpriseRoleLink, Manifest, PeriodLock, WasteCategory
+from models.enums import Channel, EnterpriseRole, ManifestStatus, Route, UserRole
 
 # ---------------------------------------------------------------------------------------------------------------
 # Data: column names and value aliases. Keys are matched after _norm() (NFKC, case-folded, spaces removed), so
@@ -1051,7 +1051,7 @@ def _earlier_keys(session: Session, pairs: list[tuple[int, str]]) -> dict[tuple[
     groups: dict[int, set[str]] = defaultdict(set)
     for shipper, key in pairs:
         groups[shipper].add(key)
-    b = _table_of(TransferBatch).c
+    b = _table_of(Manifest).c
     match = or_(*(and_(b.shipper_id == ship, b.idempotency_key.in_(keys)) for ship, keys in groups.items()))
     query = select(
         b.shipper_id, b.idempotency_key, b.number, b.receiver_id, b.carrier_id, b.category_code, b.route,
@@ -1229,7 +1229,7 @@ class _Manifests(_Importer):
             bad.append(("idempotency_key", "longer than 128 characters"))
         if self.cols.ignored or len(values) > width:
             self.check_ignored(line, values)
-        status = BatchStatus.dispatched if dispatched_at is not None else BatchStatus.draft
+        status = ManifestStatus.dispatched if dispatched_at is not None else ManifestStatus.draft
         if received_t is not None or received_at is not None or rejected_t is not None or reason is not None:
             if receipt_parsed:
                 status, rejected_t = self._receipt(dispatched_t, received_t, received_at, rejected_t, reason, bad)
@@ -1299,20 +1299,20 @@ class _Manifests(_Importer):
         rejected_t: float | None,
         reason: str | None,
         bad: list[tuple[str, str]],
-    ) -> tuple[BatchStatus, float | None]:
+    ) -> tuple[ManifestStatus, float | None]:
         """The status and refused weight that the receipt columns describe (the API's receive and reject steps)."""
         if received_t is not None:
             if received_at is None:
                 bad.append(("received_at", "required with the received weight"))
             if rejected_t and reason is None:
                 bad.append(("rejection_reason", "say why part of the batch was refused"))
-            return BatchStatus.received, rejected_t
+            return ManifestStatus.received, rejected_t
         if reason is None:
             if rejected_t is not None:
                 bad.append(("rejection_reason", "say why the batch was refused"))
             else:
                 bad.append(("weight_received_t", "required with received_at (or a rejection_reason)"))
-            return BatchStatus.received, rejected_t
+            return ManifestStatus.received, rejected_t
         # A reason without a received weight: the whole batch was refused.
         if received_at is None:
             bad.append(("received_at", "required: when the batch was refused"))
@@ -1320,7 +1320,7 @@ class _Manifests(_Importer):
             bad.append(
                 ("rejected_t", "a whole rejection refuses the dispatched weight; give the received weight for a part")
             )
-        return BatchStatus.rejected, dispatched_t
+        return ManifestStatus.rejected, dispatched_t
 
     def flush(self) -> None:
         batch, self.pending = self.pending, []
@@ -1358,7 +1358,7 @@ class _Manifests(_Importer):
         for year, rows in by_year.items():
             for r, number in zip(rows, reserve_numbers(self.session, year, len(rows)), strict=True):
                 r.values["number"] = number
-        self.session.execute(insert(_table_of(TransferBatch)), [r.values for r in accepted])
+        self.session.execute(insert(_table_of(Manifest)), [r.values for r in accepted])
         self.inserted += len(accepted)
 
 

@@ -24,8 +24,8 @@ from flows.access.trail import record, snapshot
 from flows.kernel.bounds import MAX_MANIFEST_T, Code, Id, Key, Moment, printable, quantity_problem
 from flows.kernel.clock import CST, stored_utc
 from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
-from models import BatchCorrection, Enterprise, NumberCounter, TransferBatch, WasteCategory
-from models.enums import BatchStatus, Route, UserRole
+from models import Enterprise, Manifest, ManifestCorrection, NumberCounter, WasteCategory
+from models.enums import ManifestStatus, Route, UserRole
 
 WEIGHT_TOLERANCE = 0.02  # a received weight more than 2% off the dispatched one is flagged
 
@@ -37,8 +37,8 @@ class Step:
     """One step of a manifest's life."""
 
     name: str
-    from_status: frozenset[BatchStatus | None]
-    to_status: BatchStatus
+    from_status: frozenset[ManifestStatus | None]
+    to_status: ManifestStatus
     actor: Actor
     requires: tuple[str, ...]
     seals: tuple[str, ...]
@@ -61,48 +61,48 @@ STEPS: dict[str, Step] = {
         Step(
             "create",
             frozenset({None}),
-            BatchStatus.draft,
+            ManifestStatus.draft,
             "shipper",
             ("shipper_id", "receiver_id", "category_code", "route", "weight_dispatched_t"),
             (),
         ),
-        Step("update", frozenset({BatchStatus.draft}), BatchStatus.draft, "shipper", (), ()),
+        Step("update", frozenset({ManifestStatus.draft}), ManifestStatus.draft, "shipper", (), ()),
         Step(
             "dispatch",
-            frozenset({BatchStatus.draft}),
-            BatchStatus.dispatched,
+            frozenset({ManifestStatus.draft}),
+            ManifestStatus.dispatched,
             "shipper",
             ("dispatched_at",),
             _DISPATCH_FIELDS,
         ),
         Step(
             "receive",
-            frozenset({BatchStatus.dispatched}),
-            BatchStatus.received,
+            frozenset({ManifestStatus.dispatched}),
+            ManifestStatus.received,
             "receiver",
             ("weight_received_t", "received_at"),
             _RECEIPT_FIELDS,
         ),
         Step(
             "reject",
-            frozenset({BatchStatus.dispatched}),
-            BatchStatus.rejected,
+            frozenset({ManifestStatus.dispatched}),
+            ManifestStatus.rejected,
             "receiver",
             ("rejection_reason",),
             _RECEIPT_FIELDS,
         ),
         Step(
             "cancel",
-            frozenset({BatchStatus.draft, BatchStatus.dispatched}),
-            BatchStatus.cancelled,
+            frozenset({ManifestStatus.draft, ManifestStatus.dispatched}),
+            ManifestStatus.cancelled,
             "shipper",
             ("cancel_reason",),
             ("cancel_reason",),
         ),
         Step(
             "correct",
-            frozenset({BatchStatus.received, BatchStatus.rejected, BatchStatus.corrected}),
-            BatchStatus.corrected,
+            frozenset({ManifestStatus.received, ManifestStatus.rejected, ManifestStatus.corrected}),
+            ManifestStatus.corrected,
             "either",
             ("reason",),
             (),
@@ -123,26 +123,26 @@ CORRECTABLE: dict[str, Actor] = {
 }
 
 
-def sealed_fields(status: BatchStatus) -> list[str]:
+def sealed_fields(status: ManifestStatus) -> list[str]:
     """Fields that no ordinary step may change any more in this status (only a correction may)."""
-    order = ["create", "dispatch", "receive" if status != BatchStatus.rejected else "reject"]
+    order = ["create", "dispatch", "receive" if status != ManifestStatus.rejected else "reject"]
     reached = {
-        BatchStatus.draft: 1,
-        BatchStatus.dispatched: 2,
-        BatchStatus.received: 3,
-        BatchStatus.rejected: 3,
-        BatchStatus.corrected: 3,
-        BatchStatus.cancelled: 2,
+        ManifestStatus.draft: 1,
+        ManifestStatus.dispatched: 2,
+        ManifestStatus.received: 3,
+        ManifestStatus.rejected: 3,
+        ManifestStatus.corrected: 3,
+        ManifestStatus.cancelled: 2,
     }[status]
     fields: list[str] = []
     for name in order[:reached]:
         fields.extend(f for f in STEPS[name].seals if f not in fields)
-    if status is BatchStatus.cancelled:
+    if status is ManifestStatus.cancelled:
         fields.extend(f for f in (*_RECEIPT_FIELDS, "cancel_reason") if f not in fields)
     return fields
 
 
-def next_steps(status: BatchStatus) -> list[str]:
+def next_steps(status: ManifestStatus) -> list[str]:
     """The steps the status allows."""
     return [name for name, step in STEPS.items() if status in step.from_status]
 
@@ -253,7 +253,7 @@ def _enterprise(session: Session, ident: int | None, uscc: str | None, field: st
     return None
 
 
-def _party_of(principal: Principal, batch: TransferBatch) -> Actor | None:
+def _party_of(principal: Principal, batch: Manifest) -> Actor | None:
     if principal.role is not UserRole.enterprise:
         return None
     if principal.enterprise_id == batch.shipper_id:
@@ -263,7 +263,7 @@ def _party_of(principal: Principal, batch: TransferBatch) -> Actor | None:
     return None
 
 
-def _ensure_actor(principal: Principal, batch: TransferBatch, step: Step) -> None:
+def _ensure_actor(principal: Principal, batch: Manifest, step: Step) -> None:
     if principal.is_admin:
         return
     party = _party_of(principal, batch)
@@ -271,8 +271,8 @@ def _ensure_actor(principal: Principal, batch: TransferBatch, step: Step) -> Non
         raise Forbidden(f"only the {step.actor} of manifest {batch.number} may {step.name} it")
 
 
-def _ensure_status(batch: TransferBatch, step: Step) -> None:
-    status = BatchStatus(batch.status)
+def _ensure_status(batch: Manifest, step: Step) -> None:
+    status = ManifestStatus(batch.status)
     if status not in step.from_status:
         allowed = ", ".join(next_steps(status)) or "none"
         raise Conflict(
@@ -281,7 +281,7 @@ def _ensure_status(batch: TransferBatch, step: Step) -> None:
         )
 
 
-def _ensure_unlocked(session: Session, batch: TransferBatch) -> None:
+def _ensure_unlocked(session: Session, batch: Manifest) -> None:
     for enterprise_id in (batch.shipper_id, batch.receiver_id):
         ensure_unlocked(session=session, enterprise_id=enterprise_id, year=batch.year)
 
@@ -328,7 +328,7 @@ def _audit(
     session: Session,
     principal: Principal,
     action: str,
-    batch: TransferBatch,
+    batch: Manifest,
     before: dict[str, Any] | None,
     now: datetime,
 ) -> None:
@@ -345,7 +345,7 @@ def _audit(
     )
 
 
-def _same_submission(batch: TransferBatch, m: ManifestIn, shipper: int, receiver: int, carrier: int | None) -> bool:
+def _same_submission(batch: Manifest, m: ManifestIn, shipper: int, receiver: int, carrier: int | None) -> bool:
     return (batch.receiver_id, batch.carrier_id, batch.category_code, str(batch.route), batch.weight_dispatched_t) == (
         receiver,
         carrier,
@@ -357,7 +357,7 @@ def _same_submission(batch: TransferBatch, m: ManifestIn, shipper: int, receiver
 
 def create_manifest(
     *, session: Session, principal: Principal, manifest: ManifestIn, now: datetime, row: int | None = None
-) -> tuple[TransferBatch, bool]:
+) -> tuple[Manifest, bool]:
     """Create a draft (dispatched at once when dispatched_at is given); returns it and whether it is new.
 
     A retry with the same idempotency key returns the batch the first attempt made; the same key with other
@@ -383,9 +383,7 @@ def create_manifest(
     if manifest.idempotency_key:
         _guard_idempotency(session, shipper, manifest.idempotency_key)
         existing = session.exec(
-            select(TransferBatch).where(
-                TransferBatch.shipper_id == shipper, TransferBatch.idempotency_key == manifest.idempotency_key
-            )
+            select(Manifest).where(Manifest.shipper_id == shipper, Manifest.idempotency_key == manifest.idempotency_key)
         ).first()
         if existing is not None:
             if _same_submission(existing, manifest, shipper, receiver, carrier):
@@ -397,7 +395,7 @@ def create_manifest(
                 row=row,
             )
     year = reporting_year(manifest.dispatched_at or now)
-    batch = TransferBatch(
+    batch = Manifest(
         number=next_number(session, year),
         reference=manifest.reference,
         idempotency_key=manifest.idempotency_key,
@@ -407,7 +405,7 @@ def create_manifest(
         category_code=manifest.category_code,
         route=manifest.route,
         year=year,
-        status=BatchStatus.draft,
+        status=ManifestStatus.draft,
         weight_dispatched_t=manifest.weight_dispatched_t,
         created_at=now,
     )
@@ -420,21 +418,19 @@ def create_manifest(
     return batch, True
 
 
-def _load(session: Session, principal: Principal, batch_id: int, *, for_update: bool = False) -> TransferBatch:
-    query = select(TransferBatch).where(TransferBatch.id == batch_id, readable_batches(principal))
+def _load(session: Session, principal: Principal, batch_id: int, *, for_update: bool = False) -> Manifest:
+    query = select(Manifest).where(Manifest.id == batch_id, readable_batches(principal))
     if for_update:
         # A step reads the status and writes the next one: the row is locked first (PostgreSQL; SQLite's write
         # transactions hold the database), and re-read, so that of two concurrent steps the second sees the first.
-        query = query.with_for_update(of=TransferBatch).execution_options(populate_existing=True)
+        query = query.with_for_update(of=Manifest).execution_options(populate_existing=True)
     batch = session.exec(query).first()
     if batch is None:
         raise NotFound(f"no manifest {batch_id}", field="batch_id")
     return batch
 
 
-def _begin(
-    session: Session, principal: Principal, batch_id: int, step_name: str
-) -> tuple[TransferBatch, dict[str, Any]]:
+def _begin(session: Session, principal: Principal, batch_id: int, step_name: str) -> tuple[Manifest, dict[str, Any]]:
     step = STEPS[step_name]
     batch = _load(session, principal, batch_id, for_update=True)
     _ensure_actor(principal, batch, step)
@@ -444,8 +440,8 @@ def _begin(
 
 
 def _finish(
-    session: Session, principal: Principal, batch: TransferBatch, step_name: str, before: dict[str, Any], now: datetime
-) -> TransferBatch:
+    session: Session, principal: Principal, batch: Manifest, step_name: str, before: dict[str, Any], now: datetime
+) -> Manifest:
     batch.status = STEPS[step_name].to_status
     session.add(batch)
     session.flush()
@@ -468,7 +464,7 @@ def reporting_year(moment: datetime) -> int:
     return _aware(moment).astimezone(CST).year
 
 
-def dispatch(*, session: Session, principal: Principal, batch_id: int, at: datetime, now: datetime) -> TransferBatch:
+def dispatch(*, session: Session, principal: Principal, batch_id: int, at: datetime, now: datetime) -> Manifest:
     """The shipper sends the batch off; what it declared is sealed from here on."""
     batch, before = _begin(session, principal, batch_id, "dispatch")
     if _aware(at) > now:
@@ -489,7 +485,7 @@ def receive(
     at: datetime,
     now: datetime,
     rejection_reason: str | None = None,
-) -> TransferBatch:
+) -> Manifest:
     """The receiver confirms the weight it weighed; a part it refuses (rejected_t) needs a reason."""
     batch, before = _begin(session, principal, batch_id, "receive")
     try:
@@ -512,7 +508,7 @@ def receive(
 
 def reject(
     *, session: Session, principal: Principal, batch_id: int, reason: str, at: datetime, now: datetime
-) -> TransferBatch:
+) -> Manifest:
     """The receiver refuses the whole batch, saying why."""
     batch, before = _begin(session, principal, batch_id, "reject")
     if not reason.strip():
@@ -524,7 +520,7 @@ def reject(
     return _finish(session, principal, batch, "reject", before, now)
 
 
-def cancel(*, session: Session, principal: Principal, batch_id: int, reason: str, now: datetime) -> TransferBatch:
+def cancel(*, session: Session, principal: Principal, batch_id: int, reason: str, now: datetime) -> Manifest:
     """The shipper withdraws a draft or a batch not yet received."""
     batch, before = _begin(session, principal, batch_id, "cancel")
     if not reason.strip():
@@ -535,7 +531,7 @@ def cancel(*, session: Session, principal: Principal, batch_id: int, reason: str
 
 def update_draft(
     *, session: Session, principal: Principal, batch_id: int, changes: dict[str, Any], now: datetime
-) -> TransferBatch:
+) -> Manifest:
     """Change a draft before dispatch (category, route, receiver, carrier, weight)."""
     batch, before = _begin(session, principal, batch_id, "update")
     merged = {
@@ -565,13 +561,13 @@ def update_draft(
     return _finish(session, principal, batch, "update", before, now)
 
 
-def party_of(principal: Principal, batch: TransferBatch) -> Actor | None:
+def party_of(principal: Principal, batch: Manifest) -> Actor | None:
     """Which side of the batch the principal's enterprise is on, if any."""
     return _party_of(principal, batch)
 
 
 def correction_changes(
-    *, session: Session, batch: TransferBatch, party: Actor | None, changes: dict[str, Any]
+    *, session: Session, batch: Manifest, party: Actor | None, changes: dict[str, Any]
 ) -> dict[str, Any]:
     """The changes of a correction, checked and converted (weights to tonnes, times to UTC).
 
@@ -637,7 +633,7 @@ def correct(
     reason: str,
     now: datetime,
     approved_for: Actor | None = None,
-) -> TransferBatch:
+) -> Manifest:
     """Change a received or rejected batch; the old values are kept in its correction history.
 
     `approved_for` is set when a bureau applies a correction it approved for a locked period: the lock is then
@@ -669,7 +665,7 @@ def correct(
         if not approved:
             _ensure_unlocked(session, batch)
     session.add(
-        BatchCorrection(
+        ManifestCorrection(
             batch_id=batch.id or 0,
             at=now,
             user_id=principal.user_id,
@@ -693,11 +689,11 @@ class ManifestFilter:
 
 
 SORTS = {
-    "number": TransferBatch.number,
-    "dispatched_at": TransferBatch.dispatched_at,
-    "weight": TransferBatch.weight_dispatched_t,
-    "status": TransferBatch.status,
-    "created_at": TransferBatch.created_at,
+    "number": Manifest.number,
+    "dispatched_at": Manifest.dispatched_at,
+    "weight": Manifest.weight_dispatched_t,
+    "status": Manifest.status,
+    "created_at": Manifest.created_at,
 }
 
 
@@ -710,44 +706,46 @@ def list_manifests(
     descending: bool = True,
     offset: int = 0,
     limit: int = 50,
-) -> tuple[list[TransferBatch], int]:
+) -> tuple[list[Manifest], int]:
     """Manifests in scope, filtered, sorted and a page at a time, with the total count."""
-    query = select(TransferBatch).where(readable_batches(principal))
+    query = select(Manifest).where(readable_batches(principal))
     f = filters
     if f.year is not None:
-        query = query.where(TransferBatch.year == f.year)
+        query = query.where(Manifest.year == f.year)
     if f.status:
-        query = query.where(TransferBatch.status == f.status)
+        query = query.where(Manifest.status == f.status)
     if f.category:
-        query = query.where(TransferBatch.category_code == f.category)
+        query = query.where(Manifest.category_code == f.category)
     if f.route:
-        query = query.where(TransferBatch.route == f.route)
+        query = query.where(Manifest.route == f.route)
     if f.enterprise_id is not None:
-        sent = col(TransferBatch.shipper_id) == f.enterprise_id
-        received = col(TransferBatch.receiver_id) == f.enterprise_id
+        sent = col(Manifest.shipper_id) == f.enterprise_id
+        received = col(Manifest.receiver_id) == f.enterprise_id
         query = query.where({"sent": sent, "received": received}.get(f.direction, sent | received))
     if f.q:
-        query = query.where(col(TransferBatch.number).contains(f.q.strip().upper()))
+        query = query.where(col(Manifest.number).contains(f.q.strip().upper()))
     if sort not in SORTS:
         raise InvalidInput(f"sort: one of {', '.join(SORTS)}", field="sort")
     count = int(session.exec(select(func.count()).select_from(query.subquery())).one())
     column = col(SORTS[sort])
-    ordered = query.order_by(column.desc() if descending else column.asc(), col(TransferBatch.id).desc())
+    ordered = query.order_by(column.desc() if descending else column.asc(), col(Manifest.id).desc())
     return list(session.exec(ordered.offset(offset).limit(limit)).all()), count
 
 
-def get_manifest(*, session: Session, principal: Principal, batch_id: int) -> TransferBatch:
+def get_manifest(*, session: Session, principal: Principal, batch_id: int) -> Manifest:
     """One manifest in scope."""
     return _load(session, principal, batch_id)
 
 
-def corrections_of(*, session: Session, batch_id: int) -> list[BatchCorrection]:
+def corrections_of(*, session: Session, batch_id: int) -> list[ManifestCorrection]:
     """A manifest's correction history, oldest first."""
-    query = select(BatchCorrection).where(BatchCorrection.batch_id == batch_id).order_by(col(BatchCorrection.id))
+    query = (
+        select(ManifestCorrection).where(ManifestCorrection.batch_id == batch_id).order_by(col(ManifestCorrection.id))
+    )
     return list(session.exec(query).all())
 
 
-def discrepancy(batch: TransferBatch) -> tuple[float | None, bool]:
+def discrepancy(batch: Manifest) -> tuple[float | None, bool]:
     """Received (plus refused) minus dispatched, in t, and whether it is beyond the tolerance."""
     if batch.weight_received_t is None:
         return None, False

@@ -45,14 +45,14 @@ from flows.waste.targets import (
     project,
     resolve_category_set,
 )
-from models import Declaration, Enterprise, Licence, Park, Region, TransferBatch, WasteCategory
-from models.enums import UTILISATION_ROUTES, BatchStatus, LicenceActivity, RegionLevel, Route, UserRole
+from models import Declaration, Enterprise, Licence, Manifest, Park, Region, WasteCategory
+from models.enums import UTILISATION_ROUTES, LicenceActivity, ManifestStatus, RegionLevel, Route, UserRole
 
 # A batch counts as received once the receiver has weighed it in; a later correction keeps it received
 # (a corrected rejection has no received weight, so summing weight_received_t leaves it out).
-RECEIVED_STATUSES = (BatchStatus.received.value, BatchStatus.corrected.value)
+RECEIVED_STATUSES = (ManifestStatus.received.value, ManifestStatus.corrected.value)
 # Sent means it left the shipper: drafts and cancelled batches never moved, and a rejected one was refused.
-SENT_STATUSES = (BatchStatus.dispatched.value, BatchStatus.received.value, BatchStatus.corrected.value)
+SENT_STATUSES = (ManifestStatus.dispatched.value, ManifestStatus.received.value, ManifestStatus.corrected.value)
 UTILISATION_ROUTE_VALUES = tuple(sorted(r.value for r in UTILISATION_ROUTES))
 # Licences are issued for local (China Standard Time) dates; stored times are UTC: see flows.kernel.clock.local_date.
 
@@ -65,7 +65,7 @@ def _sql_text(value: str) -> ColumnElement[str]:
 
 def route_activity() -> ColumnElement[str]:
     """The licence activity a batch's route calls for at the receiver."""
-    route = col(TransferBatch.route)
+    route = col(Manifest.route)
     return case(
         (route == _sql_text(Route.disposal.value), _sql_text(LicenceActivity.disposal.value)),
         (route == _sql_text(Route.storage.value), _sql_text(LicenceActivity.storage.value)),
@@ -74,11 +74,11 @@ def route_activity() -> ColumnElement[str]:
 
 
 def licensed_receiver(activity: ColumnElement[str] | str, on: ColumnElement[Any]) -> ColumnElement[bool]:
-    """A condition on TransferBatch: its receiver held a licence for its category and the activity on that date."""
+    """A condition on Manifest: its receiver held a licence for its category and the activity on that date."""
     return exists(
         sa_select(literal(1)).where(
-            col(Licence.enterprise_id) == col(TransferBatch.receiver_id),
-            col(Licence.category_code) == col(TransferBatch.category_code),
+            col(Licence.enterprise_id) == col(Manifest.receiver_id),
+            col(Licence.category_code) == col(Manifest.category_code),
             col(Licence.activity) == activity,
             col(Licence.valid_from) <= on,
             or_(col(Licence.valid_to).is_(None), col(Licence.valid_to) >= on),
@@ -87,12 +87,12 @@ def licensed_receiver(activity: ColumnElement[str] | str, on: ColumnElement[Any]
 
 
 def manifest_utilised() -> ColumnElement[bool]:
-    """A condition on TransferBatch: it counts toward the bottom-up utilisation figure of its shipper."""
+    """A condition on Manifest: it counts toward the bottom-up utilisation figure of its shipper."""
     return and_(
-        col(TransferBatch.status).in_(RECEIVED_STATUSES),
-        col(TransferBatch.weight_received_t).is_not(None),
-        col(TransferBatch.route).in_(UTILISATION_ROUTE_VALUES),
-        licensed_receiver(LicenceActivity.utilisation.value, local_date(col(TransferBatch.received_at))),
+        col(Manifest.status).in_(RECEIVED_STATUSES),
+        col(Manifest.weight_received_t).is_not(None),
+        col(Manifest.route).in_(UTILISATION_ROUTE_VALUES),
+        licensed_receiver(LicenceActivity.utilisation.value, local_date(col(Manifest.received_at))),
     )
 
 
@@ -324,17 +324,17 @@ def manifested_sums(
     # the enterprises, so a region's figure costs one pass over the year's batches and a few thousand lookups.
     shipped: Any = (
         sa_select(
-            col(TransferBatch.shipper_id).label("shipper_id"),
-            col(TransferBatch.category_code).label("category_code"),
-            func.sum(col(TransferBatch.weight_received_t)).label("tonnes"),
+            col(Manifest.shipper_id).label("shipper_id"),
+            col(Manifest.category_code).label("category_code"),
+            func.sum(col(Manifest.weight_received_t)).label("tonnes"),
         )
-        .where(col(TransferBatch.category_code).in_(list(codes)), manifest_utilised())
-        .group_by(col(TransferBatch.shipper_id), col(TransferBatch.category_code))
+        .where(col(Manifest.category_code).in_(list(codes)), manifest_utilised())
+        .group_by(col(Manifest.shipper_id), col(Manifest.category_code))
     )
     if years is not None:
-        shipped = shipped.where(col(TransferBatch.year).between(*years))
+        shipped = shipped.where(col(Manifest.year).between(*years))
     if narrow:
-        shipped = shipped.where(col(TransferBatch.shipper_id).in_(sa_select(col(Enterprise.id)).where(condition)))
+        shipped = shipped.where(col(Manifest.shipper_id).in_(sa_select(col(Enterprise.id)).where(condition)))
     sub = shipped.subquery("shipped")
     columns = [sub.c.category_code if g is BATCH_CATEGORY else g for g in group]
     query = (
@@ -647,7 +647,7 @@ def rate_trend(
 
 
 def scope_condition_for_batches(condition: ColumnElement[bool], *ends: Any, narrow: bool = True) -> ColumnElement[bool]:
-    """A condition on TransferBatch: one of the given ends (shipper_id, receiver_id columns) lies in the scope."""
+    """A condition on Manifest: one of the given ends (shipper_id, receiver_id columns) lies in the scope."""
     ids = sa_select(col(Enterprise.id)).where(condition)
     # For a wide scope, `+ 0` hides the column from SQLite's index planner, which would otherwise probe the
     # shipper and receiver indexes once per enterprise of the list; one pass over the year's batches is cheaper.

@@ -20,7 +20,7 @@ from flows.access.scope import ensure_region_in_scope, readable_batches, region_
 from flows.kernel.errors import InvalidInput, NotFound
 from flows.kernel.principal import Principal
 from flows.waste.rates import RECEIVED_STATUSES, manifest_utilised
-from models import Enterprise, Park, Region, TransferBatch, WasteCategory
+from models import Enterprise, Manifest, Park, Region, WasteCategory
 from models.enums import RegionLevel, Route
 
 # The two ends of a batch, each an Enterprise row of its own in one query.
@@ -85,21 +85,21 @@ def parse_filter(
 
 def _one_end_in(condition: ColumnElement[bool]) -> ColumnElement[bool]:
     ids = sa_select(col(Enterprise.id)).where(condition)
-    return or_(col(TransferBatch.shipper_id).in_(ids), col(TransferBatch.receiver_id).in_(ids))
+    return or_(col(Manifest.shipper_id).in_(ids), col(Manifest.receiver_id).in_(ids))
 
 
 def flow_condition(principal: Principal, f: FlowFilter) -> ColumnElement[bool]:
-    """A condition on TransferBatch: received in the year, visible to the principal, within the filter."""
+    """A condition on Manifest: received in the year, visible to the principal, within the filter."""
     clauses: list[ColumnElement[bool]] = [
-        col(TransferBatch.year) == f.year,
-        col(TransferBatch.status).in_(RECEIVED_STATUSES),
-        col(TransferBatch.weight_received_t).is_not(None),
+        col(Manifest.year) == f.year,
+        col(Manifest.status).in_(RECEIVED_STATUSES),
+        col(Manifest.weight_received_t).is_not(None),
         readable_batches(principal),
     ]
     if f.categories:
-        clauses.append(col(TransferBatch.category_code).in_(list(f.categories)))
+        clauses.append(col(Manifest.category_code).in_(list(f.categories)))
     if f.route:
-        clauses.append(col(TransferBatch.route) == f.route)
+        clauses.append(col(Manifest.route) == f.route)
     if f.region:
         clauses.append(_one_end_in(region_clause(f.region)))
     if f.park is not None:
@@ -118,7 +118,7 @@ class FlowSum(NamedTuple):
 
 
 def _sums() -> list[Any]:
-    received = col(TransferBatch.weight_received_t)
+    received = col(Manifest.weight_received_t)
     return [
         func.coalesce(func.sum(received), 0.0),
         func.count(),
@@ -130,16 +130,16 @@ def _sums() -> list[Any]:
 def grouped_sums(
     session: Session, condition: ColumnElement[bool], origin: Any = None, destination: Any = None
 ) -> list[FlowSum]:
-    """Received tonnes grouped by up to two expressions over TransferBatch, `Shipper` and `Receiver`, largest first.
+    """Received tonnes grouped by up to two expressions over Manifest, `Shipper` and `Receiver`, largest first.
 
     An expression left out is not grouped on (its field of the answer is None); with neither, one row of totals.
     """
     groups = [g for g in (origin, destination) if g is not None]
     query = (
         sa_select(*groups, *_sums())
-        .select_from(TransferBatch)
-        .join(Shipper, col(Shipper.id) == col(TransferBatch.shipper_id))
-        .join(Receiver, col(Receiver.id) == col(TransferBatch.receiver_id))
+        .select_from(Manifest)
+        .join(Shipper, col(Shipper.id) == col(Manifest.shipper_id))
+        .join(Receiver, col(Receiver.id) == col(Manifest.receiver_id))
         .where(condition)
     )
     if groups:
@@ -158,16 +158,16 @@ def grouped_sums(
 
 def total(session: Session, condition: ColumnElement[bool]) -> FlowSum:
     """Received tonnes, batches and the bottom-up part over every batch of the condition."""
-    row = session.execute(sa_select(*_sums()).select_from(TransferBatch).where(condition)).one()
+    row = session.execute(sa_select(*_sums()).select_from(Manifest).where(condition)).one()
     return FlowSum(None, None, float(row[0]), int(row[1]), float(row[2]))
 
 
 def pair_count(session: Session, condition: ColumnElement[bool]) -> int:
     """How many distinct shipper -> receiver pairs the batches of the condition form."""
     pairs = (
-        sa_select(col(TransferBatch.shipper_id), col(TransferBatch.receiver_id))
+        sa_select(col(Manifest.shipper_id), col(Manifest.receiver_id))
         .where(condition)
-        .group_by(col(TransferBatch.shipper_id), col(TransferBatch.receiver_id))
+        .group_by(col(Manifest.shipper_id), col(Manifest.receiver_id))
         .subquery()
     )
     return int(session.execute(sa_select(func.count()).select_from(pairs)).scalar_one())
@@ -177,10 +177,10 @@ def flow_years(*, session: Session, principal: Principal) -> list[int]:
     """The years with received batches the principal may see, newest first."""
     # The few distinct years come from the (year, category) index; each is then kept if one visible batch exists,
     # which stops at the first match instead of testing the scope on every batch of every year.
-    years = sa_select(col(TransferBatch.year).label("year")).distinct().subquery("years")
-    visible = sa_select(col(TransferBatch.id)).where(
-        col(TransferBatch.year) == years.c.year,
-        col(TransferBatch.status).in_(RECEIVED_STATUSES),
+    years = sa_select(col(Manifest.year).label("year")).distinct().subquery("years")
+    visible = sa_select(col(Manifest.id)).where(
+        col(Manifest.year) == years.c.year,
+        col(Manifest.status).in_(RECEIVED_STATUSES),
         readable_batches(principal),
     )
     query = sa_select(years.c.year).where(exists(visible))
