@@ -5,12 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from app.auth import PrincipalDep, get_principal, utcnow
 from app.deps import SessionDep
-from app.params import CodePath, Id, IdQuery, MomentQuery, Offset, TextQuery, YearPath, YearQuery, checked_json
+from app.params import (
+    CodePath,
+    Id,
+    IdQuery,
+    MomentQuery,
+    Offset,
+    TextQuery,
+    YearPath,
+    YearQuery,
+    checked_json,
+    described_by,
+)
 from flows.access import accounts, directory, locks
 from flows.access import trail as audit
 from flows.access.accounts import Principal
@@ -383,7 +394,11 @@ def list_declarations(
 
 
 @router.post("/declarations", response_model=DeclarationPublic, tags=["declarations"])
-def save_declaration(body: dict[str, Any], session: SessionDep, principal: PrincipalDep) -> DeclarationPublic:
+def save_declaration(
+    body: Annotated[dict[str, Any], described_by(declarations.DeclarationIn), Body()],
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> DeclarationPublic:
     """File or replace an enterprise's declaration for one category and year (the enterprise itself)."""
     decl = declarations.parse_declaration(body)
     row = declarations.save_declaration(session=session, principal=principal, decl=decl, now=utcnow())

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from app.auth import PrincipalDep, get_principal, utcnow
 from app.deps import SessionDep
-from app.params import CodePath, DayQuery, Id, IdQuery, Offset, TextQuery, Year, YearQuery, checked_json
+from app.params import (
+    CodePath,
+    DayQuery,
+    Id,
+    IdQuery,
+    Offset,
+    TextQuery,
+    Year,
+    YearQuery,
+    checked_json,
+    described_by,
+)
 from flows.battery import audit as battery_audit
 from flows.battery import chain as battery
 from flows.battery.chain import RowsRefused
-from flows.kernel.bounds import MAX_QUERY_TEXT
+from flows.kernel.bounds import MAX_BATTERY_KG, MAX_QUERY_TEXT, Text
 from flows.kernel.clock import stored_utc
 from models import Battery, BatteryEvent
 
@@ -48,6 +59,43 @@ class EventRecorded(BaseModel):
     battery: battery.BatteryView
 
 
+def _attribute(name: str) -> tuple[Any, Any]:
+    """An attribute an event may carry as a key of its own, as chain.clean_attributes reads it."""
+    if name == "soh":
+        return float | None, Field(default=None, ge=0, le=1, description="state of health, a share (e.g. 0.82)")
+    if name.endswith("_kg"):
+        return float | None, Field(default=None, ge=0, le=MAX_BATTERY_KG, description="in kg (or the same in t)")
+    if name.endswith("_t"):
+        return float | None, Field(default=None, ge=0, le=MAX_BATTERY_KG / 1000, description="in t (or in kg)")
+    if name == "purpose":
+        return Literal["cascade_use", "recycling"] | None, Field(default=None)  # chain.PURPOSES
+    return Text | None, Field(default=None)
+
+
+_ATTRIBUTES: dict[str, Any] = {name: _attribute(name) for name in battery.TEXT_ATTRIBUTES + battery.NUMBER_ATTRIBUTES}
+_EVENT: dict[str, Any] = {
+    name: (info.annotation, info) for name, info in battery.EventIn.model_fields.items() if name != "code"
+}
+_ROW: dict[str, Any] = {"code": (str, battery.EventIn.model_fields["code"]), **_EVENT, **_ATTRIBUTES}
+_FORBID = ConfigDict(extra="forbid")
+# An event as chain.parse_event reads it: EventIn's fields, and the attributes it also takes as keys of their own
+# (they join `attributes`); an unknown key is refused (422, "unknown column"). The battery's code is in the path.
+BatteryEventCreate = create_model(
+    "BatteryEventCreate",
+    __config__=_FORBID,
+    __doc__="One event on the battery named in the path.",
+    **_EVENT,
+    **_ATTRIBUTES,
+)
+# One row of a bulk write: the same, with the battery's code.
+BatteryEventRow = create_model(
+    "BatteryEventRow",
+    __config__=_FORBID,
+    __doc__="One event of a bulk write (all or none), naming its battery.",
+    **_ROW,
+)
+
+
 def _refused(exc: RowsRefused) -> JSONResponse:
     body = {"title": "RowsRefused", "status": 422, "field": exc.field, "row": exc.row, **exc.as_dict()}
     return JSONResponse(body, status_code=422, media_type="application/problem+json")
@@ -74,7 +122,13 @@ def states() -> list[dict[str, Any]]:
 
 @router.post("/batteries", status_code=201, response_model=None)
 def register(
-    body: Annotated[dict[str, Any] | list[dict[str, Any]], Body()], session: SessionDep, principal: PrincipalDep
+    body: Annotated[
+        dict[str, Any] | list[dict[str, Any]],
+        described_by(battery.BatteryIn | list[battery.BatteryIn], dict[str, Any] | list[dict[str, Any]]),
+        Body(),
+    ],
+    session: SessionDep,
+    principal: PrincipalDep,
 ) -> battery.BatteryView | BulkResult | JSONResponse:
     """Register one battery (an object) or many (a list, all or none) by GB/T 34014 code, with their parent codes."""
     now = utcnow()
@@ -97,7 +151,12 @@ def read(code: CodePath, session: SessionDep, principal: PrincipalDep) -> batter
 
 
 @router.post("/batteries/{code}/events", status_code=201, response_model=EventRecorded)
-def record(code: CodePath, body: dict[str, Any], session: SessionDep, principal: PrincipalDep) -> EventRecorded:
+def record(
+    code: CodePath,
+    body: Annotated[dict[str, Any], described_by(BatteryEventCreate), Body()],
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> EventRecorded:
     """Record one event; a step the battery's state does not allow is refused (409) naming the allowed ones."""
     event = battery.record_event(session=session, principal=principal, code=code, row=body, now=utcnow())
     session.commit()
@@ -109,7 +168,9 @@ def record(code: CodePath, body: dict[str, Any], session: SessionDep, principal:
 
 @router.post("/battery-events", status_code=201, response_model=None)
 def record_many(
-    body: list[dict[str, Any]], session: SessionDep, principal: PrincipalDep
+    body: Annotated[list[dict[str, Any]], described_by(list[BatteryEventRow], list[dict[str, Any]]), Body()],
+    session: SessionDep,
+    principal: PrincipalDep,
 ) -> EventsResult | JSONResponse:
     """Record many events, all or none; a refusal lists every bad row (position in the list, column, reason)."""
     try:

@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from pydantic import BaseModel, Field
 
 from app.auth import PrincipalDep, get_principal, utcnow
 from app.deps import SessionDep
-from app.params import Id, IdQuery, Offset, TextQuery, YearQuery, checked_json
-from flows.kernel.bounds import MAX_MANIFEST_T, Key, Moment, Reason, Text
+from app.params import Id, IdQuery, Offset, TextQuery, YearQuery, checked_json, described_by
+from flows.kernel.bounds import MAX_MANIFEST_T, Code, Key, Moment, Reason, Text
+from flows.kernel.bounds import Id as IdField
 from flows.waste import manifests
 from models import Manifest, ManifestCorrection
-from models.enums import ManifestStatus
+from models.enums import ManifestStatus, Route
 
 router = APIRouter(dependencies=[Depends(get_principal), Depends(checked_json)], tags=["manifests"])
 
@@ -63,6 +64,42 @@ class ManifestsPage(BaseModel):
 
 Tonnes = Annotated[float, Field(ge=0, le=MAX_MANIFEST_T)]
 Kilograms = Annotated[float, Field(ge=0, le=MAX_MANIFEST_T * 1000)]
+
+
+class _Parties(BaseModel):
+    """The fields a new manifest and a draft's changes share."""
+
+    receiver_id: IdField | None = Field(default=None, description="the receiving enterprise (or receiver_uscc)")
+    receiver_uscc: Code | None = Field(default=None, description="the receiver's credit code (or receiver_id)")
+    carrier_id: IdField | None = Field(default=None, description="the carrier, if another enterprise (or carrier_uscc)")
+    carrier_uscc: Code | None = Field(default=None, description="the carrier's credit code (or carrier_id)")
+    weight_dispatched_t: Tonnes | None = Field(default=None, description="the weight sent, in t (or in kg)")
+    weight_dispatched_kg: Kilograms | None = Field(default=None, description="the weight sent, in kg (or in t)")
+
+
+class ManifestCreate(_Parties):
+    """A new manifest (manifests.parse_manifest reads it): parties by id or credit code, the weight in t or kg.
+
+    Give one of each pair (receiver_id or receiver_uscc, weight_dispatched_t or weight_dispatched_kg), not both;
+    keys not named here are ignored.
+    """
+
+    shipper_id: IdField | None = Field(default=None, description="the shipping enterprise (an enterprise user's own)")
+    shipper_uscc: Code | None = Field(default=None, description="the shipper's credit code (or shipper_id)")
+    category_code: Code = Field(description="the waste category's code")
+    route: Route = Field(description="the intended treatment at the receiver")
+    dispatched_at: Moment | None = Field(default=None, description="dispatched at once, at this time (else a draft)")
+    idempotency_key: Key | None = Field(
+        default=None, description="a retry with the same key returns the first manifest (or the Idempotency-Key header)"
+    )
+    reference: Code | None = Field(default=None, description="the shipper's own number for the batch")
+
+
+class ManifestChanges(_Parties):
+    """Changes to a draft (manifests.update_draft reads them); fields not given keep their values."""
+
+    category_code: Code | None = Field(default=None, description="the waste category's code")
+    route: Route | None = Field(default=None, description="the intended treatment at the receiver")
 
 
 class DispatchIn(BaseModel):
@@ -122,7 +159,7 @@ def steps() -> list[dict[str, Any]]:
 
 @router.post("/manifests", response_model=ManifestPublic, status_code=201)
 def create(
-    body: dict[str, Any],
+    body: Annotated[dict[str, Any], described_by(ManifestCreate), Body()],
     response: Response,
     session: SessionDep,
     principal: PrincipalDep,
@@ -185,7 +222,12 @@ def read(batch_id: Id, session: SessionDep, principal: PrincipalDep) -> Manifest
 
 
 @router.patch("/manifests/{batch_id}", response_model=ManifestPublic)
-def update(batch_id: Id, body: dict[str, Any], session: SessionDep, principal: PrincipalDep) -> ManifestPublic:
+def update(
+    batch_id: Id,
+    body: Annotated[dict[str, Any], described_by(ManifestChanges), Body()],
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> ManifestPublic:
     """Change a draft before it is dispatched."""
     batch = manifests.update_draft(session=session, principal=principal, batch_id=batch_id, changes=body, now=utcnow())
     session.commit()

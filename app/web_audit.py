@@ -372,7 +372,7 @@ def flags_page(
         )
         count, counts = report.count, report.counts
         context.update(
-            kinds=[k.value for k in battery_audit.FlagKind],
+            kinds=[k.value for k in battery_audit.ChainFlagKind],
             battery=report.data,
             count=count,
             counts=counts,

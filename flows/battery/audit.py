@@ -179,7 +179,7 @@ def data_horizon(session: Session, now: datetime) -> date:
 # Flags
 
 
-class FlagKind(StrEnum):
+class ChainFlagKind(StrEnum):
     """What a chain flag says is wrong."""
 
     lost = "lost"  # retired, not collected within the window
@@ -195,7 +195,7 @@ class FlagKind(StrEnum):
 class BatteryFlag(BaseModel):
     """One finding, on one battery (or recovery report), with its evidence."""
 
-    kind: FlagKind
+    kind: ChainFlagKind
     year: int
     on: date  # the day of the fact flagged (China Standard Time)
     code: str | None
@@ -238,7 +238,7 @@ class _Raw:
 
     def __init__(
         self,
-        kind: FlagKind,
+        kind: ChainFlagKind,
         on: date,
         code: str | None,
         level: Any,
@@ -299,7 +299,7 @@ def _late_reports(ctx: _Ctx) -> list[_Raw]:
         late_by = working_days_between(due, reported_day)
         flags.append(
             _Raw(
-                FlagKind.late_report,
+                ChainFlagKind.late_report,
                 day,
                 r.code,
                 r.level,
@@ -373,7 +373,7 @@ def _lost(ctx: _Ctx) -> list[_Raw]:
             )
             evidence["collected_at"] = stored_utc(r.collected_at).isoformat()
             evidence["working_days_late"] = late_by
-        flags.append(_Raw(FlagKind.lost, day, r.code, r.level, r.reporter_id, None, message, evidence))
+        flags.append(_Raw(ChainFlagKind.lost, day, r.code, r.level, r.reporter_id, None, message, evidence))
     return flags
 
 
@@ -485,7 +485,7 @@ def _unlisted(ctx: _Ctx) -> list[_Raw]:
         message = f"{row.type} on {on.isoformat()} to an enterprise not on the whitelist for {needed} that day ({why})"
         flags.append(
             _Raw(
-                FlagKind.unlisted_receiver,
+                ChainFlagKind.unlisted_receiver,
                 on,
                 row.code,
                 row.level,
@@ -566,7 +566,7 @@ def _recovery_flags(ctx: _Ctx) -> list[_Raw]:
         if over:
             flags.append(
                 _Raw(
-                    FlagKind.recovered_above_input,
+                    ChainFlagKind.recovered_above_input,
                     report.reported_on,
                     code,
                     level,
@@ -586,7 +586,7 @@ def _recovery_flags(ctx: _Ctx) -> list[_Raw]:
             listed = ", ".join(f"{m} {100 * v['rate']:.1f}% < {100 * v['minimum']:.0f}%" for m, v in short.items())
             flags.append(
                 _Raw(
-                    FlagKind.below_threshold,
+                    ChainFlagKind.below_threshold,
                     report.reported_on,
                     code,
                     level,
@@ -634,7 +634,7 @@ def _vanished(ctx: _Ctx) -> list[_Raw]:
         children = [r.child for r in rows]
         flags.append(
             _Raw(
-                FlagKind.vanished_children,
+                ChainFlagKind.vanished_children,
                 day,
                 first.code,
                 first.level,
@@ -684,7 +684,7 @@ def _code_reused(ctx: _Ctx) -> list[_Raw]:
         for r in ctx.session.execute(query).all():
             flags.append(
                 _Raw(
-                    FlagKind.code_reused,
+                    ChainFlagKind.code_reused,
                     r.production_date,
                     r.code,
                     r.level,
@@ -734,7 +734,7 @@ def _two_parents(ctx: _Ctx) -> list[_Raw]:
         day = local_day(stored_utc(r.occurred_at))
         flags.append(
             _Raw(
-                FlagKind.two_parents,
+                ChainFlagKind.two_parents,
                 day,
                 r.code,
                 r.level,
@@ -751,15 +751,15 @@ def _two_parents(ctx: _Ctx) -> list[_Raw]:
     return flags
 
 
-KINDS: dict[FlagKind, Any] = {
-    FlagKind.lost: _lost,
-    FlagKind.unlisted_receiver: _unlisted,
-    FlagKind.late_report: _late_reports,
-    FlagKind.below_threshold: _recovery_flags,
-    FlagKind.recovered_above_input: _recovery_flags,
-    FlagKind.vanished_children: _vanished,
-    FlagKind.code_reused: _code_reused,
-    FlagKind.two_parents: _two_parents,
+KINDS: dict[ChainFlagKind, Any] = {
+    ChainFlagKind.lost: _lost,
+    ChainFlagKind.unlisted_receiver: _unlisted,
+    ChainFlagKind.late_report: _late_reports,
+    ChainFlagKind.below_threshold: _recovery_flags,
+    ChainFlagKind.recovered_above_input: _recovery_flags,
+    ChainFlagKind.vanished_children: _vanished,
+    ChainFlagKind.code_reused: _code_reused,
+    ChainFlagKind.two_parents: _two_parents,
 }
 
 
@@ -803,19 +803,19 @@ def _listings(session: Session, ids: Iterable[int]) -> dict[int, list[dict[str, 
     return found
 
 
-def parse_kinds(kinds: str | Sequence[str] | None) -> list[FlagKind]:
+def parse_kinds(kinds: str | Sequence[str] | None) -> list[ChainFlagKind]:
     """Flag kinds from a comma-separated list (all when none is given)."""
     if not kinds:
-        return list(FlagKind)
+        return list(ChainFlagKind)
     items = kinds.split(",") if isinstance(kinds, str) else list(kinds)
     out = []
     for item in (k.strip() for k in items):
         if not item:
             continue
-        if item not in FlagKind.__members__:
-            raise InvalidInput(f"kind: {item!r} is not one of {', '.join(FlagKind)}", field="kind")
-        out.append(FlagKind(item))
-    return out or list(FlagKind)
+        if item not in ChainFlagKind.__members__:
+            raise InvalidInput(f"kind: {item!r} is not one of {', '.join(ChainFlagKind)}", field="kind")
+        out.append(ChainFlagKind(item))
+    return out or list(ChainFlagKind)
 
 
 def chain_flags(
@@ -872,7 +872,7 @@ def chain_flags(
             continue
         done.add(fn)
         raw.extend(f for f in fn(ctx) if f.kind in wanted)
-    raw.sort(key=lambda f: (list(FlagKind).index(f.kind), f.on, f.code or ""))
+    raw.sort(key=lambda f: (list(ChainFlagKind).index(f.kind), f.on, f.code or ""))
     names = Names(session, [f.enterprise_id for f in raw] + [f.counterpart_id for f in raw], [])
     flags = [
         BatteryFlag(
