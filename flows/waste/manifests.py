@@ -298,10 +298,7 @@ def reserve_numbers(session: Session, year: int, count: int = 1) -> list[str]:
     counters = SQLModel.metadata.tables[str(NumberCounter.__tablename__)]
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(
-        insert(counters).values(kind=NUMBER_KIND, year=year, last=0).on_conflict_do_nothing(),
-        execution_options={"synchronize_session": False},
-    )
+    session.execute(insert(counters).values(kind=NUMBER_KIND, year=year, last=0).on_conflict_do_nothing())
     last = session.execute(
         update(counters)
         .where(counters.c.kind == NUMBER_KIND, counters.c.year == year)
