@@ -13,7 +13,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.i18n import request_language
+from app.i18n import parse_accept_language, request_language
 from app.web import render
 from flows.kernel.bounds import printable
 from flows.kernel.errors import (
@@ -27,6 +27,7 @@ from flows.kernel.errors import (
     PeriodLocked,
     TooManyAttempts,
 )
+from flows.kernel.messages import plain
 
 STATUS: dict[type[DomainError], int] = {
     InvalidInput: 422,
@@ -94,14 +95,35 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
             return Response(status_code=401, headers={"HX-Redirect": _login_url(request)})
         if request.method == "GET":
             return RedirectResponse(_login_url(request), status_code=303)
+    html = _wants_html(request)
+    lang = request_language(request, request.app.state.settings) if html else api_language(request)
     # A message may quote what was typed: cut short, and with anything no JSON answer can carry escaped.
-    message = printable(exc.message, 2000)
-    if _wants_html(request):
+    message = printable(exc.render(lang), 2000)
+    if html:
         return _error_page(request, status, message)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     field = printable(exc.field, 200) if exc.field is not None else None
-    body = {"title": type(exc).__name__, "status": status, "detail": message, "field": field, "row": exc.row}
+    body = {
+        "title": type(exc).__name__,
+        "status": status,
+        "code": exc.code,
+        "params": _printable_params(plain(exc.params)),
+        "detail": message,
+        "field": field,
+        "row": exc.row,
+    }
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def api_language(request: Request) -> str:
+    """The language of an API answer's messages: what Accept-Language asks for, else English."""
+    preferred = parse_accept_language(request.headers.get("accept-language", ""))
+    return preferred[0] if preferred else "en"
+
+
+def _printable_params(params: dict[str, Any]) -> dict[str, Any]:
+    # Parameters may quote what was typed, as the message does.
+    return {name: printable(value, 500) if isinstance(value, str) else value for name, value in params.items()}
 
 
 def _escape(text: str) -> str:

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request
 
 from app.deps import SettingsDep
+from flows.kernel import messages
+from flows.kernel.errors import DomainError
 
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
 LANGUAGES: tuple[str, ...] = ("zh-CN", "en")
@@ -36,7 +38,8 @@ def catalogue(lang: str) -> Mapping[str, str]:
     """The messages of one language, read once from its catalogue files."""
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}; known: {', '.join(LANGUAGES)}")
-    data: dict[str, str] = {}
+    # The domain's messages (errors, findings, export headers) share the key space with the pages' words.
+    data: dict[str, str] = dict(messages.catalogue(lang))
     for path in catalogue_files(lang):
         part: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
         # Areas keep their own files; a key defined twice would make one of them silently lose.
@@ -54,6 +57,20 @@ def translate(lang: str, key: str, **params: Any) -> str:
         log.warning("no %s translation for %r", lang, key)
         text = next((catalogue(other)[key] for other in LANGUAGES if key in catalogue(other)), key)
     return text.format(**params) if params else text
+
+
+def say(lang: str, what: DomainError | messages.Message | str) -> str:
+    """A domain error or message in `lang` (a plain string is shown as it is)."""
+    if isinstance(what, (DomainError, messages.Message)):
+        return what.render(lang)
+    return what
+
+
+def field_label(lang: str, name: str | None) -> str:
+    """A field's name as the reader knows it (the name itself when the catalogue has no label)."""
+    if not name:
+        return ""
+    return catalogue(lang).get(f"field.{name}", name)
 
 
 def match_language(tag: str) -> str | None:

@@ -23,6 +23,7 @@ from app.i18n import (
     LanguageDep,
     local_name,
     safe_next,
+    say,
     translate,
 )
 from flows.access import directory
@@ -120,6 +121,7 @@ def render(
         "lang": lang,
         "_": partial(translate, lang),
         "t": partial(translate, lang),
+        "say": partial(say, lang),
         "name_of": partial(local_name, lang),
         "languages": language_links(request, lang),
         "home_href": request.app.url_path_for("home"),

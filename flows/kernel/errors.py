@@ -1,16 +1,38 @@
-"""Domain errors; app/ maps each class to an HTTP status in one table."""
+"""Domain errors as data (a code, its parameters, the field and the row); app/ maps each class to an HTTP status."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from flows.kernel.messages import Message, render
+
 
 class DomainError(Exception):
-    """Base of every error the domain raises for a user to read."""
+    """Base of every error the domain raises for a user to read: rendered in the reader's language at the edge."""
 
-    def __init__(self, message: str, *, field: str | None = None, row: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(
+        self, code: str | Message, /, *, field: str | None = None, row: int | None = None, **params: Any
+    ) -> None:
+        if isinstance(code, Message):
+            params = {**code.params, **params}
+            code = code.code
+        super().__init__(code)
+        self.code = code
+        self.params: dict[str, Any] = params
         self.field = field
         self.row = row
+
+    def render(self, lang: str = "en") -> str:
+        """The message in `lang`."""
+        return render(lang, self.code, self.params)
+
+    @property
+    def message(self) -> str:
+        """The message in English (logs, the command line)."""
+        return self.render("en")
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class InvalidInput(DomainError):
