@@ -13,8 +13,8 @@ from flows.kernel.quantity import (
     meets,
     rate,
     read_number,
-    tonnes,
     to_kg,
+    tonnes,
     truncated_percent,
 )
 
