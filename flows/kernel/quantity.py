@@ -87,7 +87,8 @@ def truncated_percent(fraction: Fraction, places: int = 1) -> Decimal:
     """A fraction as a percentage truncated (not rounded) to `places` decimals, exactly: 7803.9/10005.0 -> 78.0."""
     scale = 10**places
     whole = math.floor(fraction * 100 * scale)
-    return (Decimal(whole) / scale).quantize(Decimal(1).scaleb(-places), rounding=ROUND_FLOOR)
+    result: Decimal = (Decimal(whole) / scale).quantize(Decimal(1).scaleb(-places), rounding=ROUND_FLOOR)
+    return result
 
 
 def exact_fraction(value: float | Decimal | Fraction) -> Fraction:
