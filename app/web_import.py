@@ -14,6 +14,7 @@ from app.settings import Settings
 from app.web import render
 from flows.kernel.bounds import printable
 from flows.kernel.errors import Forbidden, InvalidInput
+from flows.kernel.messages import Term, plain
 from flows.kernel.principal import Principal
 from flows.waste import imports
 
@@ -27,7 +28,9 @@ def _run(
     kind: str, upload: UploadFile, session: Any, principal: Principal, settings: Settings
 ) -> imports.ImportSummary:
     if kind not in imports.IMPORTERS:
-        raise InvalidInput(f"kind: one of {', '.join(imports.IMPORTERS)}", field="kind")
+        raise InvalidInput(
+            "waste.import.kind_unknown", field="kind", kinds=[Term(f"waste.import.kind.{k}") for k in imports.IMPORTERS]
+        )
     # Who may import what is the importer's rule: it refuses the others with Forbidden.
     summary = imports.IMPORTERS[kind](
         session=session,
@@ -70,7 +73,7 @@ def import_upload(
         status = 422
     except (InvalidInput, Forbidden) as exc:
         session.rollback()
-        context["problem"] = exc.message
+        context["problem"] = exc
         status = 403 if isinstance(exc, Forbidden) else 422
     return render(request, "import.html", context, lang=lang, status_code=status)
 
@@ -91,10 +94,13 @@ def import_api(
         body = {
             "title": "ImportRefused",
             "status": 422,
+            "code": exc.code,
+            "params": plain(exc.params),
             "detail": exc.message,
             "total": exc.total,
             "rows": exc.rows,
             "errors": [e.as_dict() for e in exc.errors],
         }
+
         return JSONResponse(body, status_code=422, media_type="application/problem+json")
     return JSONResponse(summary.as_dict(), status_code=201)
