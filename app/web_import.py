@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app.auth import PrincipalDep, get_principal, utcnow
 from app.deps import SessionDep, SettingsDep
+from app.errors import api_language
 from app.i18n import LanguageDep
 from app.settings import Settings
 from app.web import render
@@ -80,6 +81,7 @@ def import_upload(
 
 @api_router.post("/imports/{kind}")
 def import_api(
+    request: Request,
     kind: Annotated[str, Path(max_length=32)],
     session: SessionDep,
     principal: PrincipalDep,
@@ -96,11 +98,11 @@ def import_api(
             "status": 422,
             "code": exc.code,
             "params": plain(exc.params),
-            "detail": exc.message,
+            # The API speaks English unless Accept-Language asks otherwise, as every problem answer does.
+            "detail": exc.render(api_language(request)),
             "total": exc.total,
             "rows": exc.rows,
             "errors": [e.as_dict() for e in exc.errors],
         }
-
         return JSONResponse(body, status_code=422, media_type="application/problem+json")
     return JSONResponse(summary.as_dict(), status_code=201)
