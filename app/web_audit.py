@@ -625,7 +625,6 @@ def export_csv(
     """The breakdown of the audit report as one CSV table (UTF-8 with a BOM, for Excel)."""
     report = _report(session, principal, year, _args(region, park, enterprise))
     body = audit_export.csv_bytes(report, lang)
-
     return Response(body, media_type="text/csv; charset=utf-8", headers=_disposition(_filename(report, "csv")))
 
 
