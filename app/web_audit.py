@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -264,33 +263,6 @@ def rows_page(
 # The flags queue
 
 
-def _evidence_text(flag: Flag, lang: str) -> str:
-    """The flag's finding in the reader's language, from its evidence (the domain's English message otherwise)."""
-    e = flag.evidence
-    values: dict[str, Any] = {"year": flag.year}
-    for key, value in e.items():
-        if isinstance(value, float) and key.endswith("_t"):
-            values[key] = tonnes(value)
-        elif isinstance(value, float) and key == "tolerance_pct":
-            values[key] = f"{value:g}"
-        elif isinstance(value, float) and key.endswith("_pct"):
-            values[key] = f"{value:+.2f}"
-        else:
-            values[key] = "–" if value is None else value
-    if flag.kind is FlagKind.balance_break:
-        values["accounted_t"] = tonnes(float(str(e["generated_t"] or 0)) - float(str(e["residual_t"] or 0)))
-    if flag.kind is FlagKind.scope_rate_above_100:
-        values["rate"] = pct(float(str(e["rate"]))) if e.get("rate") is not None else "–"
-    if "route" in values:
-        values["route"] = translate(lang, f"audit.route.{values['route']}")
-    if "activity" in values:
-        values["activity"] = translate(lang, f"audit.activity.{values['activity']}")
-    try:
-        return translate(lang, f"audit.msg.{flag.kind.value}", **values)
-    except (KeyError, ValueError, IndexError):
-        return flag.message
-
-
 def _subject_link(flag: Flag, year: int | None) -> dict[str, str] | None:
     what, _, ident = flag.subject.partition("/")
     enterprise = flag.enterprise_ids[0] if flag.enterprise_ids else None
@@ -358,7 +330,7 @@ def flags_page(
     }
     if tab == "battery":
         if args.park is not None or args.outside_parks or args.category:
-            raise InvalidInput("park: the battery chain flags filter by region and enterprise", field="park")
+            raise InvalidInput("pages.audit.battery_flags_filters", field="park")
         report = battery_audit.chain_flags(
             session=session,
             principal=principal,
@@ -395,7 +367,6 @@ def flags_page(
             flags=[
                 {
                     "flag": f,
-                    "text": _evidence_text(f, lang),
                     "subject": _subject_link(f, chosen),
                     "enterprises": [
                         {"id": e, "name": _name(lang, *queue.names.get(e, (str(e), None)))} for e in f.enterprise_ids
@@ -473,7 +444,7 @@ def _form_failure(
 ) -> Response:
     session.rollback()
     year = extra.pop("year", None) or _year(session, principal, None)[0]
-    context = _locks_context(session, principal, lang, year, problem=exc.message, problem_field=exc.field, **extra)
+    context = _locks_context(session, principal, lang, year, problem=exc, problem_field=exc.field, **extra)
     return render(request, "audit_locks.html", context, lang=lang, status_code=status_for(exc))
 
 
@@ -572,7 +543,7 @@ def _decide(
     except DomainError as exc:
         session.rollback()
         context = _corrections_context(
-            session, principal, lang, problem=exc.message, problem_field=exc.field, problem_id=correction_id, note=note
+            session, principal, lang, problem=exc, problem_field=exc.field, problem_id=correction_id, note=note
         )
         return render(request, "audit_corrections.html", context, lang=lang, status_code=status_for(exc))
     done = "approved" if approve else "rejected"
@@ -636,7 +607,7 @@ def export_xlsx(
 ) -> Response:
     """The audit report of the scope and year as a workbook (summary, breakdown, declarations, flags)."""
     report = _report(session, principal, year, _args(region, park, enterprise))
-    body = audit_export.xlsx_bytes(report, partial(translate, lang))
+    body = audit_export.xlsx_bytes(report, lang)
     media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     return Response(body, media_type=media, headers=_disposition(_filename(report, "xlsx")))
 
@@ -653,7 +624,7 @@ def export_csv(
 ) -> Response:
     """The breakdown of the audit report as one CSV table (UTF-8 with a BOM, for Excel)."""
     report = _report(session, principal, year, _args(region, park, enterprise))
-    body = audit_export.csv_bytes(report, partial(translate, lang))
+    body = audit_export.csv_bytes(report, lang)
     return Response(body, media_type="text/csv; charset=utf-8", headers=_disposition(_filename(report, "csv")))
 
 

@@ -9,11 +9,13 @@ from fastapi.responses import JSONResponse, Response
 
 from app.auth import PrincipalDep, get_principal, utcnow
 from app.deps import SessionDep, SettingsDep
+from app.errors import api_language
 from app.i18n import LanguageDep
 from app.settings import Settings
 from app.web import render
 from flows.kernel.bounds import printable
 from flows.kernel.errors import Forbidden, InvalidInput
+from flows.kernel.messages import Term, plain
 from flows.kernel.principal import Principal
 from flows.waste import imports
 
@@ -27,7 +29,9 @@ def _run(
     kind: str, upload: UploadFile, session: Any, principal: Principal, settings: Settings
 ) -> imports.ImportSummary:
     if kind not in imports.IMPORTERS:
-        raise InvalidInput(f"kind: one of {', '.join(imports.IMPORTERS)}", field="kind")
+        raise InvalidInput(
+            "waste.import.kind_unknown", field="kind", kinds=[Term(f"waste.import.kind.{k}") for k in imports.IMPORTERS]
+        )
     # Who may import what is the importer's rule: it refuses the others with Forbidden.
     summary = imports.IMPORTERS[kind](
         session=session,
@@ -70,13 +74,14 @@ def import_upload(
         status = 422
     except (InvalidInput, Forbidden) as exc:
         session.rollback()
-        context["problem"] = exc.message
+        context["problem"] = exc
         status = 403 if isinstance(exc, Forbidden) else 422
     return render(request, "import.html", context, lang=lang, status_code=status)
 
 
 @api_router.post("/imports/{kind}")
 def import_api(
+    request: Request,
     kind: Annotated[str, Path(max_length=32)],
     session: SessionDep,
     principal: PrincipalDep,
@@ -91,7 +96,10 @@ def import_api(
         body = {
             "title": "ImportRefused",
             "status": 422,
-            "detail": exc.message,
+            "code": exc.code,
+            "params": plain(exc.params),
+            # The API speaks English unless Accept-Language asks otherwise, as every problem answer does.
+            "detail": exc.render(api_language(request)),
             "total": exc.total,
             "rows": exc.rows,
             "errors": [e.as_dict() for e in exc.errors],

@@ -20,6 +20,7 @@ from sqlmodel import Session, col
 from flows.access.locks import list_locks
 from flows.access.scope import adcode_prefix, require_role
 from flows.kernel.errors import InvalidInput
+from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
 from flows.pages.map import rate_class
 from flows.waste import rates
@@ -89,7 +90,7 @@ def resolve(*, session: Session, principal: Principal, args: ScopeArgs) -> Scope
     if not args.outside_parks:
         return scope
     if scope.ref.kind not in ("province", "prefecture", "county"):
-        raise InvalidInput("outside_parks: goes with a region only", field="outside_parks")
+        raise InvalidInput("pages.audit.outside_parks_region_only", field="outside_parks")
     narrowed = and_(scope.condition, col(Enterprise.park_id).is_(None))
     return Scope(ref=scope.ref, region_adcode=scope.region_adcode, condition=narrowed)
 
@@ -112,7 +113,9 @@ def category_codes(
     if category is None:
         return list(cats.codes)
     if category not in cats.codes:
-        raise InvalidInput(f"category: {category} is not one of {', '.join(cats.codes)}", field="category")
+        raise InvalidInput(
+            "pages.audit.category_not_in_set", field="category", category=category, codes=", ".join(cats.codes)
+        )
     return [category]
 
 
@@ -451,7 +454,7 @@ def drill_down(
 ) -> DrillDown:
     """The figures of a scope and of each of its children, with the open flags; an enterprise's batches too."""
     if args.outside_parks or args.category:
-        raise InvalidInput("outside_parks: the drill-down goes by region, park or enterprise", field="outside_parks")
+        raise InvalidInput("pages.audit.drill_down_scope", field="outside_parks")
     scope = resolve(session=session, principal=principal, args=args)
     here = args_of(scope.ref)
     level = scope.ref.kind
@@ -539,7 +542,7 @@ def enterprise_batches(
 ) -> BatchPage:
     """An enterprise's batches of a year, sent or received, each saying whether it counts in its bottom-up figure."""
     if offset < 0:
-        raise InvalidInput("offset: must not be negative", field="offset")
+        raise InvalidInput("pages.audit.negative_offset", field="offset")
     b = Manifest
     mine = or_(col(b.shipper_id) == enterprise_id, col(b.receiver_id) == enterprise_id)
     where = and_(col(b.year) == year, mine)
@@ -690,13 +693,15 @@ def figure_rows(
 ) -> RowsPage:
     """The declarations summed into a scope's declared figures, or the manifests summed into its bottom-up figure."""
     if kind not in ROWS_KINDS:
-        raise InvalidInput(f"kind: one of {', '.join(ROWS_KINDS)}", field="kind")
+        raise InvalidInput(
+            "pages.audit.rows_kind", field="kind", kinds=[Term(f"pages.audit.rows_kind.{k}") for k in ROWS_KINDS]
+        )
     if offset < 0:
-        raise InvalidInput("offset: must not be negative", field="offset")
+        raise InvalidInput("pages.audit.negative_offset", field="offset")
     if limit < 1:
-        raise InvalidInput("limit: at least 1", field="limit")
+        raise InvalidInput("pages.audit.limit_below_one", field="limit")
     if args.category and args.enterprise is None:
-        raise InvalidInput("category: goes with an enterprise", field="category")
+        raise InvalidInput("pages.audit.category_needs_enterprise", field="category")
     scope = resolve(session=session, principal=principal, args=args)
     codes = category_codes(session=session, scope=scope, year=year, categories=categories, category=args.category)
     page = RowsPage(
@@ -832,7 +837,7 @@ def flag_queue(
     """The flags of a scope (narrowed, when asked, to its enterprises outside parks or to one category), a page."""
     scope = resolve(session=session, principal=principal, args=args)
     if args.category and args.enterprise is None:
-        raise InvalidInput("category: goes with an enterprise", field="category")
+        raise InvalidInput("pages.audit.category_needs_enterprise", field="category")
     scoped = _scope_kwargs(args_of(scope.ref))
     if not args.outside_parks and not args.category:
         page = list_flags(
@@ -841,7 +846,7 @@ def flag_queue(
         counts, count, data = dict(page.counts), page.count, page.data
     else:
         if offset < 0:
-            raise InvalidInput("offset: must not be negative", field="offset")
+            raise InvalidInput("pages.audit.negative_offset", field="offset")
         every = list_flags(session=session, principal=principal, year=year, kinds=kinds, limit=None, **scoped)
         if args.category:
             keep = flag_keys("category", {})
@@ -1011,7 +1016,7 @@ def decide(
     """Approve (and so apply) or reject a pending correction; a rejection must say why."""
     require_auditor(principal)
     if not approve and not note.strip():
-        raise InvalidInput("note: say why the correction is rejected", field="note")
+        raise InvalidInput("pages.audit.rejection_note", field="note")
     return decide_correction(
         session=session, principal=principal, correction_id=correction_id, approve=approve, note=note, now=now
     )

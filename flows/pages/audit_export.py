@@ -3,7 +3,7 @@
 The report is the drill-down's own figures (flows.pages.audit.drill_down, itself flows.waste.rates and
 flows.waste.flags, the functions behind `circuflow rate` and `circuflow audit`), so the page, the files and the CLI
 give the same numbers.
-Header texts come from the caller (`label`), so that the files speak the reader's language; keys stay stable.
+Header texts, sheet names and findings come from the catalogue in the reader's language (`lang`); keys stay stable.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from sqlmodel import Session, col
 
 from flows.access.scope import adcode_prefix
 from flows.kernel.errors import InvalidInput
+from flows.kernel.messages import render
 from flows.kernel.principal import Principal
 from flows.pages.audit import (
     AuditRow,
@@ -43,13 +44,12 @@ from maps.layers import parks_layer
 from models import Enterprise
 from models.enums import RegionLevel
 
-Label = Callable[[str], str]
 ALL_ROWS = 1_000_000  # the report lists every declaration of its scope and year
 
 
-def _same(key: str) -> str:
-    # Without translations, a header is its key: "audit.col.generated_t" -> "generated_t".
-    return key.rsplit(".", 1)[-1]
+def _word(lang: str, code: str) -> str:
+    """A header, sheet name or label in `lang`."""
+    return render(lang, code, {})
 
 
 @dataclass
@@ -152,15 +152,15 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
-def _header(label: Label, keys: Sequence[str]) -> list[str]:
-    return [label(f"audit.col.{key}") for key in keys]
+def _header(lang: str, keys: Sequence[str]) -> list[str]:
+    return [_word(lang, f"audit.col.{key}") for key in keys]
 
 
-def csv_bytes(report: AuditReport, label: Label = _same) -> bytes:
+def csv_bytes(report: AuditReport, lang: str = "en") -> bytes:
     """The breakdown as one CSV table (the scope's line first), UTF-8 with a BOM so that Excel reads Chinese."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([label("audit.col.year"), *_header(label, ROW_COLUMNS)])
+    writer.writerow([_word(lang, "audit.col.year"), *_header(lang, ROW_COLUMNS)])
     for row in report.rows:
         values = row_values(row)
         writer.writerow([report.drill.year, *("" if values[k] is None else safe_cell(values[k]) for k in ROW_COLUMNS)])
@@ -197,45 +197,47 @@ def _sheet(wb: Workbook, title: str, header: list[str], rows: Iterator[list[Any]
         ws.column_dimensions[get_column_letter(index)].width = max(10, min(40, len(str(text)) + 4))
 
 
-def xlsx_bytes(report: AuditReport, label: Label = _same) -> bytes:
+def xlsx_bytes(report: AuditReport, lang: str = "en") -> bytes:
     """The audit report as a workbook: summary, breakdown, the declarations of the formula, the flags."""
     d = report.drill
     wb = Workbook()
     total = row_values(d.total)
+
+    def word(code: str) -> str:
+        return _word(lang, code)
+
     summary: list[list[Any]] = [
-        [label("audit.col.scope"), d.scope.name_zh or d.scope.key, d.scope.name_en or ""],
-        [label("audit.col.key"), d.scope.key, d.scope.kind],
-        [label("audit.col.year"), d.year, ""],
-        [label("audit.col.categories"), ", ".join(d.report.categories), d.report.category_source],
-        [label("audit.col.formula"), label("audit.formula"), ""],
-        *([label(f"audit.col.{k}"), total[k], ""] for k in FIGURE_COLUMNS),
+        [word("audit.col.scope"), d.scope.name_zh or d.scope.key, d.scope.name_en or ""],
+        [word("audit.col.key"), d.scope.key, d.scope.kind],
+        [word("audit.col.year"), d.year, ""],
+        [word("audit.col.categories"), ", ".join(d.report.categories), d.report.category_source],
+        [word("audit.col.formula"), word("audit.formula"), ""],
+        *([word(f"audit.col.{k}"), total[k], ""] for k in FIGURE_COLUMNS),
     ]
-    _sheet(
-        wb, label("audit.sheet.summary"), [label("audit.col.item"), label("audit.col.value"), ""], iter(summary), True
-    )
+    _sheet(wb, word("audit.sheet.summary"), [word("audit.col.item"), word("audit.col.value"), ""], iter(summary), True)
     _sheet(
         wb,
-        label("audit.sheet.breakdown"),
-        _header(label, ROW_COLUMNS),
+        word("audit.sheet.breakdown"),
+        _header(lang, ROW_COLUMNS),
         ([row_values(r)[k] for k in ROW_COLUMNS] for r in report.rows),
     )
     _sheet(
         wb,
-        label("audit.sheet.declarations"),
-        _header(label, DECLARATION_COLUMNS),
+        word("audit.sheet.declarations"),
+        _header(lang, DECLARATION_COLUMNS),
         ([getattr(line, k) for k in DECLARATION_COLUMNS] for line in report.declarations),
     )
     _sheet(
         wb,
-        label("audit.sheet.flags"),
-        _header(label, FLAG_COLUMNS),
+        word("audit.sheet.flags"),
+        _header(lang, FLAG_COLUMNS),
         (
             [
                 f.kind.value,
                 f.year,
                 f.subject,
                 ", ".join(str(e) for e in f.enterprise_ids),
-                f.message,
+                f.finding().render(lang),
                 json.dumps(f.evidence, ensure_ascii=False),
             ]
             for f in report.flags
@@ -280,7 +282,7 @@ def _collection(features: list[dict[str, Any]], year: int, report: rates.RateRep
 def regions_geojson(*, session: Session, principal: Principal, year: int, args: ScopeArgs) -> dict[str, Any]:
     """The divisions right below a region (a county: itself), with rate, target and how the rate stands."""
     if args.park is not None or args.enterprise is not None:
-        raise InvalidInput("region: the regions layer covers a region", field="region")
+        raise InvalidInput("pages.audit.regions_layer_scope", field="region")
     scope = resolve(session=session, principal=principal, args=ScopeArgs(region=args.region))
     key = scope.ref.key
     if scope.ref.kind == "county":
@@ -304,7 +306,7 @@ def regions_geojson(*, session: Session, principal: Principal, year: int, args: 
 def parks_geojson(*, session: Session, principal: Principal, year: int, args: ScopeArgs) -> dict[str, Any]:
     """The parks of a region (or one park) with their rate, target and how the rate stands."""
     if args.enterprise is not None:
-        raise InvalidInput("park: the parks layer covers a region or a park", field="park")
+        raise InvalidInput("pages.audit.parks_layer_scope", field="park")
     scope = resolve(session=session, principal=principal, args=ScopeArgs(region=args.region, park=args.park))
     if scope.ref.kind == "park":
         report = rates.utilisation(session=session, principal=principal, year=year, park=int(scope.ref.key))

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlencode
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_serializer
 from sqlalchemy import ColumnElement, Select, and_, case, exists, extract, func, literal, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
@@ -22,6 +22,7 @@ from sqlmodel import Session, col
 from flows.access.accounts import Principal
 from flows.kernel.clock import local_date
 from flows.kernel.errors import InvalidInput
+from flows.kernel.messages import Message, Term, msg, plain
 from flows.waste.manifests import WEIGHT_TOLERANCE
 from flows.waste.rates import (
     RECEIVED_STATUSES,
@@ -78,9 +79,19 @@ class Flag(BaseModel):
     year: int
     subject: str  # what the flag is about, as "table/id" (or "scope/key" for a rate)
     enterprise_ids: list[int]
-    message: str
+    code: str  # the finding as data: its catalogue code and parameters, told in the reader's language
+    params: dict[str, Any]
+    message: str  # the finding in English, as the API has always carried it
     evidence: Evidence
     links: list[str]
+
+    @field_serializer("params")
+    def _plain_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        return plain(params)
+
+    def finding(self) -> Message:
+        """The finding, to be rendered in the reader's language."""
+        return Message(self.code, self.params)
 
 
 class FlagPage(BaseModel):
@@ -105,8 +116,17 @@ class _Ctx:
     tol: Tolerances
 
 
-def _t(value: float) -> str:
-    return f"{value:,.1f} t"
+def _said(finding: Message) -> dict[str, Any]:
+    """A flag's finding: its code and parameters, and its English words."""
+    return {"code": finding.code, "params": dict(finding.params), "message": finding.render("en")}
+
+
+def _route(route: object) -> Term:
+    return Term(f"waste.flag.route.{route}")
+
+
+def _activity(activity: object) -> Term:
+    return Term(f"waste.flag.activity.{activity}")
 
 
 def _larger(a: ColumnElement[float], b: float) -> ColumnElement[float]:
@@ -191,9 +211,15 @@ def _balance_flag(row: Any) -> Flag:
         year=row.year,
         subject=f"declaration/{row.id}",
         enterprise_ids=[row.enterprise_id],
-        message=(
-            f"{row.category_code}: generated {_t(row.generated_t)} but the uses account for "
-            f"{_t(row.generated_t - row.residual)} (off by {_t(row.residual)}, tolerance {_t(row.allowed)})"
+        **_said(
+            msg(
+                "waste.flag.balance_break",
+                category=row.category_code,
+                generated_t=row.generated_t,
+                accounted_t=row.generated_t - row.residual,
+                residual_t=row.residual,
+                tolerance_t=row.allowed,
+            )
         ),
         evidence={
             "category": row.category_code,
@@ -224,9 +250,14 @@ def _over_100_flag(row: Any) -> Flag:
         year=row.year,
         subject=f"declaration/{row.id}",
         enterprise_ids=[row.enterprise_id],
-        message=(
-            f"{row.category_code}: utilised {_t(row.utilised_t)} of {_t(row.generated_t)} generated"
-            f" with {_t(row.utilised_prior_t)} of prior-year stock declared"
+        **_said(
+            msg(
+                "waste.flag.rate_above_100",
+                category=row.category_code,
+                utilised_t=row.utilised_t,
+                generated_t=row.generated_t,
+                utilised_prior_t=row.utilised_prior_t,
+            )
         ),
         evidence={
             "category": row.category_code,
@@ -296,9 +327,13 @@ def _unmatched_flag(row: Any) -> Flag:
         year=row.year,
         subject=f"declaration/{row.id}",
         enterprise_ids=[row.enterprise_id],
-        message=(
-            f"{row.category_code}: declared {_t(row.utilised_t)} utilised, but licensed utilisers received only "
-            f"{_t(row.manifest_t)} from it, and it holds no utilisation licence of its own"
+        **_said(
+            msg(
+                "waste.flag.unmatched_utilisation",
+                category=row.category_code,
+                utilised_t=row.utilised_t,
+                manifest_t=row.manifest_t,
+            )
         ),
         evidence={
             "category": row.category_code,
@@ -369,9 +404,15 @@ def _weight_flag(row: Any, tol: Tolerances) -> Flag:
         year=row.year,
         subject=f"manifest/{row.id}",
         enterprise_ids=[row.shipper_id, row.receiver_id],
-        message=(
-            f"{row.number}: dispatched {_t(row.weight_dispatched_t)}, received {_t(row.weight_received_t)}"
-            f" ({share:+.2f}%, tolerance {tol.weight_rel * 100:g}%)"
+        **_said(
+            msg(
+                "waste.flag.weight_discrepancy",
+                number=row.number,
+                dispatched_t=row.weight_dispatched_t,
+                received_t=row.weight_received_t,
+                difference_pct=share,
+                tolerance_pct=tol.weight_rel * 100,
+            )
         ),
         evidence={
             "number": row.number,
@@ -416,10 +457,18 @@ def _unlicensed_flags(ctx: _Ctx, rows: Sequence[Any]) -> list[Flag]:
         licences = held.get((row.receiver_id, row.category_code, row.activity), [])
         lapsed = [lic for lic in licences if lic.valid_to is not None and on is not None and lic.valid_to < on]
         latest = max(lapsed, key=lambda lic: lic.valid_to or date.min) if lapsed else None
+        activity, category = _activity(row.activity), row.category_code
         why = (
-            f"its {row.activity} licence for {row.category_code} expired on {latest.valid_to}"
+            msg("waste.flag.licence_expired", activity=activity, category=category, expired=str(latest.valid_to))
             if latest
-            else f"it holds no {row.activity} licence for {row.category_code} valid on {on}"
+            else msg("waste.flag.no_licence", activity=activity, category=category, on=str(on))
+        )
+        finding = msg(
+            "waste.flag.unlicensed_receiver",
+            number=row.number,
+            route=_route(row.route),
+            receiver=row.receiver_id,
+            why=why,
         )
         flags.append(
             Flag(
@@ -427,7 +476,7 @@ def _unlicensed_flags(ctx: _Ctx, rows: Sequence[Any]) -> list[Flag]:
                 year=row.year,
                 subject=f"manifest/{row.id}",
                 enterprise_ids=[row.shipper_id, row.receiver_id],
-                message=f"{row.number}: sent for {row.route} to enterprise {row.receiver_id}, but {why}",
+                **_said(finding),
                 evidence={
                     "number": row.number,
                     "category": row.category_code,
@@ -490,9 +539,16 @@ def _capacity_flag(row: Any) -> Flag:
         year=row.year,
         subject=f"enterprise/{row.receiver_id}/{row.category_code}/{row.activity}",
         enterprise_ids=[row.receiver_id],
-        message=(
-            f"enterprise {row.receiver_id} took in {_t(row.intake_t)} of {row.category_code} for {row.activity}"
-            f" in {row.year}, above its licensed {_t(row.capacity_t)}"
+        **_said(
+            msg(
+                "waste.flag.capacity_exceeded",
+                enterprise=row.receiver_id,
+                intake_t=row.intake_t,
+                category=row.category_code,
+                activity=_activity(row.activity),
+                year=row.year,
+                capacity_t=row.capacity_t,
+            )
         ),
         evidence={
             "category": row.category_code,
@@ -554,7 +610,9 @@ def _scope_flags(ctx: _Ctx) -> list[Flag]:
                     year=year,
                     subject=f"{kind}/{ident}",
                     enterprise_ids=[],
-                    message=f"{name or ident}: utilisation rate {_rate(s) or 0:.2%} over {codes} is above 100%",
+                    **_said(
+                        msg("waste.flag.scope_rate_above_100", name=name or ident, rate=_rate(s) or 0, categories=codes)
+                    ),
                     evidence={
                         "scope_kind": kind,
                         "scope_key": ident,
@@ -605,7 +663,9 @@ def parse_kinds(kinds: Sequence[str] | str | None) -> list[FlagKind]:
         return list(FlagKind)
     unknown = [k for k in wanted if k not in FlagKind.__members__]
     if unknown:
-        raise InvalidInput(f"kind: unknown flag kind {', '.join(unknown)} (one of {', '.join(FlagKind)})", field="kind")
+        raise InvalidInput(
+            "waste.flag.unknown_kind", field="kind", unknown=", ".join(unknown), kinds=", ".join(FlagKind)
+        )
     return [k for k in FlagKind if k.value in wanted]
 
 
@@ -624,9 +684,10 @@ def list_flags(
 ) -> FlagPage:
     """The flags of a scope (the principal's own when none is given), filtered by year and kind, a page at a time."""
     if offset < 0:
-        raise InvalidInput("offset: must not be negative", field="offset")
+        raise InvalidInput("waste.flag.negative_offset", field="offset")
     if limit is not None and limit < 1:
-        raise InvalidInput("limit: at least 1", field="limit")
+        raise InvalidInput("waste.flag.limit_below_one", field="limit")
+
     selected = parse_kinds(kinds)
     scope = resolve_scope(session=session, principal=principal, region=region, park=park, enterprise=enterprise)
     ctx = _Ctx(session=session, scope=scope, year=year, tol=tolerances)

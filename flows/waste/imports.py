@@ -56,7 +56,8 @@ from flows.kernel.bounds import (
     text_problem,
 )
 from flows.kernel.clock import CST
-from flows.kernel.errors import Conflict, Forbidden, InvalidInput, PeriodLocked
+from flows.kernel.errors import Conflict, DomainError, Forbidden, InvalidInput, PeriodLocked
+from flows.kernel.messages import Message, Term, msg
 from flows.kernel.principal import Principal
 from flows.kernel.uscc import validate_uscc
 from flows.waste.declarations import FIGURES, parse_declaration
@@ -158,6 +159,7 @@ PROGRESS_EVERY = 1000
 SCAN_CHUNK = 1 << 16
 UTF8_EVIDENCE = 4  # valid non-ASCII UTF-8 characters before a bad byte that make a file UTF-8 all the same
 MAX_KEPT_ERRORS = 10_000  # a file that is wrong throughout is counted to the end, but only this many are kept
+QUOTED = 200  # characters of a cell quoted in a reason: a refusal stays readable (and small)
 # Times without an offset are Beijing time, as ledgers write them: the same rule as flows.waste.manifests.
 
 Progress = Callable[[int, int | None], None]
@@ -170,14 +172,33 @@ Source = Path | str | IO[bytes]
 
 @dataclass(frozen=True)
 class RowError:
-    """One fault: the line in the file (header = 1), the column as the file names it, and why."""
+    """One fault: the line in the file (header = 1), the column as the file names it, why, and the column as told."""
 
     line: int
     column: str
-    reason: str
+    problem: Message
+    label: Message  # the column in the reader's words: the file's own header, else the column's name or number
+
+    @property
+    def reason(self) -> str:
+        """Why, in English (the command line, the API)."""
+        return self.problem.render("en")
 
     def as_dict(self) -> dict[str, Any]:
         return {"line": self.line, "column": self.column, "reason": self.reason}
+
+
+def _named(column: str) -> Message:
+    """A column as a reader is told it: a header as the file writes it, or a column's name (a Term)."""
+    return msg("waste.import.column_named", column=column)
+
+
+def _position(position: int) -> tuple[str, Message]:
+    """A column by its number (0-based position), as the file has no header for it."""
+    return f"column {position + 1}", msg("waste.import.column_at", position=position + 1)
+
+
+FILE_COLUMN = ("file", _named(Term("waste.import.column.file")))
 
 
 class ImportRefused(InvalidInput):
@@ -186,10 +207,15 @@ class ImportRefused(InvalidInput):
     def __init__(self, file: str, errors: list[RowError], total: int, rows: int) -> None:
         first = errors[0]
         super().__init__(
-            f"{file}: import refused, nothing saved: {total} error{'s' if total != 1 else ''} in {rows} rows; "
-            f"first: line {first.line}, {first.column}: {first.reason}",
+            "waste.import.refused" if total != 1 else "waste.import.refused_one",
             field=first.column,
             row=first.line,
+            file=file,
+            total=total,
+            rows=rows,
+            line=first.line,
+            column=first.label,
+            reason=first.problem,
         )
         self.file = file
         self.errors = errors
@@ -226,7 +252,16 @@ class ImportSummary:
 
 
 class _Bad(Exception):
-    """A value that cannot be used; the message is the reason shown to the user."""
+    """A value that cannot be used; `problem` is the reason shown to the user."""
+
+    def __init__(self, problem: Message) -> None:
+        super().__init__(problem.code)
+        self.problem = problem
+
+
+def _quoted(value: object) -> str:
+    """A cell as a reason quotes it: cut short, with anything no JSON answer can carry escaped."""
+    return printable(value, QUOTED)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -257,7 +292,7 @@ def _scan(stream: IO[bytes], limits: UploadLimits) -> _Scan:
         if head.startswith(codecs.BOM_UTF8):
             encoding = "utf-8-sig"
         elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            raise InvalidInput("file: UTF-16 text is not supported; save the CSV as UTF-8 or GB18030", field="file")
+            raise InvalidInput("waste.import.utf16", field="file")
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     lines = 0
     last = b""
@@ -360,7 +395,7 @@ def _open_table(stream: IO[bytes], scan: _Scan, limits: UploadLimits) -> Iterato
         try:
             book = openpyxl.load_workbook(stream, read_only=True, data_only=True)
         except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-            raise InvalidInput(f"file: not a readable XLSX workbook ({exc})", field="file") from None
+            raise InvalidInput("waste.import.unreadable_workbook", field="file", detail=printable(exc)) from None
         try:
             sheet = book.worksheets[0]
             # At most MAX_COLUMNS cells a row and Excel's own number of rows: openpyxl pads each row to the sheet's
@@ -382,12 +417,16 @@ def _open_table(stream: IO[bytes], scan: _Scan, limits: UploadLimits) -> Iterato
         line, headers = _first(csv_rows)
     except _FieldTooLong as exc:
         raise InvalidInput(
-            f"file: line {exc.line}: a field longer than {csv.field_size_limit():,} characters in the header",
+            "waste.import.header_field_too_long",
             field="file",
             row=exc.line,
+            line=exc.line,
+            limit=csv.field_size_limit(),
         ) from None
     if undecodable:
-        raise InvalidInput(f"file: line {undecodable[0]} is not valid {encoding}; save the CSV as UTF-8", field="file")
+        raise InvalidInput(
+            "waste.import.header_undecodable", field="file", row=undecodable[0], line=undecodable[0], encoding=encoding
+        )
     yield _Table(line, headers, csv_rows, max(scan.lines - line, 0), undecodable)
 
 
@@ -397,13 +436,13 @@ def _readable(rows: Iterator[Sequence[object]]) -> Iterator[Sequence[object]]:
         yield from rows
     except (zipfile.BadZipFile, zlib.error, SyntaxError, EOFError, KeyError, ValueError) as exc:
         # SyntaxError covers the XML parsers' errors (xml.etree's ParseError, lxml's XMLSyntaxError).
-        raise InvalidInput(f"file: not a readable XLSX workbook ({printable(exc)})", field="file") from None
+        raise InvalidInput("waste.import.unreadable_workbook", field="file", detail=printable(exc)) from None
 
 
 def _first(rows: Iterator[tuple[int, Sequence[object]]]) -> tuple[int, list[str]]:
     for line, values in rows:
         return line, [_text(v) for v in values]
-    raise InvalidInput("file: it is empty (no header row)", field="file")
+    raise InvalidInput("waste.import.empty", field="file")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -451,22 +490,34 @@ def _number(value: object) -> float | None:
             try:
                 result = float(text.replace(",", "").replace("，", ""))
             except ValueError:
-                raise _Bad(f"not a number: {text!r}") from None
+                raise _Bad(msg("waste.import.not_a_number", value=_quoted(text))) from None
     if not math.isfinite(result):
-        raise _Bad(f"not a finite number: {_text(value)!r}")
+        raise _Bad(msg("waste.import.not_finite", value=_quoted(_text(value))))
     return result
 
 
 def _weight(value: object, ceiling: float, unit: str = "t") -> float | None:
     result = _number(value)
     if result is not None and result < 0:
-        raise _Bad(f"must be zero or more, got {_text(value)!r}")
+        raise _Bad(msg("waste.import.negative", value=_quoted(_text(value))))
     if result is not None and result > ceiling:
-        raise _Bad(f"at most {ceiling:,.0f} {unit}, got {_text(value)!r}")
+        unit_term = Term(f"waste.import.unit.{unit}")
+        raise _Bad(msg("waste.import.above_ceiling", ceiling=ceiling, unit=unit_term, value=_quoted(_text(value))))
     return result
 
 
-def _cell_problems(values: Sequence[object], max_chars: int) -> list[tuple[int, str]]:
+def _text_problem(value: str, max_chars: int) -> Message | None:
+    """Why a cell cannot be stored, as data: the kernel's rule (text_problem), told in the reader's words."""
+    if text_problem(value, max_chars) is None:
+        return None
+    if len(value) > max_chars:
+        return msg("waste.import.cell_too_long", limit=max_chars, length=len(value))
+    if "\x00" in value:
+        return msg("waste.import.cell_nul")
+    return msg("waste.import.cell_surrogate")
+
+
+def _cell_problems(values: Sequence[object], max_chars: int) -> list[tuple[int, Message]]:
     """Cells no column can hold (longer than the field limit, NUL, a lone surrogate), by position in the row."""
     try:
         # A CSV row is all strings: one check of the whole row clears nearly every row at C speed.
@@ -477,7 +528,7 @@ def _cell_problems(values: Sequence[object], max_chars: int) -> list[tuple[int, 
     found = []
     for position, value in enumerate(values):
         if isinstance(value, str):
-            problem = text_problem(value, max_chars)
+            problem = _text_problem(value, max_chars)
             if problem is not None:
                 found.append((position, problem))
     return found
@@ -505,25 +556,25 @@ def _moment(value: object) -> datetime | None:
         except ValueError:
             match = _DATE.fullmatch(text)
             if match is None:
-                raise _Bad(f"not a date or date-time: {text!r} (write 2024-05-02 or 2024-05-02 08:30)") from None
+                raise _Bad(msg("waste.import.not_a_date", value=_quoted(text))) from None
             try:
                 year, month, day, hour, minute, second = (int(part or 0) for part in match.groups())
                 moment = datetime(year, month, day, hour, minute, second)
             except ValueError:
-                raise _Bad(f"not a valid date: {text!r}") from None
+                raise _Bad(msg("waste.import.invalid_date", value=_quoted(text))) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=CST)
 
 
 def _year(value: object) -> int:
     text = _text(value).removesuffix("年")
     if not text:
-        raise _Bad("required")
+        raise _Bad(msg("waste.import.required"))
     try:
         year = int(text)
     except ValueError:
-        raise _Bad(f"not a year: {text!r}") from None
+        raise _Bad(msg("waste.import.not_a_year", value=_quoted(text))) from None
     if not 2000 <= year <= 2100:
-        raise _Bad(f"{year} is outside 2000..2100")
+        raise _Bad(msg("waste.import.outside", value=year, low=2000, high=2100))
     return year
 
 
@@ -572,6 +623,15 @@ class _Columns:
     def name(self, canonical: str) -> str:
         return self.header.get(canonical, canonical)
 
+    def label(self, canonical: str) -> Message:
+        """The column as a reader is told it: its header in the file, else its name in the reader's language."""
+        return _named(self.header.get(canonical) or _term(canonical))
+
+
+def _term(canonical: str) -> Term:
+    """A column's name (the importer's own Chinese header in zh-CN, the canonical name in English)."""
+    return Term(f"waste.import.column.{canonical}")
+
 
 def _map_columns(spec: _Spec, headers: list[str], line: int, *, optional_required: frozenset[str]) -> _Columns:
     """Match the header row; unknown, repeated or missing columns refuse the file before any row is read."""
@@ -584,18 +644,23 @@ def _map_columns(spec: _Spec, headers: list[str], line: int, *, optional_require
             continue
         name = _canonical(header)
         if name not in known:
-            problems.append(RowError(line, header, f"unknown column; expected {', '.join(spec.known)}"))
+            expected = [_term(column) for column in spec.known]
+            unknown = msg("waste.import.unknown_column", expected=expected)
+            problems.append(RowError(line, header, unknown, _named(header)))
         elif name in cols.index:
-            problems.append(RowError(line, header, f"repeats the column {cols.header[name]!r} ({name})"))
+            repeats = msg("waste.import.repeated_column", first=_quoted(cols.header[name]), name=_term(name))
+            problems.append(RowError(line, header, repeats, _named(header)))
         else:
             cols.index[name] = position
             cols.header[name] = header
     for name in spec.required:
         if name not in cols.index and name not in optional_required:
-            problems.append(RowError(line, name, "missing column (required)"))
+            problems.append(RowError(line, name, msg("waste.import.missing_column"), cols.label(name)))
     for pair in spec.one_of:
         if not any(name in cols.index for name in pair):
-            problems.append(RowError(line, pair[0], f"missing column: give {pair[0]} or {pair[1]}"))
+            missing = msg("waste.import.missing_either", first=_term(pair[0]), second=_term(pair[1]))
+            problems.append(RowError(line, pair[0], missing, cols.label(pair[0])))
+
     if problems:
         raise ImportRefused("file", problems, len(problems), 0)
     return cols
@@ -620,18 +685,22 @@ class _Importer:
         self.inserted = 0
         self.updated = 0
         self.skipped = 0
-        self._locks: dict[tuple[int, int], str | None] = {}
+        self._locks: dict[tuple[int, int], Message | None] = {}
         # Most databases hold no lock for most years; only a year that some region locked needs the full check.
         self._locked_years = set(session.scalars(select(_table_of(PeriodLock).c.year)))
         self._guarded: set[int] = set()
 
     # -- errors
 
-    def fail(self, line: int, canonical: str, reason: str) -> None:
+    def fail(self, line: int, canonical: str, problem: Message) -> None:
+        """A fault in a known column (named as the file names it)."""
+        self.report(line, (self.cols.name(canonical), self.cols.label(canonical)), problem)
+
+    def report(self, line: int, where: tuple[str, Message], problem: Message) -> None:
+        """A fault at a column given as (the column as the file names it, as a reader is told it)."""
         self.error_total += 1
         if len(self.errors) < MAX_KEPT_ERRORS:
-            # A reason may quote the cell: cut short, so that a refusal stays readable (and small).
-            self.errors.append(RowError(line, self.cols.name(canonical), printable(reason, 300)))
+            self.errors.append(RowError(line, where[0], problem, where[1]))
 
     @property
     def clean(self) -> bool:
@@ -640,13 +709,13 @@ class _Importer:
     def check_ignored(self, line: int, values: Sequence[object]) -> None:
         for position in self.cols.ignored:
             if _cell(values, position):
-                self.fail(line, f"column {position + 1}", "a value under an empty header")
+                self.report(line, _position(position), msg("waste.import.value_without_header"))
         if len(values) > self.cols.width and not _blank(values[self.cols.width :]):
-            self.fail(line, f"column {self.cols.width + 1}", "more values than the header has columns")
+            self.report(line, _position(self.cols.width), msg("waste.import.more_values_than_headers"))
 
     # -- shared lookups
 
-    def locked(self, enterprise_id: int, year: int) -> str | None:
+    def locked(self, enterprise_id: int, year: int) -> Message | None:
         """The reason a write to this enterprise's year is refused, or None; the rule is flows.access.locks'."""
         if year not in self._guarded:
             # The year's guard first, then its locks as they are now: a lock that landed since the import began
@@ -668,7 +737,7 @@ class _Importer:
                 ensure_unlocked(session=self.session, enterprise_id=enterprise_id, year=year)
                 self._locks[key] = None
             except PeriodLocked as exc:
-                self._locks[key] = exc.message
+                self._locks[key] = _problem_of(exc)
         return self._locks[key]
 
     @classmethod
@@ -678,7 +747,11 @@ class _Importer:
             return None
         if principal.role is UserRole.enterprise and principal.enterprise_id is not None:
             return principal.enterprise_id
-        raise Forbidden(f"{principal.role} accounts cannot import {cls.spec.kind}")
+        raise Forbidden(
+            "waste.import.role_cannot_import",
+            role=Term(f"role.{principal.role}"),
+            kind=Term(f"waste.import.kind.{cls.spec.kind}"),
+        )
 
     # -- the work
 
@@ -687,6 +760,10 @@ class _Importer:
 
     def flush(self) -> None:
         raise NotImplementedError
+
+
+def _unknown_category(text: str) -> Message:
+    return msg("waste.import.unknown_category", value=_quoted(text)) if text else msg("waste.import.required")
 
 
 def _codes(session: Session) -> dict[str, int]:
@@ -712,9 +789,15 @@ def _party(codes: dict[str, int], raw: str) -> int:
     if found is None:
         check = validate_uscc(code)
         if not check.ok:
-            raise _Bad(f"not a valid credit code: {check.reason}")
-        raise _Bad(f"no enterprise with credit code {code}")
+            raise _Bad(msg("waste.import.invalid_uscc", reason=check.reason))
+        raise _Bad(msg("waste.import.no_enterprise", uscc=code))
     return found
+
+
+def _problem_of(exc: DomainError) -> Message:
+    """What a domain check refused, as a row's reason: the problem a field error wraps, else the whole error."""
+    problem = exc.params.get("problem")
+    return problem if isinstance(problem, Message) else Message(exc.code, exc.params)
 
 
 def _table_of(model: type[SQLModel]) -> Table:
@@ -751,7 +834,7 @@ class _Enterprises(_Importer):
     def authorise(cls, principal: Principal) -> int | None:
         """Enterprises are reference data: administrators only."""
         if not principal.is_admin:
-            raise Forbidden("only administrators import enterprises")
+            raise Forbidden("waste.import.admins_only")
         return None
 
     def __init__(self, session: Session, principal: Principal, cols: _Columns, now: datetime) -> None:
@@ -793,11 +876,11 @@ class _Enterprises(_Importer):
                 try:
                     role = EnterpriseRole(word.lower())
                 except ValueError:
-                    allowed = ", ".join(r.value for r in EnterpriseRole)
-                    raise _Bad(f"unknown role {word!r} (one of {allowed})") from None
+                    allowed = [Term(f"waste.import.enterprise_role.{r.value}") for r in EnterpriseRole]
+                    raise _Bad(msg("waste.import.unknown_role", value=_quoted(word), allowed=allowed)) from None
             roles.add(role.value)
         if not roles:
-            raise _Bad("required: at least one role")
+            raise _Bad(msg("waste.import.no_role"))
         return frozenset(roles)
 
     def add(self, line: int, values: Sequence[object]) -> None:
@@ -806,41 +889,41 @@ class _Enterprises(_Importer):
         raw = _cell(values, i["uscc"])
         check = validate_uscc(raw)
         if not raw:
-            self.fail(line, "uscc", "required")
+            self.fail(line, "uscc", msg("waste.import.required"))
             ok = False
         elif not check.ok:
-            self.fail(line, "uscc", f"not a valid credit code: {check.reason}")
+            self.fail(line, "uscc", msg("waste.import.invalid_uscc", reason=check.reason))
             ok = False
         elif check.code in self.seen:
-            self.fail(line, "uscc", f"{check.code} repeats line {self.seen[check.code]}")
+            self.fail(line, "uscc", msg("waste.import.repeats_line", value=check.code, line=self.seen[check.code]))
             ok = False
         else:
             self.seen[check.code] = line
         name = _cell(values, i["name"])
         if not name or len(name) > 128:
-            self.fail(line, "name", "required" if not name else "longer than 128 characters")
+            self.fail(line, "name", msg("waste.import.too_long", limit=128) if name else msg("waste.import.required"))
             ok = False
         name_en = _cell(values, i["name_en"]) or None
         if name_en and len(name_en) > 128:
-            self.fail(line, "name_en", "longer than 128 characters")
+            self.fail(line, "name_en", msg("waste.import.too_long", limit=128))
             ok = False
         roles: frozenset[str] = frozenset()
         try:
             roles = self._roles(_cell(values, i["roles"]))
         except _Bad as exc:
-            self.fail(line, "roles", str(exc))
+            self.fail(line, "roles", exc.problem)
             ok = False
         point: list[float] = []
         for axis, limit in (("lon", 180), ("lat", 90)):
             try:
                 value = _number(_raw(values, i[axis]))
                 if value is None:
-                    raise _Bad("required")
+                    raise _Bad(msg("waste.import.required"))
                 if not -limit <= value <= limit:
-                    raise _Bad(f"{value} is outside -{limit}..{limit}")
+                    raise _Bad(msg("waste.import.outside", value=value, low=-limit, high=limit))
                 point.append(value)
             except _Bad as exc:
-                self.fail(line, axis, str(exc))
+                self.fail(line, axis, exc.problem)
                 ok = False
         self.check_ignored(line, values)
         if ok:
@@ -858,8 +941,9 @@ class _Enterprises(_Importer):
         keep_name_en = "name_en" not in self.cols.index
         for r, loc in zip(batch, places, strict=True):
             if loc.province is None:
-                self.fail(r.line, "lon", f"point ({r.lon}, {r.lat}) lies outside every loaded region")
+                self.fail(r.line, "lon", msg("waste.import.outside_regions", lon=r.lon, lat=r.lat))
                 continue
+
             stored = self.stored.get(r.uscc)
             place: tuple[str | None, str | None, str | None, int | None] = (
                 loc.province,
@@ -952,37 +1036,37 @@ class _Declarations(_Importer):
         raw = _cell(values, i["uscc"])
         try:
             if not raw:
-                raise _Bad("required")
+                raise _Bad(msg("waste.import.required"))
             enterprise = _party(self.codes, raw)
             if self.own is not None and enterprise != self.own:
-                raise _Bad("an enterprise account imports only its own declarations")
+                raise _Bad(msg("waste.import.own_declarations_only"))
         except _Bad as exc:
-            self.fail(line, "uscc", str(exc))
+            self.fail(line, "uscc", exc.problem)
             ok = False
         year = 0
         try:
             year = _year(_raw(values, i["year"]))
         except _Bad as exc:
-            self.fail(line, "year", str(exc))
+            self.fail(line, "year", exc.problem)
             ok = False
         text = _cell(values, i["category"])
         category = self.categories.get(text.upper()) or self.categories.get(text)
         if category is None:
-            self.fail(line, "category", f"unknown waste category {text!r}" if text else "required")
+            self.fail(line, "category", _unknown_category(text))
             ok = False
         figures: dict[str, float] = {}
         for name in FIGURES:
             try:
                 figures[name] = _weight(_raw(values, i[name]), MAX_DECLARED_T) or 0.0
             except _Bad as exc:
-                self.fail(line, name, str(exc))
+                self.fail(line, name, exc.problem)
                 ok = False
         self.check_ignored(line, values)
         if not ok or enterprise is None or category is None:
             return
         key = (enterprise, category, year)
         if key in self.seen:
-            self.fail(line, "uscc", f"repeats line {self.seen[key]} (same enterprise, category and year)")
+            self.fail(line, "uscc", msg("waste.import.repeated_declaration", line=self.seen[key]))
             return
         self.seen[key] = line
         reason = self.locked(enterprise, year)
@@ -993,7 +1077,7 @@ class _Declarations(_Importer):
             parse_declaration({"enterprise_id": enterprise, "category_code": category, "year": year, **figures})
         except InvalidInput as exc:
             column = self.FIELD_COLUMNS.get(exc.field or "", exc.field or "uscc")
-            self.fail(line, column, exc.message.removeprefix(f"{exc.field}: "))
+            self.fail(line, column, _problem_of(exc))
             return
         self.pending.append(_DeclarationRow(line, key, figures))
         if len(self.pending) >= CHUNK:
@@ -1118,50 +1202,50 @@ class _Manifests(_Importer):
         self.now_utc = now.astimezone(UTC)
         self.pick = itemgetter(*(cols.index.get(name, cols.width) for name in self.FIELDS))
 
-    def _when(self, name: str, cell: object, bad: list[tuple[str, str]]) -> datetime | None:
+    def _when(self, name: str, cell: object, bad: list[tuple[str, Message]]) -> datetime | None:
         try:
             moment = _moment(cell)
         except _Bad as exc:
-            bad.append((name, str(exc)))
+            bad.append((name, exc.problem))
             return None
         if moment is not None and moment > self.now_utc:
-            bad.append((name, f"lies in the future: {_text(cell)}"))
+            bad.append((name, msg("waste.import.in_future", value=_quoted(_text(cell)))))
             return None
         return moment
 
-    def _pair(self, name: str, tonnes_cell: object, kg_cell: object, bad: list[tuple[str, str]]) -> float | None:
+    def _pair(self, name: str, tonnes_cell: object, kg_cell: object, bad: list[tuple[str, Message]]) -> float | None:
         if (tonnes_cell is None or tonnes_cell == "") and (kg_cell is None or kg_cell == ""):
             return None
         try:
             tonnes = _weight(tonnes_cell, MAX_MANIFEST_T)
         except _Bad as exc:
-            bad.append((f"{name}_t", str(exc)))
+            bad.append((f"{name}_t", exc.problem))
             return None
         try:
             kilograms = _weight(kg_cell, MAX_MANIFEST_T * 1000, "kg")
         except _Bad as exc:
-            bad.append((f"{name}_kg", str(exc)))
+            bad.append((f"{name}_kg", exc.problem))
             return None
         if tonnes is not None and kilograms is not None:
-            bad.append((f"{name}_kg", f"give the weight in t or in kg, not both ({self.cols.name(name + '_t')})"))
+            bad.append((f"{name}_kg", msg("waste.import.both_units", other=self.cols.label(name + "_t"))))
             return None
         # Converted once, here, at the edge: stored weights are tonnes.
         return kilograms / 1000 if kilograms is not None else tonnes
 
-    def _enterprise(self, name: str, cell: object, bad: list[tuple[str, str]]) -> int | None:
+    def _enterprise(self, name: str, cell: object, bad: list[tuple[str, Message]]) -> int | None:
         raw = _text(cell)
         if not raw:
             if name == "shipper_uscc" and self.own is not None:
                 return self.own
             if name != "carrier_uscc":
-                bad.append((name, "required"))
+                bad.append((name, msg("waste.import.required")))
             return None
         found = self.codes.get(raw) or self.codes.get(raw.upper())
         if found is None:
             try:
                 found = _party(self.codes, raw)
             except _Bad as exc:
-                bad.append((name, str(exc)))
+                bad.append((name, exc.problem))
         return found
 
     def add(self, line: int, values: Sequence[object]) -> None:
@@ -1175,27 +1259,31 @@ class _Manifests(_Importer):
             received_t_cell, received_kg_cell, received_at_cell,
             rejected_t_cell, rejected_kg_cell, reason_cell, key_cell,
         ) = self.pick(cells)  # fmt: skip
-        bad: list[tuple[str, str]] = []
+        bad: list[tuple[str, Message]] = []
         shipper = self._enterprise("shipper_uscc", shipper_cell, bad)
         receiver = self._enterprise("receiver_uscc", receiver_cell, bad)
         carrier = self._enterprise("carrier_uscc", carrier_cell, bad)
         if self.own is not None and shipper is not None and shipper != self.own:
-            bad.append(("shipper_uscc", "an enterprise account imports only its own shipments"))
+            bad.append(("shipper_uscc", msg("waste.import.own_shipments_only")))
         if shipper is not None and shipper == receiver:
-            bad.append(("receiver_uscc", "the receiver must differ from the shipper"))
+            bad.append(("receiver_uscc", msg("waste.import.receiver_is_shipper")))
         text = _text(category_cell)
         category = self.categories.get(text) or self.categories.get(text.upper())
         if category is None:
-            bad.append(("category", f"unknown waste category {text!r}" if text else "required"))
+            bad.append(("category", _unknown_category(text)))
         text = _text(route_cell)
         route = self.routes.get(text) or self.routes.get(_norm(text))
         if route is None:
-            routes = ", ".join([r.value for r in Route] + list(ROUTE_ALIASES))
-            bad.append(("route", f"unknown route {text!r} (one of {routes})" if text else "required"))
+            if text:
+                routes = ", ".join([r.value for r in Route] + list(ROUTE_ALIASES))
+                bad.append(("route", msg("waste.import.unknown_route", value=_quoted(text), routes=routes)))
+            else:
+                bad.append(("route", msg("waste.import.required")))
         parsed = len(bad)
         dispatched_t = self._pair("weight_dispatched", dispatched_t_cell, dispatched_kg_cell, bad)
         if dispatched_t is None and len(bad) == parsed:
-            bad.append(("weight_dispatched_t", f"required (or {self.cols.name('weight_dispatched_kg')})"))
+            other = self.cols.label("weight_dispatched_kg")
+            bad.append(("weight_dispatched_t", msg("waste.import.required_or", other=other)))
         parsed = len(bad)
         received_t = self._pair("weight_received", received_t_cell, received_kg_cell, bad)
         rejected_t = self._pair("rejected", rejected_t_cell, rejected_kg_cell, bad)
@@ -1203,7 +1291,7 @@ class _Manifests(_Importer):
         received_at = self._when("received_at", received_at_cell, bad)
         reason = _text(reason_cell) or None
         if reason is not None and len(reason) > 512:
-            bad.append(("rejection_reason", "longer than 512 characters"))
+            bad.append(("rejection_reason", msg("waste.import.too_long", limit=512)))
         receipt_parsed = len(bad) == parsed
         if self.own is not None:
             # One side per party: the receiver confirms what it received, through its own account.
@@ -1220,13 +1308,13 @@ class _Manifests(_Importer):
                 if _text(cell)
             ]
             if given:
-                bad.append((given[0], "the receiver records the receipt: a shipper's import carries its own side only"))
+                bad.append((given[0], msg("waste.import.receipt_is_receivers")))
         number = _text(number_cell) or None
         if number is not None and len(number) > 64:
-            bad.append(("number", "longer than 64 characters"))
+            bad.append(("number", msg("waste.import.too_long", limit=64)))
         key = _text(key_cell) or None
         if key is not None and len(key) > 128:
-            bad.append(("idempotency_key", "longer than 128 characters"))
+            bad.append(("idempotency_key", msg("waste.import.too_long", limit=128)))
         if self.cols.ignored or len(values) > width:
             self.check_ignored(line, values)
         status = ManifestStatus.dispatched if dispatched_at is not None else ManifestStatus.draft
@@ -1234,25 +1322,27 @@ class _Manifests(_Importer):
             if receipt_parsed:
                 status, rejected_t = self._receipt(dispatched_t, received_t, received_at, rejected_t, reason, bad)
             if dispatched_at is None and not _text(dispatched_at_cell):
-                bad.append(("dispatched_at", "required once the batch is received or refused"))
+                bad.append(("dispatched_at", msg("waste.import.dispatch_time_required")))
             elif dispatched_at is not None and received_at is not None and received_at < dispatched_at:
-                bad.append(("received_at", "before the batch was dispatched"))
+                bad.append(("received_at", msg("waste.import.received_before_dispatch")))
         local = (dispatched_at or self.now).astimezone(CST)
         if not 2000 <= local.year <= 2100:
-            bad.append(("dispatched_at", f"year {local.year} is outside 2000..2100"))
+            bad.append(("dispatched_at", msg("waste.import.year_outside", year=local.year)))
         if bad:
-            for name, message in bad:
-                self.fail(line, name, message)
+            for name, problem in bad:
+                self.fail(line, name, problem)
             return
         assert shipper is not None and receiver is not None and category is not None and route is not None
         if number is not None:
             if (shipper, number) in self.numbers:
-                self.fail(line, "number", f"{number} repeats line {self.numbers[(shipper, number)]}")
+                earlier = self.numbers[(shipper, number)]
+                self.fail(line, "number", msg("waste.import.repeats_line", value=number, line=earlier))
                 return
             self.numbers[(shipper, number)] = line
         if key is not None:
             if (shipper, key) in self.keys:
-                self.fail(line, "idempotency_key", f"{key!r} repeats line {self.keys[(shipper, key)]} (same shipper)")
+                earlier = self.keys[(shipper, key)]
+                self.fail(line, "idempotency_key", msg("waste.import.repeated_key", key=key, line=earlier))
                 return
             self.keys[(shipper, key)] = line
         for party in (shipper, receiver):
@@ -1298,28 +1388,26 @@ class _Manifests(_Importer):
         received_at: datetime | None,
         rejected_t: float | None,
         reason: str | None,
-        bad: list[tuple[str, str]],
+        bad: list[tuple[str, Message]],
     ) -> tuple[ManifestStatus, float | None]:
         """The status and refused weight that the receipt columns describe (the API's receive and reject steps)."""
         if received_t is not None:
             if received_at is None:
-                bad.append(("received_at", "required with the received weight"))
+                bad.append(("received_at", msg("waste.import.received_at_required")))
             if rejected_t and reason is None:
-                bad.append(("rejection_reason", "say why part of the batch was refused"))
+                bad.append(("rejection_reason", msg("waste.import.part_rejection_reason")))
             return ManifestStatus.received, rejected_t
         if reason is None:
             if rejected_t is not None:
-                bad.append(("rejection_reason", "say why the batch was refused"))
+                bad.append(("rejection_reason", msg("waste.import.rejection_reason")))
             else:
-                bad.append(("weight_received_t", "required with received_at (or a rejection_reason)"))
+                bad.append(("weight_received_t", msg("waste.import.received_weight_required")))
             return ManifestStatus.received, rejected_t
         # A reason without a received weight: the whole batch was refused.
         if received_at is None:
-            bad.append(("received_at", "required: when the batch was refused"))
+            bad.append(("received_at", msg("waste.import.rejected_at_required")))
         if rejected_t is not None and dispatched_t is not None and not math.isclose(rejected_t, dispatched_t):
-            bad.append(
-                ("rejected_t", "a whole rejection refuses the dispatched weight; give the received weight for a part")
-            )
+            bad.append(("rejected_t", msg("waste.import.whole_rejection")))
         return ManifestStatus.rejected, dispatched_t
 
     def flush(self) -> None:
@@ -1343,12 +1431,10 @@ class _Manifests(_Importer):
                 if same:
                     self.skipped += 1  # imported before: a re-run of the same file changes nothing
                 else:
-                    self.fail(
-                        r.line,
-                        "idempotency_key",
-                        f"{v['idempotency_key']!r} was used for manifest {old[2]} with other content",
-                    )
+                    reused = msg("waste.import.key_reused", key=v["idempotency_key"], number=old[2])
+                    self.fail(r.line, "idempotency_key", reused)
                 continue
+
             accepted.append(r)
         if not self.clean or not accepted:
             return
@@ -1366,11 +1452,11 @@ class _Manifests(_Importer):
 # Running an import
 
 
-def _header_at(headers: Sequence[str], position: int | None) -> str:
+def _header_at(headers: Sequence[str], position: int | None) -> tuple[str, Message]:
     """A column named as the file names it (or by its number, past the header or when unknown)."""
     if position is not None and position < len(headers) and headers[position]:
-        return headers[position]
-    return f"column {position + 1}" if position is not None else "file"
+        return headers[position], _named(headers[position])
+    return _position(position) if position is not None else FILE_COLUMN
 
 
 @contextmanager
@@ -1380,7 +1466,8 @@ def _binary(source: Source) -> Iterator[tuple[IO[bytes], str]]:
         try:
             handle = path.open("rb")
         except OSError as exc:
-            raise InvalidInput(f"file: cannot read {path}: {exc.strerror}", field="file") from None
+            reason = exc.strerror
+            raise InvalidInput("waste.import.unreadable_file", field="file", path=str(path), reason=reason) from None
         with handle:
             yield handle, path.name
         return
@@ -1419,26 +1506,24 @@ def _run(
                         rows += 1
                         if rows > limits.max_rows:
                             raise InvalidInput(
-                                f"file: more than {limits.max_rows:,} rows (line {line}); split the file",
-                                field="file",
-                                row=line,
+                                "waste.import.too_many_rows", field="file", row=line, limit=limits.max_rows, line=line
                             )
                         problems = _cell_problems(values, limits.max_field_chars)
                         if problems:
-                            for position, reason in problems:
-                                worker.fail(line, _header_at(table.headers, position), reason)
+                            for position, problem in problems:
+                                worker.report(line, _header_at(table.headers, position), problem)
                         else:
                             worker.add(line, values)
                         if progress is not None and rows % PROGRESS_EVERY == 0:
                             progress(rows, max(table.total or 0, rows) if table.total is not None else None)
                 except _FieldTooLong as exc:
                     # The reader cannot go on past such a field: the rows so far and this one are what is refused.
-                    reason = f"longer than {csv.field_size_limit():,} characters (the most a CSV field may hold)"
-                    worker.fail(exc.line, _header_at(table.headers, exc.position), reason)
+                    too_long = msg("waste.import.csv_field_too_long", limit=csv.field_size_limit())
+                    worker.report(exc.line, _header_at(table.headers, exc.position), too_long)
                     rows += 1
                 worker.flush()
                 for bad_line in table.undecodable:
-                    worker.fail(bad_line, "file", f"not valid {scan.encoding}; save the whole file in one encoding")
+                    worker.report(bad_line, FILE_COLUMN, msg("waste.import.undecodable", encoding=scan.encoding))
                 if progress is not None:
                     progress(rows, rows)
             if not worker.clean:
@@ -1476,7 +1561,8 @@ def _run(
     except IntegrityError as exc:
         # Only a concurrent writer gets here (every rule is checked before writing); the message says what clashed.
         session.rollback()
-        raise Conflict(f"the database refused the import, nothing saved: {exc.orig}", field="file") from None
+        raise Conflict("waste.import.database_refused", field="file", detail=str(exc.orig)) from None
+
     except BaseException:
         session.rollback()
         raise
