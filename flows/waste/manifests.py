@@ -163,7 +163,7 @@ def steps_table() -> list[dict[str, Any]]:
     ]
 
 
-def column(name: str) -> str:
+def field_term(name: str) -> str:
     """A field's name as a message parameter: its label where the catalogue has one, else the name as given."""
     return Term(f"field.{name}") if f"field.{name}" in catalogue("en") else name
 
@@ -197,7 +197,6 @@ _PYDANTIC: dict[str, str] = {
     "datetime_from_date_parsing": "waste.input.datetime_from_date_parsing",
     "datetime_type": "waste.input.datetime_type",
     "dict_type": "waste.input.dict_type",
-    "model_type": "waste.input.dict_type",
 }
 
 
@@ -289,7 +288,7 @@ class ManifestIn(BaseModel):
 
 def field_error(field: str, problem: Message | str, row: int | None = None) -> InvalidInput:
     """InvalidInput naming the field, its problem nested (the page words both in the reader's language)."""
-    return InvalidInput("waste.field_problem", field=field, row=row, column=column(field), problem=problem)
+    return InvalidInput("waste.field_problem", field=field, row=row, column=field_term(field), problem=problem)
 
 
 def _invalid(exc: ValidationError | ValueError, row: int | None) -> InvalidInput:
@@ -685,7 +684,7 @@ def correction_changes(
         raise InvalidInput(
             "waste.not_correctable",
             field=unknown[0],
-            column=column(unknown[0]),
+            column=field_term(unknown[0]),
             correctable=[Term(f"field.{name}") for name in CORRECTABLE],
         )
     if not values:
