@@ -14,7 +14,7 @@ from flows.access.scope import ensure_write_for_enterprise, readable_enterprise_
 from flows.access.trail import record, snapshot
 from flows.kernel.bounds import MAX_DECLARED_T, Code, Id, Year
 from flows.kernel.errors import InvalidInput, NotFound
-from flows.kernel.messages import Term
+from flows.kernel.messages import Term, msg
 from flows.waste.manifests import field_error, validation_problem
 from models import Declaration, Enterprise, WasteCategory
 from models.waste import DeclarationBase
@@ -56,9 +56,7 @@ def parse_declaration(data: dict[str, object], *, row: int | None = None) -> Dec
         raise field_error(*validation_problem(exc, "declaration"), row) from None
     for prior, total in (("utilised_prior_t", "utilised_t"), ("disposed_prior_t", "disposed_t")):
         if getattr(decl, prior) > getattr(decl, total):
-            raise InvalidInput(
-                "waste.cannot_exceed", field=prior, row=row, column=Term(f"field.{prior}"), other=Term(f"field.{total}")
-            )
+            raise field_error(prior, msg("waste.cannot_exceed", other=Term(f"field.{total}")), row)
     return decl
 
 
