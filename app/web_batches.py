@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -14,13 +15,14 @@ from sqlmodel import Session, col, select
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
-from app.i18n import LanguageDep, local_name, translate
+from app.i18n import LanguageDep, field_label, local_name, say, translate
 from app.params import Id
 from app.web import beijing, is_fragment_request, render
 from flows.access.locks import lock_for
 from flows.kernel.bounds import MAX_ID, MAX_TEXT, check_text
 from flows.kernel.clock import CST
 from flows.kernel.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PeriodLocked
+from flows.kernel.messages import Message, Term
 from flows.kernel.principal import Principal
 from flows.pages import batches as pages
 from flows.pages.batches import BatchForm, BatchQuery, Problem
@@ -61,7 +63,8 @@ def tonnes(value: float | None) -> str:
 
 def problem_text(lang: str, problem: Problem) -> str:
     """A problem worded in the user's language, naming the field."""
-    params = dict(problem.params)
+    # A refusal of the domain travels as the error itself: worded here, in the reader's language.
+    params = {k: say(lang, v) if isinstance(v, (DomainError, Message)) else v for k, v in problem.params.items()}
     if "region_zh" in params:
         params["region"] = local_name(lang, params.pop("region_zh"), params.pop("region_en", None))
     if "status" in params:
@@ -83,14 +86,14 @@ def _domain_problem(session: Session, exc: DomainError, batch: Manifest | None, 
         if lock is not None:
             zh, en = pages.lock_region_name(session=session, adcode=lock.region_adcode)
             return Problem("year", "locked", {"year": lock.year, "region_zh": zh, "region_en": en})
-        return Problem("year", "domain", {"detail": exc.message})
+        return Problem("year", "domain", {"detail": exc})
     if isinstance(exc, Conflict) and exc.field == "status" and batch is not None:
         return Problem("status", "wrong_state", {"status": str(batch.status), "step": step})
     if isinstance(exc, Conflict) and exc.field == "idempotency_key":
         return Problem("form", "idempotency", {})
     if isinstance(exc, Forbidden):
         return Problem("actor", "forbidden", {"step": step})
-    return Problem(FIELD_OF.get(exc.field or "", exc.field or "form"), "domain", {"detail": exc.message})
+    return Problem(FIELD_OF.get(exc.field or "", exc.field or "form"), "domain", {"detail": exc})
 
 
 # ---- The list ---------------------------------------------------------------------------------------------------
@@ -243,7 +246,7 @@ def batches_page(request: Request, session: SessionDep, lang: LanguageDep, princ
 def _ensure_logger(principal: Principal) -> int:
     """Batches are logged by the shipper's own account; others (administrators too) use the API or an import."""
     if principal.role is not UserRole.enterprise or principal.enterprise_id is None:
-        raise Forbidden("only an enterprise account logs its batches on this page")
+        raise Forbidden("waste.page_enterprise_only")
     return principal.enterprise_id
 
 
@@ -398,7 +401,7 @@ def batch_check(
     shipper = _ensure_logger(principal)
     field = data.get("field", "")
     if field not in pages.FORM_FIELDS:
-        raise InvalidInput(f"field: one of {', '.join(pages.FORM_FIELDS)}", field="field")
+        raise InvalidInput("waste.one_of", field="field", column="field", choices=", ".join(pages.FORM_FIELDS))
     form = _form_of(data)
     if field == "dispatched_at":
         form = BatchForm(**{**form.__dict__, "dispatch": True})
@@ -423,7 +426,7 @@ def batch_search(
     shipper = _ensure_logger(principal)
     field = data.get("field", "receiver")
     if field not in ("receiver", "carrier"):
-        raise InvalidInput("field: receiver or carrier", field="field")
+        raise InvalidInput("waste.receiver_or_carrier", field="field", column="field")
     text = data.get(f"{field}_q", data.get("q", ""))
     lookup = pages.lookup_party(
         session=session, text=text, field_name=field, exclude=shipper if field == "receiver" else None
@@ -476,6 +479,7 @@ def _detail_context(
         "now_local": utcnow().astimezone(CST).strftime("%Y-%m-%dT%H:%M"),
         "tonnes": tonnes,
         "beijing": beijing,
+        "label": partial(field_label, lang),
         "tolerance": f"{manifests.WEIGHT_TOLERANCE * 100:g}",
     }
 
@@ -511,8 +515,9 @@ def _act(
         # Who and when before what: the party and the state are checked before the input is.
         if step not in pages.available_actions(principal, batch):
             if ManifestStatus(batch.status) not in manifests.STEPS[step].from_status:
-                raise Conflict(f"manifest {batch.number} is {batch.status}", field="status")
-            raise Forbidden(f"{step} of manifest {batch.number} is not for this account")
+                state = Term(f"waste.status.{ManifestStatus(batch.status).value}")
+                raise Conflict("waste.manifest_status", field="status", number=batch.number, status=state)
+            raise Forbidden("waste.step_not_for_account", step=Term(f"waste.step.{step}"), number=batch.number)
         outcome = run(batch, data, now)
         if not isinstance(outcome, dict) or not outcome:
             session.commit()
@@ -690,7 +695,7 @@ def _draft_of(session: Session, principal: Principal, batch_id: int) -> tuple[Ma
     shipper = _ensure_logger(principal)
     batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
     if batch.shipper_id != shipper:
-        raise Forbidden(f"only the shipper of manifest {batch.number} may edit it")
+        raise Forbidden("waste.shipper_edits", number=batch.number)
     return batch, shipper
 
 

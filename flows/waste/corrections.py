@@ -14,6 +14,7 @@ from flows.access.scope import ensure_write_for_enterprise, readable_enterprise_
 from flows.access.trail import record, snapshot
 from flows.kernel.bounds import MAX_ID
 from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
+from flows.kernel.messages import Term
 from flows.waste import manifests
 from flows.waste.declarations import apply_declaration, parse_declaration
 from models import CorrectionRequest
@@ -59,13 +60,13 @@ def _owner_and_year(
         except (KeyError, TypeError, ValueError, OverflowError):
             batch_id = 0
         if not 1 <= batch_id <= MAX_ID:
-            raise InvalidInput("payload.batch_id: name the manifest to correct", field="batch_id")
+            raise InvalidInput("waste.name_manifest", field="batch_id", column=Term("field.batch_id"))
         if not isinstance(payload.get("changes"), dict) or not payload["changes"]:
-            raise InvalidInput("payload.changes: name the fields to correct", field="changes")
+            raise InvalidInput("waste.name_changes", field="changes", column=Term("field.changes"))
         batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
         party = manifests.party_of(principal, batch)
         if party is None and not principal.is_admin:
-            raise Forbidden(f"only the parties of manifest {batch.number} may correct it")
+            raise Forbidden("waste.parties_only", number=batch.number)
         # Checked when filed, with the filer's rights: a receiver's request cannot carry the shipper's fields.
         manifests.correction_changes(session=session, batch=batch, party=party, changes=payload["changes"])
         owner = principal.enterprise_id if party is not None else None
@@ -73,7 +74,7 @@ def _owner_and_year(
         if payload.get("reason"):
             checked["reason"] = str(payload["reason"])
         return owner or batch.shipper_id, batch.year, checked
-    raise InvalidInput(f"table: corrections are not supported for {table!r}", field="table")
+    raise InvalidInput("waste.correction_table", field="table", column=Term("field.table"), table=table)
 
 
 def request_correction(
@@ -81,13 +82,13 @@ def request_correction(
 ) -> CorrectionRequest:
     """File a correction to a locked period; it waits for a bureau's decision."""
     if table not in APPLIERS:
-        raise InvalidInput(f"table: corrections are not supported for {table!r}", field="table")
+        raise InvalidInput("waste.correction_table", field="table", column=Term("field.table"), table=table)
     if not reason.strip():
-        raise InvalidInput("reason: a correction must say why", field="reason")
+        raise InvalidInput("waste.correction_reason", field="reason", column=Term("field.reason"))
     enterprise_id, year, payload = _owner_and_year(session, principal, table, payload)
     ensure_write_for_enterprise(principal, enterprise_id, table)
     if lock_for(session=session, enterprise_id=enterprise_id, year=year) is None:
-        raise Conflict(f"{year} is not locked: change the {table} directly", field="year")
+        raise Conflict("waste.year_not_locked", field="year", year=year, table=Term(f"waste.table.{table}"))
     correction = CorrectionRequest(
         table_name=table,
         enterprise_id=enterprise_id,
@@ -118,10 +119,15 @@ def decide_correction(
 ) -> CorrectionRequest:
     """A bureau of the enterprise's region approves (and so applies) or rejects a pending correction."""
     if principal.role not in (UserRole.bureau, UserRole.admin):
-        raise Forbidden("only a bureau auditor approves corrections")
+        raise Forbidden("waste.bureau_approves")
     correction = _visible(session, principal, correction_id, for_update=True)
     if correction.status != "pending":
-        raise Conflict(f"correction {correction_id} was already {correction.status}", field="status")
+        raise Conflict(
+            "waste.already_decided",
+            field="status",
+            correction_id=correction_id,
+            status=Term(f"waste.decision.{correction.status}"),
+        )
     before = snapshot(correction)
     correction.status = "approved" if approve else "rejected"
     correction.decided_by = principal.user_id
@@ -157,7 +163,7 @@ def _visible(
         query = query.with_for_update(of=CorrectionRequest).execution_options(populate_existing=True)
     correction = session.exec(query).first()
     if correction is None:
-        raise NotFound(f"no correction {correction_id}", field="correction_id")
+        raise NotFound("waste.no_correction", field="correction_id", correction_id=correction_id)
     return correction
 
 

@@ -14,6 +14,8 @@ from flows.access.scope import ensure_write_for_enterprise, readable_enterprise_
 from flows.access.trail import record, snapshot
 from flows.kernel.bounds import MAX_DECLARED_T, Code, Id, Year
 from flows.kernel.errors import InvalidInput, NotFound
+from flows.kernel.messages import Term, msg
+from flows.waste.manifests import field_error, validation_problem
 from models import Declaration, Enterprise, WasteCategory
 from models.waste import DeclarationBase
 
@@ -51,13 +53,10 @@ def parse_declaration(data: dict[str, object], *, row: int | None = None) -> Dec
     try:
         decl = DeclarationIn.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "declaration"
-        raise InvalidInput(f"{field}: {first['msg']}", field=field, row=row) from None
-    if decl.utilised_prior_t > decl.utilised_t:
-        raise InvalidInput("utilised_prior_t: cannot exceed utilised_t", field="utilised_prior_t", row=row)
-    if decl.disposed_prior_t > decl.disposed_t:
-        raise InvalidInput("disposed_prior_t: cannot exceed disposed_t", field="disposed_prior_t", row=row)
+        raise field_error(*validation_problem(exc, "declaration"), row) from None
+    for prior, total in (("utilised_prior_t", "utilised_t"), ("disposed_prior_t", "disposed_t")):
+        if getattr(decl, prior) > getattr(decl, total):
+            raise field_error(prior, msg("waste.cannot_exceed", other=Term(f"field.{total}")), row)
     return decl
 
 
@@ -66,9 +65,13 @@ def apply_declaration(
 ) -> Declaration:
     """Insert or replace the (enterprise, category, year) figures and record it; no lock check (callers do)."""
     if session.get(WasteCategory, decl.category_code) is None:
-        raise InvalidInput(f"category_code: unknown waste category {decl.category_code!r}", field="category_code")
+        raise InvalidInput(
+            "waste.unknown_category", field="category_code", column=Term("field.category_code"), code=decl.category_code
+        )
     if session.get(Enterprise, decl.enterprise_id) is None:
-        raise InvalidInput(f"enterprise_id: no enterprise {decl.enterprise_id}", field="enterprise_id")
+        raise InvalidInput(
+            "waste.no_enterprise", field="enterprise_id", column=Term("field.enterprise_id"), ident=decl.enterprise_id
+        )
     existing = session.exec(
         select(Declaration).where(
             Declaration.enterprise_id == decl.enterprise_id,
@@ -129,5 +132,5 @@ def get_declaration(*, session: Session, principal: Principal, declaration_id: i
     )
     decl = session.exec(query).first()
     if decl is None:
-        raise NotFound(f"no declaration {declaration_id}", field="declaration_id")
+        raise NotFound("waste.no_declaration", field="declaration_id", declaration_id=declaration_id)
     return decl

@@ -24,6 +24,7 @@ from flows.access.trail import record, snapshot
 from flows.kernel.bounds import MAX_MANIFEST_T, Code, Id, Key, Moment, printable, quantity_problem
 from flows.kernel.clock import CST, stored_utc
 from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
+from flows.kernel.messages import Message, Term, catalogue, msg
 from models import Enterprise, Manifest, ManifestCorrection, NumberCounter, WasteCategory
 from models.enums import ManifestStatus, Route, UserRole
 
@@ -162,6 +163,72 @@ def steps_table() -> list[dict[str, Any]]:
     ]
 
 
+def field_term(name: str) -> str:
+    """A field's name as a message parameter: its label where the catalogue has one, else the name as given."""
+    return Term(f"field.{name}") if f"field.{name}" in catalogue("en") else name
+
+
+class FieldProblem(ValueError):
+    """What is wrong with one field, raised where pydantic expects a ValueError: the field and the message."""
+
+    def __init__(self, field: str, problem: Message | str) -> None:
+        super().__init__(str(problem))
+        self.field = field
+        self.problem = problem
+
+
+# Pydantic's own refusals as messages: the English template gives pydantic's words, the parameters its context.
+_PYDANTIC: dict[str, str] = {
+    "missing": "waste.input.missing",
+    "enum": "waste.input.enum",
+    "literal_error": "waste.input.enum",
+    "int_parsing": "waste.input.int_parsing",
+    "int_type": "waste.input.int_type",
+    "int_from_float": "waste.input.int_from_float",
+    "float_parsing": "waste.input.float_parsing",
+    "float_type": "waste.input.float_type",
+    "string_type": "waste.input.string_type",
+    "string_too_long": "waste.input.string_too_long",
+    "greater_than_equal": "waste.input.greater_than_equal",
+    "less_than_equal": "waste.input.less_than_equal",
+    "greater_than": "waste.input.greater_than",
+    "less_than": "waste.input.less_than",
+    "datetime_parsing": "waste.input.datetime_parsing",
+    "datetime_from_date_parsing": "waste.input.datetime_from_date_parsing",
+    "datetime_type": "waste.input.datetime_type",
+    "dict_type": "waste.input.dict_type",
+}
+
+
+def _shown(value: Any) -> Any:
+    # Pydantic prints a whole-number bound without its decimals (le=1e9 reads 1000000000).
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def validation_problem(exc: ValidationError, default: str) -> tuple[str, Message | str]:
+    """The field and the problem of a submission's first error, in words of the catalogue where it has them."""
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or default
+    ctx = first.get("ctx") or {}
+    error = ctx.get("error")
+    if isinstance(error, FieldProblem):
+        return error.field, error.problem
+    if isinstance(error, ValueError):
+        given = error.args[0] if error.args else ""
+        return field, given if isinstance(given, Message) else str(given)
+    english = str(first["msg"])
+    code = _PYDANTIC.get(first["type"])
+    if code is not None:
+        params = {name: _shown(value) for name, value in ctx.items() if isinstance(value, (str, int, float))}
+        problem = Message(code, params)
+        try:
+            if problem.render("en") == english:
+                return field, problem
+        except (KeyError, IndexError, ValueError):
+            pass  # a context this version of pydantic words otherwise: its own words below
+    return field, msg("waste.input.other", detail=english)
+
+
 class _Weights(BaseModel):
     """Weights arrive in t or kg and are converted to tonnes once, here."""
 
@@ -170,10 +237,10 @@ class _Weights(BaseModel):
         t_key, kg_key = f"{name}_t", f"{name}_kg"
         given = [k for k in (t_key, kg_key) if data.get(k) not in (None, "")]
         if len(given) > 1:
-            raise ValueError(f"{t_key}: give the weight in t or in kg, not both")
+            raise FieldProblem(t_key, msg("waste.weight_both"))
         if not given:
             if required:
-                raise ValueError(f"{t_key}: required (or {kg_key})")
+                raise FieldProblem(t_key, msg("waste.required_or", alternative=Term(f"field.{kg_key}")))
             return None
         key = given[0]
         try:
@@ -181,7 +248,7 @@ class _Weights(BaseModel):
                 raise TypeError
             value = float(data[key])
         except (TypeError, ValueError, OverflowError):
-            raise ValueError(f"{key}: not a number: {printable(repr(data[key]), 64)}") from None
+            raise FieldProblem(key, msg("waste.not_a_number", value=printable(repr(data[key]), 64))) from None
         # Finite, zero or more, and within one lot (flows/kernel/bounds.py): Infinity and 1e308 never reach a sum.
         problem = (
             quantity_problem(value, MAX_MANIFEST_T * 1000, "kg per manifest")
@@ -189,7 +256,7 @@ class _Weights(BaseModel):
             else quantity_problem(value, MAX_MANIFEST_T, "t per manifest")
         )
         if problem is not None:
-            raise ValueError(f"{key}: {problem}")
+            raise FieldProblem(key, problem)
         return value / 1000 if key == kg_key else value
 
 
@@ -219,17 +286,17 @@ class ManifestIn(BaseModel):
         return data
 
 
+def field_error(field: str, problem: Message | str, row: int | None = None) -> InvalidInput:
+    """InvalidInput naming the field, its problem nested (the page words both in the reader's language)."""
+    return InvalidInput("waste.field_problem", field=field, row=row, column=field_term(field), problem=problem)
+
+
 def _invalid(exc: ValidationError | ValueError, row: int | None) -> InvalidInput:
     if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "manifest"
-        message = str(first["msg"]).removeprefix("Value error, ")
-        if ":" in message and message.split(":", 1)[0].replace("_", "").isalnum():
-            field = message.split(":", 1)[0]
-            return InvalidInput(message, field=field, row=row)
-        return InvalidInput(f"{field}: {message}", field=field, row=row)
-    message = str(exc)
-    return InvalidInput(message, field=message.split(":", 1)[0], row=row)
+        return field_error(*validation_problem(exc, "manifest"), row)
+    if isinstance(exc, FieldProblem):
+        return field_error(exc.field, exc.problem, row)
+    return field_error("manifest", str(exc), row)
 
 
 def parse_manifest(data: dict[str, Any], *, row: int | None = None) -> ManifestIn:
@@ -243,12 +310,20 @@ def parse_manifest(data: dict[str, Any], *, row: int | None = None) -> ManifestI
 def _enterprise(session: Session, ident: int | None, uscc: str | None, field: str, row: int | None) -> int | None:
     if ident is not None:
         if session.get(Enterprise, ident) is None:
-            raise InvalidInput(f"{field}_id: no enterprise {ident}", field=f"{field}_id", row=row)
+            raise InvalidInput(
+                "waste.no_enterprise", field=f"{field}_id", row=row, column=Term(f"field.{field}_id"), ident=ident
+            )
         return ident
     if uscc:
         found = session.exec(select(Enterprise.id).where(Enterprise.uscc == uscc.strip().upper())).first()
         if found is None:
-            raise InvalidInput(f"{field}_uscc: no enterprise with credit code {uscc}", field=f"{field}_uscc", row=row)
+            raise InvalidInput(
+                "waste.no_enterprise_uscc",
+                field=f"{field}_uscc",
+                row=row,
+                column=Term(f"field.{field}_uscc"),
+                uscc=uscc,
+            )
         return found
     return None
 
@@ -268,16 +343,25 @@ def _ensure_actor(principal: Principal, batch: Manifest, step: Step) -> None:
         return
     party = _party_of(principal, batch)
     if party is None or (step.actor != "either" and party != step.actor):
-        raise Forbidden(f"only the {step.actor} of manifest {batch.number} may {step.name} it")
+        raise Forbidden(
+            "waste.step_not_yours",
+            actor=Term(f"waste.party.{step.actor}"),
+            number=batch.number,
+            step=Term(f"waste.step.{step.name}"),
+        )
 
 
 def _ensure_status(batch: Manifest, step: Step) -> None:
     status = ManifestStatus(batch.status)
     if status not in step.from_status:
-        allowed = ", ".join(next_steps(status)) or "none"
+        allowed = [Term(f"waste.step.{name}") for name in next_steps(status)] or [Term("waste.step.none")]
         raise Conflict(
-            f"manifest {batch.number} is {status.value}: it cannot be {step.name}ed; allowed next steps: {allowed}",
+            "waste.wrong_status",
             field="status",
+            number=batch.number,
+            status=Term(f"waste.status.{status.value}"),
+            step=Term(f"waste.step.{step.name}"),
+            allowed=allowed,
         )
 
 
@@ -364,19 +448,31 @@ def create_manifest(
     if shipper is None:
         shipper = principal.enterprise_id
     if shipper is None:
-        raise InvalidInput("shipper_uscc: required (an administrator names the shipper)", field="shipper_uscc", row=row)
+        raise InvalidInput("waste.shipper_required", field="shipper_uscc", row=row, column=Term("field.shipper_uscc"))
     receiver = _enterprise(session, manifest.receiver_id, manifest.receiver_uscc, "receiver", row)
     if receiver is None:
-        raise InvalidInput("receiver_uscc: required (or receiver_id)", field="receiver_uscc", row=row)
+        raise InvalidInput(
+            "waste.field_problem",
+            field="receiver_uscc",
+            row=row,
+            column=Term("field.receiver_uscc"),
+            problem=msg("waste.required_or", alternative=Term("field.receiver_id")),
+        )
     if receiver == shipper:
-        raise InvalidInput("receiver_uscc: the receiver must differ from the shipper", field="receiver_uscc", row=row)
+        raise InvalidInput(
+            "waste.receiver_is_shipper", field="receiver_uscc", row=row, column=Term("field.receiver_uscc")
+        )
     carrier = _enterprise(session, manifest.carrier_id, manifest.carrier_uscc, "carrier", row)
     if session.get(WasteCategory, manifest.category_code) is None:
         raise InvalidInput(
-            f"category_code: unknown waste category {manifest.category_code!r}", field="category_code", row=row
+            "waste.unknown_category",
+            field="category_code",
+            row=row,
+            column=Term("field.category_code"),
+            code=manifest.category_code,
         )
     if not principal.is_admin and not (principal.role is UserRole.enterprise and principal.enterprise_id == shipper):
-        raise Forbidden("only the shipper's own account logs its manifests")
+        raise Forbidden("waste.shipper_logs_own")
     if manifest.idempotency_key:
         _guard_idempotency(session, shipper, manifest.idempotency_key)
         existing = session.exec(
@@ -386,10 +482,12 @@ def create_manifest(
             if _same_submission(existing, manifest, shipper, receiver, carrier):
                 return existing, False
             raise Conflict(
-                f"idempotency_key: {manifest.idempotency_key!r} was used for manifest {existing.number} "
-                "with other content",
+                "waste.idempotency_reused",
                 field="idempotency_key",
                 row=row,
+                column=Term("field.idempotency_key"),
+                key=manifest.idempotency_key,
+                number=existing.number,
             )
     year = reporting_year(manifest.dispatched_at or now)
     batch = Manifest(
@@ -423,7 +521,7 @@ def _load(session: Session, principal: Principal, batch_id: int, *, for_update: 
         query = query.with_for_update(of=Manifest).execution_options(populate_existing=True)
     batch = session.exec(query).first()
     if batch is None:
-        raise NotFound(f"no manifest {batch_id}", field="batch_id")
+        raise NotFound("waste.no_manifest", field="batch_id", batch_id=batch_id)
     return batch
 
 
@@ -465,7 +563,7 @@ def dispatch(*, session: Session, principal: Principal, batch_id: int, at: datet
     """The shipper sends the batch off; what it declared is sealed from here on."""
     batch, before = _begin(session, principal, batch_id, "dispatch")
     if _aware(at) > now:
-        raise InvalidInput("dispatched_at: lies in the future", field="dispatched_at")
+        raise InvalidInput("waste.in_future", field="dispatched_at", column=Term("field.dispatched_at"))
     batch.dispatched_at = _stored(at)
     batch.year = reporting_year(at)
     # The dispatch date decides the reporting year: a draft cannot be dispatched into a locked one.
@@ -491,11 +589,11 @@ def receive(
     except ValueError as exc:
         raise _invalid(exc, None) from None
     if rejected and not (rejection_reason or "").strip():
-        raise InvalidInput("rejection_reason: say why part of the batch was refused", field="rejection_reason")
+        raise InvalidInput("waste.reason_for_part", field="rejection_reason", column=Term("field.rejection_reason"))
     if batch.dispatched_at and _aware(at) < stored_utc(batch.dispatched_at):
-        raise InvalidInput("received_at: before the batch was dispatched", field="received_at")
+        raise InvalidInput("waste.before_dispatch", field="received_at", column=Term("field.received_at"))
     if _aware(at) > now:
-        raise InvalidInput("received_at: lies in the future", field="received_at")
+        raise InvalidInput("waste.in_future", field="received_at", column=Term("field.received_at"))
     batch.weight_received_t = received
     batch.rejected_t = rejected
     batch.rejection_reason = (rejection_reason or "").strip() or None
@@ -509,7 +607,7 @@ def reject(
     """The receiver refuses the whole batch, saying why."""
     batch, before = _begin(session, principal, batch_id, "reject")
     if not reason.strip():
-        raise InvalidInput("rejection_reason: say why the batch was refused", field="rejection_reason")
+        raise InvalidInput("waste.reason_for_reject", field="rejection_reason", column=Term("field.rejection_reason"))
     batch.rejected_t = batch.weight_dispatched_t
     batch.weight_received_t = None
     batch.rejection_reason = reason.strip()
@@ -521,7 +619,7 @@ def cancel(*, session: Session, principal: Principal, batch_id: int, reason: str
     """The shipper withdraws a draft or a batch not yet received."""
     batch, before = _begin(session, principal, batch_id, "cancel")
     if not reason.strip():
-        raise InvalidInput("cancel_reason: say why the batch is cancelled", field="cancel_reason")
+        raise InvalidInput("waste.reason_for_cancel", field="cancel_reason", column=Term("field.cancel_reason"))
     batch.cancel_reason = reason.strip()
     return _finish(session, principal, batch, "cancel", before, now)
 
@@ -547,9 +645,11 @@ def update_draft(
     m = parse_manifest(merged)
     receiver = _enterprise(session, m.receiver_id, m.receiver_uscc, "receiver", None)
     if receiver is None or receiver == batch.shipper_id:
-        raise InvalidInput("receiver_uscc: the receiver must be another enterprise", field="receiver_uscc")
+        raise InvalidInput("waste.receiver_not_other", field="receiver_uscc", column=Term("field.receiver_uscc"))
     if session.get(WasteCategory, m.category_code) is None:
-        raise InvalidInput(f"category_code: unknown waste category {m.category_code!r}", field="category_code")
+        raise InvalidInput(
+            "waste.unknown_category", field="category_code", column=Term("field.category_code"), code=m.category_code
+        )
     batch.receiver_id = receiver
     batch.carrier_id = _enterprise(session, m.carrier_id, m.carrier_uscc, "carrier", None)
     batch.category_code = m.category_code
@@ -582,26 +682,45 @@ def correction_changes(
     unknown = sorted(set(values) - set(CORRECTABLE))
     if unknown:
         raise InvalidInput(
-            f"{unknown[0]}: cannot be corrected (correctable: {', '.join(CORRECTABLE)})", field=unknown[0]
+            "waste.not_correctable",
+            field=unknown[0],
+            column=field_term(unknown[0]),
+            correctable=[Term(f"field.{name}") for name in CORRECTABLE],
         )
     if not values:
-        raise InvalidInput("changes: name at least one field to correct", field="changes")
+        raise InvalidInput("waste.no_changes", field="changes", column=Term("field.changes"))
     for name in values:
         owner = CORRECTABLE[name]
         if party is not None and party != owner:
-            raise Forbidden(f"{name} is the {owner}'s to correct", field=name)
+            raise Forbidden(
+                "waste.not_your_side", field=name, column=Term(f"field.{name}"), owner=Term(f"waste.party.{owner}")
+            )
     if "weight_dispatched_t" in values and values["weight_dispatched_t"] is None:
-        raise InvalidInput("weight_dispatched_t: a dispatched weight cannot be removed", field="weight_dispatched_t")
+        raise InvalidInput(
+            "waste.dispatched_weight_kept", field="weight_dispatched_t", column=Term("field.weight_dispatched_t")
+        )
     if "category_code" in values and session.get(WasteCategory, values["category_code"]) is None:
-        raise InvalidInput(f"category_code: unknown waste category {values['category_code']!r}", field="category_code")
+        raise InvalidInput(
+            "waste.unknown_category",
+            field="category_code",
+            column=Term("field.category_code"),
+            code=values["category_code"],
+        )
     if "route" in values:
         try:
             values["route"] = Route(values["route"])
         except ValueError:
-            raise InvalidInput(f"route: {values['route']!r} is not a known route", field="route") from None
+            raise InvalidInput(
+                "waste.unknown_route", field="route", column=Term("field.route"), value=values["route"]
+            ) from None
     if "carrier_id" in values and values["carrier_id"] is not None:
         if not isinstance(values["carrier_id"], int) or session.get(Enterprise, values["carrier_id"]) is None:
-            raise InvalidInput(f"carrier_id: no enterprise {values['carrier_id']!r}", field="carrier_id")
+            raise InvalidInput(
+                "waste.no_enterprise_given",
+                field="carrier_id",
+                column=Term("field.carrier_id"),
+                value=values["carrier_id"],
+            )
     for name in ("dispatched_at", "received_at"):
         if name not in values:
             continue
@@ -610,14 +729,14 @@ def correction_changes(
             try:
                 value = datetime.fromisoformat(value)
             except ValueError:
-                raise InvalidInput(f"{name}: not an ISO date-time", field=name) from None
+                raise InvalidInput("waste.not_iso_time", field=name, column=Term(f"field.{name}")) from None
         if not isinstance(value, datetime):
-            raise InvalidInput(f"{name}: not an ISO date-time", field=name)
+            raise InvalidInput("waste.not_iso_time", field=name, column=Term(f"field.{name}"))
         values[name] = _stored(value)
     dispatched = values.get("dispatched_at", batch.dispatched_at)
     received = values.get("received_at", batch.received_at)
     if dispatched is not None and received is not None and stored_utc(received) < stored_utc(dispatched):
-        raise InvalidInput("received_at: before the batch was dispatched", field="received_at")
+        raise InvalidInput("waste.before_dispatch", field="received_at", column=Term("field.received_at"))
     return values
 
 
@@ -640,16 +759,16 @@ def correct(
     batch = _load(session, principal, batch_id, for_update=True)
     _ensure_status(batch, step)
     if not reason.strip():
-        raise InvalidInput("reason: a correction must say why", field="reason")
+        raise InvalidInput("waste.correction_reason", field="reason", column=Term("field.reason"))
     approved = approved_for is not None
     if approved:
         if principal.role not in (UserRole.bureau, UserRole.admin):
-            raise Forbidden("only a bureau auditor applies an approved correction")
+            raise Forbidden("waste.bureau_applies")
         party: Actor | None = None if approved_for == "either" else approved_for
     else:
         party = _party_of(principal, batch)
         if not principal.is_admin and party is None:
-            raise Forbidden(f"only the parties of manifest {batch.number} may correct it")
+            raise Forbidden("waste.parties_only", number=batch.number)
         _ensure_unlocked(session, batch)
     values = correction_changes(session=session, batch=batch, party=party, changes=changes)
     before = snapshot(batch) or {}
@@ -722,7 +841,7 @@ def list_manifests(
     if f.q:
         query = query.where(col(Manifest.number).contains(f.q.strip().upper()))
     if sort not in SORTS:
-        raise InvalidInput(f"sort: one of {', '.join(SORTS)}", field="sort")
+        raise InvalidInput("waste.one_of", field="sort", column=Term("field.sort"), choices=", ".join(SORTS))
     count = int(session.exec(select(func.count()).select_from(query.subquery())).one())
     column = col(SORTS[sort])
     ordered = query.order_by(column.desc() if descending else column.asc(), col(Manifest.id).desc())

@@ -34,6 +34,7 @@ from flows.access.accounts import Principal
 from flows.access.scope import adcode_prefix, can_read_enterprise, readable_enterprises, region_clause
 from flows.kernel.clock import local_date
 from flows.kernel.errors import Forbidden, InvalidInput, NotFound
+from flows.kernel.messages import Term
 from flows.waste.targets import (
     DEFAULT_WINDOW,
     MIN_WINDOW,
@@ -152,14 +153,14 @@ def _region_scope(session: Session, principal: Principal, adcode: str) -> Scope:
     adcode = adcode.strip()
     row = _region_row(session, adcode)
     if row is None:
-        raise NotFound(f"no region with adcode {adcode}", field="region")
+        raise NotFound("waste.no_region", field="region", adcode=adcode)
     allowed = principal.is_admin or (
         principal.role is UserRole.bureau
         and principal.scope_adcode is not None
         and adcode.startswith(adcode_prefix(principal.scope_adcode))
     )
     if not allowed:
-        raise Forbidden(f"region {adcode} is outside your scope", field="region")
+        raise Forbidden("waste.region_outside_scope", field="region", adcode=adcode)
     ref = ScopeRef(kind=RegionLevel(row.level).value, key=adcode, name_zh=row.name_zh, name_en=row.name_en)
     return Scope(ref=ref, region_adcode=adcode, condition=and_(region_clause(adcode), readable_enterprises(principal)))
 
@@ -183,7 +184,7 @@ def _park_scope(session: Session, principal: Principal, park_id: int) -> Scope:
         case _:
             visible = False
     if row is None or not visible:
-        raise NotFound(f"no park with id {park_id}", field="park")
+        raise NotFound("waste.no_park", field="park", park=park_id)
     ref = ScopeRef(kind="park", key=str(park_id), name_zh=row.name_zh, name_en=row.name_en)
     condition = and_(col(Enterprise.park_id) == park_id, readable_enterprises(principal))
     return Scope(ref=ref, region_adcode=row.region_adcode, condition=condition)
@@ -204,7 +205,7 @@ def _enterprise_scope(session: Session, principal: Principal, enterprise: str | 
     ).where(col(Enterprise.id) == int(ref_text) if by_id else col(Enterprise.uscc) == ref_text)
     row = session.execute(query).first()
     if row is None or not can_read_enterprise(session, principal, row.id):
-        raise NotFound(f"no enterprise {ref_text}", field="enterprise")
+        raise NotFound("waste.enterprise_not_found", field="enterprise", ref=ref_text)
     ref = ScopeRef(kind="enterprise", key=str(row.id), name_zh=row.name_zh, name_en=row.name_en, uscc=row.uscc)
     region = row.county_adcode or row.prefecture_adcode or row.province_adcode
     return Scope(ref=ref, region_adcode=region, condition=col(Enterprise.id) == row.id)
@@ -221,7 +222,7 @@ def resolve_scope(
     """The scope asked for (at most one of region, park, enterprise), or the principal's own when none is."""
     given = [name for name, value in (("region", region), ("park", park), ("enterprise", enterprise)) if value]
     if len(given) > 1:
-        raise InvalidInput(f"{given[1]}: give only one of region, park or enterprise", field=given[1])
+        raise InvalidInput("waste.one_scope", field=given[1], column=Term(f"field.{given[1]}"))
     if region:
         return _region_scope(session, principal, region)
     if park:
@@ -240,9 +241,9 @@ def resolve_scope(
                 select(Region.adcode).where(Region.level == RegionLevel.province).order_by(col(Region.adcode))
             ).first()
             if province is None:
-                raise InvalidInput("region: no province is loaded; give a region", field="region")
+                raise InvalidInput("waste.no_province", field="region", column=Term("field.region"))
             return _region_scope(session, principal, province)
-    raise Forbidden("your account has no scope to read rates for")
+    raise Forbidden("waste.no_rate_scope")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -416,7 +417,9 @@ def parse_by(by: str | None) -> RateBy | None:
     try:
         return RateBy(by.strip().lower())
     except ValueError:
-        raise InvalidInput(f"by: one of {', '.join(b.value for b in RateBy)}", field="by") from None
+        raise InvalidInput(
+            "waste.one_of", field="by", column=Term("field.by"), choices=", ".join(b.value for b in RateBy)
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -436,7 +439,10 @@ def breakdown(session: Session, scope: Scope, by: RateBy, codes: Sequence[str]) 
         case RateBy.region:
             if scope.ref.kind not in ("province", "prefecture"):
                 raise InvalidInput(
-                    f"by: a {scope.ref.kind} has no regions below it; use category, park or enterprise", field="by"
+                    "waste.no_regions_below",
+                    field="by",
+                    column=Term("field.by"),
+                    kind=Term(f"waste.scope.{scope.ref.kind}"),
                 )
             column = col(Enterprise.prefecture_adcode if scope.ref.kind == "province" else Enterprise.county_adcode)
             children = session.exec(
@@ -447,7 +453,8 @@ def breakdown(session: Session, scope: Scope, by: RateBy, codes: Sequence[str]) 
             return Breakdown(col(Enterprise.park_id), col(Enterprise.park_id), [])
         case RateBy.enterprise:
             return Breakdown(col(Enterprise.id), col(Enterprise.id), [])
-    raise InvalidInput(f"by: {by}", field="by")  # pragma: no cover - the match is exhaustive
+    # The match is exhaustive: never reached.
+    raise InvalidInput("waste.unknown_breakdown", field="by", column=Term("field.by"), by=by)  # pragma: no cover
 
 
 def names(session: Session, by: RateBy, keys: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
@@ -607,9 +614,11 @@ def rate_trend(
 ) -> TrendReport:
     """The scope's rate by year (default: every year with data), the target path, and the projection."""
     if window < MIN_WINDOW:
-        raise InvalidInput(f"window: at least {MIN_WINDOW} years", field="window")
+        raise InvalidInput("waste.window_min", field="window", column=Term("field.window"), n=MIN_WINDOW)
     if from_year is not None and to_year is not None and from_year > to_year:
-        raise InvalidInput(f"from: {from_year} is after to {to_year}", field="from")
+        raise InvalidInput(
+            "waste.from_after_to", field="from", column=Term("field.from"), from_year=from_year, to_year=to_year
+        )
     scope = resolve_scope(session=session, principal=principal, region=region, park=park, enterprise=enterprise)
     cats, path = resolve_category_set(
         session=session, region_adcode=scope.region_adcode, year=to_year, categories=categories, target=target

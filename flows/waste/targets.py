@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from flows.kernel.errors import InvalidInput
+from flows.kernel.messages import Message, Term, msg
 from flows.waste.reference import SICHUAN_SERIES, SICHUAN_TARGET_CATEGORIES
 from models import Target, TargetCategory, WasteCategory
 
@@ -57,7 +58,17 @@ class Projection(BaseModel):
     projected_rate: float | None = None
     meets: bool | None = None
     margin_pts: float | None = None
-    reason: str | None = None  # why there is no projected rate, when there is none
+    reason: str | None = None  # why there is no projected rate, when there is none (in English)
+    reason_code: str | None = None  # the same as a catalogue code and its parameters, for any reader's language
+    reason_params: dict[str, Any] = Field(default_factory=dict)
+
+    def why(self) -> Message | None:
+        """Why there is no projected rate, in words of the catalogue; None when there is one."""
+        return Message(self.reason_code, self.reason_params) if self.reason_code else None
+
+    def explain(self, why: Message) -> None:
+        """Say why there is no projected rate (the code and parameters, and the English words for the API)."""
+        self.reason, self.reason_code, self.reason_params = why.render("en"), why.code, dict(why.params)
 
 
 def region_ancestry(adcode: str) -> list[str]:
@@ -92,13 +103,13 @@ def project(
 ) -> Projection:
     """Fit a line to the last `window` years with a rate and read it off at the next target year after them."""
     if window < MIN_WINDOW:
-        raise InvalidInput(f"window: at least {MIN_WINDOW} years", field="window")
+        raise InvalidInput("waste.window_min", field="window", column=Term("field.window"), n=MIN_WINDOW)
     with_data = sorted((year, rate) for year, rate in rates_by_year if rate is not None)[-window:]
     years = [year for year, _ in with_data]
     rates = [rate for _, rate in with_data]
     result = Projection(window=window, years=years, rates=rates)
     if len(with_data) < MIN_WINDOW:
-        result.reason = f"{len(with_data)} year(s) with data; the trend needs at least {MIN_WINDOW}"
+        result.explain(msg("waste.trend_too_short", n=len(with_data), needed=MIN_WINDOW))
         return result
     # Centred on the mean year, so that the fit is exact to read back and well conditioned.
     mean_year = sum(years) / len(years)
@@ -108,7 +119,7 @@ def project(
     result.mean_year, result.mean_rate, result.slope_per_year = mean_year, mean_rate, slope
     goal = next_target(points, years[-1], strictly_after=True)
     if goal is None:
-        result.reason = f"no target after {years[-1]}"
+        result.explain(msg("waste.no_target_after", year=years[-1]))
         return result
     projected = mean_rate + slope * (goal.year - mean_year)
     result.target_name, result.target_year, result.target = goal.name, goal.year, goal.value
@@ -144,11 +155,13 @@ def explicit_codes(session: Session, categories: Sequence[str]) -> list[str]:
     """Check a list of category codes against the catalogue; unknown codes are refused, naming them."""
     wanted = list(dict.fromkeys(code.strip().upper() for code in categories if code.strip()))
     if not wanted:
-        raise InvalidInput("categories: give at least one category code", field="categories")
+        raise InvalidInput("waste.categories_empty", field="categories", column=Term("field.categories"))
     known = set(session.exec(select(WasteCategory.code).where(col(WasteCategory.code).in_(wanted))).all())
     unknown = [code for code in wanted if code not in known]
     if unknown:
-        raise InvalidInput(f"categories: unknown category code {', '.join(unknown)}", field="categories")
+        raise InvalidInput(
+            "waste.unknown_category_code", field="categories", column=Term("field.categories"), code=", ".join(unknown)
+        )
     return wanted
 
 
@@ -163,14 +176,14 @@ def resolve_category_set(
     """The categories to count and the target path to hold them against (named target, explicit list, default)."""
     # The default series is looked up from the scope's own region upwards: the most specific targets apply.
     if categories is not None and target is not None:
-        raise InvalidInput("categories: give either categories or a target, not both", field="categories")
+        raise InvalidInput("waste.categories_or_target", field="categories", column=Term("field.categories"))
     if categories is not None:
         # An explicit set is not the set any target was set on: no target is shown against it.
         return CategorySet(codes=_with_children(session, explicit_codes(session, categories)), source="explicit"), None
     if target is not None:
         named = session.exec(select(Target).where(Target.name == target.strip())).first()
         if named is None:
-            raise InvalidInput(f"target: no target named {target.strip()!r}", field="target")
+            raise InvalidInput("waste.no_target", field="target", column=Term("field.target"), name=target.strip())
         path = TargetPath(
             series=named.series,
             scope_adcode=named.scope_adcode,

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from flows.access.scope import ensure_region_in_scope, readable_batches, region_clause
 from flows.kernel.errors import InvalidInput, NotFound
+from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
 from flows.waste.rates import RECEIVED_STATUSES, manifest_utilised
 from models import Enterprise, Manifest, Park, Region, WasteCategory
@@ -68,18 +69,22 @@ def parse_filter(
     if category is not None:
         known = session.exec(select(WasteCategory.code).where(col(WasteCategory.code) == category)).first()
         if known is None:
-            raise InvalidInput(f"category: unknown category code {category}", field="category")
+            raise InvalidInput(
+                "waste.unknown_category_code", field="category", column=Term("field.category"), code=category
+            )
         children = session.exec(select(WasteCategory.code).where(col(WasteCategory.parent_code) == category)).all()
         codes = (category, *sorted(children))
     if route is not None and route not in {r.value for r in Route}:
-        raise InvalidInput(f"route: one of {', '.join(r.value for r in Route)}", field="route")
+        raise InvalidInput(
+            "waste.one_of", field="route", column=Term("field.route"), choices=", ".join(r.value for r in Route)
+        )
     if region is not None:
         ensure_region_in_scope(session, principal, region)
         level = session.exec(select(Region.level).where(Region.adcode == region)).one()
         if RegionLevel(level) is RegionLevel.county:
-            raise InvalidInput(f"region: {region} is a county; choose the province or a prefecture", field="region")
+            raise InvalidInput("waste.region_is_county", field="region", column=Term("field.region"), region=region)
     if park is not None and session.exec(select(Park.id).where(Park.id == park)).first() is None:
-        raise NotFound(f"no park with id {park}", field="park")
+        raise NotFound("waste.no_park", field="park", park=park)
     return FlowFilter(year=year, category=category, categories=codes, route=route, region=region, park=park)
 
 
