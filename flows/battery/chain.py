@@ -808,7 +808,8 @@ class EventIn(BaseModel):
 def parse_event(raw: dict[str, Any]) -> EventIn:
     """Validate one submitted event; attribute columns (soh, new_code, input_mass_kg, ...) join `attributes`."""
     data = {k: v for k, v in raw.items() if v not in (None, "")}
-    attrs = dict(data.pop("attributes", None) or {})
+    # A file's attributes column holds JSON text; the API's, an object.
+    attrs: Any = data.pop("attributes", None) or {}
     if isinstance(attrs, str):
         try:
             attrs = json.loads(attrs)
@@ -818,6 +819,7 @@ def parse_event(raw: dict[str, Any]) -> EventIn:
             ) from None
     if not isinstance(attrs, dict):
         raise InvalidInput("battery.attributes_not_object", field="attributes", column=Term("field.attributes"))
+    attrs = dict(attrs)
     for key in list(data):
         if key in TEXT_ATTRIBUTES or key in NUMBER_ATTRIBUTES:
             attrs[key] = data.pop(key)
