@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from app.auth import PrincipalDep, get_principal, utcnow
 from app.deps import SessionDep
+from app.errors import api_language
 from app.params import (
     CodePath,
     DayQuery,
@@ -96,8 +97,15 @@ BatteryEventRow = create_model(
 )
 
 
-def _refused(exc: RowsRefused) -> JSONResponse:
-    body = {"title": "RowsRefused", "status": 422, "field": exc.field, "row": exc.row, **exc.as_dict()}
+def _refused(request: Request, exc: RowsRefused) -> JSONResponse:
+    # In the language the client asks for (English unless it asks), as every other refusal is.
+    body = {
+        "title": "RowsRefused",
+        "status": 422,
+        "field": exc.field,
+        "row": exc.row,
+        **exc.as_dict(api_language(request)),
+    }
     return JSONResponse(body, status_code=422, media_type="application/problem+json")
 
 
@@ -127,6 +135,7 @@ def register(
         described_by(battery.BatteryIn | list[battery.BatteryIn], dict[str, Any] | list[dict[str, Any]]),
         Body(),
     ],
+    request: Request,
     session: SessionDep,
     principal: PrincipalDep,
 ) -> battery.BatteryView | BulkResult | JSONResponse:
@@ -139,7 +148,7 @@ def register(
     try:
         rows = battery.register_batteries(session=session, principal=principal, rows=body, now=now)
     except RowsRefused as exc:
-        return _refused(exc)
+        return _refused(request, exc)
     session.commit()
     return BulkResult(count=len(rows), codes=[b.code for b in rows])
 
@@ -169,6 +178,7 @@ def record(
 @router.post("/battery-events", status_code=201, response_model=None)
 def record_many(
     body: Annotated[list[dict[str, Any]], described_by(list[BatteryEventRow], list[dict[str, Any]]), Body()],
+    request: Request,
     session: SessionDep,
     principal: PrincipalDep,
 ) -> EventsResult | JSONResponse:
@@ -176,7 +186,7 @@ def record_many(
     try:
         events = battery.record_events(session=session, principal=principal, rows=body, now=utcnow())
     except RowsRefused as exc:
-        return _refused(exc)
+        return _refused(request, exc)
     session.commit()
     own = sum(1 for e in events if "via" not in e.attributes)
     return EventsResult(count=own, copied_to_children=len(events) - own)

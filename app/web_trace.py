@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
-from app.i18n import LanguageDep, local_name, translate
+from app.i18n import LanguageDep, local_name, say, translate
 from app.params import CodePath
 from app.web import beijing, is_fragment_request, pct, render
 from flows.battery import chain as battery
@@ -21,6 +21,7 @@ from flows.battery.audit import BatteryFlag, chain_flags
 from flows.battery.chain import BatteryTrace, Party, TraceEvent
 from flows.kernel.clock import CST, stored_utc
 from flows.kernel.errors import NotFound
+from flows.kernel.messages import Message
 from flows.kernel.principal import Principal
 from flows.pages import batteries as battery_pages
 from flows.pages.batteries import CodeAnalysis, CodeError, EnterprisePlace, Stop
@@ -97,8 +98,10 @@ def _party(party: Party | None, lang: str, places: dict[int, EnterprisePlace]) -
 
 
 def _error_text(lang: str, error: CodeError) -> str:
+    # The parser's own refusal comes as a message: it is read in the page's language too.
     params = {"position": error.position, "char": error.char, **error.params}
-    return translate(lang, f"trace.err.{error.kind}", **params)
+    shown = {name: value.render(lang) if isinstance(value, Message) else value for name, value in params.items()}
+    return translate(lang, f"trace.err.{error.kind}", **shown)
 
 
 def _analysis(lang: str, analysis: CodeAnalysis) -> dict[str, Any]:
@@ -301,7 +304,7 @@ def _flag_explanation(flag: BatteryFlag, lang: str, places: dict[int, Enterprise
                 current=ev.get("current_parent", ""),
                 state=t(f"trace.state.{ev.get('registered_parent_state', 'produced')}"),
             )
-    return flag.message
+    return say(lang, flag.finding())
 
 
 def _flag_row(flag: BatteryFlag, lang: str, places: dict[int, EnterprisePlace], own: list[str]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_serializer
 from sqlalchemy import ColumnElement, Float, and_, case, exists, func, literal, not_, or_, text, true
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.compiler import compiles
@@ -25,7 +25,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, col
 
 from flows.access.scope import adcode_prefix, readable_enterprise_ids, readable_enterprises, region_clause
-from flows.battery.chain import Names, Party
+from flows.battery.chain import Names, Party, event_term, state_term
 from flows.battery.code import normalise_battery_code
 from flows.battery.rules import (
     CHILD_FOLLOW_UP_WINDOW,
@@ -46,6 +46,7 @@ from flows.battery.rules import (
 )
 from flows.kernel.clock import CST, local_date, stored_utc
 from flows.kernel.errors import Forbidden, InvalidInput, NotFound
+from flows.kernel.messages import Message, Term, msg, plain
 from flows.kernel.principal import Principal
 from models import Battery, BatteryEvent, Enterprise, EnterpriseRoleLink, RecoveryReport, Region, WhitelistEntry
 from models.enums import BatteryEventType, BatteryState, EnterpriseRole, UserRole, WhitelistKind
@@ -140,14 +141,14 @@ def scope_ids(session: Session, principal: Principal, region: str | None) -> Any
     if region:
         region = region.strip()
         if _region_name(session, region) is None:
-            raise NotFound(f"no region with adcode {region}", field="region")
+            raise NotFound("battery.no_region_adcode", field="region", adcode=region)
         allowed = principal.is_admin or (
             principal.role is UserRole.bureau
             and principal.scope_adcode is not None
             and region.startswith(adcode_prefix(principal.scope_adcode))
         )
         if not allowed:
-            raise Forbidden(f"region {region} is outside your scope", field="region")
+            raise Forbidden("battery.region_outside_scope", field="region", region=region)
         return sa_select(col(Enterprise.id)).where(region_clause(region), readable_enterprises(principal))
     if principal.is_admin:
         return None
@@ -203,8 +204,18 @@ class BatteryFlag(BaseModel):
     enterprise: Party | None  # who is answerable
     counterpart: Party | None = None
     region_adcode: str | None  # the prefecture of the answerable enterprise
-    message: str
+    message: str  # the finding in English, as the API has always given it
+    message_code: str  # the finding as data: its catalogue code and parameters (`code` is the battery's)
+    params: dict[str, Any]
     evidence: dict[str, Any]
+
+    def finding(self) -> Message:
+        """What the audit finds, to be read in the reader's language."""
+        return Message(self.message_code, self.params)
+
+    @field_serializer("params")
+    def _plain_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        return plain(params)
 
 
 class CountRow(BaseModel):
@@ -244,7 +255,7 @@ class _Raw:
         level: Any,
         enterprise_id: int | None,
         counterpart_id: int | None,
-        message: str,
+        message: Message,
         evidence: dict[str, Any],
     ) -> None:
         self.kind = kind
@@ -305,8 +316,15 @@ def _late_reports(ctx: _Ctx) -> list[_Raw]:
                 r.level,
                 r.reporter_id,
                 r.counterpart_id,
-                f"{r.type} of {day.isoformat()} uploaded on {reported_day.isoformat()}, {late_by} working days after"
-                f" its deadline of {due.isoformat()} ({rule.working_days} working days)",
+                msg(
+                    "battery.flag.late_report",
+                    event=event_term(r.type),
+                    on=day.isoformat(),
+                    reported=reported_day.isoformat(),
+                    late=late_by,
+                    due=due.isoformat(),
+                    days=rule.working_days,
+                ),
                 {
                     "event": str(r.type),
                     "occurred_at": occurred.isoformat(),
@@ -360,16 +378,19 @@ def _lost(ctx: _Ctx) -> list[_Raw]:
         if r.collected_at is None:
             if due >= ctx.as_of:
                 continue  # still within the window
-            message = f"retired on {day.isoformat()} and not collected by {due.isoformat()}; no collection since"
+            message = msg("battery.flag.lost", on=day.isoformat(), due=due.isoformat())
             evidence["collected_at"] = None
         else:
             found = local_day(stored_utc(r.collected_at))
             if found <= due:
                 continue
             late_by = working_days_between(due, found)
-            message = (
-                f"retired on {day.isoformat()} and not collected by {due.isoformat()}; collected only on"
-                f" {found.isoformat()}, {(found - due).days} days after that"
+            message = msg(
+                "battery.flag.lost_late",
+                on=day.isoformat(),
+                due=due.isoformat(),
+                collected=found.isoformat(),
+                days=(found - due).days,
             )
             evidence["collected_at"] = stored_utc(r.collected_at).isoformat()
             evidence["working_days_late"] = late_by
@@ -474,15 +495,21 @@ def _unlisted(ctx: _Ctx) -> list[_Raw]:
     for row in rows:
         on = local_day(stored_utc(row.occurred_at))
         if row.purpose in ("cascade_use", "recycling"):
-            needed, why = row.purpose, "the handover names it"
+            needed, why = row.purpose, msg("battery.needed_because.named")
         elif row.cascade_role and not row.recycler_role:
-            needed, why = WhitelistKind.cascade_use.value, "the receiver is a cascade-use enterprise"
+            needed, why = WhitelistKind.cascade_use.value, msg("battery.needed_because.cascade_user")
         elif row.recycler_role and not row.cascade_role:
-            needed, why = WhitelistKind.recycling.value, "the receiver is a recycler"
+            needed, why = WhitelistKind.recycling.value, msg("battery.needed_because.recycler")
         else:
-            needed, why = "cascade_use or recycling", "the receiver's next activity is not known"
+            needed, why = "any", msg("battery.needed_because.unknown")
         entries = listings.get(row.receiver, [])
-        message = f"{row.type} on {on.isoformat()} to an enterprise not on the whitelist for {needed} that day ({why})"
+        message = msg(
+            "battery.flag.unlisted_receiver",
+            event=event_term(row.type),
+            on=on.isoformat(),
+            needed=Term(f"battery.whitelist.{needed}"),
+            why=why,
+        )
         flags.append(
             _Raw(
                 ChainFlagKind.unlisted_receiver,
@@ -496,7 +523,7 @@ def _unlisted(ctx: _Ctx) -> list[_Raw]:
                     "event": str(row.type),
                     "occurred_at": stored_utc(row.occurred_at).isoformat(),
                     "receiver_id": row.receiver,
-                    "needed": needed,
+                    "needed": "cascade_use or recycling" if needed == "any" else needed,
                     "purpose": row.purpose or None,
                     "listings": entries,
                 },
@@ -572,7 +599,11 @@ def _recovery_flags(ctx: _Ctx) -> list[_Raw]:
                     level,
                     report.recycler_id,
                     None,
-                    f"report {report.id}: more {', '.join(over)} recovered than went in",
+                    msg(
+                        "battery.flag.recovered_above_input",
+                        report=report.id,
+                        recovered=[Term(f"battery.material.{m}") for m in over],
+                    ),
                     {**base, "above_input": over},
                 )
             )
@@ -583,7 +614,10 @@ def _recovery_flags(ctx: _Ctx) -> list[_Raw]:
             if rate is not None and rate < share and m not in over:
                 short[m] = {"rate": rate, "minimum": share}
         if short:
-            listed = ", ".join(f"{m} {100 * v['rate']:.1f}% < {100 * v['minimum']:.0f}%" for m, v in short.items())
+            listed = [
+                msg("battery.metal_below", metal=Term(f"battery.material.{m}"), rate=v["rate"], minimum=v["minimum"])
+                for m, v in short.items()
+            ]
             flags.append(
                 _Raw(
                     ChainFlagKind.below_threshold,
@@ -592,7 +626,7 @@ def _recovery_flags(ctx: _Ctx) -> list[_Raw]:
                     level,
                     report.recycler_id,
                     None,
-                    f"report {report.id}: below the {edition.name} edition's thresholds: {listed}",
+                    msg("battery.flag.below_threshold", report=report.id, edition=edition.name, metals=listed),
                     {**base, "below": short},
                 )
             )
@@ -640,8 +674,13 @@ def _vanished(ctx: _Ctx) -> list[_Raw]:
                 first.level,
                 first.reporter_id,
                 None,
-                f"opened on {day.isoformat()}; {len(children)} of its {_child_word(first.level)} never seen since"
-                f" (waited until {due.isoformat()})",
+                msg(
+                    "battery.flag.vanished_children",
+                    on=day.isoformat(),
+                    count=len(children),
+                    children=_child_word(first.level),
+                    due=due.isoformat(),
+                ),
                 {
                     "dismantled_at": stored_utc(first.occurred_at).isoformat(),
                     "due": due.isoformat(),
@@ -654,8 +693,8 @@ def _vanished(ctx: _Ctx) -> list[_Raw]:
     return flags
 
 
-def _child_word(level: Any) -> str:
-    return "cells" if str(level) == "module" else "modules or cells"
+def _child_word(level: Any) -> Term:
+    return Term("battery.children.cells" if str(level) == "module" else "battery.children.modules_or_cells")
 
 
 def _code_reused(ctx: _Ctx) -> list[_Raw]:
@@ -663,13 +702,13 @@ def _code_reused(ctx: _Ctx) -> list[_Raw]:
     flags = []
     # A code carried now by one battery and kept as the original code of another, or one original code kept twice.
     checks = (
-        (and_(other.original_code == bat.code, other.id != bat.id), "its code {code} is the original code of {other}"),
+        (and_(other.original_code == bat.code, other.id != bat.id), "battery.flag.code_reused"),
         (
             and_(bat.original_code.is_not(None), other.original_code == bat.original_code, other.id > bat.id),
-            "its original code {original} is also the original code of {other}",
+            "battery.flag.original_code_reused",
         ),
     )
-    for condition, template in checks:
+    for condition, finding in checks:
         query = (
             sa_select(
                 bat.code, bat.level, bat.holder_id, bat.production_date, bat.original_code, other.code.label("other")
@@ -690,7 +729,7 @@ def _code_reused(ctx: _Ctx) -> list[_Raw]:
                     r.level,
                     r.holder_id,
                     None,
-                    template.format(code=r.code, original=r.original_code, other=r.other),
+                    msg(finding, battery=r.code, original=r.original_code, other=r.other),
                     {"code": r.code, "original_code": r.original_code, "other_battery": r.other},
                 )
             )
@@ -740,7 +779,12 @@ def _two_parents(ctx: _Ctx) -> list[_Raw]:
                 r.level,
                 r.holder_id,
                 None,
-                f"registered inside {r.first}, now attached to {r.parent}, while {r.first} is still {r.first_state}",
+                msg(
+                    "battery.flag.two_parents",
+                    first=r.first,
+                    current=r.parent,
+                    state=state_term(r.first_state),
+                ),
                 {
                     "registered_parent": r.first,
                     "current_parent": r.parent,
@@ -813,7 +857,13 @@ def parse_kinds(kinds: str | Sequence[str] | None) -> list[ChainFlagKind]:
         if not item:
             continue
         if item not in ChainFlagKind.__members__:
-            raise InvalidInput(f"kind: {item!r} is not one of {', '.join(ChainFlagKind)}", field="kind")
+            raise InvalidInput(
+                "battery.flag_kind_unknown",
+                field="kind",
+                column=Term("field.kind"),
+                value=item,
+                allowed=", ".join(ChainFlagKind),
+            )
         out.append(ChainFlagKind(item))
     return out or list(ChainFlagKind)
 
@@ -884,7 +934,9 @@ def chain_flags(
             enterprise=names.party(f.enterprise_id),
             counterpart=names.party(f.counterpart_id),
             region_adcode=_prefecture(names.party(f.enterprise_id)),
-            message=f.message,
+            message=f.message.render("en"),
+            message_code=f.message.code,
+            params=dict(f.message.params),
             evidence=f.evidence,
         )
         for f in raw

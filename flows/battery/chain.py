@@ -53,6 +53,7 @@ from flows.kernel.bounds import (
 )
 from flows.kernel.clock import CST, stored_utc
 from flows.kernel.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PeriodLocked
+from flows.kernel.messages import Message, Term, msg, plain
 from flows.kernel.principal import Principal
 from models import Battery, BatteryEvent, Enterprise, EnterpriseRoleLink, RecoveryReport, Region
 from models.enums import BatteryEventType, BatteryLevel, BatteryState, EnterpriseRole, UserRole
@@ -125,12 +126,39 @@ def ensure_allowed(code: str, state: BatteryState | str, event: BatteryEventType
     current = BatteryState(state)
     if current in STEPS[event].after:
         return
-    allowed = ", ".join(allowed_events(current)) or "none (the battery's life is over)"
-    why = " (a battery is produced once, when it is registered)" if event is E.produced else ""
+    following = allowed_events(current)
+    allowed: list[Term] | Message = [event_term(e) for e in following] if following else msg("battery.no_next_event")
     raise Conflict(
-        f"battery {code} is {current.value}: it cannot be {event.value}{why}; allowed next events: {allowed}",
+        "battery.produced_again" if event is E.produced else "battery.event_not_allowed",
         field="type",
+        battery=code,
+        state=state_term(current),
+        event=event_term(event),
+        allowed=allowed,
     )
+
+
+def event_term(event: BatteryEventType | str) -> Term:
+    """An event type as the reader names it."""
+    return Term(f"battery.event.{BatteryEventType(event).value}")
+
+
+def state_term(state: BatteryState | str) -> Term:
+    """A battery state as the reader names it."""
+    return Term(f"battery.state.{BatteryState(state).value}")
+
+
+def level_term(level: BatteryLevel | str) -> Term:
+    """A battery level (pack, module, cell) as the reader names it."""
+    return Term(f"battery.level.{BatteryLevel(level).value}")
+
+
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def column_term(name: str) -> Term | str:
+    """A column as the reader knows it: a field's label, or the name as given when it is no field's name."""
+    return Term(f"field.{name}") if _IDENTIFIER.match(name) else name
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -143,11 +171,25 @@ class RowError:
 
     row: int
     column: str
-    reason: str
+    problem: Message
     error: DomainError | None = field(default=None, compare=False)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "column": self.column, "reason": self.reason}
+    @property
+    def reason(self) -> str:
+        """Why, in English (the command line, logs)."""
+        return self.problem.render("en")
+
+    def as_dict(self, lang: str = "en") -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "column": self.column,
+            "reason": self.problem.render(lang),
+            "code": self.problem.code,
+            "params": plain(self.problem.params),
+        }
+
+
+SHOWN_ROW_ERRORS = 5  # bad rows named in a refusal's summary; as_dict lists them all
 
 
 class RowsRefused(InvalidInput):
@@ -156,14 +198,38 @@ class RowsRefused(InvalidInput):
     def __init__(self, errors: Sequence[RowError], total: int) -> None:
         self.errors = list(errors)
         self.total = total
-        head = "; ".join(f"line {e.row}, {e.column}: {e.reason}" for e in self.errors[:5])
-        more = f"; and {len(self.errors) - 5} more" if len(self.errors) > 5 else ""
-        rows = len({e.row for e in self.errors})
-        super().__init__(f"{rows} of {total} rows refused, nothing was saved: {head}{more}", row=self.errors[0].row)
+        shown = [
+            msg("battery.row_problem", line=e.row, column=column_term(e.column), problem=e.problem)
+            for e in self.errors[:SHOWN_ROW_ERRORS]
+        ]
+        more = len(self.errors) - len(shown)
+        super().__init__(
+            "battery.rows_refused_more" if more else "battery.rows_refused",
+            row=self.errors[0].row,
+            rows=len({e.row for e in self.errors}),
+            total=total,
+            problems=_one_after_another(shown),
+            more=more,
+        )
 
-    def as_dict(self) -> dict[str, Any]:
-        """The refusal as JSON: a summary and every bad row."""
-        return {"detail": self.message, "total": self.total, "errors": [e.as_dict() for e in self.errors]}
+    def as_dict(self, lang: str = "en") -> dict[str, Any]:
+        """The refusal as JSON: a summary and every bad row, in `lang`."""
+        return {
+            "detail": self.render(lang),
+            "code": self.code,
+            "params": plain(self.params),
+            "total": self.total,
+            "errors": [e.as_dict(lang) for e in self.errors],
+        }
+
+
+def _one_after_another(messages: Sequence[Message]) -> Message:
+    """Messages read in turn, separated as a list of sentences is in each language (a semicolon)."""
+    *head, last = messages
+    joined = last
+    for message in reversed(head):
+        joined = msg("battery.then", first=message, rest=joined)
+    return joined
 
 
 def _refuse(errors: Sequence[RowError], total: int) -> None:
@@ -175,12 +241,12 @@ def _refuse(errors: Sequence[RowError], total: int) -> None:
         first = ordered[0]
         if total == 1 and first.error is not None:
             raise first.error
-        raise Forbidden(f"line {first.row}: {first.reason}", field=first.column, row=first.row)
+        raise Forbidden("battery.row_refused", field=first.column, row=first.row, line=first.row, problem=first.problem)
     raise RowsRefused(ordered, total)
 
 
 def _row_error(row: int, exc: DomainError, default_column: str) -> RowError:
-    return RowError(row, exc.field or default_column, exc.message, exc)
+    return RowError(row, exc.field or default_column, Message(exc.code, exc.params), exc)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -197,14 +263,14 @@ def validate_vin(raw: str) -> str:
     """Check a 17-character VIN (GB 16735: no I, O, Q; check character at position 9)."""
     vin = raw.strip().upper()
     if len(vin) != 17:
-        raise InvalidInput(f"vin: {len(vin)} characters, expected 17", field="vin")
+        raise InvalidInput("battery.vin_length", field="vin", column=Term("field.vin"), length=len(vin))
     bad = [ch for ch in vin if ch not in _VIN_CHARS]
     if bad:
-        raise InvalidInput(f"vin: character {bad[0]!r} is not allowed (digits and A-Z without I, O, Q)", field="vin")
+        raise InvalidInput("battery.vin_char", field="vin", column=Term("field.vin"), char=bad[0])
     total = sum((int(ch) if ch.isdigit() else _VIN_VALUES[ch]) * w for ch, w in zip(vin, _VIN_WEIGHTS, strict=True))
     check = "X" if total % 11 == 10 else str(total % 11)
     if vin[8] != check:
-        raise InvalidInput(f"vin: check character (position 9) is {vin[8]!r}, expected {check!r}", field="vin")
+        raise InvalidInput("battery.vin_check", field="vin", column=Term("field.vin"), found=vin[8], expected=check)
     return vin
 
 
@@ -228,30 +294,42 @@ REPORT_MASSES = ("input_mass_kg", "electrode_powder_kg") + tuple(
 
 def _number(name: str, value: Any, ceiling: float = MAX_BATTERY_KG, unit: str = "kg") -> float:
     if isinstance(value, bool):
-        raise InvalidInput(f"{name}: not a number: {value!r}", field=name)
+        raise InvalidInput("battery.not_a_number", field=name, column=column_term(name), value=repr(value))
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise InvalidInput(f"{name}: not a number: {printable(repr(value), 64)}", field=name) from None
+        raise InvalidInput(
+            "battery.not_a_number", field=name, column=column_term(name), value=printable(repr(value), 64)
+        ) from None
     return check_quantity(number, field=name, ceiling=ceiling, unit=unit)
 
 
 def clean_attributes(raw: dict[str, Any]) -> dict[str, Any]:
     """Check the known attributes (numbers, shares, purposes) and convert tonnes to kilograms, once, here."""
     if len(raw) > MAX_ATTRIBUTES:
-        raise InvalidInput(f"attributes: at most {MAX_ATTRIBUTES} of them, got {len(raw)}", field="attributes")
+        raise InvalidInput(
+            "battery.too_many_attributes",
+            field="attributes",
+            column=Term("field.attributes"),
+            limit=MAX_ATTRIBUTES,
+            count=len(raw),
+        )
     out: dict[str, Any] = {}
     for key, value in raw.items():
         check_text(str(key), field="attributes", max_length=64)
         if value is None or value == "":
             continue
         if key == "soh":
-            share = _number(key, value, 1.0, "(a share between 0 and 1, e.g. 0.82)")
+            share = _number(key, value, math.inf)
+            if share > 1:
+                raise InvalidInput("battery.share_above_one", field=key, column=Term("field.soh"), value=share)
             out[key] = share
         elif key.endswith("_t") and key[:-2] in _MASS_KEYS:
             kg_key = key[:-2] + "_kg"
             if raw.get(kg_key) not in (None, ""):
-                raise InvalidInput(f"{key}: give {key[:-2]} in t or in kg, not both", field=key)
+                raise InvalidInput(
+                    "battery.mass_twice", field=key, column=column_term(key), mass=Term(f"battery.mass.{key[:-2]}")
+                )
             out[kg_key] = round(_number(key, value, MAX_BATTERY_KG / 1000, "t") * 1000, 6)
         elif key.endswith("_kg") and key[:-3] in _MASS_KEYS:
             out[key] = _number(key, value)
@@ -260,7 +338,11 @@ def clean_attributes(raw: dict[str, Any]) -> dict[str, Any]:
         elif key == "purpose":
             if str(value) not in PURPOSES:
                 raise InvalidInput(
-                    f"purpose: {printable(repr(value), 64)} is not one of {', '.join(PURPOSES)}", field="purpose"
+                    "battery.purpose_unknown",
+                    field="purpose",
+                    column=Term("field.purpose"),
+                    value=printable(repr(value), 64),
+                    allowed=", ".join(PURPOSES),
                 )
             out[key] = str(value)
         elif key in TEXT_ATTRIBUTES:
@@ -270,10 +352,10 @@ def clean_attributes(raw: dict[str, Any]) -> dict[str, Any]:
             out[key] = check_text(value, field=key)
         elif isinstance(value, bool | int | float):
             if isinstance(value, float) and not math.isfinite(value):
-                raise InvalidInput(f"{key}: not a finite number", field=key)
+                raise InvalidInput("battery.not_finite", field=key, column=column_term(key))
             out[key] = value
         else:
-            raise InvalidInput(f"{key}: a number or a text (attributes hold no lists or objects)", field=key)
+            raise InvalidInput("battery.attribute_shape", field=key, column=column_term(key))
     return out
 
 
@@ -295,14 +377,21 @@ class _Refs:
                 self.by_uscc[key] = self.session.exec(select(Enterprise.id).where(Enterprise.uscc == key)).first()
             ident = self.by_uscc[key]
             if ident is None:
-                raise InvalidInput(f"{name}_uscc: no enterprise with credit code {uscc}", field=f"{name}_uscc")
+                raise InvalidInput(
+                    "battery.no_enterprise_uscc",
+                    field=f"{name}_uscc",
+                    column=column_term(f"{name}_uscc"),
+                    uscc=uscc,
+                )
         if ident is None:
             return None
         if ident not in self.by_id:
             self.by_id[ident] = self.session.get(Enterprise, ident)
         found = self.by_id[ident]
         if found is None:
-            raise InvalidInput(f"{name}_id: no enterprise {ident}", field=f"{name}_id")
+            raise InvalidInput(
+                "battery.no_enterprise_id", field=f"{name}_id", column=column_term(f"{name}_id"), ident=ident
+            )
         return found
 
     def roles_of(self, enterprise_id: int) -> set[str]:
@@ -328,7 +417,7 @@ class _Refs:
         region = self.locks[key]
         if region is not None:
             raise PeriodLocked(
-                f"occurred_at: {year} is locked for region {region}: file a correction with a reason", field="year"
+                "battery.year_locked", field="year", column=Term("field.occurred_at"), year=year, region=region
             )
 
 
@@ -337,21 +426,19 @@ def _acting_enterprise(refs: _Refs, principal: Principal, ident: int | None, usc
     named = refs.enterprise(ident, uscc, name)
     if principal.is_admin:
         if named is None:
-            raise InvalidInput(
-                f"{name}_uscc: required (an administrator names the enterprise it acts for)", field=f"{name}_uscc"
-            )
+            raise InvalidInput("battery.acting_for_required", field=f"{name}_uscc", column=column_term(f"{name}_uscc"))
         return named
     if principal.role is not UserRole.enterprise or principal.enterprise_id is None:
-        raise Forbidden(f"{principal.role} accounts cannot write battery records; the enterprise itself does")
+        raise Forbidden("battery.role_cannot_write", role=Term(f"role.{principal.role}"))
     if named is not None and named.id != principal.enterprise_id:
-        raise Forbidden(f"{name}: an enterprise writes only its own battery records", field=f"{name}_uscc")
+        raise Forbidden("battery.own_records_only", field=f"{name}_uscc", column=column_term(name))
     own = refs.enterprise(principal.enterprise_id, None, name)
     assert own is not None
     return own
 
 
-def _enterprise_name(e: Enterprise | None) -> str:
-    return f"{e.name_zh} ({e.uscc})" if e else "nobody"
+def _enterprise_name(e: Enterprise) -> str:
+    return f"{e.name_zh} ({e.uscc})"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -388,13 +475,46 @@ class BatteryIn(BaseModel):
     produced_at: Moment | None = None
 
 
+# pydantic's refusals whose words the catalogue holds (in English, pydantic's own); others are quoted as pydantic says.
+_INPUT_PROBLEMS = {
+    "missing": "battery.input_missing",
+    "extra_forbidden": "battery.input_unknown_column",
+    "float_parsing": "battery.input_not_a_number",
+    "float_type": "battery.input_not_a_number_type",
+    "int_parsing": "battery.input_not_an_integer",
+    "int_type": "battery.input_not_an_integer_type",
+    "int_from_float": "battery.input_fraction",
+    "string_type": "battery.input_not_a_text",
+    "dict_type": "battery.input_not_a_dictionary",
+    "greater_than_equal": "battery.input_at_least",
+    "less_than_equal": "battery.input_at_most",
+    "string_too_long": "battery.input_too_long",
+    "datetime_from_date_parsing": "battery.input_not_a_moment",
+}
+
+
+def _bound(value: Any) -> str:
+    # As pydantic writes a bound: 10000.0 as 10000.
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
 def _validation_error(exc: ValidationError, default: str) -> InvalidInput:
     first = exc.errors()[0]
     column = ".".join(str(p) for p in first["loc"]) or default
-    message = str(first["msg"]).removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown column"
-    return InvalidInput(f"{column}: {message}", field=column)
+    context = first.get("ctx") or {}
+    error = context.get("error")
+    problem: Message
+    if first["type"] == "value_error" and isinstance(error, ValueError) and error.args:
+        # A field type's own check (text, moment): its message, whether it came as data or as a sentence.
+        reason = error.args[0]
+        problem = reason if isinstance(reason, Message) else msg("battery.input_other", detail=str(reason))
+    elif first["type"] in _INPUT_PROBLEMS:
+        bounds = {k: _bound(context[k]) for k in ("ge", "le", "max_length") if k in context}
+        detail = {"detail": str(error)} if first["type"] == "datetime_from_date_parsing" else {}
+        problem = msg(_INPUT_PROBLEMS[first["type"]], **bounds, **detail)
+    else:
+        problem = msg("battery.input_other", detail=str(first["msg"]).removeprefix("Value error, "))
+    return InvalidInput("battery.column_problem", field=column, column=column_term(column), problem=problem)
 
 
 @dataclass
@@ -424,12 +544,12 @@ def register_batteries(
     have two parents.
     """
     if not principal.is_admin and principal.role is not UserRole.enterprise:
-        raise Forbidden(f"{principal.role} accounts cannot register batteries; their maker does")
+        raise Forbidden("battery.role_cannot_register", role=Term(f"role.{principal.role}"))
     refs = _Refs(session)
     if not principal.is_admin:
         assert principal.enterprise_id is not None
         if not refs.roles_of(principal.enterprise_id) & REGISTER_ROLES:
-            raise Forbidden("only a battery maker (or a cascade-use enterprise, for its re-built products) registers")
+            raise Forbidden("battery.makers_register")
     numbers = list(lines) if lines is not None else list(range(1, len(rows) + 1))
     errors: list[RowError] = []
     new: list[_NewBattery] = []
@@ -443,11 +563,11 @@ def register_batteries(
             decoded = parse_battery_code(item.code)
         except InvalidInput as exc:
             column = exc.field if exc.field in BatteryIn.model_fields else "code"
-            errors.append(RowError(n, column, exc.message, exc))
+            errors.append(RowError(n, column, Message(exc.code, exc.params), exc))
             continue
         code = decoded.code
         if code in seen:
-            errors.append(RowError(n, "code", f"code {code} is also on line {seen[code]}"))
+            errors.append(RowError(n, "code", msg("battery.code_twice_in_file", battery=code, line=seen[code])))
             continue
         seen[code] = n
         parent_code = normalise_battery_code(item.parent_code) if item.parent_code else None
@@ -459,15 +579,15 @@ def register_batteries(
                 continue
             produced_at = as_utc(item.produced_at) if item.produced_at else _start_of(decoded.production_date)
             if produced_at > now:
-                raise InvalidInput("produced_at: lies in the future", field="produced_at")
+                raise InvalidInput("battery.in_future", field="produced_at", column=Term("field.produced_at"))
             mass = item.mass_kg
             if item.mass_t is not None:
                 if mass is not None:
-                    raise InvalidInput("mass_t: give the mass in t or in kg, not both", field="mass_t")
+                    raise InvalidInput("battery.mass_t_and_kg", field="mass_t", column=Term("field.mass_t"))
                 mass = item.mass_t * 1000
             for name, value in (("rated_kwh", item.rated_kwh), ("mass_kg", mass)):
                 if value is not None and (value != value or value < 0):
-                    raise InvalidInput(f"{name}: must be zero or more", field=name)
+                    raise InvalidInput("battery.not_negative", field=name, column=Term(f"field.{name}"))
             new.append(_NewBattery(n, item, decoded, maker, produced_at, mass))
         except DomainError as exc:
             errors.append(_row_error(n, exc, "code"))
@@ -535,19 +655,18 @@ def _attachable(
     refs: _Refs, principal: Principal, found: Battery, code: str, parent_code: str | None, maker: Enterprise
 ) -> Battery:
     if not parent_code:
-        raise Conflict(f"code {code} is already registered", field="code")
+        raise Conflict("battery.already_registered", field="code", battery=code)
     if found.parent_id is not None:
         parent = refs.session.get(Battery, found.parent_id)
         raise Conflict(
-            f"parent_code: {code} already belongs to {parent.code if parent else found.parent_id};"
-            " a child cannot have two parents",
+            "battery.has_parent",
             field="parent_code",
+            column=Term("field.parent_code"),
+            battery=code,
+            parent=parent.code if parent else found.parent_id,
         )
     if not principal.is_admin and found.holder_id != maker.id:
-        raise Conflict(
-            f"code {code} is already registered and held by another enterprise; only its holder puts it into a pack",
-            field="code",
-        )
+        raise Conflict("battery.registered_elsewhere", field="code", battery=code)
     return found
 
 
@@ -561,16 +680,23 @@ def _check_parent(
         parent_level = BatteryLevel(parent.level)
         if BatteryState(parent.state) is not S.produced:
             raise Conflict(
-                f"parent_code: {parent_code} is {parent.state}; children are added while it is produced",
+                "battery.parent_not_produced",
                 field="parent_code",
+                column=Term("field.parent_code"),
+                parent=parent_code,
+                state=state_term(parent.state),
             )
     else:
-        raise InvalidInput(f"parent_code: {parent_code} is neither registered nor in this file", field="parent_code")
+        raise InvalidInput(
+            "battery.parent_unknown", field="parent_code", column=Term("field.parent_code"), parent=parent_code
+        )
     if _LEVEL_RANK[parent_level] <= _LEVEL_RANK[level]:
         raise InvalidInput(
-            f"parent_code: a {level.value} cannot sit inside a {parent_level.value}"
-            " (packs hold modules or cells, modules hold cells)",
+            "battery.parent_level",
             field="parent_code",
+            column=Term("field.parent_code"),
+            level=level_term(level),
+            parent_level=level_term(parent_level),
         )
 
 
@@ -654,7 +780,7 @@ def register_battery(*, session: Session, principal: Principal, row: dict[str, A
         return register_batteries(session=session, principal=principal, rows=[row], now=now)[0]
     except RowsRefused as exc:
         first = exc.errors[0]
-        raise first.error or InvalidInput(first.reason, field=first.column) from None
+        raise first.error or InvalidInput(first.problem, field=first.column) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -682,14 +808,18 @@ class EventIn(BaseModel):
 def parse_event(raw: dict[str, Any]) -> EventIn:
     """Validate one submitted event; attribute columns (soh, new_code, input_mass_kg, ...) join `attributes`."""
     data = {k: v for k, v in raw.items() if v not in (None, "")}
-    attrs = dict(data.pop("attributes", None) or {})
+    # A file's attributes column holds JSON text; the API's, an object.
+    attrs: Any = data.pop("attributes", None) or {}
     if isinstance(attrs, str):
         try:
             attrs = json.loads(attrs)
         except ValueError:
-            raise InvalidInput("attributes: not a JSON object", field="attributes") from None
+            raise InvalidInput(
+                "battery.attributes_not_object", field="attributes", column=Term("field.attributes")
+            ) from None
     if not isinstance(attrs, dict):
-        raise InvalidInput("attributes: not a JSON object", field="attributes")
+        raise InvalidInput("battery.attributes_not_object", field="attributes", column=Term("field.attributes"))
+    attrs = dict(attrs)
     for key in list(data):
         if key in TEXT_ATTRIBUTES or key in NUMBER_ATTRIBUTES:
             attrs[key] = data.pop(key)
@@ -697,7 +827,13 @@ def parse_event(raw: dict[str, Any]) -> EventIn:
     if isinstance(data.get("type"), str):
         data["type"] = data["type"].strip().lower()
         if data["type"] not in E.__members__:
-            raise InvalidInput(f"type: {data['type']!r} is not one of {', '.join(E)}", field="type")
+            raise InvalidInput(
+                "battery.event_type_unknown",
+                field="type",
+                column=Term("field.type"),
+                value=data["type"],
+                allowed=", ".join(E),
+            )
     try:
         return EventIn.model_validate(data)
     except ValidationError as exc:
@@ -767,7 +903,7 @@ class _EventWriter:
             self.preload([code])
             battery = self.by_code.get(code)
         if battery is None:
-            raise NotFound(f"code: no battery with code {code}", field="code")
+            raise NotFound("battery.no_such_code", field="code", column=Term("field.code"), battery=code)
         item = self._live(battery)
         step = STEPS[event.type]
         reporter = _acting_enterprise(self.refs, self.principal, event.reporter_id, event.reporter_uscc, "reporter")
@@ -775,40 +911,44 @@ class _EventWriter:
         roles = self.refs.roles_of(reporter.id)
         if not roles & BATTERY_ROLES:
             raise Forbidden(
-                f"reporter: {_enterprise_name(reporter)} has no power-battery role; battery events are recorded by"
-                " battery makers, vehicle makers, collection outlets, cascade users and recyclers",
+                "battery.no_battery_role",
                 field="reporter",
+                column=Term("field.reporter"),
+                enterprise=_enterprise_name(reporter),
             )
         if not self._may_read(battery, reporter):
             # A battery the reporter never held: it may only take it in (a collection), and a refusal says no more
             # than an unknown code would, so that its state and holder are not revealed.
             if step.custody != "reporter" or BatteryState(battery.state) not in step.after:
-                raise NotFound(f"code: no battery with code {code}", field="code")
+                raise NotFound("battery.no_such_code", field="code", column=Term("field.code"), battery=code)
             if not roles & COLLECTING_ROLES:
-                raise NotFound(f"code: no battery with code {code}", field="code")
+                raise NotFound("battery.no_such_code", field="code", column=Term("field.code"), battery=code)
         ensure_allowed(battery.code, battery.state, event.type)
         counterpart = self.refs.enterprise(event.counterpart_id, event.counterpart_uscc, "counterpart")
         occurred = as_utc(event.occurred_at)
         if occurred > self.now:
-            raise InvalidInput("occurred_at: lies in the future", field="occurred_at")
+            raise InvalidInput("battery.in_future", field="occurred_at", column=Term("field.occurred_at"))
         if item.last_at is not None and occurred < stored_utc(item.last_at):
             raise Conflict(
-                f"occurred_at: before the last recorded event of {battery.code}"
-                f" ({stored_utc(item.last_at).isoformat()}); events are recorded in the order they happened",
+                "battery.before_last_event",
                 field="occurred_at",
+                column=Term("field.occurred_at"),
+                battery=battery.code,
+                last=stored_utc(item.last_at).isoformat(),
             )
         reported = self.now
         if event.reported_at is not None:
             if not self.principal.is_admin:
                 raise InvalidInput(
-                    "reported_at: set by the service when an enterprise reports (administrators may backfill it)",
-                    field="reported_at",
+                    "battery.reported_at_by_service", field="reported_at", column=Term("field.reported_at")
                 )
             reported = as_utc(event.reported_at)
             if reported > self.now:
-                raise InvalidInput("reported_at: lies in the future", field="reported_at")
+                raise InvalidInput("battery.in_future", field="reported_at", column=Term("field.reported_at"))
         if reported < occurred:
-            raise InvalidInput("reported_at: before the event occurred", field="reported_at")
+            raise InvalidInput(
+                "battery.reported_before_occurred", field="reported_at", column=Term("field.reported_at")
+            )
         holder = self.refs.enterprise(battery.holder_id, None, "holder")
         new_holder = self._custody(step, battery, reporter, counterpart, holder)
         if event.type is E.collected and counterpart is None and holder is not None and holder.id != reporter.id:
@@ -818,7 +958,12 @@ class _EventWriter:
         self._requirements(step, item, event, vin, attributes)
         region = event.region_adcode or reporter.county_adcode or reporter.prefecture_adcode
         if event.region_adcode and not self.refs.region_exists(event.region_adcode):
-            raise InvalidInput(f"region_adcode: no region {event.region_adcode}", field="region_adcode")
+            raise InvalidInput(
+                "battery.no_region",
+                field="region_adcode",
+                column=Term("field.region_adcode"),
+                adcode=event.region_adcode,
+            )
         self.refs.ensure_unlocked(reporter.id, local_day(occurred).year)
         # Every check has passed: from here on, the row is applied.
         row = self._write(item, event.type, occurred, reported, reporter, counterpart, region, vin, attributes)
@@ -848,26 +993,33 @@ class _EventWriter:
         if step.custody == "keep" or step.event is E.transferred:
             if holder is not None and reporter.id != holder.id:
                 raise Conflict(
-                    f"reporter: {battery.code} is held by {_enterprise_name(holder)}; only its holder records"
-                    f" {step.event.value} (a handover, transferred, comes first)",
+                    "battery.not_the_holder",
                     field="reporter",
+                    column=Term("field.reporter"),
+                    battery=battery.code,
+                    holder=_enterprise_name(holder),
+                    event=event_term(step.event),
+                    handover=event_term(E.transferred),
                 )
         if step.custody == "counterpart":
             if counterpart is None:
                 raise InvalidInput(
-                    "counterpart_uscc: a handover names the enterprise receiving it", field="counterpart_uscc"
+                    "battery.receiver_required", field="counterpart_uscc", column=Term("field.counterpart_uscc")
                 )
             if counterpart.id == reporter.id:
                 raise InvalidInput(
-                    "counterpart_uscc: the receiver must differ from the reporter", field="counterpart_uscc"
+                    "battery.receiver_is_reporter", field="counterpart_uscc", column=Term("field.counterpart_uscc")
                 )
             return counterpart
         if step.custody == "reporter":
             if counterpart is not None and holder is not None and counterpart.id != holder.id:
                 raise Conflict(
-                    f"counterpart: {battery.code} is held by {_enterprise_name(holder)}, not by"
-                    f" {_enterprise_name(counterpart)}",
+                    "battery.held_by_another",
                     field="counterpart_uscc",
+                    column=Term("field.counterpart"),
+                    battery=battery.code,
+                    holder=_enterprise_name(holder),
+                    counterpart=_enterprise_name(counterpart),
                 )
             return reporter
         return holder
@@ -877,29 +1029,43 @@ class _EventWriter:
     ) -> None:
         battery = item.battery
         if "vin" in step.requires and not vin:
-            raise InvalidInput(f"vin: {step.event.value} binds the battery to a vehicle: give its VIN", field="vin")
+            raise InvalidInput(
+                "battery.vin_required", field="vin", column=Term("field.vin"), event=event_term(step.event)
+            )
         if "input_mass_kg" in step.requires and "input_mass_kg" not in attributes:
-            raise InvalidInput("input_mass_kg: a recovery states the mass that went in", field="input_mass_kg")
+            raise InvalidInput("battery.input_mass_required", field="input_mass_kg", column=Term("field.input_mass_kg"))
         if "new_code" in step.requires:
             if not attributes.get("new_code"):
-                raise InvalidInput("new_code: a battery repurposed for cascade use is coded anew", field="new_code")
+                raise InvalidInput("battery.new_code_required", field="new_code", column=Term("field.new_code"))
             try:
                 decoded = parse_battery_code(str(attributes["new_code"]))
             except InvalidInput as exc:
-                raise InvalidInput(f"new_code: {exc.message}", field="new_code") from None
+                raise InvalidInput(
+                    "battery.new_code_invalid",
+                    field="new_code",
+                    column=Term("field.new_code"),
+                    problem=Message(exc.code, exc.params),
+                ) from None
             if decoded.level is not BatteryLevel(battery.level):
                 raise InvalidInput(
-                    f"new_code: {decoded.code} codes a {decoded.level.value}, but {battery.code} is a {battery.level}",
+                    "battery.new_code_level",
                     field="new_code",
+                    column=Term("field.new_code"),
+                    new_code=decoded.code,
+                    new_level=level_term(decoded.level),
+                    battery=battery.code,
+                    level=level_term(battery.level),
                 )
             if decoded.code in self.new_codes or _code_taken(self.session, decoded.code):
-                raise Conflict(f"new_code: {decoded.code} is already in use", field="new_code")
+                raise Conflict(
+                    "battery.new_code_taken", field="new_code", column=Term("field.new_code"), new_code=decoded.code
+                )
             attributes["new_code"] = decoded.code
             attributes["original_code"] = battery.code
         if step.event is E.in_cascade_use and not attributes.get("application"):
             if not item.application and not _repurposing_named_application(self.session, battery.id):
                 raise InvalidInput(
-                    "application: name the cascade use (e.g. base-station backup power)", field="application"
+                    "battery.application_required", field="application", column=Term("field.application")
                 )
 
     def _write(
@@ -1032,7 +1198,7 @@ def record_events(
 ) -> list[BatteryEvent]:
     """Record events, all or none, in the order they happened; every bad row is listed (RowsRefused)."""
     if not principal.is_admin and principal.role is not UserRole.enterprise:
-        raise Forbidden(f"{principal.role} accounts cannot record battery events; the enterprise that acted does")
+        raise Forbidden("battery.role_cannot_record", role=Term(f"role.{principal.role}"))
     numbers = list(lines) if lines is not None else list(range(1, len(rows) + 1))
     errors: list[RowError] = []
     parsed: list[tuple[int, EventIn]] = []
@@ -1088,7 +1254,7 @@ def record_event(
         return record_events(session=session, principal=principal, rows=[{**row, "code": code}], now=now)[0]
     except RowsRefused as exc:
         first = exc.errors[0]
-        raise first.error or InvalidInput(first.reason, field=first.column) from None
+        raise first.error or InvalidInput(first.problem, field=first.column) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1117,7 +1283,7 @@ def find_battery(*, session: Session, principal: Principal, code: str) -> Batter
         found = session.exec(query).first()
         if found is not None:
             return found
-    raise NotFound(f"no battery with code {wanted}", field="code")
+    raise NotFound("battery.not_found", field="code", battery=wanted)
 
 
 class Party(BaseModel):
@@ -1457,7 +1623,7 @@ def batteries_through(
     """Every battery that passed through an enterprise (as reporter or counterpart) in a period, and where it is now."""
     ensure_read_enterprise(session, principal, enterprise_id)
     if since and until and until < since:
-        raise InvalidInput("to: before from", field="to")
+        raise InvalidInput("battery.to_before_from", field="to", column=Term("field.to"), start=Term("field.from"))
     conditions = []
     if since:
         conditions.append(col(BatteryEvent.occurred_at) >= _start_of(since))
@@ -1531,11 +1697,13 @@ def read_table(path: Path, limits: UploadLimits = DEFAULT_UPLOAD_LIMITS) -> tupl
     """Rows of a CSV or XLSX file as dicts keyed by the header, with each row's line number in the file."""
     suffix = path.suffix.lower()
     if suffix not in (".xlsx", ".xlsm", ".csv", ".txt"):
-        raise InvalidInput(f"file: {path.name} is neither CSV nor XLSX", field="file")
+        raise InvalidInput("battery.file_kind", field="file", column=Term("field.file"), name=path.name)
     try:
         check_size(path.stat().st_size, limits)
     except OSError as exc:
-        raise InvalidInput(f"file: cannot read {path.name}: {exc.strerror}", field="file") from None
+        raise InvalidInput(
+            "battery.file_unreadable", field="file", column=Term("field.file"), name=path.name, reason=exc.strerror
+        ) from None
     if suffix in (".xlsx", ".xlsm"):
         return _read_xlsx(path, limits)
     raw = path.read_bytes()
@@ -1546,7 +1714,7 @@ def read_table(path: Path, limits: UploadLimits = DEFAULT_UPLOAD_LIMITS) -> tupl
         except UnicodeDecodeError:
             continue
     else:
-        raise InvalidInput("file: neither UTF-8 nor GB18030 text", field="file")
+        raise InvalidInput("battery.file_encoding", field="file", column=Term("field.file"))
     reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
     rows: list[dict[str, Any]] = []
@@ -1563,7 +1731,12 @@ def read_table(path: Path, limits: UploadLimits = DEFAULT_UPLOAD_LIMITS) -> tupl
             position = overlong_field(record, csv.field_size_limit())
             column = header[position] if header and position is not None and position < len(header) else "file"
             raise InvalidInput(
-                f"{column}: line {start}: longer than {csv.field_size_limit():,} characters", field=column, row=start
+                "battery.file_field_too_long",
+                field=column,
+                row=start,
+                column=column_term(column),
+                line=start,
+                limit=csv.field_size_limit(),
             ) from None
         line, start = start, reader.line_num + 1
         if header is None:
@@ -1572,7 +1745,9 @@ def read_table(path: Path, limits: UploadLimits = DEFAULT_UPLOAD_LIMITS) -> tupl
         if not any(v.strip() for v in values):
             continue
         if len(rows) >= limits.max_rows:
-            raise InvalidInput(f"file: more than {limits.max_rows:,} rows; split the file", field="file", row=line)
+            raise InvalidInput(
+                "battery.file_too_many_rows", field="file", row=line, column=Term("field.file"), limit=limits.max_rows
+            )
         rows.append({h: v.strip() for h, v in zip(header, values, strict=False) if h})
         lines.append(reader.line_num)
     return rows, lines
@@ -1597,7 +1772,9 @@ def _read_xlsx(path: Path, limits: UploadLimits) -> tuple[list[dict[str, Any]], 
             continue
         if len(rows) >= limits.max_rows:
             book.close()
-            raise InvalidInput(f"file: more than {limits.max_rows:,} rows; split the file", field="file", row=number)
+            raise InvalidInput(
+                "battery.file_too_many_rows", field="file", row=number, column=Term("field.file"), limit=limits.max_rows
+            )
         rows.append({h: _cell(v) for h, v in zip(header, values, strict=False) if h})
         lines.append(number)
     book.close()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from flows.kernel.errors import InvalidInput
+from flows.kernel.messages import Term
 from models.enums import BatteryLevel
 
 CODE_LENGTH = 24
@@ -94,9 +95,7 @@ def _check_chars(field: str, value: str, start: int) -> None:
     allowed = SERIAL_CHARSET if field == "serial" else CODE_CHARSET
     for pos, ch in enumerate(value, start=start):
         if ch not in allowed:
-            raise InvalidInput(
-                f"{field}: character {ch!r} at position {pos} is not a digit or a capital letter A-Z", field=field
-            )
+            raise InvalidInput("battery.code_char", field=field, column=Term(f"field.{field}"), char=ch, position=pos)
 
 
 def parse_battery_code(raw: str) -> DecodedCode:
@@ -104,7 +103,7 @@ def parse_battery_code(raw: str) -> DecodedCode:
     code = normalise_battery_code(raw)
     if len(code) != CODE_LENGTH:
         raise InvalidInput(
-            f"code: {len(code)} characters after removing spaces and hyphens, expected {CODE_LENGTH}", field="code"
+            "battery.code_length", field="code", column=Term("field.code"), length=len(code), expected=CODE_LENGTH
         )
     parts = _split(code)
     for name, start, _length in LAYOUT:
@@ -113,40 +112,59 @@ def parse_battery_code(raw: str) -> DecodedCode:
     level = PRODUCT_TYPES.get(parts["product_type"])
     if level is None:
         raise InvalidInput(
-            f"product_type: {parts['product_type']!r} at position 4 is not one of P (pack), M (module), C (cell)",
+            "battery.code_product_type",
             field="product_type",
+            column=Term("field.product_type"),
+            value=parts["product_type"],
+            position=_FIELDS["product_type"][0],
         )
     chemistry = parts["battery_type"]
     if chemistry not in BATTERY_TYPES:
         raise InvalidInput(
-            f"battery_type: {chemistry!r} at position 5 is not one of {', '.join(BATTERY_TYPES)}",
+            "battery.code_battery_type",
             field="battery_type",
+            column=Term("field.battery_type"),
+            value=chemistry,
+            position=_FIELDS["battery_type"][0],
+            allowed=", ".join(BATTERY_TYPES),
         )
     year = YEARS.get(parts["production_year"])
     if year is None:
         raise InvalidInput(
-            f"production_year: {parts['production_year']!r} is not a year character"
-            f" (1-9 = 2011-2019, then {LETTERS_21} = 2020-2040)",
+            "battery.code_year",
             field="production_year",
+            column=Term("field.production_year"),
+            value=parts["production_year"],
+            letters=LETTERS_21,
         )
     month = MONTHS.get(parts["production_month"])
     if month is None:
         raise InvalidInput(
-            f"production_month: {parts['production_month']!r} is not a month character (1-9, A-C)",
+            "battery.code_month",
             field="production_month",
+            column=Term("field.production_month"),
+            value=parts["production_month"],
         )
     day = DAYS.get(parts["production_day"])
     if day is None:
         raise InvalidInput(
-            f"production_day: {parts['production_day']!r} is not a day character (1-9, {LETTERS_21} = 10-30, 0 = 31)",
+            "battery.code_day",
             field="production_day",
+            column=Term("field.production_day"),
+            value=parts["production_day"],
+            letters=LETTERS_21,
         )
     last = calendar.monthrange(year, month)[1]
     if day > last:
         raise InvalidInput(
-            f"production_day: day {day} (character {parts['production_day']!r}) does not exist in {year}-{month:02d},"
-            f" which has {last} days",
+            "battery.code_no_such_day",
             field="production_day",
+            column=Term("field.production_day"),
+            day=day,
+            char=parts["production_day"],
+            year=year,
+            month=month,
+            last=last,
         )
     return DecodedCode(
         code=code,
@@ -165,7 +183,14 @@ def _fixed(field: str, value: str) -> str:
     value = value.strip().upper()
     start, width = _FIELDS[field]
     if len(value) != width:
-        raise InvalidInput(f"{field}: {value!r} has {len(value)} characters, expected {width}", field=field)
+        raise InvalidInput(
+            "battery.code_field_width",
+            field=field,
+            column=Term(f"field.{field}"),
+            value=value,
+            length=len(value),
+            width=width,
+        )
     _check_chars(field, value, start)
     return value
 
@@ -177,12 +202,20 @@ def encode_battery_code(
     chemistry = chemistry.strip().upper()
     if chemistry not in BATTERY_TYPES:
         raise InvalidInput(
-            f"battery_type: {chemistry!r} is not one of {', '.join(BATTERY_TYPES)}", field="battery_type"
+            "battery.code_battery_type_unknown",
+            field="battery_type",
+            column=Term("field.battery_type"),
+            value=chemistry,
+            allowed=", ".join(BATTERY_TYPES),
         )
     if produced.year not in _YEAR_LETTER:
-        raise InvalidInput(f"production_year: {produced.year} is outside 2011-2040", field="production_year")
+        raise InvalidInput(
+            "battery.code_year_range", field="production_year", column=Term("field.production_year"), year=produced.year
+        )
     if not 0 <= serial <= SERIAL_MAX:
-        raise InvalidInput(f"serial: {serial} is outside 0-{SERIAL_MAX}", field="serial")
+        raise InvalidInput(
+            "battery.code_serial_range", field="serial", column=Term("field.serial"), serial=serial, maximum=SERIAL_MAX
+        )
     return "".join(
         (
             _fixed("manufacturer_code", maker),

@@ -41,6 +41,7 @@ from flows.battery.code import (
 from flows.battery.rules import METALS, edition_in_force, local_day, metal_thresholds
 from flows.kernel.clock import stored_utc
 from flows.kernel.errors import InvalidInput
+from flows.kernel.messages import Message
 from flows.kernel.principal import Principal
 from models import Battery, BatteryEvent, Enterprise, RecoveryReport, Region
 from models.enums import BatteryEventType
@@ -57,7 +58,7 @@ class CodeError:
     kind: str
     position: int | None = None
     char: str | None = None
-    params: dict[str, Any] = dataclass_field(default_factory=dict)
+    params: dict[str, Any] = dataclass_field(default_factory=dict)  # a Message: read in the reader's language
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,8 @@ def analyse_code(raw: str, *, final: bool = False) -> CodeAnalysis:
         try:
             decoded = parse_battery_code(code)
         except InvalidInput as exc:  # the parser knows a rule the reading above does not: its word wins
-            errors.append(CodeError(exc.field or "code", "other", params={"message": exc.message}))
+            problem = Message(exc.code, exc.params)
+            errors.append(CodeError(exc.field or "code", "other", params={"message": problem}))
     return CodeAnalysis(raw=raw or "", code=code, fields=fields, errors=errors, decoded=decoded)
 
 
