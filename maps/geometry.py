@@ -57,11 +57,18 @@ def to_geojson(geom: BaseGeometry) -> dict[str, Any]:
 
 def check_lonlat(lon: float, lat: float, *, row: int | None = None) -> None:
     """Refuse coordinates outside the world, naming the field."""
+    # The value as text: it may be NaN or Infinity, which no JSON answer can carry as a number.
     if not -180 <= lon <= 180:
         raise InvalidInput(
-            "maps.coordinate_outside", field="lon", row=row, column=Term("field.lon"), value=lon, low=-180, high=180
+            "maps.coordinate_outside",
+            field="lon",
+            row=row,
+            column=Term("field.lon"),
+            value=str(lon),
+            low=-180,
+            high=180,
         )
     if not -90 <= lat <= 90:
         raise InvalidInput(
-            "maps.coordinate_outside", field="lat", row=row, column=Term("field.lat"), value=lat, low=-90, high=90
+            "maps.coordinate_outside", field="lat", row=row, column=Term("field.lat"), value=str(lat), low=-90, high=90
         )
