@@ -8,6 +8,8 @@ import math
 import anyio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from flows.kernel.messages import msg
+
 # Answered without a database connection of the pool: they never wait behind the others.
 _BYPASS = ("/healthz", "/static/")
 
@@ -50,11 +52,14 @@ class Admission:
 
 
 async def _busy(send: Send) -> None:
+    busy = msg("kernel.busy")
     body = json.dumps(
         {
             "title": "Busy",
             "status": 503,
-            "detail": "the service is busy; nothing was saved, try again in a moment",
+            "code": busy.code,
+            "params": {},
+            "detail": busy.render("en"),
             "field": None,
             "row": None,
         }

@@ -77,17 +77,17 @@ def get_principal(request: Request, submitted: Annotated[str, Depends(submitted_
         if auth.lower().startswith("bearer "):
             principal = resolve_token(session=session, raw=auth[7:].strip(), now=now)
             if principal is None:
-                raise NotAuthenticated("the API token is unknown or revoked")
+                raise NotAuthenticated("access.token_unknown")
             _keep_last_use(session)
             request.state.principal = principal
             return principal
         raw = session_token(request)
         principal = resolve_session(session=session, raw=raw, now=now) if raw else None
     if principal is None:
-        raise NotAuthenticated("sign in first")
+        raise NotAuthenticated("access.sign_in_first")
     if request.method not in SAFE_METHODS:
         if not principal.csrf_token or not hmac.compare_digest(submitted, principal.csrf_token):
-            raise Forbidden("the form's CSRF token is missing or wrong; reload the page and try again")
+            raise Forbidden("access.csrf_failed")
     request.state.principal = principal
     return principal
 
@@ -127,7 +127,7 @@ def check_prelogin(request: Request, submitted: str) -> None:
     """Refuse a sign-in post whose token does not match its cookie."""
     expected = request.cookies.get(PRELOGIN_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, submitted):
-        raise Forbidden("the sign-in form expired; reload the page and try again")
+        raise Forbidden("access.sign_in_form_expired")
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

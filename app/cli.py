@@ -26,6 +26,7 @@ from flows.access import trail as audit
 from flows.access.accounts import system_principal
 from flows.demo.accounts import DemoAccount
 from flows.kernel.errors import DomainError, InvalidInput
+from flows.kernel.messages import Term
 from flows.kernel.uscc import validate_uscc
 from flows.pages.stats import table_counts
 from maps.locate import locate as locate_point
@@ -291,7 +292,9 @@ def _enterprise_id(session: Session, ref: str) -> int:
         return int(ref)
     found = session.exec(select(Enterprise.id).where(Enterprise.uscc == ref.strip().upper())).first()
     if found is None:
-        raise InvalidInput(f"enterprise: no enterprise with credit code {ref}", field="enterprise")
+        raise InvalidInput(
+            "access.enterprise_uscc_not_found", field="enterprise", column=Term("field.enterprise"), uscc=ref
+        )
     return found
 
 
@@ -464,7 +467,7 @@ def audit_verify(
         )
         raise typer.Exit(0 if check.ok else 1)
     if not check.ok:
-        _fail(f"entry {check.broken_at}: {check.reason}" if check.broken_at is not None else check.reason)
+        _fail(str(check.fault_message()))
     if check.head is None:
         out.print("audit log verified: it is empty", highlight=False)
         return

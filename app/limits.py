@@ -8,14 +8,25 @@ from urllib.parse import parse_qsl
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from flows.kernel import bounds
+from flows.kernel import bounds, messages
 
 
-async def _answer(send: Send, status: int, title: str, detail: str, field: str) -> None:
-    """A problem JSON answer, sent straight from the middleware."""
-    body = json.dumps(
-        {"title": title, "status": status, "detail": detail, "field": field, "row": None}, ensure_ascii=False
-    ).encode("utf-8")
+def _refusal(field: str, problem: messages.Message) -> messages.Message:
+    return messages.msg("kernel.field_problem", column=bounds.label(field), problem=problem)
+
+
+async def _answer(send: Send, status: int, title: str, refusal: messages.Message, field: str) -> None:
+    """A problem JSON answer, sent straight from the middleware (in English, as the API answers by default)."""
+    problem = {
+        "title": title,
+        "status": status,
+        "code": refusal.code,
+        "params": messages.plain(refusal.params),
+        "detail": refusal.render("en"),
+        "field": field,
+        "row": None,
+    }
+    body = json.dumps(problem, ensure_ascii=False).encode("utf-8")
     headers = [
         (b"content-type", b"application/problem+json"),
         (b"content-length", str(len(body)).encode()),
@@ -28,10 +39,6 @@ async def _answer(send: Send, status: int, title: str, detail: str, field: str) 
 
 # A multipart body carries the file and, around it, the boundaries, part headers and small fields of the form.
 UPLOAD_ENVELOPE = 64 * 1024
-
-
-def _megabytes(limit: int) -> str:
-    return f"{limit / bounds.MB:g} MB"
 
 
 class RequestLimits:
@@ -54,17 +61,17 @@ class RequestLimits:
             return
         nul = _nul_parameter(scope)
         if nul is not None:
-            await _answer(send, 422, "InvalidInput", f"{nul}: contains a NUL character", nul)
+            await _answer(send, 422, "InvalidInput", _refusal(nul, messages.msg("kernel.text_nul")), nul)
             return
         headers = Headers(scope=scope)
         upload = headers.get("content-type", "").startswith("multipart/form-data")
         shown = self.upload_bytes if upload else self.json_bytes
         limit = shown + UPLOAD_ENVELOPE if upload else shown
         field = "file" if upload else "body"
-        detail = f"{field}: the request body is larger than {_megabytes(shown)}"
+        refusal = _refusal(field, messages.msg("kernel.body_too_large", limit=shown / bounds.MB))
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            await _answer(send, 413, "PayloadTooLarge", detail, field)
+            await _answer(send, 413, "PayloadTooLarge", refusal, field)
             return
 
         received = 0
@@ -97,7 +104,7 @@ class RequestLimits:
             if not refused or started:
                 raise
         if refused and not started:
-            await _answer(send, 413, "PayloadTooLarge", detail, field)
+            await _answer(send, 413, "PayloadTooLarge", refusal, field)
 
 
 def _nul_parameter(scope: Scope) -> str | None:

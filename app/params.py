@@ -25,14 +25,14 @@ CodePath = Annotated[str, Path(max_length=bounds.MAX_QUERY_TEXT)]
 def _moment(value: datetime | None) -> datetime | None:
     problem = bounds.filter_year_problem(value.year) if value is not None else None
     if problem is not None:
-        raise ValueError(problem)
+        raise ValueError(str(problem))  # pydantic reports the text: the English message
     return value
 
 
 def _day(value: date | None) -> date | None:
     problem = bounds.filter_year_problem(value.year) if value is not None else None
     if problem is not None:
-        raise ValueError(problem)
+        raise ValueError(str(problem))  # pydantic reports the text: the English message
     return value
 
 

@@ -29,6 +29,7 @@ from app.i18n import (
 from flows.access import directory
 from flows.access.accounts import Principal
 from flows.kernel.clock import CST, stored_utc
+from flows.kernel.messages import msg
 from flows.pages.stats import scoped_counts
 from flows.waste.rates import percent_truncated
 from models.enums import RegionLevel
@@ -188,11 +189,13 @@ def home(request: Request, session: SessionDep, lang: LanguageDep, principal: Pr
 
 @router.get("/lang/{code}", name="set_language")
 def set_language(
-    request: Request, code: str, next_: Annotated[str | None, Query(alias="next")] = None
+    request: Request, lang: LanguageDep, code: str, next_: Annotated[str | None, Query(alias="next")] = None
 ) -> RedirectResponse:
     """Remember the chosen language in a cookie for a year and go back to the page the user was on."""
     if code not in LANGUAGES:
-        raise HTTPException(status_code=400, detail=f"unknown language {code!r}; known: {', '.join(LANGUAGES)}")
+        # Said in the language the reader has now: the one asked for is not known.
+        refusal = msg("kernel.unknown_language", language=code, known=", ".join(LANGUAGES))
+        raise HTTPException(status_code=400, detail=refusal.render(lang))
     # An off-site `next` would make this an open redirect; such a link still switches language, then goes home.
     response = RedirectResponse(safe_next(next_), status_code=303)
     response.set_cookie(

@@ -19,6 +19,7 @@ from flows.access import directory
 from flows.access.scope import adcode_prefix
 from flows.kernel.bounds import MAX_ID
 from flows.kernel.errors import InvalidInput, NotFound
+from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
 from flows.pages import map as flowmap
 from flows.pages.map import RateClass, RegionRates
@@ -290,7 +291,7 @@ def _park_id(value: str | None) -> int | None:
     if value is None or not value.strip():
         return None
     if not value.strip().isdigit():
-        raise InvalidInput(f"park: a park id is a number, not {value!r}", field="park")
+        raise InvalidInput("pages.map.park_id_not_a_number", field="park", column=Term("field.park"), value=value)
     return int(value)
 
 
@@ -545,7 +546,7 @@ def flow_details(
         layer = flowmap.flow_layer(session=session, principal=principal, f=f, level=level)
         if from_ is None or to is None:
             if not layer.flows:
-                raise NotFound(f"no received batches in {f.year} within these filters", field="year")
+                raise NotFound("pages.map.no_received_batches", field="year", year=f.year)
             from_, to = layer.flows[0].origin.key, layer.flows[0].destination.key
         level = layer.level
     d = flowmap.flow_detail(session=session, principal=principal, f=f, level=level, origin=from_, destination=to)

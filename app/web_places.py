@@ -15,6 +15,7 @@ from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, translate
 from app.params import Id
 from app.web import pct, render, tonnes
+from flows.kernel.bounds import label
 from flows.kernel.errors import InvalidInput
 from flows.pages import places
 from flows.pages.places import FlowRow, LinkRow, Member, ParkPage
@@ -299,7 +300,7 @@ def _optional_int(value: str | None, field: str) -> int | None:
     if value is None or not value.strip():
         return None
     if not value.strip().isdigit():
-        raise InvalidInput(f"{field}: a number", field=field)
+        raise InvalidInput("pages.places.not_a_number", field=field, column=label(field))
     return int(value)
 
 

@@ -9,7 +9,9 @@ from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
+from flows.kernel.bounds import label
 from flows.kernel.errors import InvalidInput
+from flows.kernel.messages import Term
 
 # Generous box around Sichuan and its neighbours; anything outside is a typo or swapped lon/lat.
 SICHUAN_BBOX = (92.0, 25.0, 110.5, 35.0)
@@ -18,10 +20,12 @@ SICHUAN_BBOX = (92.0, 25.0, 110.5, 35.0)
 def to_multipolygon(geom: BaseGeometry, *, field: str = "geometry", repair: bool = True) -> MultiPolygon:
     """Coerce a polygonal geometry to a valid MultiPolygon, repairing self-intersections with make_valid."""
     if geom.is_empty:
-        raise InvalidInput(f"{field}: the geometry is empty", field=field)
+        raise InvalidInput("maps.geometry_empty", field=field, column=label(field))
     if not geom.is_valid:
         if not repair:
-            raise InvalidInput(f"{field}: invalid polygon ({explain_validity(geom)})", field=field)
+            raise InvalidInput(
+                "maps.polygon_invalid", field=field, column=label(field), explanation=explain_validity(geom)
+            )
         geom = shapely.make_valid(geom)
     if isinstance(geom, Polygon):
         return MultiPolygon([geom])
@@ -32,7 +36,7 @@ def to_multipolygon(geom: BaseGeometry, *, field: str = "geometry", repair: bool
     for g in polygons:
         parts.extend(g.geoms if isinstance(g, MultiPolygon) else [g])
     if not parts:
-        raise InvalidInput(f"{field}: not a polygon (got {geom.geom_type})", field=field)
+        raise InvalidInput("maps.not_a_polygon", field=field, column=label(field), geom_type=geom.geom_type)
     return MultiPolygon(parts)
 
 
@@ -43,7 +47,7 @@ def from_geojson(obj: dict[str, Any], *, field: str = "geometry") -> BaseGeometr
     try:
         return shape(obj)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InvalidInput(f"{field}: not a GeoJSON geometry ({exc})", field=field) from exc
+        raise InvalidInput("maps.not_geojson", field=field, column=label(field), error=str(exc)) from exc
 
 
 def to_geojson(geom: BaseGeometry) -> dict[str, Any]:
@@ -53,7 +57,18 @@ def to_geojson(geom: BaseGeometry) -> dict[str, Any]:
 
 def check_lonlat(lon: float, lat: float, *, row: int | None = None) -> None:
     """Refuse coordinates outside the world, naming the field."""
+    # The value as text: it may be NaN or Infinity, which no JSON answer can carry as a number.
     if not -180 <= lon <= 180:
-        raise InvalidInput(f"lon {lon} is outside -180..180", field="lon", row=row)
+        raise InvalidInput(
+            "maps.coordinate_outside",
+            field="lon",
+            row=row,
+            column=Term("field.lon"),
+            value=str(lon),
+            low=-180,
+            high=180,
+        )
     if not -90 <= lat <= 90:
-        raise InvalidInput(f"lat {lat} is outside -90..90", field="lat", row=row)
+        raise InvalidInput(
+            "maps.coordinate_outside", field="lat", row=row, column=Term("field.lat"), value=str(lat), low=-90, high=90
+        )

@@ -129,7 +129,7 @@ def locate(*, session: Session, lon: float, lat: float) -> Location:
     """Locate a point that must lie inside a loaded province."""
     loc = try_locate(session=session, lon=lon, lat=lat)
     if loc.province is None:
-        raise OutsideRegions(f"point ({lon}, {lat}) lies outside every loaded region", field="lon/lat")
+        raise OutsideRegions("maps.point_outside_regions", field="lon/lat", lon=lon, lat=lat)
     return loc
 
 

@@ -10,7 +10,9 @@ import geopandas as gpd
 from shapely.geometry.base import BaseGeometry
 from sqlmodel import Session, select
 
+from flows.kernel.bounds import label
 from flows.kernel.errors import Conflict, InvalidInput
+from flows.kernel.messages import Term, msg
 from maps.geometry import from_geojson, to_multipolygon
 from maps.locate import try_locate
 from models import Park
@@ -39,26 +41,31 @@ def _enum(value: str, enum: type[E], field: str, row: int | None) -> E:
         return enum(value)
     except ValueError:
         allowed = ", ".join(m.value for m in enum)
-        raise InvalidInput(f"{field}: {value!r} is not one of {allowed}", field=field, row=row) from None
+        raise InvalidInput(
+            "maps.not_one_of", field=field, row=row, column=label(field), value=value, allowed=allowed
+        ) from None
 
 
 def build_park(spec: ParkSpec, *, session: Session, row: int | None = None, repair: bool = True) -> Park:
     """Validate a park and place it in the county (or prefecture) that holds its interior point."""
     if not spec.name_zh.strip():
-        raise InvalidInput("name_zh: a park needs a name", field="name_zh", row=row)
+        raise InvalidInput("maps.park_needs_name", field="name_zh", row=row, column=Term("field.name_zh"))
     raw = spec.boundary if isinstance(spec.boundary, BaseGeometry) else from_geojson(spec.boundary, field="boundary")
     try:
         boundary = to_multipolygon(raw, field="boundary", repair=repair)
     except InvalidInput as exc:
-        raise InvalidInput(exc.message, field="boundary", row=row) from None
+        raise InvalidInput(exc.code, field="boundary", row=row, **exc.params) from None
     point = boundary.representative_point()
     loc = try_locate(session=session, lon=point.x, lat=point.y)
     region = loc.county or loc.prefecture
     if region is None:
         raise InvalidInput(
-            f"boundary: the park lies outside every loaded region (near {point.x:.4f}, {point.y:.4f})",
+            "maps.park_outside_regions",
             field="boundary",
             row=row,
+            column=Term("field.boundary"),
+            lon=point.x,
+            lat=point.y,
         )
     return Park(
         name_zh=spec.name_zh.strip(),
@@ -85,16 +92,23 @@ def create_parks(specs: list[ParkSpec], *, session: Session, repair: bool = True
             errors.append(exc)
             continue
         if park.name_zh in names:
-            errors.append(InvalidInput(f"name_zh: a park named {park.name_zh!r} exists", field="name_zh", row=row))
+            errors.append(
+                InvalidInput(
+                    "maps.park_name_taken", field="name_zh", row=row, column=Term("field.name_zh"), name=park.name_zh
+                )
+            )
             continue
         names.add(park.name_zh)
         parks.append(park)
     if errors:
-        detail = "; ".join(f"row {e.row}: {e.message}" for e in errors)
+        rows = [msg("maps.park_row", number=e.row, problem=msg(e.code, **e.params)) for e in errors]
         raise InvalidInput(
-            f"{len(errors)} of {len(specs)} parks refused, none saved: {detail}",
+            "maps.parks_refused",
             field=errors[0].field,
             row=errors[0].row,
+            refused=len(errors),
+            total=len(specs),
+            rows=rows,
         )
     session.add_all(parks)
     session.flush()
@@ -104,7 +118,7 @@ def create_parks(specs: list[ParkSpec], *, session: Session, repair: bool = True
 def create_park(spec: ParkSpec, *, session: Session, repair: bool = True) -> Park:
     """Create one park; a name already taken is a conflict."""
     if session.exec(select(Park.id).where(Park.name_zh == spec.name_zh.strip())).first() is not None:
-        raise Conflict(f"name_zh: a park named {spec.name_zh!r} exists", field="name_zh")
+        raise Conflict("maps.park_name_taken", field="name_zh", column=Term("field.name_zh"), name=spec.name_zh)
     return create_parks([spec], session=session, repair=repair)[0]
 
 
@@ -113,18 +127,16 @@ def read_parks_file(path: Path) -> list[ParkSpec]:
     try:
         frame = gpd.read_file(path)
     except Exception as exc:  # noqa: BLE001 - pyogrio raises several types; the user needs the message
-        raise InvalidInput(
-            f"{path.name}: cannot read as GeoJSON, GeoPackage or Shapefile ({exc})", field="file"
-        ) from exc
+        raise InvalidInput("maps.parks_file_unreadable", field="file", file=path.name, error=str(exc)) from exc
     if "name_zh" not in frame.columns:
-        raise InvalidInput(f"{path.name}: a column name_zh is required", field="name_zh")
+        raise InvalidInput("maps.parks_file_needs_name", field="name_zh", file=path.name)
     if frame.crs is not None and frame.crs.to_epsg() != 4326:
         frame = frame.to_crs(4326)
     specs = []
     for row, record in enumerate(frame.to_dict("records"), start=1):
         geom = record.get("geometry")
         if geom is None:
-            raise InvalidInput(f"row {row}: the feature has no geometry", field="geometry", row=row)
+            raise InvalidInput("maps.feature_without_geometry", field="geometry", row=row, number=row)
         year = record.get("transformation_year")
         specs.append(
             ParkSpec(

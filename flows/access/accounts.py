@@ -15,6 +15,7 @@ from sqlmodel import Session, col, func, select
 from flows.access.trail import record
 from flows.kernel.bounds import check_text
 from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
+from flows.kernel.messages import Message, Term, msg
 from flows.kernel.principal import Principal as Principal
 from flows.kernel.principal import principal_of as principal_of
 from flows.kernel.principal import system_principal as system_principal
@@ -69,17 +70,18 @@ def create_user(
     """Create an account; the role decides which scope it must have."""
     username = username.strip().lower()
     if not username or len(username) > 64 or any(ch.isspace() for ch in username):
-        raise InvalidInput("username: 1 to 64 characters without spaces", field="username")
-    if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"password: at least {MIN_PASSWORD} characters", field="password")
+        raise InvalidInput("access.username_invalid", field="username", column=Term("field.username"))
+    _check_password(password)
     try:
         user_role = UserRole(role)
     except ValueError:
         allowed = ", ".join(r.value for r in UserRole)
-        raise InvalidInput(f"role: {role!r} is not one of {allowed}", field="role") from None
+        raise InvalidInput(
+            "access.role_unknown", field="role", column=Term("field.role"), role=role, allowed=allowed
+        ) from None
     _check_scope(session, user_role, scope_adcode, park_id, enterprise_id)
     if session.exec(select(User.id).where(User.username == username)).first() is not None:
-        raise Conflict(f"username: {username!r} is taken", field="username")
+        raise Conflict("access.username_taken", field="username", column=Term("field.username"), username=username)
     user = User(
         username=username,
         display_name=display_name or username,
@@ -94,6 +96,13 @@ def create_user(
     session.flush()
     _record(session, actor, "create", user, None, _account_view(user), now)
     return user
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(
+            "access.password_too_short", field="password", column=Term("field.password"), length=MIN_PASSWORD
+        )
 
 
 def _record(
@@ -138,16 +147,14 @@ def _check_scope(
 ) -> None:
     if role is UserRole.bureau:
         if adcode is None or session.get(Region, adcode) is None:
-            raise InvalidInput(
-                "scope_adcode: a bureau account needs the adcode of a loaded region", field="scope_adcode"
-            )
+            raise InvalidInput("access.bureau_needs_region", field="scope_adcode", column=Term("field.scope_adcode"))
     elif role is UserRole.park_manager:
         if park_id is None or session.get(Park, park_id) is None:
-            raise InvalidInput("park_id: a park manager account needs an existing park", field="park_id")
+            raise InvalidInput("access.park_manager_needs_park", field="park_id", column=Term("field.park_id"))
     elif role is UserRole.enterprise:
         if enterprise_id is None or session.get(Enterprise, enterprise_id) is None:
             raise InvalidInput(
-                "enterprise_id: an enterprise account needs an existing enterprise", field="enterprise_id"
+                "access.enterprise_account_needs_enterprise", field="enterprise_id", column=Term("field.enterprise_id")
             )
 
 
@@ -155,7 +162,7 @@ def get_user(*, session: Session, username: str) -> User:
     """A user by name."""
     user = session.exec(select(User).where(User.username == username.strip().lower())).first()
     if user is None:
-        raise NotFound(f"no user named {username!r}", field="username")
+        raise NotFound("access.user_not_found", field="username", username=username)
     return user
 
 
@@ -189,17 +196,12 @@ def _keep_an_administrator(session: Session, user: User) -> None:
         .with_for_update()
     )
     if all(other == user.id for other in session.exec(query).all()):
-        raise Conflict(
-            f"{user.username!r} is the last active administrator and cannot be disabled; "
-            "create or enable another administrator first",
-            field="username",
-        )
+        raise Conflict("access.last_administrator", field="username", username=user.username)
 
 
 def set_password(*, session: Session, user: User, password: str, now: datetime, actor: Principal | None = None) -> User:
     """Replace a password; open sessions of the account end."""
-    if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"password: at least {MIN_PASSWORD} characters", field="password")
+    _check_password(password)
     user.password_hash = hash_password(password)
     session.add(user)
     for login in session.exec(select(LoginSession).where(LoginSession.user_id == user.id)).all():
@@ -232,7 +234,7 @@ def authenticate(*, session: Session, username: str, password: str, client: str,
         ok = False
     user = session.get(User, user_id) if ok and user_id is not None else None
     if user is None or not active or not user.is_active:
-        raise NotAuthenticated("wrong username or password, or the account is disabled", field="password")
+        raise NotAuthenticated("access.sign_in_failed", field="password")
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     # A success releases its reservation and clears the count of this account at this address, so that a user who
@@ -270,7 +272,7 @@ def _reserve_attempt(session: Session, name: str, address: str, now: datetime) -
     return session.connection().execute(reserve.returning(col(LoginFailure.id))).first() is not None
 
 
-def _throttled_message(session: Session, name: str, address: str, now: datetime) -> str:
+def _throttled_message(session: Session, name: str, address: str, now: datetime) -> Message:
     minutes = int(THROTTLE_WINDOW.total_seconds() // 60)
     failures = session.exec(
         select(func.count()).where(
@@ -280,8 +282,8 @@ def _throttled_message(session: Session, name: str, address: str, now: datetime)
         )
     ).one()
     if failures >= THROTTLE_LIMIT:
-        return f"too many failed sign-ins for {name!r} from this address; try again in {minutes} minutes"
-    return f"too many failed sign-ins from this address; try again in {minutes} minutes"
+        return msg("access.throttled_account", username=name, minutes=minutes)
+    return msg("access.throttled_address", minutes=minutes)
 
 
 def start_session(*, session: Session, user: User, now: datetime, client: str = "") -> tuple[str, str]:
@@ -326,10 +328,10 @@ def create_token(
 ) -> tuple[ApiToken, str]:
     """Create an API token for the principal's own account; the raw token is returned once and never stored."""
     if principal.user_id is None:
-        raise Forbidden("tokens belong to user accounts")
+        raise Forbidden("access.tokens_for_users")
     name = name.strip()
     if not name or len(name) > 64:
-        raise InvalidInput("name: 1 to 64 characters", field="name")
+        raise InvalidInput("access.token_name_invalid", field="name", column=Term("field.name"))
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(user_id=principal.user_id, name=name, prefix=raw[:10], token_hash=_digest(raw), created_at=now)
     session.add(token)
@@ -353,7 +355,7 @@ def revoke_token(
     """Revoke one of the principal's own tokens (an administrator may revoke any)."""
     token = session.get(ApiToken, token_id)
     if token is None or (token.user_id != principal.user_id and not principal.is_admin):
-        raise NotFound(f"no token {token_id}", field="token_id")
+        raise NotFound("access.token_not_found", field="token_id", token_id=token_id)
     if token.revoked_at is None:
         token.revoked_at = now
         session.add(token)

@@ -50,7 +50,7 @@ def get_region(*, session: Session, adcode: str) -> Region:
     """One region with its boundary."""
     region = session.get(Region, adcode)
     if region is None:
-        raise NotFound(f"no region with adcode {adcode}", field="adcode")
+        raise NotFound("access.region_not_found", field="adcode", adcode=adcode)
     return region
 
 
@@ -66,7 +66,7 @@ def get_park(*, session: Session, park_id: int) -> Park:
     """One park with its boundary."""
     park = session.get(Park, park_id)
     if park is None:
-        raise NotFound(f"no park with id {park_id}", field="park_id")
+        raise NotFound("access.park_not_found", field="park_id", park_id=park_id)
     return park
 
 
@@ -126,7 +126,7 @@ def get_enterprise(*, session: Session, principal: Principal, enterprise_id: int
     query = select(Enterprise).where(col(Enterprise.id) == enterprise_id, readable_enterprises(principal))
     enterprise = session.exec(query).first()
     if enterprise is None or enterprise.id is None:
-        raise NotFound(f"no enterprise with id {enterprise_id}", field="enterprise_id")
+        raise NotFound("access.enterprise_not_found", field="enterprise_id", enterprise_id=enterprise_id)
     return _public(enterprise, _roles_of(session, [enterprise.id]).get(enterprise.id, []))
 
 

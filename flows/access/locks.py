@@ -35,7 +35,7 @@ def lock_period(*, session: Session, principal: Principal, adcode: str, year: in
     ensure_region_in_scope(session, principal, adcode)
     guard_year(session=session, year=year, exclusive=True)
     if session.get(PeriodLock, (adcode, year), populate_existing=True) is not None:
-        raise Conflict(f"{year} is already locked for region {adcode}", field="year")
+        raise Conflict("access.already_locked", field="year", year=year, adcode=adcode)
     lock = PeriodLock(region_adcode=adcode, year=year, locked_by=principal.user_id, locked_at=now)
     session.add(lock)
     session.flush()
@@ -59,7 +59,7 @@ def unlock_period(*, session: Session, principal: Principal, adcode: str, year: 
     guard_year(session=session, year=year, exclusive=True)
     lock = session.get(PeriodLock, (adcode, year), populate_existing=True)
     if lock is None:
-        raise Conflict(f"{year} is not locked for region {adcode}", field="year")
+        raise Conflict("access.not_locked", field="year", year=year, adcode=adcode)
     before = snapshot(lock)
     session.delete(lock)
     session.flush()
@@ -106,8 +106,4 @@ def ensure_unlocked(*, session: Session, enterprise_id: int, year: int) -> None:
     """Refuse a direct write to a locked period, saying how to proceed."""
     lock = lock_for(session=session, enterprise_id=enterprise_id, year=year)
     if lock is not None:
-        raise PeriodLocked(
-            f"{year} is locked for region {lock.region_adcode}: file a correction with a reason; "
-            "it takes effect when a bureau approves it",
-            field="year",
-        )
+        raise PeriodLocked("access.period_locked", field="year", year=year, adcode=lock.region_adcode)

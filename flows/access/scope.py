@@ -8,6 +8,7 @@ from sqlalchemy import ColumnElement, and_, false, or_, true
 from sqlmodel import Session, col, select
 
 from flows.kernel.errors import Forbidden, NotFound
+from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
 from models import Enterprise, Manifest, Region
 from models.enums import ManifestStatus, UserRole
@@ -72,32 +73,37 @@ def can_read_enterprise(session: Session, principal: Principal, enterprise_id: i
 def ensure_read_enterprise(session: Session, principal: Principal, enterprise_id: int) -> None:
     """Refuse as not found: out-of-scope rows are not confirmed to exist."""
     if not can_read_enterprise(session, principal, enterprise_id):
-        raise NotFound(f"no enterprise with id {enterprise_id}", field="enterprise_id")
+        raise NotFound("access.enterprise_not_found", field="enterprise_id", enterprise_id=enterprise_id)
 
 
 def ensure_write_for_enterprise(principal: Principal, enterprise_id: int, what: str) -> None:
-    """Only the enterprise itself (or an administrator) writes its declarations, manifests and battery events."""
+    """Only the enterprise itself (or an administrator) writes its declarations, manifests and battery events.
+
+    `what` names the records as the reader knows them: a Term where they have a name of their own in Chinese.
+    """
     if principal.is_admin:
         return
     if principal.role is UserRole.enterprise and principal.enterprise_id == enterprise_id:
         return
-    raise Forbidden(f"{principal.role} accounts cannot write {what} for enterprise {enterprise_id}")
+    raise Forbidden(
+        "access.cannot_write_for", role=Term(f"role.{principal.role.value}"), what=what, enterprise_id=enterprise_id
+    )
 
 
 def require_role(principal: Principal, *roles: UserRole) -> None:
     """Refuse unless the principal has one of the roles (administrators always pass)."""
     if principal.is_admin or principal.role in roles:
         return
-    raise Forbidden(f"this needs the role {' or '.join(r.value for r in roles)}")
+    raise Forbidden("access.needs_role", roles=[Term(f"role.{r.value}") for r in roles])
 
 
 def ensure_region_in_scope(session: Session, principal: Principal, adcode: str) -> None:
     """A bureau acts only on its own region and what lies in it."""
     if session.get(Region, adcode) is None:
-        raise NotFound(f"no region with adcode {adcode}", field="adcode")
+        raise NotFound("access.region_not_found", field="adcode", adcode=adcode)
     if principal.is_admin:
         return
     if principal.role is UserRole.bureau and principal.scope_adcode:
         if adcode.startswith(adcode_prefix(principal.scope_adcode)):
             return
-    raise Forbidden(f"region {adcode} is outside your scope")
+    raise Forbidden("access.region_outside_scope", adcode=adcode)

@@ -15,6 +15,7 @@ from sqlmodel import Session, SQLModel, col, func, select
 
 from flows.kernel.clock import stored_utc
 from flows.kernel.errors import Conflict, Forbidden, InvalidInput
+from flows.kernel.messages import Message, Term, msg
 from flows.kernel.principal import Principal
 from models import AuditHead, AuditLog, Enterprise
 from models.enums import UserRole
@@ -121,15 +122,16 @@ class Anchor:
     @classmethod
     def from_dict(cls, data: Any) -> Anchor:
         """Read an exported anchor; a file that is not one is refused, naming what is wrong."""
+        column = Term("field.anchor")
         if not isinstance(data, dict):
-            raise InvalidInput("anchor: expected a JSON object", field="anchor")
+            raise InvalidInput("access.anchor_not_an_object", field="anchor", column=column)
         try:
             at = datetime.fromisoformat(str(data["at"]))
             anchor = cls(int(data["entry_id"]), str(data["hash"]), int(data["count"]), at, str(data["signature"]))
         except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidInput(f"anchor: not an audit anchor ({exc})", field="anchor") from None
+            raise InvalidInput("access.anchor_unreadable", field="anchor", column=column, error=str(exc)) from None
         if at.tzinfo is None:
-            raise InvalidInput("anchor: at must carry its offset", field="anchor")
+            raise InvalidInput("access.anchor_without_offset", field="anchor", column=column)
         return anchor
 
 
@@ -233,12 +235,25 @@ class ChainCheck:
     ok: bool
     checked: int
     broken_at: int | None = None
-    reason: str = ""
+    problem: Message | None = None
     # chain (an entry does not match), unanchored (no signed head), signature (the head's signature fails),
     # head (the signed head does not match the log), anchor (the exported anchor does not match the log)
     fault: str = ""
     head: Anchor | None = None
     anchor_checked: bool = False
+
+    @property
+    def reason(self) -> str:
+        """What is wrong, in English (empty when the log verifies)."""
+        return self.problem.render("en") if self.problem is not None else ""
+
+    def fault_message(self) -> Message | None:
+        """What is wrong, naming the entry at fault when there is one."""
+        if self.problem is None:
+            return None
+        if self.broken_at is None:
+            return self.problem
+        return msg("access.chain_fault_at", entry_id=self.broken_at, problem=self.problem)
 
     @property
     def anchored(self) -> bool:
@@ -262,71 +277,46 @@ def verify_chain(*, session: Session, anchor: Anchor | None = None) -> ChainChec
     after_head: int | None = None  # the first entry past the head's, if any
     anchor_seen = False
 
-    def broken(entry_id: int | None, reason: str, fault: str) -> ChainCheck:
-        return ChainCheck(False, checked, entry_id, reason, fault, head, anchor is not None)
+    def broken(entry_id: int | None, problem: Message, fault: str) -> ChainCheck:
+        return ChainCheck(False, checked, entry_id, problem, fault, head, anchor is not None)
 
     for entry in session.exec(select(AuditLog).order_by(col(AuditLog.id))).yield_per(1000):
         assert entry.id is not None
         checked += 1
         if entry.prev_hash != prev:
-            return broken(entry.id, "its predecessor was changed or removed", "chain")
+            return broken(entry.id, msg("access.chain_predecessor_changed"), "chain")
         if _entry_hash(prev, _hashed_fields(entry)) != entry.hash:
-            return broken(entry.id, "its content does not match its hash", "chain")
+            return broken(entry.id, msg("access.chain_content_changed"), "chain")
         if anchor is not None and not anchor_seen:
             if entry.id > anchor.entry_id:
-                return broken(anchor.entry_id, "the anchored entry is gone from the log", "anchor")
+                return broken(anchor.entry_id, msg("access.chain_anchored_entry_gone"), "anchor")
             if entry.id == anchor.entry_id:
                 anchor_seen = True
                 if entry.hash != anchor.hash:
-                    return broken(
-                        entry.id, "its hash differs from the anchor: it or an entry before it was rewritten", "anchor"
-                    )
+                    return broken(entry.id, msg("access.chain_anchor_hash_differs"), "anchor")
                 if checked != anchor.count:
-                    return broken(
-                        entry.id,
-                        f"{checked} entries lead to it where the anchor counted {anchor.count}: "
-                        "entries before it were removed or added",
-                        "anchor",
-                    )
+                    problem = msg("access.chain_anchor_count_differs", checked=checked, count=anchor.count)
+                    return broken(entry.id, problem, "anchor")
         if head is not None and after_head is None and entry.id > head.entry_id:
             after_head = entry.id
         prev, last_id = entry.hash, entry.id
     if anchor is not None and not anchor_seen:
-        return broken(anchor.entry_id, f"the anchored entry is gone: the log ends at entry {last_id}", "anchor")
+        return broken(anchor.entry_id, msg("access.chain_anchored_entry_gone_at_end", last_id=last_id), "anchor")
     if head is None:
         if checked == 0:
             return ChainCheck(True, 0, anchor_checked=anchor is not None)
-        return broken(
-            None,
-            "the log is not anchored: it has no signed head yet (`circuflow audit-log anchor` signs it)",
-            "unanchored",
-        )
+        return broken(None, msg("access.chain_unanchored"), "unanchored")
     if not signature_holds(head):
-        return broken(
-            head.entry_id,
-            "the signed head does not hold: its signature does not match (the head was rewritten, "
-            "or signed with another key)",
-            "signature",
-        )
+        return broken(head.entry_id, msg("access.chain_signature_fails"), "signature")
     if last_id is None or last_id < head.entry_id:
-        return broken(
-            head.entry_id,
-            f"the log ends at entry {last_id} but its signed head is entry {head.entry_id} "
-            f"of {head.count}: entries at the end were removed",
-            "head",
-        )
+        problem = msg("access.chain_tail_removed", last_id=last_id, head_id=head.entry_id, count=head.count)
+        return broken(head.entry_id, problem, "head")
     if after_head is not None:
-        return broken(
-            after_head, f"it was written after the signed head (entry {head.entry_id}) without moving it", "head"
-        )
+        return broken(after_head, msg("access.chain_written_after_head", head_id=head.entry_id), "head")
     if prev != head.hash:
-        return broken(
-            last_id,
-            "its hash differs from the signed head: it or an entry before it was rewritten and the hashes recomputed",
-            "head",
-        )
+        return broken(last_id, msg("access.chain_head_hash_differs"), "head")
     if checked != head.count:
-        return broken(last_id, f"the log holds {checked} entries where its signed head counts {head.count}", "head")
+        return broken(last_id, msg("access.chain_head_count_differs", checked=checked, count=head.count), "head")
     return ChainCheck(True, checked, head=head, anchor_checked=anchor is not None)
 
 
@@ -334,10 +324,9 @@ def current_anchor(*, session: Session) -> Anchor:
     """The signed head as an anchor to keep outside the database; refused while the log does not verify."""
     check = verify_chain(session=session)
     if not check.ok:
-        where = f"entry {check.broken_at}: " if check.broken_at is not None else ""
-        raise Conflict(f"the audit log does not verify, nothing to anchor: {where}{check.reason}")
+        raise Conflict("access.nothing_to_anchor_unverified", problem=check.fault_message())
     if check.head is None:
-        raise Conflict("the audit log is empty: nothing to anchor")
+        raise Conflict("access.nothing_to_anchor_empty")
     return check.head
 
 
@@ -351,12 +340,12 @@ def sign_head(*, session: Session, principal: Principal, now: datetime, resign: 
         return check.head
     allowed = {"unanchored"} | ({"signature", "head"} if resign else set())
     if check.fault not in allowed:
-        where = f"entry {check.broken_at}: " if check.broken_at is not None else ""
-        hint = "" if resign or check.fault != "signature" else " (after changing the key: --resign)"
-        raise Conflict(f"the audit log does not verify: {where}{check.reason}{hint}")
+        if resign or check.fault != "signature":
+            raise Conflict("access.log_unverified", problem=check.fault_message())
+        raise Conflict("access.log_unverified_resign", problem=check.fault_message())
     last_id, last_hash = _last_entry(session)
     if last_id is None:
-        raise Conflict("the audit log is empty: nothing to anchor")
+        raise Conflict("access.nothing_to_anchor_empty")
     stored = _head(session)
     before = _as_anchor(stored).as_dict() if stored is not None else None
     last = session.get(AuditLog, last_id)
@@ -389,7 +378,7 @@ def list_entries(
 ) -> tuple[list[AuditLog], int]:
     """Entries a bureau or administrator may read, newest first; a bureau sees those of its region's enterprises."""
     if principal.role not in (UserRole.admin, UserRole.bureau):
-        raise Forbidden("the audit log is for bureau auditors and administrators")
+        raise Forbidden("access.audit_log_readers")
     query = select(AuditLog)
     if filters.table:
         query = query.where(AuditLog.table_name == filters.table)

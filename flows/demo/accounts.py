@@ -36,7 +36,7 @@ def _busiest(session: Session, column: object, where: object) -> Enterprise:
     )
     row = session.exec(query).first()
     if row is None:
-        raise NotFound("the demo data has no enterprise to give a demo account")
+        raise NotFound("demo.no_enterprise_for_account")
     return row[0]
 
 
@@ -44,7 +44,7 @@ def create_demo_accounts(*, session: Session, now: datetime) -> list[DemoAccount
     """Create admin, two bureau auditors, a park manager and three enterprise users over the demo data."""
     park = session.exec(select(Park).where(col(Park.region_adcode).startswith("5104")).order_by(col(Park.id))).first()
     if park is None or park.id is None:
-        raise NotFound("the demo has no park in Panzhihua")
+        raise NotFound("demo.no_park_in_panzhihua")
     generator = _busiest(session, Manifest.shipper_id, col(Enterprise.park_id) == park.id)
     receiver = _busiest(
         session,

@@ -308,14 +308,11 @@ class _Demo:
     def check_empty(self) -> None:
         session = self.session
         if session.scalar(select(func.count()).select_from(Enterprise)):
-            raise Conflict(
-                "the database already holds data; the demo loads only into a database with no enterprises"
-                " (create a fresh one and run the demo there)"
-            )
+            raise Conflict("demo.database_not_empty")
         names = [p.name_zh for p in PARKS]
         clash = session.scalars(select(col(Park.name_zh)).where(col(Park.name_zh).in_(names))).first()
         if clash:
-            raise Conflict(f"the database already holds the park {clash!r}; the demo would duplicate it")
+            raise Conflict("demo.park_exists", name=clash)
         rows = session.execute(
             select(col(Region.adcode), col(Region.level), col(Region.geom)).where(
                 col(Region.level) != RegionLevel.province
@@ -325,12 +322,12 @@ class _Demo:
             prepare(geom)
             (self.counties if level == RegionLevel.county else self.prefectures)[adcode] = geom
         if "510100" not in self.prefectures:
-            raise NotFound("the Sichuan boundaries are not loaded; run `circuflow db upgrade` first")
+            raise NotFound("demo.boundaries_missing")
         needed = {c for kind in KINDS for c, _lo, _hi in kind.generates} | {c for k in KINDS for c in k.accepts}
         known = set(session.scalars(select(col(WasteCategory.code))).all())
         missing = sorted(needed - known)
         if missing:
-            raise NotFound(f"waste categories {', '.join(missing)} are missing; run `circuflow db upgrade` first")
+            raise NotFound("demo.categories_missing", codes=", ".join(missing))
 
     # --- parks ---------------------------------------------------------------------------------------------------
 

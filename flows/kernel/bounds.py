@@ -21,6 +21,7 @@ from pydantic import AfterValidator, Field
 
 from flows.kernel.clock import CST
 from flows.kernel.errors import InvalidInput
+from flows.kernel.messages import Message, Term, msg
 
 # ---------------------------------------------------------------------------------------------------------------
 # Ceilings
@@ -83,15 +84,28 @@ DEFAULT_UPLOAD_LIMITS = UploadLimits()
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def text_problem(value: str, max_length: int) -> str | None:
+def label(field: str) -> str:
+    """A field's name as its reader knows it: the catalogue's label (`field.<name>`) of a plain name, else as given.
+
+    A path into a JSON document (`attributes.mass_kg`) or a name no catalogue could hold is shown as it is.
+    """
+    return Term(f"field.{field}") if field.isidentifier() else field
+
+
+def field_problem(field: str, problem: Message, *, row: int | None = None) -> InvalidInput:
+    """InvalidInput naming the field, in the words `{field}: {problem}`."""
+    return InvalidInput("kernel.field_problem", field=field, row=row, column=label(field), problem=problem)
+
+
+def text_problem(value: str, max_length: int) -> Message | None:
     """Why a text cannot be stored (too long, a NUL character, a lone surrogate), or None."""
     if len(value) > max_length:
-        return f"longer than {max_length} characters ({len(value)})"
+        return msg("kernel.text_too_long", max_length=max_length, length=len(value))
     if "\x00" in value:
-        return "contains a NUL character"
+        return msg("kernel.text_nul")
     # JSON's "\ud800" escape decodes to a half of a UTF-16 pair that no database or JSON answer can encode.
     if not value.isascii() and _SURROGATE.search(value):
-        return "contains a lone surrogate (not Unicode text)"
+        return msg("kernel.text_surrogate")
     return None
 
 
@@ -99,7 +113,7 @@ def check_text(value: str, *, field: str, max_length: int = MAX_TEXT, row: int |
     """The text, or InvalidInput naming the field."""
     problem = text_problem(value, max_length)
     if problem is not None:
-        raise InvalidInput(f"{field}: {problem}", field=field, row=row)
+        raise field_problem(field, problem, row=row)
     return value
 
 
@@ -115,14 +129,22 @@ def printable(value: object, limit: int = 200) -> str:
 # Numbers and times
 
 
-def quantity_problem(value: float, ceiling: float, unit: str) -> str | None:
-    """Why a quantity cannot be stored (not finite, negative, above its ceiling), or None."""
+def not_finite(value: float) -> Message:
+    """The problem of a number that is not finite (NaN, Infinity): shown as typed, since JSON cannot carry it."""
+    return msg("kernel.not_finite", value=repr(value))
+
+
+def quantity_problem(value: float, ceiling: float, unit: str) -> Message | None:
+    """Why a quantity cannot be stored (not finite, negative, above its ceiling), or None.
+
+    `unit` is shown as given: a Term when it has words of its own ("t per manifest").
+    """
     if not math.isfinite(value):
-        return f"not a finite number: {value!r}"
+        return not_finite(value)
     if value < 0:
-        return f"must be zero or more, got {value:g}"
+        return msg("kernel.below_zero", value=value)
     if value > ceiling:
-        return f"at most {ceiling:,.0f} {unit}, got {value:g}"
+        return msg("kernel.above_ceiling", ceiling=ceiling, unit=unit, value=value)
     return None
 
 
@@ -130,25 +152,25 @@ def check_quantity(value: float, *, field: str, ceiling: float, unit: str, row: 
     """The quantity, or InvalidInput naming the field."""
     problem = quantity_problem(value, ceiling, unit)
     if problem is not None:
-        raise InvalidInput(f"{field}: {problem}", field=field, row=row)
+        raise field_problem(field, problem, row=row)
     return value
 
 
-def year_problem(year: int) -> str | None:
+def year_problem(year: int) -> Message | None:
     """Why a year lies outside the years any record may have, or None."""
     if not YEAR_MIN <= year <= YEAR_MAX:
-        return f"year {year} is outside {YEAR_MIN}..{YEAR_MAX}"
+        return msg("kernel.year_outside", year=year, low=YEAR_MIN, high=YEAR_MAX)
     return None
 
 
-def filter_year_problem(year: int) -> str | None:
+def filter_year_problem(year: int) -> Message | None:
     """Why a year cannot be used in a filter (at the calendar's ends), or None."""
     if not FILTER_YEAR_MIN <= year <= FILTER_YEAR_MAX:
-        return f"year {year} is outside {FILTER_YEAR_MIN}..{FILTER_YEAR_MAX}"
+        return msg("kernel.year_outside", year=year, low=FILTER_YEAR_MIN, high=FILTER_YEAR_MAX)
     return None
 
 
-def moment_problem(moment: datetime) -> str | None:
+def moment_problem(moment: datetime) -> Message | None:
     """Why a date-time lies outside the years any record may have (in Beijing time, as years are reported)."""
     problem = year_problem(moment.year)
     if problem is None and moment.tzinfo is not None:
@@ -164,7 +186,8 @@ def _text(max_length: int) -> AfterValidator:
     def check(value: str) -> str:
         problem = text_problem(value, max_length)
         if problem is not None:
-            raise ValueError(problem)
+            # Pydantic reports a ValueError's text: the English message (the routes' bodies answer in English).
+            raise ValueError(str(problem))
         return value
 
     return AfterValidator(check)
@@ -173,7 +196,7 @@ def _text(max_length: int) -> AfterValidator:
 def _moment(value: datetime) -> datetime:
     problem = moment_problem(value)
     if problem is not None:
-        raise ValueError(problem)
+        raise ValueError(str(problem))
     return value
 
 
@@ -199,7 +222,7 @@ class JsonProblem:
 
     field: str
     row: int | None
-    reason: str
+    reason: Message
 
 
 def json_problem(value: Any) -> JsonProblem | None:
@@ -221,9 +244,9 @@ def json_problem(value: Any) -> JsonProblem | None:
     return JsonProblem(found[0] or "body", None, found[1]) if found is not None else None
 
 
-def _walk(value: Any, path: str, depth: int) -> tuple[str, str] | None:
+def _walk(value: Any, path: str, depth: int) -> tuple[str, Message] | None:
     if depth > MAX_JSON_DEPTH:
-        return path, f"nested deeper than {MAX_JSON_DEPTH} levels"
+        return path, msg("kernel.nested_too_deep", depth=MAX_JSON_DEPTH)
     if isinstance(value, str):
         problem = text_problem(value, MAX_JSON_STRING)
         return (path, problem) if problem else None
@@ -231,16 +254,16 @@ def _walk(value: Any, path: str, depth: int) -> tuple[str, str] | None:
         return None
     if isinstance(value, int | float):
         if isinstance(value, float) and not math.isfinite(value):
-            return path, f"not a finite number: {value!r}"
+            return path, not_finite(value)
         if abs(value) > MAX_JSON_NUMBER:
-            return path, f"beyond ±{MAX_JSON_NUMBER:g}"
+            return path, msg("kernel.beyond", limit=MAX_JSON_NUMBER)
         return None
     if isinstance(value, Mapping):
         for key, item in value.items():
             name = f"{path}.{key}" if path else str(key)
             problem = text_problem(str(key), MAX_QUERY_TEXT)
             if problem is not None:
-                return printable(name, 64), f"a key that {problem}"
+                return printable(name, 64), msg("kernel.bad_key", problem=problem)
             problem = _named_problem(str(key), item)
             if problem is not None:
                 return name, problem
@@ -256,10 +279,11 @@ def _walk(value: Any, path: str, depth: int) -> tuple[str, str] | None:
     return None
 
 
-def _named_problem(key: str, value: Any) -> str | None:
+def _named_problem(key: str, value: Any) -> Message | None:
     """Fields named by the house's convention, wherever they sit: *_id holds an id, *_at a time of a record."""
     if key.endswith("_id") and isinstance(value, int) and not isinstance(value, bool):
-        return None if 1 <= value <= MAX_ID else f"an id is 1..{MAX_ID}, got {value}"
+        # The value as text: an integer of any length is valid JSON, but not every client reads it back exactly.
+        return None if 1 <= value <= MAX_ID else msg("kernel.id_outside", high=MAX_ID, value=str(value))
     if key.endswith("_at") and isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
@@ -273,7 +297,7 @@ def check_json(value: Any) -> None:
     """Refuse a parsed JSON document holding a value no record can hold, naming its field (and row)."""
     found = json_problem(value)
     if found is not None:
-        raise InvalidInput(f"{found.field}: {found.reason}", field=found.field, row=found.row)
+        raise field_problem(found.field, found.reason, row=found.row)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -283,9 +307,7 @@ def check_json(value: Any) -> None:
 def check_size(size: int, limits: UploadLimits) -> None:
     """Refuse a file larger than the upload limit."""
     if size > limits.max_bytes:
-        raise InvalidInput(
-            f"file: {size / MB:.1f} MB; at most {limits.max_bytes / MB:g} MB (split the file)", field="file"
-        )
+        raise field_problem("file", msg("kernel.file_too_large", size=size / MB, limit=limits.max_bytes / MB))
 
 
 def check_workbook(stream: IO[bytes], limits: UploadLimits) -> None:
@@ -299,15 +321,13 @@ def check_workbook(stream: IO[bytes], limits: UploadLimits) -> None:
         with zipfile.ZipFile(stream) as archive:
             parts = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise InvalidInput(f"file: not a readable XLSX workbook ({printable(exc)})", field="file") from None
+        raise field_problem("file", msg("kernel.not_a_workbook", error=printable(exc))) from None
     finally:
         stream.seek(start)
     expanded = sum(part.file_size for part in parts)
     if expanded > limits.max_expanded_bytes:
-        raise InvalidInput(
-            f"file: the workbook expands to {expanded / MB:,.0f} MB; at most {limits.max_expanded_bytes / MB:g} MB",
-            field="file",
-        )
+        problem = msg("kernel.workbook_too_large", size=expanded / MB, limit=limits.max_expanded_bytes / MB)
+        raise field_problem("file", problem)
 
 
 def overlong_field(record: str, max_chars: int, delimiter: str = ",", quote: str = '"') -> int | None:

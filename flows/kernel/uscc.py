@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flows.kernel.messages import Message, msg
+
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # 31 characters: no I, O, S, V, Z
 WEIGHTS = tuple(pow(3, i, 31) for i in range(17))  # 3^(i-1) mod 31 for positions 1..17
 VALUES = {ch: i for i, ch in enumerate(ALPHABET)}
@@ -15,7 +17,12 @@ class UsccCheck:
 
     code: str
     ok: bool
-    reason: str = ""
+    problem: Message | None = None
+
+    @property
+    def reason(self) -> str:
+        """Why the code is not valid, in English (empty when it is)."""
+        return self.problem.render("en") if self.problem is not None else ""
 
 
 def check_character(first17: str) -> str:
@@ -28,13 +35,14 @@ def validate_uscc(raw: str) -> UsccCheck:
     """Check length, character set and check character, naming the first fault found."""
     code = raw.strip().upper()
     if len(code) != 18:
-        return UsccCheck(code, False, f"wrong length: {len(code)} characters, expected 18")
+        return UsccCheck(code, False, msg("kernel.uscc_wrong_length", length=len(code)))
     for pos, ch in enumerate(code, start=1):
         if ch not in VALUES:
-            return UsccCheck(code, False, f"illegal character {ch!r} at position {pos} (allowed: {ALPHABET})")
+            problem = msg("kernel.uscc_illegal_character", character=ch, position=pos, alphabet=ALPHABET)
+            return UsccCheck(code, False, problem)
     expected = check_character(code[:17])
     if code[17] != expected:
-        return UsccCheck(code, False, f"wrong check character: {code[17]!r}, expected {expected!r}")
+        return UsccCheck(code, False, msg("kernel.uscc_wrong_check_character", found=code[17], expected=expected))
     return UsccCheck(code, True)
 
 

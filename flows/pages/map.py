@@ -22,6 +22,7 @@ from sqlmodel import Session, col
 
 from flows.access.scope import adcode_prefix, can_read_enterprise, readable_batches, readable_enterprises
 from flows.kernel.errors import Forbidden, InvalidInput, NotFound
+from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
 from flows.waste import rates
 from flows.waste.targets import TargetPoint, resolve_category_set
@@ -180,7 +181,7 @@ def is_zoomed(f: FlowFilter) -> bool:
 def choose_level(requested: str, pairs: int, f: FlowFilter, max_pairs: int = ENTERPRISE_PAIRS_MAX) -> Level:
     """The level asked for, or for "auto": enterprises when few or zoomed in, prefectures otherwise."""
     if requested not in LEVELS:
-        raise InvalidInput(f"level: one of {', '.join(LEVELS)}", field="level")
+        raise InvalidInput("pages.map.one_of", field="level", column=Term("field.level"), allowed=", ".join(LEVELS))
     if requested == "prefecture":
         return "prefecture"
     if requested == "enterprise":
@@ -261,7 +262,7 @@ def _end_is(alias: Any, level: Level, key: str) -> ColumnElement[bool]:
         column = col(alias.prefecture_adcode)
         return column.is_(None) if key == "" else column == key
     if not key.isdigit():
-        raise InvalidInput(f"an enterprise id is a number, not {key!r}", field="from")
+        raise InvalidInput("pages.map.enterprise_id_not_a_number", field="from", key=key)
     return col(alias.id) == int(key)
 
 
@@ -277,13 +278,15 @@ def flow_detail(
 ) -> FlowDetail:
     """The received batches of the filter from one place to another that the principal may see."""
     if level not in ("prefecture", "enterprise"):
-        raise InvalidInput("level: prefecture or enterprise", field="level")
+        raise InvalidInput("pages.map.flow_level", field="level", column=Term("field.level"))
     chosen: Level = "prefecture" if level == "prefecture" else "enterprise"
     ends = and_(_end_is(Shipper, chosen, origin), _end_is(Receiver, chosen, destination))
     condition = and_(flow_condition(principal, f), ends)
     by = grouped_sums(session, condition, col(Manifest.category_code), col(Manifest.route))
     if not by:
-        raise NotFound(f"no received batches from {origin or '—'} to {destination or '—'} in {f.year}", field="from")
+        raise NotFound(
+            "pages.map.no_flow", field="from", origin=origin or "—", destination=destination or "—", year=f.year
+        )
     # The condition names both ends: the totals are taken over the same join.
     overall = grouped_sums(session, condition)[0]
     places = (_prefecture_places if chosen == "prefecture" else _enterprise_places)(session, {origin, destination})
@@ -473,10 +476,10 @@ def enterprise_info(*, session: Session, principal: Principal, enterprise_id: in
             )
         )
         if not session.execute(sa_select(partner)).scalar():
-            raise NotFound(f"no enterprise with id {enterprise_id}", field="enterprise_id")
+            raise NotFound("access.enterprise_not_found", field="enterprise_id", enterprise_id=enterprise_id)
     e = session.get(Enterprise, enterprise_id)
     if e is None:  # pragma: no cover - readable or a partner implies it exists
-        raise NotFound(f"no enterprise with id {enterprise_id}", field="enterprise_id")
+        raise NotFound("access.enterprise_not_found", field="enterprise_id", enterprise_id=enterprise_id)
     park = session.get(Park, e.park_id) if e.park_id else None
     pref = region_names(session, [e.prefecture_adcode]) if e.prefecture_adcode else {}
     return EnterpriseInfo(
@@ -657,7 +660,7 @@ def region_info(*, session: Session, adcode: str) -> tuple[str, str, str | None,
         )
     ).first()
     if row is None:
-        raise NotFound(f"no region with adcode {adcode}", field="adcode")
+        raise NotFound("access.region_not_found", field="adcode", adcode=adcode)
     return str(row[0]), str(row[1]), row[2], str(row[3])
 
 

@@ -22,6 +22,7 @@ from flows.access.scope import adcode_prefix, readable_enterprises
 from flows.battery import audit as battery_audit
 from flows.kernel.clock import CST
 from flows.kernel.errors import InvalidInput, NotFound
+from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
 from flows.waste import flags, rates
 from maps.geometry import to_geojson
@@ -323,7 +324,7 @@ def _enterprise_view(
     query = sa_select(Enterprise).where(col(Enterprise.id) == enterprise_id, readable_enterprises(principal))
     e = session.execute(query).scalar()
     if e is None or e.id is None:
-        raise NotFound(f"no enterprise with id {enterprise_id}", field="enterprise_id")
+        raise NotFound("access.enterprise_not_found", field="enterprise_id", enterprise_id=enterprise_id)
     regions = _region_names(session, {e.province_adcode, e.prefecture_adcode, e.county_adcode})
     park: Named | None = None
     access: Access | None = None
@@ -759,7 +760,7 @@ def park_page(*, session: Session, principal: Principal, park_id: int, year: int
     park = session.get(Park, park_id)
     access = park_access(session, principal, park_id, park.region_adcode) if park is not None else None
     if park is None or access is None:
-        raise NotFound(f"no park with id {park_id}", field="park_id")
+        raise NotFound("access.park_not_found", field="park_id", park_id=park_id)
     years = park_years(session=session, principal=principal, park_id=park_id)
     chosen = year if year is not None else (years[0] if years else latest_year(session=session) or _today(now).year)
     members = park_members(session=session, principal=principal, park_id=park_id)
@@ -858,11 +859,13 @@ def directory_page(
 ) -> DirectoryPage:
     """Enterprises in scope found by name or credit code, filtered by prefecture, park and role, a page at a time."""
     if role is not None and role not in EnterpriseRole.__members__:
-        raise InvalidInput(f"role: one of {', '.join(EnterpriseRole)}", field="role")
+        raise InvalidInput(
+            "pages.places.one_of", field="role", column=Term("field.role"), allowed=", ".join(EnterpriseRole)
+        )
     if prefecture is not None and not (len(prefecture) == 6 and prefecture.isdigit()):
-        raise InvalidInput("prefecture: a 6-digit adcode", field="prefecture")
+        raise InvalidInput("pages.places.six_digit_adcode", field="prefecture", column=Term("field.prefecture"))
     if offset < 0:
-        raise InvalidInput("offset: must not be negative", field="offset")
+        raise InvalidInput("pages.places.negative_offset", field="offset", column=Term("field.offset"))
     found = directory.list_enterprises(
         session=session,
         principal=principal,
