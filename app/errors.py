@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -27,7 +29,8 @@ from flows.kernel.errors import (
     PeriodLocked,
     TooManyAttempts,
 )
-from flows.kernel.messages import plain
+from flows.kernel.messages import catalogue, plain
+from flows.kernel.messages import render as render_message
 
 STATUS: dict[type[DomainError], int] = {
     InvalidInput: 422,
@@ -121,9 +124,35 @@ def api_language(request: Request) -> str:
     return preferred[0] if preferred else "en"
 
 
+def _safe_api_language(request: Request) -> str:
+    try:
+        return api_language(request)
+    except Exception:  # noqa: BLE001 - the safety net must answer even when the request's headers cannot be read
+        return "en"
+
+
 def _printable_params(params: dict[str, Any]) -> dict[str, Any]:
-    # Parameters may quote what was typed, as the message does.
-    return {name: printable(value, 500) if isinstance(value, str) else value for name, value in params.items()}
+    # Parameters may quote what was typed, as the message does; JSON has no NaN or Infinity.
+    return {name: _printable_param(value) for name, value in params.items()}
+
+
+def _printable_param(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value, 500)
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {key: _printable_param(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_printable_param(item) for item in value]
+    return value
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def _escape(text: str) -> str:
@@ -135,6 +164,10 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if _wants_html(request):
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if detail == _phrase(exc.status_code) and f"kernel.http_{exc.status_code}" in catalogue("en"):
+            # The framework's own words ("Not Found"): the page says it in the reader's language.
+            lang = request_language(request, request.app.state.settings)
+            detail = render_message(lang, f"kernel.http_{exc.status_code}", {})
         return _error_page(request, exc.status_code, detail)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
@@ -169,25 +202,27 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
 # Errors the database raised although every input should have been checked before: honest statuses, nothing of
 # the database, the SQL or the code in the answer, every detail in the log.
 _UNEXPECTED: dict[type[Exception], tuple[int, str, str]] = {
-    DataError: (422, "InvalidInput", "a value does not fit its column (out of range or not valid); nothing was saved"),
-    IntegrityError: (409, "Conflict", "the change conflicts with what is stored; nothing was saved"),
+    DataError: (422, "InvalidInput", "kernel.unexpected_data"),
+    IntegrityError: (409, "Conflict", "kernel.unexpected_conflict"),
     # Every pooled connection busy past the pool timeout, or the database's lock held past the busy timeout.
-    PoolTimeout: (503, "Busy", "the service is busy; nothing was saved, try again in a moment"),
-    OperationalError: (503, "Busy", "the database could not answer in time; nothing was saved, try again"),
+    PoolTimeout: (503, "Busy", "kernel.busy"),
+    OperationalError: (503, "Busy", "kernel.database_timeout"),
 }
-_INTERNAL = (500, "InternalError", "an unexpected error; it has been logged")
+_INTERNAL = (500, "InternalError", "kernel.internal")
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
     """The safety net: a generic problem JSON (or error page), with the details logged on the server only."""
-    status, title, detail = next((answer for cls, answer in _UNEXPECTED.items() if isinstance(exc, cls)), _INTERNAL)
+    status, title, code = next((answer for cls, answer in _UNEXPECTED.items() if isinstance(exc, cls)), _INTERNAL)
     logger.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc, exc_info=exc)
     if _wants_html(request):
         try:
-            return _error_page(request, status, detail)
+            lang = request_language(request, request.app.state.settings)
+            return _error_page(request, status, render_message(lang, code, {}))
         except Exception:  # noqa: BLE001 - the page itself failed: the plain answer below still goes out
             logger.exception("the error page failed")
-    body = {"title": title, "status": status, "detail": detail, "field": None, "row": None}
+    detail = render_message(_safe_api_language(request), code, {})
+    body = {"title": title, "status": status, "code": code, "detail": detail, "field": None, "row": None}
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 

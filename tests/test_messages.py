@@ -53,13 +53,11 @@ def _is_sentence(node: ast.expr) -> bool:
     return isinstance(node, ast.Constant) and isinstance(node.value, str) and " " in node.value
 
 
-@pytest.mark.xfail(reason="the rooms are being converted one by one", strict=False)
 def test_every_error_is_raised_with_a_code_not_a_sentence() -> None:
     sentences = [f"{path}:{line}" for path, line, call in _calls() if _is_sentence(call.args[0])]
     assert sentences == []
 
 
-@pytest.mark.xfail(reason="the rooms are being converted one by one", strict=False)
 def test_every_code_raised_is_in_both_catalogues_with_its_parameters() -> None:
     problems = []
     for path, line, call in _calls():

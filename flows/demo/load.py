@@ -960,7 +960,7 @@ class _Demo:
             kind = WhitelistKind.cascade_use if cascade else WhitelistKind.recycling
             receiver = self._pick(kind, when, outlet)
         if not c.add(BatteryEventType.transferred, at=when, counterpart=receiver, holder=receiver,
-                     attrs={"reason": "handover for " + ("cascade use" if cascade else "recycling")}):  # fmt: skip
+                     attrs={"reason": "移交梯次利用" if cascade else "移交再生利用"}):  # fmt: skip
             return
         if cascade and pack.children and scenario == "normal" and rng.random() < 0.6:
             # The cascade user opens the pack and regroups its modules.

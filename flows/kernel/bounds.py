@@ -134,7 +134,7 @@ def not_finite(value: float) -> Message:
     return msg("kernel.not_finite", value=repr(value))
 
 
-def quantity_problem(value: float, ceiling: float, unit: str) -> Message | None:
+def quantity_problem(value: float, ceiling: float, unit: str | Term) -> Message | None:
     """Why a quantity cannot be stored (not finite, negative, above its ceiling), or None.
 
     `unit` is shown as given: a Term when it has words of its own ("t per manifest").
@@ -187,7 +187,7 @@ def _text(max_length: int) -> AfterValidator:
         problem = text_problem(value, max_length)
         if problem is not None:
             # Pydantic reports a ValueError's text: the English message (the routes' bodies answer in English).
-            raise ValueError(str(problem))
+            raise ValueError(problem)
         return value
 
     return AfterValidator(check)
@@ -196,7 +196,7 @@ def _text(max_length: int) -> AfterValidator:
 def _moment(value: datetime) -> datetime:
     problem = moment_problem(value)
     if problem is not None:
-        raise ValueError(str(problem))
+        raise ValueError(problem)
     return value
 
 

@@ -86,7 +86,7 @@ def request_correction(
     if not reason.strip():
         raise InvalidInput("waste.correction_reason", field="reason", column=Term("field.reason"))
     enterprise_id, year, payload = _owner_and_year(session, principal, table, payload)
-    ensure_write_for_enterprise(principal, enterprise_id, table)
+    ensure_write_for_enterprise(principal, enterprise_id, Term(f"waste.table.{table}"))
     if lock_for(session=session, enterprise_id=enterprise_id, year=year) is None:
         raise Conflict("waste.year_not_locked", field="year", year=year, table=Term(f"waste.table.{table}"))
     correction = CorrectionRequest(

@@ -101,7 +101,7 @@ def apply_declaration(
 
 def save_declaration(*, session: Session, principal: Principal, decl: DeclarationIn, now: datetime) -> Declaration:
     """An enterprise files or replaces its declaration; refused for other enterprises and for locked years."""
-    ensure_write_for_enterprise(principal, decl.enterprise_id, "declarations")
+    ensure_write_for_enterprise(principal, decl.enterprise_id, Term("waste.table.declaration"))
     ensure_unlocked(session=session, enterprise_id=decl.enterprise_id, year=decl.year)
     return apply_declaration(session=session, principal=principal, decl=decl, now=now)
 

@@ -789,7 +789,7 @@ def _party(codes: dict[str, int], raw: str) -> int:
     if found is None:
         check = validate_uscc(code)
         if not check.ok:
-            raise _Bad(msg("waste.import.invalid_uscc", reason=check.reason))
+            raise _Bad(msg("waste.import.invalid_uscc", reason=check.problem))
         raise _Bad(msg("waste.import.no_enterprise", uscc=code))
     return found
 
@@ -892,7 +892,7 @@ class _Enterprises(_Importer):
             self.fail(line, "uscc", msg("waste.import.required"))
             ok = False
         elif not check.ok:
-            self.fail(line, "uscc", msg("waste.import.invalid_uscc", reason=check.reason))
+            self.fail(line, "uscc", msg("waste.import.invalid_uscc", reason=check.problem))
             ok = False
         elif check.code in self.seen:
             self.fail(line, "uscc", msg("waste.import.repeats_line", value=check.code, line=self.seen[check.code]))

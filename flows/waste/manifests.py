@@ -251,9 +251,9 @@ class _Weights(BaseModel):
             raise FieldProblem(key, msg("waste.not_a_number", value=printable(repr(data[key]), 64))) from None
         # Finite, zero or more, and within one lot (flows/kernel/bounds.py): Infinity and 1e308 never reach a sum.
         problem = (
-            quantity_problem(value, MAX_MANIFEST_T * 1000, "kg per manifest")
+            quantity_problem(value, MAX_MANIFEST_T * 1000, Term("waste.unit.kg_per_manifest"))
             if key == kg_key
-            else quantity_problem(value, MAX_MANIFEST_T, "t per manifest")
+            else quantity_problem(value, MAX_MANIFEST_T, Term("waste.unit.t_per_manifest"))
         )
         if problem is not None:
             raise FieldProblem(key, problem)
