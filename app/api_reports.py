@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Query
 from app.auth import PrincipalDep, get_principal
 from app.deps import SessionDep
 from app.params import Offset
-from flows.kernel.bounds import MAX_DECLARED_T, MAX_ID, MAX_QUERY_TEXT
+from app.scope import ScopeDep
+from flows.kernel.bounds import MAX_DECLARED_T, MAX_QUERY_TEXT
 from flows.waste import flags, rates
 from flows.waste.flags import FlagPage, Tolerances
 from flows.waste.rates import RateReport, TrendReport
@@ -18,13 +19,6 @@ from flows.waste.targets import DEFAULT_WINDOW
 router = APIRouter(dependencies=[Depends(get_principal)])
 
 Year = Annotated[int, Query(ge=2000, le=2100)]
-Region = Annotated[
-    str | None, Query(description="adcode of the province, a prefecture or a county", max_length=MAX_QUERY_TEXT)
-]
-ParkId = Annotated[int | None, Query(description="park id", ge=1, le=MAX_ID)]
-EnterpriseRef = Annotated[
-    str | None, Query(description="enterprise id or Unified Social Credit Code", max_length=MAX_QUERY_TEXT)
-]
 Categories = Annotated[
     str | None,
     Query(description="comma-separated category codes (instead of a target's set)", max_length=MAX_QUERY_TEXT),
@@ -43,9 +37,7 @@ def get_rates(
     session: SessionDep,
     principal: PrincipalDep,
     year: Year,
-    region: Region = None,
-    park: ParkId = None,
-    enterprise: EnterpriseRef = None,
+    scope: ScopeDep,
     categories: Categories = None,
     target: TargetName = None,
     by: Annotated[str | None, Query(description="category, region, park or enterprise", max_length=32)] = None,
@@ -55,9 +47,7 @@ def get_rates(
         session=session,
         principal=principal,
         year=year,
-        region=region,
-        park=park,
-        enterprise=enterprise,
+        scope=scope,
         categories=_codes(categories),
         target=target,
         by=by,
@@ -68,9 +58,7 @@ def get_rates(
 def get_trend(
     session: SessionDep,
     principal: PrincipalDep,
-    region: Region = None,
-    park: ParkId = None,
-    enterprise: EnterpriseRef = None,
+    scope: ScopeDep,
     categories: Categories = None,
     target: TargetName = None,
     from_year: Annotated[int | None, Query(alias="from", ge=2000, le=2100)] = None,
@@ -83,9 +71,7 @@ def get_trend(
     return rates.rate_trend(
         session=session,
         principal=principal,
-        region=region,
-        park=park,
-        enterprise=enterprise,
+        scope=scope,
         categories=_codes(categories),
         target=target,
         from_year=from_year,
@@ -102,10 +88,8 @@ Tonnes = Annotated[float | None, Query(ge=0, le=MAX_DECLARED_T)]
 def get_flags(
     session: SessionDep,
     principal: PrincipalDep,
+    scope: ScopeDep,
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
-    region: Region = None,
-    park: ParkId = None,
-    enterprise: EnterpriseRef = None,
     kind: Annotated[
         list[str] | None, Query(description="flag kinds (repeat, or comma-separated)", max_length=50)
     ] = None,
@@ -129,9 +113,7 @@ def get_flags(
         session=session,
         principal=principal,
         year=year,
-        region=region,
-        park=park,
-        enterprise=enterprise,
+        scope=scope,
         kinds=kind,
         offset=offset,
         limit=limit,

@@ -16,10 +16,11 @@ from sqlmodel import Session
 
 from app.settings import Settings
 from flows.access.accounts import system_principal
+from flows.access.scope import ScopeRef
 from flows.kernel.errors import DomainError
 from flows.waste import flags, rates
 from flows.waste.flags import FlagPage
-from flows.waste.rates import RateFigures, RateReport, ScopeRef, TrendReport, percent_truncated
+from flows.waste.rates import RateFigures, RateReport, TrendReport, percent_truncated
 from flows.waste.targets import DEFAULT_WINDOW, Projection
 from models.db import make_engine
 

@@ -28,6 +28,7 @@ from app.i18n import (
 )
 from flows.access import directory
 from flows.access.accounts import Principal
+from flows.kernel.adcode import prefecture_of
 from flows.kernel.clock import CST, stored_utc
 from flows.kernel.messages import msg
 from flows.pages.stats import scoped_counts
@@ -156,8 +157,7 @@ def beijing(moment: datetime | None) -> str:
 
 
 def _prefecture_adcode(adcode: str) -> str:
-    # GB/T 2260 nests by digits: a county 510104 lies in the prefecture 510100.
-    return adcode[:4] + "00"
+    return prefecture_of(adcode)
 
 
 def _park_rows(parks: list[ParkPublic], prefectures: list[RegionPublic], lang: str) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from app.i18n import LanguageDep, local_name, translate
 from app.params import Id
 from app.web import beijing, pct, render, tonnes
 from flows.access import locks
+from flows.access.scope import resolve_scope
 from flows.battery import audit as battery_audit
 from flows.kernel.bounds import MAX_ID, MAX_OFFSET
 from flows.kernel.clock import CST
@@ -27,7 +28,6 @@ from flows.pages import audit_export
 from flows.pages.audit import AuditRow, ScopeArgs
 from flows.pages.dashboard import declared_years
 from flows.waste.flags import Flag, FlagKind
-from flows.waste.rates import resolve_scope
 
 router = APIRouter(include_in_schema=False)
 

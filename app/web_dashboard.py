@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name
+from app.scope import OwnScopeDep
 from app.web import pct, render
 from flows.pages.dashboard import Dashboard, dashboard
 from models.enums import UserRole
@@ -45,10 +46,11 @@ def dashboard_page(
     session: SessionDep,
     lang: LanguageDep,
     principal: PrincipalDep,
+    scope: OwnScopeDep,
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
 ) -> Response:
     """The signed-in user's own scope at a glance."""
-    d = dashboard(session=session, principal=principal, year=year, now=utcnow())
+    d = dashboard(session=session, principal=principal, scope=scope, year=year, now=utcnow())
     rows: list[dict[str, Any]] = [
         {
             "key": row.key,

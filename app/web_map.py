@@ -16,7 +16,7 @@ from app.i18n import LanguageDep, local_name, translate
 from app.params import CodePath, Id
 from app.web import pct, render
 from flows.access import directory
-from flows.access.scope import adcode_prefix
+from flows.kernel.adcode import within
 from flows.kernel.bounds import MAX_ID
 from flows.kernel.errors import InvalidInput, NotFound
 from flows.kernel.messages import Term
@@ -105,7 +105,7 @@ def region_options(session: Session, principal: Principal, lang: str) -> list[di
     options = []
     for level in (RegionLevel.province, RegionLevel.prefecture):
         for region in directory.list_regions(session=session, level=level):
-            if scope is None or region.adcode.startswith(adcode_prefix(scope)):
+            if scope is None or within(region.adcode, scope):
                 options.append({"value": region.adcode, "label": _name(lang, region.name_zh, region.name_en)})
     return options
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from shapely.geometry import shape
 from sqlmodel import Session, func, select
 
+from flows.kernel.adcode import prefecture_of, province_of
 from maps.geometry import to_multipolygon
 from models import Region
 from models.enums import RegionLevel
@@ -55,9 +56,7 @@ def parent_of(adcode: str, level: RegionLevel) -> str | None:
     """The adcode of the enclosing division (GB/T 2260 codes nest by digits)."""
     if level is RegionLevel.province:
         return None
-    if level is RegionLevel.prefecture:
-        return adcode[:2] + "0000"
-    return adcode[:4] + "00"
+    return province_of(adcode) if level is RegionLevel.prefecture else prefecture_of(adcode)
 
 
 def read_regions(province: str = SICHUAN) -> list[Region]:

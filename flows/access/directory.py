@@ -10,7 +10,8 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 
 from flows.access.accounts import Principal
-from flows.access.scope import adcode_prefix, readable_enterprises, region_clause
+from flows.access.scope import readable_enterprises, region_clause
+from flows.kernel.adcode import region_prefix
 from flows.kernel.errors import NotFound
 from models import Enterprise, EnterpriseRoleLink, Park, Region
 from models.enterprise import EnterprisePublic
@@ -58,7 +59,7 @@ def list_parks(*, session: Session, region: str | None = None) -> list[ParkPubli
     """Parks, optionally those in a region (by prefecture or county adcode, or the province)."""
     query = select(Park).order_by(col(Park.id))
     if region is not None:
-        query = query.where(col(Park.region_adcode).startswith(adcode_prefix(region)))
+        query = query.where(col(Park.region_adcode).startswith(region_prefix(region)))
     return [ParkPublic.model_validate(p) for p in session.exec(query).all()]
 
 

@@ -8,8 +8,9 @@ from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from flows.access.accounts import Principal
-from flows.access.scope import adcode_prefix, ensure_region_in_scope, require_role
+from flows.access.scope import ensure_region_in_scope, require_role
 from flows.access.trail import record, snapshot
+from flows.kernel.adcode import region_prefix
 from flows.kernel.errors import Conflict, PeriodLocked
 from models import Enterprise, PeriodLock
 from models.enums import UserRole
@@ -80,11 +81,11 @@ def list_locks(*, session: Session, principal: Principal) -> list[PeriodLock]:
     query = select(PeriodLock).order_by(col(PeriodLock.year).desc(), col(PeriodLock.region_adcode))
     locks = list(session.exec(query).all())
     if principal.role is UserRole.bureau and principal.scope_adcode:
-        mine = adcode_prefix(principal.scope_adcode)
+        mine = region_prefix(principal.scope_adcode)
         locks = [
             lock
             for lock in locks
-            if lock.region_adcode.startswith(mine) or mine.startswith(adcode_prefix(lock.region_adcode))
+            if lock.region_adcode.startswith(mine) or mine.startswith(region_prefix(lock.region_adcode))
         ]
     return locks
 

@@ -24,7 +24,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, col
 
-from flows.access.scope import adcode_prefix, readable_enterprise_ids, readable_enterprises, region_clause
+from flows.access.scope import readable_enterprise_ids, readable_enterprises, region_clause
 from flows.battery.chain import Names, Party, event_term, state_term
 from flows.battery.code import normalise_battery_code
 from flows.battery.rules import (
@@ -44,6 +44,7 @@ from flows.battery.rules import (
     nth_working_day,
     working_days_between,
 )
+from flows.kernel.adcode import within
 from flows.kernel.clock import CST, local_date, stored_utc
 from flows.kernel.errors import Forbidden, InvalidInput, NotFound
 from flows.kernel.messages import Message, Term, msg, plain
@@ -145,7 +146,7 @@ def scope_ids(session: Session, principal: Principal, region: str | None) -> Any
         allowed = principal.is_admin or (
             principal.role is UserRole.bureau
             and principal.scope_adcode is not None
-            and region.startswith(adcode_prefix(principal.scope_adcode))
+            and within(region, principal.scope_adcode)
         )
         if not allowed:
             raise Forbidden("battery.region_outside_scope", field="region", region=region)

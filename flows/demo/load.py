@@ -40,6 +40,7 @@ from flows.demo.data import (
     Kind,
     ParkSpec,
 )
+from flows.kernel.adcode import prefecture_of
 from flows.kernel.clock import CST
 from flows.kernel.errors import Conflict, NotFound
 from flows.kernel.uscc import make_uscc
@@ -349,7 +350,7 @@ class _Demo:
                 "name_zh": p.spec.name_zh,
                 "name_en": p.spec.name_en,
                 "level": p.spec.level,
-                "region_adcode": p.spec.county[:4] + "00",
+                "region_adcode": prefecture_of(p.spec.county),
                 "industries": p.spec.industries,
                 "transformation_status": p.spec.status,
                 "transformation_year": p.spec.year,

@@ -18,7 +18,8 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from flows.access.locks import list_locks
-from flows.access.scope import adcode_prefix, require_role
+from flows.access.scope import Scope, ScopeRef, require_role, resolve_scope
+from flows.kernel.adcode import lineage, prefecture_of, region_prefix, within
 from flows.kernel.errors import InvalidInput
 from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
@@ -26,7 +27,7 @@ from flows.pages.map import rate_class
 from flows.waste import rates
 from flows.waste.corrections import decide_correction, list_corrections
 from flows.waste.flags import Flag, FlagKind, list_flags
-from flows.waste.rates import RateBy, RateReport, RateRow, Scope, ScopeRef
+from flows.waste.rates import RateBy, RateReport, RateRow
 from flows.waste.targets import resolve_category_set
 from models import CorrectionRequest, Declaration, Enterprise, Manifest, Park, Region, User
 from models.enums import RegionLevel, UserRole
@@ -84,7 +85,7 @@ class ScopeArgs:
 def resolve(*, session: Session, principal: Principal, args: ScopeArgs) -> Scope:
     """The authorised scope named by args (the principal's own when none is named); auditors only."""
     require_auditor(principal)
-    scope = rates.resolve_scope(
+    scope = resolve_scope(
         session=session, principal=principal, region=args.region, park=args.park, enterprise=args.enterprise
     )
     if not args.outside_parks:
@@ -387,12 +388,7 @@ def _region_names(session: Session, adcodes: Iterable[str]) -> dict[str, tuple[s
 
 def _ancestry(adcode: str) -> list[str]:
     """The province, prefecture and county adcodes of a region, down to itself."""
-    chain = [adcode[:2] + "0000"]
-    if adcode[2:4] != "00":
-        chain.append(adcode[:4] + "00")
-    if adcode[4:] != "00":
-        chain.append(adcode)
-    return chain
+    return lineage(adcode)[::-1]
 
 
 def breadcrumbs(*, session: Session, principal: Principal, scope: ScopeRef) -> list[Crumb]:
@@ -420,13 +416,13 @@ def breadcrumbs(*, session: Session, principal: Principal, scope: ScopeRef) -> l
             region = row.county_adcode or row.prefecture_adcode
     elif scope.kind == "park":
         park_region = session.execute(sa_select(col(Park.region_adcode)).where(col(Park.id) == int(scope.key))).scalar()
-        region = (park_region or "")[:4] + "00" if park_region else None
+        region = prefecture_of(park_region) if park_region else None
         tail.append(Crumb("park", scope.key, scope.name_zh, scope.name_en, ScopeArgs(park=int(scope.key))))
     else:
         region = scope.key
     chain = _ancestry(region) if region else []
     if principal.role is UserRole.bureau and principal.scope_adcode:
-        mine = adcode_prefix(principal.scope_adcode)
+        mine = region_prefix(principal.scope_adcode)
         chain = [a for a in chain if a.startswith(mine)]
     names = _region_names(session, chain)
     crumbs = [Crumb(names[a][2], a, names[a][0], names[a][1], ScopeArgs(region=a)) for a in chain if a in names]
@@ -439,7 +435,7 @@ def covering_locks(*, session: Session, principal: Principal, scope: Scope, year
     return [
         lock
         for lock in lock_lines(session=session, principal=principal)
-        if lock.year == year and region.startswith(adcode_prefix(lock.region_adcode))
+        if lock.year == year and within(region, lock.region_adcode)
     ]
 
 
@@ -458,15 +454,13 @@ def drill_down(
     scope = resolve(session=session, principal=principal, args=args)
     here = args_of(scope.ref)
     level = scope.ref.kind
-    flags = list_flags(session=session, principal=principal, year=year, limit=None, **_scope_kwargs(here))
+    flags = list_flags(session=session, principal=principal, year=year, limit=None, scope=scope)
     places = _places(session, (e for f in flags.data for e in f.enterprise_ids), scope.condition)
     tables: list[ChildTable] = []
     report: RateReport | None = None
     for by, kind in CHILD_TABLES[level]:
         if report is None:
-            report = rates.utilisation(
-                session=session, principal=principal, year=year, by=by.value, **_scope_kwargs(here)
-            )
+            report = rates.utilisation(session=session, principal=principal, year=year, by=by.value, scope=scope)
             rows = report.rows or []
         else:
             # A second breakdown of the same scope, categories and target (a prefecture's counties after its parks).
@@ -519,11 +513,6 @@ def drill_down(
 
 def _figures(report: RateReport) -> dict[str, Any]:
     return {name: getattr(report, name) for name in rates.RateFigures.model_fields}
-
-
-def _scope_kwargs(args: ScopeArgs) -> dict[str, Any]:
-    # What flows.waste.rates and flows.waste.flags take to name a scope.
-    return {"region": args.region, "park": args.park, "enterprise": args.enterprise}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -838,16 +827,15 @@ def flag_queue(
     scope = resolve(session=session, principal=principal, args=args)
     if args.category and args.enterprise is None:
         raise InvalidInput("pages.audit.category_needs_enterprise", field="category")
-    scoped = _scope_kwargs(args_of(scope.ref))
     if not args.outside_parks and not args.category:
         page = list_flags(
-            session=session, principal=principal, year=year, kinds=kinds, offset=offset, limit=limit, **scoped
+            session=session, principal=principal, year=year, kinds=kinds, offset=offset, limit=limit, scope=scope
         )
         counts, count, data = dict(page.counts), page.count, page.data
     else:
         if offset < 0:
             raise InvalidInput("pages.audit.negative_offset", field="offset")
-        every = list_flags(session=session, principal=principal, year=year, kinds=kinds, limit=None, **scoped)
+        every = list_flags(session=session, principal=principal, year=year, kinds=kinds, limit=None, scope=scope)
         if args.category:
             keep = flag_keys("category", {})
             chosen = [f for f in every.data if args.category in keep(f)]
@@ -893,7 +881,7 @@ def lock_lines(*, session: Session, principal: Principal) -> list[LockLine]:
     locks = list_locks(session=session, principal=principal)
     regions = _region_names(session, [lock.region_adcode for lock in locks])
     users = _usernames(session, [lock.locked_by for lock in locks])
-    mine = adcode_prefix(principal.scope_adcode) if principal.role is UserRole.bureau and principal.scope_adcode else ""
+    mine = region_prefix(principal.scope_adcode) if principal.role is UserRole.bureau and principal.scope_adcode else ""
     return [
         LockLine(
             region_adcode=lock.region_adcode,

@@ -21,7 +21,7 @@ from openpyxl.utils import get_column_letter
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from flows.access.scope import adcode_prefix
+from flows.kernel.adcode import prefecture_of, region_prefix
 from flows.kernel.errors import InvalidInput
 from flows.kernel.messages import render
 from flows.kernel.principal import Principal
@@ -288,7 +288,7 @@ def regions_geojson(*, session: Session, principal: Principal, year: int, args: 
     if scope.ref.kind == "county":
         report = rates.utilisation(session=session, principal=principal, year=year, region=key)
         figures: dict[str | None, rates.RateFigures] = {key: report}
-        layer = region_layer(session=session, level=RegionLevel.county, parent=key[:4] + "00")
+        layer = region_layer(session=session, level=RegionLevel.county, parent=prefecture_of(key))
         features = [f for f in layer["features"] if f["properties"]["adcode"] == key]
     else:
         report = rates.utilisation(session=session, principal=principal, year=year, region=key, by=RateBy.region.value)
@@ -317,7 +317,7 @@ def parks_geojson(*, session: Session, principal: Principal, year: int, args: Sc
             session=session, principal=principal, year=year, region=scope.ref.key, by=RateBy.park.value
         )
         figures = {row.key: row for row in report.rows or []}
-        features = parks_layer(session=session, region_prefix=adcode_prefix(scope.ref.key))["features"]
+        features = parks_layer(session=session, region_prefix=region_prefix(scope.ref.key))["features"]
     reference = reference_target(report)
     for feature in features:
         props = feature["properties"]

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from flows.access.scope import readable_enterprise_ids
+from flows.access.scope import Scope, readable_enterprise_ids
 from flows.battery import audit as battery_audit
 from flows.kernel.principal import Principal
 from flows.waste import flags, rates
@@ -38,16 +38,16 @@ def declared_years(*, session: Session, principal: Principal) -> list[int]:
     return sorted((int(y) for y in session.exec(query).all()), reverse=True)
 
 
-def dashboard(*, session: Session, principal: Principal, year: int | None, now: datetime) -> Dashboard:
-    """The dashboard of the principal's own scope for a year (the latest declared year by default)."""
+def dashboard(*, session: Session, principal: Principal, scope: Scope, year: int | None, now: datetime) -> Dashboard:
+    """The dashboard of the principal's own scope (resolved once by the caller) for a year (latest declared)."""
     years = declared_years(session=session, principal=principal)
     chosen = year if year is not None else (years[0] if years else now.year)
     # A bureau or an administrator ranks the divisions below its scope; the others see their categories.
     by = "region" if principal.role in (UserRole.admin, UserRole.bureau) else "category"
-    report = rates.utilisation(session=session, principal=principal, year=chosen, by=by)
-    trend = rates.rate_trend(session=session, principal=principal, to_year=chosen)
+    report = rates.utilisation(session=session, principal=principal, year=chosen, by=by, scope=scope)
+    trend = rates.rate_trend(session=session, principal=principal, to_year=chosen, scope=scope)
     ranking = sorted(report.rows or [], key=lambda row: (row.rate is None, -(row.rate or 0.0)))
-    page = flags.list_flags(session=session, principal=principal, year=chosen, limit=1)
+    page = flags.list_flags(session=session, principal=principal, year=chosen, limit=1, scope=scope)
     chain = battery_audit.chain_flags(session=session, principal=principal, now=now, year=chosen, limit=1)
     return Dashboard(
         year=chosen,

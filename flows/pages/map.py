@@ -20,7 +20,8 @@ from sqlalchemy import ColumnElement, and_, case, exists, false, func, or_, true
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from flows.access.scope import adcode_prefix, can_read_enterprise, readable_batches, readable_enterprises
+from flows.access.scope import can_read_enterprise, readable_batches, readable_enterprises
+from flows.kernel.adcode import region_prefix
 from flows.kernel.errors import Forbidden, InvalidInput, NotFound
 from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
@@ -332,7 +333,7 @@ def roles_of(session: Session, ids: Sequence[int]) -> dict[int, list[str]]:
 def _place_condition(f: FlowFilter) -> ColumnElement[bool]:
     clauses: list[ColumnElement[bool]] = []
     if f.region:
-        clauses.append(col(Enterprise.prefecture_adcode).startswith(adcode_prefix(f.region)))
+        clauses.append(col(Enterprise.prefecture_adcode).startswith(region_prefix(f.region)))
     if f.park is not None:
         clauses.append(col(Enterprise.park_id) == f.park)
     return and_(true(), *clauses)
@@ -415,7 +416,7 @@ class PlaceFlows:
 def _inside(alias: Any, kind: str, key: str) -> ColumnElement[bool]:
     match kind:
         case "region":
-            prefix = adcode_prefix(key)
+            prefix = region_prefix(key)
             if len(prefix) == 6:
                 return col(alias.county_adcode) == key
             return col(alias.prefecture_adcode).startswith(prefix)

@@ -18,8 +18,9 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from flows.access import directory
-from flows.access.scope import adcode_prefix, readable_enterprises
+from flows.access.scope import readable_enterprises, resolve_scope
 from flows.battery import audit as battery_audit
+from flows.kernel.adcode import prefecture_of, within
 from flows.kernel.clock import CST
 from flows.kernel.errors import InvalidInput, NotFound
 from flows.kernel.messages import Term
@@ -301,7 +302,7 @@ def park_access(session: Session, principal: Principal, park_id: int, region_adc
             return "full"
         case UserRole.bureau:
             scope = principal.scope_adcode
-            return "full" if scope and region_adcode.startswith(adcode_prefix(scope)) else None
+            return "full" if scope and within(region_adcode, scope) else None
         case UserRole.park_manager:
             return "full" if principal.park_id == park_id else None
         case UserRole.enterprise:
@@ -489,11 +490,10 @@ def enterprise_page(
     flows_out = enterprise_flows(
         session=session, principal=principal, enterprise_id=enterprise_id, year=chosen, direction="out"
     )
-    report = rates.utilisation(session=session, principal=principal, year=chosen, enterprise=enterprise_id)
-    trend = rates.rate_trend(session=session, principal=principal, enterprise=enterprise_id)
-    found = flags.list_flags(
-        session=session, principal=principal, year=chosen, enterprise=enterprise_id, limit=FLAG_ROWS
-    )
+    scope = resolve_scope(session=session, principal=principal, enterprise=enterprise_id)
+    report = rates.utilisation(session=session, principal=principal, year=chosen, scope=scope)
+    trend = rates.rate_trend(session=session, principal=principal, scope=scope)
+    found = flags.list_flags(session=session, principal=principal, year=chosen, limit=FLAG_ROWS, scope=scope)
     chain = (
         battery_audit.chain_flags(
             session=session, principal=principal, now=now, year=chosen, enterprise_id=enterprise_id, limit=FLAG_ROWS
@@ -737,7 +737,7 @@ def park_years(*, session: Session, principal: Principal, park_id: int) -> list[
 
 def _park_view(session: Session, park: Park) -> ParkView:
     assert park.id is not None
-    prefecture = park.region_adcode[:4] + "00"
+    prefecture = prefecture_of(park.region_adcode)
     names = _region_names(session, {prefecture, park.region_adcode})
     return ParkView(
         id=park.id,
@@ -781,7 +781,8 @@ def park_page(*, session: Session, principal: Principal, park_id: int, year: int
     )
     if access != "full":
         return page
-    report = rates.utilisation(session=session, principal=principal, year=chosen, park=park_id, by="enterprise")
+    scope = resolve_scope(session=session, principal=principal, park=park_id)
+    report = rates.utilisation(session=session, principal=principal, year=chosen, by="enterprise", scope=scope)
     by_enterprise = {row.key: row for row in report.rows or []}
     boundary = park_boundary(session=session, principal=principal, park_id=park_id, year=chosen)
     total = BoundaryRow(
@@ -801,7 +802,7 @@ def park_page(*, session: Session, principal: Principal, park_id: int, year: int
         ],
         member_count=count,
         rate=report,
-        flags=flags.list_flags(session=session, principal=principal, year=chosen, park=park_id, limit=FLAG_ROWS),
+        flags=flags.list_flags(session=session, principal=principal, year=chosen, limit=FLAG_ROWS, scope=scope),
         links=park_links(session=session, principal=principal, park_id=park_id, year=chosen),
         boundary=boundary,
         total=total,

@@ -20,6 +20,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from flows.access.accounts import Principal
+from flows.access.scope import Scope, ScopeRef, resolve_scope
 from flows.kernel.clock import local_date
 from flows.kernel.errors import InvalidInput
 from flows.kernel.messages import Message, Term, msg, plain
@@ -27,15 +28,12 @@ from flows.waste.manifests import WEIGHT_TOLERANCE
 from flows.waste.rates import (
     RECEIVED_STATUSES,
     RateBy,
-    Scope,
-    ScopeRef,
     Sums,
     declared_sums,
     licensed_receiver,
     manifest_utilised,
     names,
     rate_of,
-    resolve_scope,
     route_activity,
     scope_condition_for_batches,
 )
@@ -681,15 +679,20 @@ def list_flags(
     offset: int = 0,
     limit: int | None = 100,
     tolerances: Tolerances = DEFAULT_TOLERANCES,
+    scope: Scope | None = None,
 ) -> FlagPage:
-    """The flags of a scope (the principal's own when none is given), filtered by year and kind, a page at a time."""
+    """The flags of a scope (the principal's own when none is given), filtered by year and kind, a page at a time.
+
+    `scope`, when the caller resolved it already (once per request), stands for region, park and enterprise.
+    """
     if offset < 0:
         raise InvalidInput("waste.flag.negative_offset", field="offset")
     if limit is not None and limit < 1:
         raise InvalidInput("waste.flag.limit_below_one", field="limit")
 
     selected = parse_kinds(kinds)
-    scope = resolve_scope(session=session, principal=principal, region=region, park=park, enterprise=enterprise)
+    if scope is None:
+        scope = resolve_scope(session=session, principal=principal, region=region, park=park, enterprise=enterprise)
     ctx = _Ctx(session=session, scope=scope, year=year, tol=tolerances)
     counts: dict[str, int] = {}
     data: list[Flag] = []

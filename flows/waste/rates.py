@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 from sqlalchemy import (
@@ -31,9 +31,9 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from flows.access.accounts import Principal
-from flows.access.scope import adcode_prefix, can_read_enterprise, readable_enterprises, region_clause
+from flows.access.scope import Scope, ScopeRef, resolve_scope
 from flows.kernel.clock import local_date
-from flows.kernel.errors import Forbidden, InvalidInput, NotFound
+from flows.kernel.errors import InvalidInput
 from flows.kernel.messages import Term
 from flows.waste.targets import (
     DEFAULT_WINDOW,
@@ -47,7 +47,7 @@ from flows.waste.targets import (
     resolve_category_set,
 )
 from models import Declaration, Enterprise, Licence, Manifest, Park, Region, WasteCategory
-from models.enums import UTILISATION_ROUTES, LicenceActivity, ManifestStatus, RegionLevel, Route, UserRole
+from models.enums import UTILISATION_ROUTES, LicenceActivity, ManifestStatus, Route
 
 # A batch counts as received once the receiver has weighed it in; a later correction keeps it received
 # (a corrected rejection has no received weight, so summing weight_received_t leaves it out).
@@ -108,142 +108,6 @@ def percent_truncated(fraction: float, places: int = 1) -> Decimal:
     # From the shortest decimal that round-trips the float, so that 0.816 gives 81.6 and not 81.5999...
     quantum = Decimal(1).scaleb(-places)
     return (Decimal(repr(fraction)) * 100).quantize(quantum, rounding=ROUND_DOWN)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Scopes
-
-
-ScopeKind = Literal["province", "prefecture", "county", "park", "enterprise"]
-
-
-class ScopeRef(BaseModel):
-    """What a figure covers: a region (by adcode), a park or an enterprise."""
-
-    kind: ScopeKind
-    key: str
-    name_zh: str | None = None
-    name_en: str | None = None
-    uscc: str | None = None
-
-
-@dataclass(frozen=True)
-class Scope:
-    """A resolved, authorised scope: its reference and the condition on Enterprise that selects it."""
-
-    ref: ScopeRef
-    region_adcode: str | None  # where its targets are looked for
-    condition: ColumnElement[bool]  # already narrowed to what the principal may read
-
-    @property
-    def narrow(self) -> bool:
-        """A park or an enterprise: few enterprises, best reached through their own rows."""
-        return self.ref.kind in ("park", "enterprise")
-
-
-def _region_row(session: Session, adcode: str) -> Any:
-    # Columns only: a region's boundary is megabytes and nothing here needs it.
-    query = sa_select(col(Region.adcode), col(Region.name_zh), col(Region.name_en), col(Region.level)).where(
-        col(Region.adcode) == adcode
-    )
-    return session.execute(query).first()
-
-
-def _region_scope(session: Session, principal: Principal, adcode: str) -> Scope:
-    adcode = adcode.strip()
-    row = _region_row(session, adcode)
-    if row is None:
-        raise NotFound("waste.no_region", field="region", adcode=adcode)
-    allowed = principal.is_admin or (
-        principal.role is UserRole.bureau
-        and principal.scope_adcode is not None
-        and adcode.startswith(adcode_prefix(principal.scope_adcode))
-    )
-    if not allowed:
-        raise Forbidden("waste.region_outside_scope", field="region", adcode=adcode)
-    ref = ScopeRef(kind=RegionLevel(row.level).value, key=adcode, name_zh=row.name_zh, name_en=row.name_en)
-    return Scope(ref=ref, region_adcode=adcode, condition=and_(region_clause(adcode), readable_enterprises(principal)))
-
-
-def _park_scope(session: Session, principal: Principal, park_id: int) -> Scope:
-    query = sa_select(col(Park.id), col(Park.name_zh), col(Park.name_en), col(Park.region_adcode)).where(
-        col(Park.id) == park_id
-    )
-    row = session.execute(query).first()
-    match principal.role:
-        case UserRole.admin:
-            visible = True
-        case UserRole.bureau:
-            visible = (
-                bool(principal.scope_adcode)
-                and row is not None
-                and row.region_adcode.startswith(adcode_prefix(principal.scope_adcode or ""))
-            )
-        case UserRole.park_manager:
-            visible = principal.park_id == park_id
-        case _:
-            visible = False
-    if row is None or not visible:
-        raise NotFound("waste.no_park", field="park", park=park_id)
-    ref = ScopeRef(kind="park", key=str(park_id), name_zh=row.name_zh, name_en=row.name_en)
-    condition = and_(col(Enterprise.park_id) == park_id, readable_enterprises(principal))
-    return Scope(ref=ref, region_adcode=row.region_adcode, condition=condition)
-
-
-def _enterprise_scope(session: Session, principal: Principal, enterprise: str | int) -> Scope:
-    ref_text = str(enterprise).strip().upper()
-    # Credit codes are 18 characters; anything shorter made of digits is an id.
-    by_id = ref_text.isdigit() and len(ref_text) != 18
-    query = sa_select(
-        col(Enterprise.id),
-        col(Enterprise.uscc),
-        col(Enterprise.name_zh),
-        col(Enterprise.name_en),
-        col(Enterprise.province_adcode),
-        col(Enterprise.prefecture_adcode),
-        col(Enterprise.county_adcode),
-    ).where(col(Enterprise.id) == int(ref_text) if by_id else col(Enterprise.uscc) == ref_text)
-    row = session.execute(query).first()
-    if row is None or not can_read_enterprise(session, principal, row.id):
-        raise NotFound("waste.enterprise_not_found", field="enterprise", ref=ref_text)
-    ref = ScopeRef(kind="enterprise", key=str(row.id), name_zh=row.name_zh, name_en=row.name_en, uscc=row.uscc)
-    region = row.county_adcode or row.prefecture_adcode or row.province_adcode
-    return Scope(ref=ref, region_adcode=region, condition=col(Enterprise.id) == row.id)
-
-
-def resolve_scope(
-    *,
-    session: Session,
-    principal: Principal,
-    region: str | None = None,
-    park: int | None = None,
-    enterprise: str | int | None = None,
-) -> Scope:
-    """The scope asked for (at most one of region, park, enterprise), or the principal's own when none is."""
-    given = [name for name, value in (("region", region), ("park", park), ("enterprise", enterprise)) if value]
-    if len(given) > 1:
-        raise InvalidInput("waste.one_scope", field=given[1], column=Term(f"field.{given[1]}"))
-    if region:
-        return _region_scope(session, principal, region)
-    if park:
-        return _park_scope(session, principal, park)
-    if enterprise:
-        return _enterprise_scope(session, principal, enterprise)
-    match principal.role:
-        case UserRole.bureau if principal.scope_adcode:
-            return _region_scope(session, principal, principal.scope_adcode)
-        case UserRole.park_manager if principal.park_id:
-            return _park_scope(session, principal, principal.park_id)
-        case UserRole.enterprise if principal.enterprise_id:
-            return _enterprise_scope(session, principal, principal.enterprise_id)
-        case UserRole.admin:
-            province = session.exec(
-                select(Region.adcode).where(Region.level == RegionLevel.province).order_by(col(Region.adcode))
-            ).first()
-            if province is None:
-                raise InvalidInput("waste.no_province", field="region", column=Term("field.region"))
-            return _region_scope(session, principal, province)
-    raise Forbidden("waste.no_rate_scope")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -528,10 +392,15 @@ def utilisation(
     categories: Sequence[str] | None = None,
     target: str | None = None,
     by: str | None = None,
+    scope: Scope | None = None,
 ) -> RateReport:
-    """The comprehensive utilisation rate of a scope in a year, against its target path, optionally broken down."""
+    """The comprehensive utilisation rate of a scope in a year, against its target path, optionally broken down.
+
+    `scope`, when the caller resolved it already (once per request), stands for region, park and enterprise.
+    """
     group = parse_by(by)
-    scope = resolve_scope(session=session, principal=principal, region=region, park=park, enterprise=enterprise)
+    if scope is None:
+        scope = resolve_scope(session=session, principal=principal, region=region, park=park, enterprise=enterprise)
     cats, path = resolve_category_set(
         session=session, region_adcode=scope.region_adcode, year=year, categories=categories, target=target
     )
@@ -611,15 +480,20 @@ def rate_trend(
     from_year: int | None = None,
     to_year: int | None = None,
     window: int = DEFAULT_WINDOW,
+    scope: Scope | None = None,
 ) -> TrendReport:
-    """The scope's rate by year (default: every year with data), the target path, and the projection."""
+    """The scope's rate by year (default: every year with data), the target path, and the projection.
+
+    `scope`, when the caller resolved it already (once per request), stands for region, park and enterprise.
+    """
     if window < MIN_WINDOW:
         raise InvalidInput("waste.window_min", field="window", column=Term("field.window"), n=MIN_WINDOW)
     if from_year is not None and to_year is not None and from_year > to_year:
         raise InvalidInput(
             "waste.from_after_to", field="from", column=Term("field.from"), from_year=from_year, to_year=to_year
         )
-    scope = resolve_scope(session=session, principal=principal, region=region, park=park, enterprise=enterprise)
+    if scope is None:
+        scope = resolve_scope(session=session, principal=principal, region=region, park=park, enterprise=enterprise)
     cats, path = resolve_category_set(
         session=session, region_adcode=scope.region_adcode, year=to_year, categories=categories, target=target
     )

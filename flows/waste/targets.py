@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
+from flows.kernel.adcode import lineage
 from flows.kernel.errors import InvalidInput
 from flows.kernel.messages import Message, Term, msg
 from flows.waste.reference import SICHUAN_SERIES, SICHUAN_TARGET_CATEGORIES
@@ -73,8 +74,7 @@ class Projection(BaseModel):
 
 def region_ancestry(adcode: str) -> list[str]:
     """The region and the regions above it, most specific first (GB/T 2260 codes nest by digits)."""
-    chain = [adcode, adcode[:4] + "00", adcode[:2] + "0000"]
-    return list(dict.fromkeys(chain))
+    return lineage(adcode)
 
 
 def path_value(points: Sequence[TargetPoint], year: int) -> float | None:
