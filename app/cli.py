@@ -33,6 +33,7 @@ from maps.locate import locate as locate_point
 from maps.parks import create_parks, read_parks_file
 from models import Enterprise
 from models.enums import Channel, UserRole
+from models.quantity import json_default
 
 cli = typer.Typer(
     help="circuflow: solid-waste and power-battery flows of an industrial province.", no_args_is_help=True
@@ -60,7 +61,7 @@ def _settings() -> Settings:
 
 
 def _emit(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=json_default) + "\n")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -419,7 +420,7 @@ def audit_anchor(
     except DomainError as exc:
         _fail(exc.message)
         return
-    text = json.dumps(anchor.as_dict(), ensure_ascii=False)
+    text = json.dumps(anchor.as_dict(), ensure_ascii=False, default=json_default)
     if out_file is None:
         sys.stdout.write(text + "\n")
         return

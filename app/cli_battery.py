@@ -22,6 +22,7 @@ from flows.battery.code import parse_battery_code
 from flows.kernel.errors import DomainError, InvalidInput
 from flows.kernel.principal import system_principal
 from models.enums import Channel
+from models.quantity import json_default
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -34,7 +35,7 @@ EnterpriseOpt = Annotated[
 
 
 def _emit(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=json_default) + "\n")
 
 
 def _fail(message: str) -> None:

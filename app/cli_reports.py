@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
@@ -23,6 +24,7 @@ from flows.waste.flags import FlagPage
 from flows.waste.rates import RateFigures, RateReport, TrendReport, percent_truncated
 from flows.waste.targets import DEFAULT_WINDOW, Projection
 from models.db import make_engine
+from models.quantity import json_default
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -41,7 +43,7 @@ TRUNCATION_NOTE = "Rates are truncated (not rounded) to 0.1 percentage point, as
 
 
 def _emit(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=json_default) + "\n")
 
 
 def _fail(exc: DomainError) -> None:
@@ -73,11 +75,11 @@ def _pct(fraction: float | None) -> str:
     return "-" if fraction is None else f"{percent_truncated(fraction)}%"
 
 
-def _t(tonnes: float) -> str:
+def _t(tonnes: float | Decimal) -> str:
     return f"{tonnes:,.1f}"
 
 
-def _whole_t(tonnes: float) -> str:
+def _whole_t(tonnes: float | Decimal) -> str:
     return f"{tonnes:,.0f}"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -146,7 +147,7 @@ def pct(fraction: float | None) -> str:
     return "–" if fraction is None else f"{percent_truncated(fraction)}%"
 
 
-def tonnes(value: float | None) -> str:
+def tonnes(value: float | Decimal | None) -> str:
     """Tonnes with thousands separators and one decimal; a dash when there is none."""
     return "–" if value is None else f"{value:,.1f}"
 

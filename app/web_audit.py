@@ -28,6 +28,7 @@ from flows.pages import audit_export
 from flows.pages.audit import AuditRow, ScopeArgs
 from flows.pages.dashboard import declared_years
 from flows.waste.flags import Flag, FlagKind
+from models.quantity import json_default
 
 router = APIRouter(include_in_schema=False)
 
@@ -511,7 +512,7 @@ def _value(value: Any) -> str:
         return "–"
     if isinstance(value, float):
         return tonnes(value)
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
+    return json.dumps(value, ensure_ascii=False, default=json_default) if isinstance(value, dict | list) else str(value)
 
 
 @router.get("/audit/corrections", name="audit_corrections")
@@ -629,7 +630,10 @@ def export_csv(
 
 
 def _geojson(data: dict[str, Any]) -> Response:
-    return Response(json.dumps(data, ensure_ascii=False, allow_nan=False), media_type="application/geo+json")
+    return Response(
+        json.dumps(data, ensure_ascii=False, default=json_default, allow_nan=False),
+        media_type="application/geo+json",
+    )
 
 
 LayerFn = Callable[..., dict[str, Any]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from decimal import Decimal
 from functools import partial
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -52,7 +53,7 @@ DEFAULT_DESCENDING = {"date": True, "weight": True, "number": False, "status": F
 # ---- Wording ----------------------------------------------------------------------------------------------------
 
 
-def tonnes(value: float | None) -> str:
+def tonnes(value: float | Decimal | None) -> str:
     """A weight in tonnes as the pages print it: thousands separated, at most three decimals (kilograms)."""
     if value is None:
         return "–"
@@ -480,7 +481,7 @@ def _detail_context(
         "tonnes": tonnes,
         "beijing": beijing,
         "label": partial(field_label, lang),
-        "tolerance": f"{manifests.WEIGHT_TOLERANCE * 100:g}",
+        "tolerance": f"{float(manifests.WEIGHT_TOLERANCE * 100):g}",
     }
 
 

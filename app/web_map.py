@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -27,6 +28,7 @@ from flows.pages.sankey import SankeyData, default_region, sankey
 from flows.waste.rates import RateReport
 from flows.waste.transfers import FlowFilter, FlowSum, category_names, flow_years, parse_filter, region_names
 from models.enums import RegionLevel, Route, UserRole
+from models.quantity import json_default
 
 router = APIRouter(include_in_schema=False)
 
@@ -55,11 +57,11 @@ ROUTES: tuple[str, ...] = tuple(r.value for r in Route)
 # Formatting
 
 
-def tonnes(lang: str, value: float | None) -> str:
+def tonnes(lang: str, value: float | Decimal | None) -> str:
     """Tonnes with thousands separators, to one decimal below 1,000 t."""
     if value is None:
         return "–"
-    text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.1f}"
+    text = f"{value:,.0f}" if abs(Decimal(value)) >= 1000 else f"{value:,.1f}"
     return translate(lang, "map.tonnes", value=text)
 
 
@@ -199,7 +201,7 @@ def _flow_rows(lang: str, layer: flowmap.FlowLayer, f: FlowFilter) -> list[dict[
                 "within": flow.within,
                 "tonnes": tonnes(lang, flow.tonnes),
                 "batches": flow.batches,
-                "share": pct(flow.tonnes / layer.total.tonnes) if layer.total.tonnes else "–",
+                "share": pct(float(flow.tonnes / layer.total.tonnes)) if layer.total.tonnes else "–",
                 "key": f"{flow.origin.key}>{flow.destination.key}",
                 "href": "/map/details/flow?"
                 + _query(f, level=layer.level, **{"from": flow.origin.key, "to": flow.destination.key}),
@@ -262,7 +264,7 @@ def map_context(
         "regions_url": f"/map/layers/regions.geojson?{region_query}",
         "page_url": f"/map?{query}",
         "detail_query": _query(f),
-        "labels": json.dumps(_labels(lang), ensure_ascii=False, allow_nan=False),
+        "labels": json.dumps(_labels(lang), ensure_ascii=False, default=json_default, allow_nan=False),
         "audit_href": "/audit?" + urlencode({"region": f.region or principal.scope_adcode or "510000", "year": f.year}),
     }
 
@@ -301,7 +303,7 @@ def _park_id(value: str | None) -> int | None:
 
 def _geojson(data: dict[str, Any]) -> Response:
     # NaN or Infinity would make the layer unreadable for every user: refused (a logged 500) rather than sent.
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    body = json.dumps(data, ensure_ascii=False, default=json_default, separators=(",", ":"), allow_nan=False)
     return Response(body, media_type=GEOJSON, headers={"Vary": "Cookie, Authorization"})
 
 
@@ -379,7 +381,7 @@ def regions_geojson(
 
 
 def _side(lang: str, s: FlowSum) -> dict[str, Any]:
-    return {"tonnes": tonnes(lang, s.tonnes), "batches": s.batches, "raw": s.tonnes}
+    return {"tonnes": tonnes(lang, s.tonnes), "batches": s.batches, "raw": float(s.tonnes)}
 
 
 def _partners(lang: str, rows: list[tuple[flowmap.Place, FlowSum]]) -> list[dict[str, Any]]:
@@ -556,7 +558,7 @@ def flow_details(
             "category_name": _name(lang, *d.categories.get(str(s.origin), ("", None))),
             "route": translate(lang, f"map.route.{s.destination}"),
             "tonnes": tonnes(lang, s.tonnes),
-            "share": pct(s.tonnes / d.total.tonnes) if d.total.tonnes else "–",
+            "share": pct(float(s.tonnes / d.total.tonnes)) if d.total.tonnes else "–",
         }
         for s in d.by_category_route
     ]
@@ -654,9 +656,9 @@ def _sankey_rows(lang: str, data: SankeyData, which: str) -> list[dict[str, Any]
                 "target": labels[link["target"]],
                 "code": s.origin if which == "route" else None,
                 "tonnes": tonnes(lang, s.tonnes),
-                "raw": s.tonnes,
+                "raw": float(s.tonnes),
                 "batches": s.batches,
-                "share": pct(s.tonnes / data.total.tonnes) if data.total.tonnes else "–",
+                "share": pct(float(s.tonnes / data.total.tonnes)) if data.total.tonnes else "–",
             }
         )
     return out
@@ -690,11 +692,25 @@ def sankey_page(
         "region_options": region_options(session, principal, lang),
         "data": data,
         "total": tonnes(lang, data.total.tonnes),
-        "route_chart": json.dumps(sankey_chart(lang, data, "route"), ensure_ascii=False, allow_nan=False),
-        "place_chart": json.dumps(sankey_chart(lang, data, "place"), ensure_ascii=False, allow_nan=False),
+        "route_chart": json.dumps(
+            sankey_chart(lang, data, "route"),
+            ensure_ascii=False,
+            default=json_default,
+            allow_nan=False,
+        ),
+        "place_chart": json.dumps(
+            sankey_chart(lang, data, "place"),
+            ensure_ascii=False,
+            default=json_default,
+            allow_nan=False,
+        ),
         "route_rows": _sankey_rows(lang, data, "route"),
         "place_rows": _sankey_rows(lang, data, "place"),
         "map_href": "/map?" + urlencode({"year": chosen, **({"region": scope_region} if scope_region else {})}),
-        "labels": json.dumps({"unit": translate(lang, "map.js.tonnes_unit")}, ensure_ascii=False),
+        "labels": json.dumps(
+            {"unit": translate(lang, "map.js.tonnes_unit")},
+            ensure_ascii=False,
+            default=json_default,
+        ),
     }
     return render(request, "sankey.html", context, lang=lang, block="sankey_view")

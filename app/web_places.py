@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -19,6 +20,7 @@ from flows.kernel.bounds import label
 from flows.kernel.errors import InvalidInput
 from flows.pages import places
 from flows.pages.places import FlowRow, LinkRow, Member, ParkPage
+from models.quantity import json_default
 
 router = APIRouter(include_in_schema=False)
 
@@ -74,15 +76,15 @@ def _line(a: tuple[float, float], b: tuple[float, float], label: str, style: dic
     }
 
 
-def _weight(tonnes: float, largest: float) -> float:
+def _weight(tonnes: Decimal, largest: Decimal) -> float:
     # Line width grows with the square root of the tonnes, from 1.5 px to 7 px, so that small links stay visible.
-    return 1.5 if largest <= 0 else round(1.5 + 5.5 * (tonnes / largest) ** 0.5, 2)
+    return 1.5 if largest <= 0 else round(1.5 + 5.5 * float(tonnes / largest) ** 0.5, 2)
 
 
-def _by_counterpart(rows: list[FlowRow]) -> dict[int, tuple[FlowRow, float]]:
-    out: dict[int, tuple[FlowRow, float]] = {}
+def _by_counterpart(rows: list[FlowRow]) -> dict[int, tuple[FlowRow, Decimal]]:
+    out: dict[int, tuple[FlowRow, Decimal]] = {}
     for row in rows:
-        first, total = out.get(row.counterpart.id, (row, 0.0))
+        first, total = out.get(row.counterpart.id, (row, Decimal(0)))
         out[row.counterpart.id] = (first, total + row.tonnes.received_t + row.tonnes.in_transit_t)
     return out
 
@@ -93,7 +95,7 @@ def _enterprise_overlay(page: places.EnterprisePage, lang: str) -> str:
     here = (e.lon, e.lat)
     features: list[dict[str, Any]] = []
     incoming, outgoing = _by_counterpart(page.flows_in), _by_counterpart(page.flows_out)
-    largest = max([t for _, t in [*incoming.values(), *outgoing.values()]] or [0.0])
+    largest = max([t for _, t in [*incoming.values(), *outgoing.values()]] or [Decimal(0)])
     for direction, parties in (("in", incoming), ("out", outgoing)):
         for row, moved_t in parties.values():
             c = row.counterpart
@@ -114,7 +116,12 @@ def _enterprise_overlay(page: places.EnterprisePage, lang: str) -> str:
     name = local_name(lang, e.name_zh, e.name_en)
     style = {"radius": 9, "color": NAVY, "weight": 3, "fillColor": BLUE, "fillOpacity": 1}
     features.append(_point(e.lon, e.lat, name, style, kind="self"))
-    return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        {"type": "FeatureCollection", "features": features},
+        ensure_ascii=False,
+        default=json_default,
+        allow_nan=False,
+    )
 
 
 def _park_overlay(page: ParkPage, lang: str) -> str:
@@ -141,8 +148,8 @@ def _park_overlay(page: ParkPage, lang: str) -> str:
     pairs: dict[tuple[int, int], list[LinkRow]] = defaultdict(list)
     for link in page.links:
         pairs[(link.shipper.id, link.receiver.id)].append(link)
-    totals = {k: sum(r.tonnes.received_t + r.tonnes.in_transit_t for r in v) for k, v in pairs.items()}
-    largest = max(totals.values(), default=0.0)
+    totals = {k: sum((r.tonnes.received_t + r.tonnes.in_transit_t for r in v), Decimal(0)) for k, v in pairs.items()}
+    largest = max(totals.values(), default=Decimal(0))
     for key, rows in pairs.items():
         s, r = rows[0].shipper, rows[0].receiver
         label = translate(
@@ -158,7 +165,12 @@ def _park_overlay(page: ParkPage, lang: str) -> str:
         group = _role_group(m.roles)
         label = f"{local_name(lang, m.name_zh, m.name_en)} · {translate(lang, 'places.group.' + group)}"
         features.append(_point(m.lon, m.lat, label, POINT_STYLES[group], kind="member", group=group))
-    return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        {"type": "FeatureCollection", "features": features},
+        ensure_ascii=False,
+        default=json_default,
+        allow_nan=False,
+    )
 
 
 def batches_href(shipper: int, receiver: int, year: int, category: str) -> str:

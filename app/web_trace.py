@@ -25,6 +25,7 @@ from flows.kernel.messages import Message
 from flows.kernel.principal import Principal
 from flows.pages import batteries as battery_pages
 from flows.pages.batteries import CodeAnalysis, CodeError, EnterprisePlace, Stop
+from models.quantity import json_default
 
 router = APIRouter(include_in_schema=False)
 
@@ -426,7 +427,7 @@ def _overlay(stops: list[Stop], lang: str, names: dict[int, str]) -> str:
             }
         )
     layer = {"type": "FeatureCollection", "features": features}
-    return json.dumps(layer, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return json.dumps(layer, ensure_ascii=False, default=json_default, separators=(",", ":"), allow_nan=False)
 
 
 def _recovery(views: list[battery_pages.RecoveryView], lang: str) -> list[dict[str, Any]]:

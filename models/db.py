@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+
+from models.quantity import json_default
 
 WRITE_OPTION = "circuflow_write"
 DEFAULT_BUSY_TIMEOUT_S = 60.0
@@ -33,6 +36,10 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _json_text(value: Any) -> str:
+    return json.dumps(value, default=json_default)
+
+
 def make_engine(
     url: str,
     *,
@@ -43,6 +50,8 @@ def make_engine(
     **kwargs: Any,
 ) -> Engine:
     """Create an engine; SQLite gets its data directory, foreign keys, WAL and a busy timeout."""
+    # JSON columns (corrections' payloads, the audit log) hold exact weights as plain numbers.
+    kwargs.setdefault("json_serializer", _json_text)
     pool: dict[str, Any] = {}
     if pool_size is not None:
         pool["pool_size"] = pool_size

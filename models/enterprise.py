@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 from sqlalchemy import CheckConstraint, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.enums import ENUM_STR, EnterpriseRole, LicenceActivity, WhitelistKind, check_in
+from models.quantity import ExactWeights, tonnes_column
 
 
 class EnterpriseBase(SQLModel):
@@ -52,19 +54,19 @@ class EnterpriseRoleLink(SQLModel, table=True):
     role: EnterpriseRole = Field(primary_key=True, sa_type=ENUM_STR)
 
 
-class Licence(SQLModel, table=True):
+class Licence(ExactWeights, SQLModel, table=True):
     """A permit to handle one waste category by one activity, with a yearly capacity."""
 
     __table_args__ = (
         CheckConstraint(check_in("activity", LicenceActivity), name="ck_licence_activity"),
-        CheckConstraint("capacity_t >= 0", name="ck_licence_capacity_nonneg"),
+        CheckConstraint("capacity_kg >= 0", name="ck_licence_capacity_nonneg"),
         UniqueConstraint("enterprise_id", "category_code", "activity", "valid_from", name="uq_licence"),
     )
     id: int | None = Field(default=None, primary_key=True)
     enterprise_id: int = Field(foreign_key="enterprise.id", index=True)
     category_code: str = Field(foreign_key="waste_category.code")
     activity: LicenceActivity = Field(sa_type=ENUM_STR)
-    capacity_t: float = Field(ge=0, description="licensed tonnes per year")
+    capacity_t: Decimal = Field(sa_column=tonnes_column("capacity_t"), description="licensed tonnes per year")
     licence_no: str = Field(default="", max_length=64)
     valid_from: date
     valid_to: date | None = None

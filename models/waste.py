@@ -3,59 +3,79 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.enums import ENUM_STR, ManifestStatus, Route, check_in
+from models.quantity import ExactWeights, tonnes_column
 
 
 class DeclarationBase(SQLModel):
     enterprise_id: int = Field(foreign_key="enterprise.id")
     category_code: str = Field(foreign_key="waste_category.code")
     year: int = Field(ge=2000, le=2100)
-    generated_t: float = Field(default=0, ge=0)
-    utilised_t: float = Field(default=0, ge=0)
-    utilised_prior_t: float = Field(default=0, ge=0, description="of utilised_t, drawn from prior-year stock")
-    disposed_t: float = Field(default=0, ge=0)
-    disposed_prior_t: float = Field(default=0, ge=0, description="of disposed_t, drawn from prior-year stock")
-    stored_t: float = Field(default=0, ge=0)
-    dumped_t: float = Field(default=0, ge=0)
+    generated_t: Decimal = Field(default=Decimal(0), ge=0)
+    utilised_t: Decimal = Field(default=Decimal(0), ge=0)
+    utilised_prior_t: Decimal = Field(default=Decimal(0), ge=0, description="of utilised_t, from prior-year stock")
+    disposed_t: Decimal = Field(default=Decimal(0), ge=0)
+    disposed_prior_t: Decimal = Field(default=Decimal(0), ge=0, description="of disposed_t, from prior-year stock")
+    stored_t: Decimal = Field(default=Decimal(0), ge=0)
+    dumped_t: Decimal = Field(default=Decimal(0), ge=0)
 
 
-class Declaration(DeclarationBase, table=True):
-    """An enterprise's annual figures for one waste category, in tonnes."""
+DECLARED_FIGURES = (
+    "generated_t",
+    "utilised_t",
+    "utilised_prior_t",
+    "disposed_t",
+    "disposed_prior_t",
+    "stored_t",
+    "dumped_t",
+)
+
+
+class Declaration(ExactWeights, DeclarationBase, table=True):
+    """An enterprise's annual figures for one waste category: tonnes, stored as whole kilograms."""
 
     __table_args__ = (
         UniqueConstraint("enterprise_id", "category_code", "year", name="uq_declaration"),
         CheckConstraint(
-            "generated_t >= 0 AND utilised_t >= 0 AND utilised_prior_t >= 0 AND disposed_t >= 0"
-            " AND disposed_prior_t >= 0 AND stored_t >= 0 AND dumped_t >= 0",
+            "generated_kg >= 0 AND utilised_kg >= 0 AND utilised_prior_kg >= 0 AND disposed_kg >= 0"
+            " AND disposed_prior_kg >= 0 AND stored_kg >= 0 AND dumped_kg >= 0",
             name="ck_declaration_nonneg",
         ),
-        CheckConstraint("utilised_prior_t <= utilised_t", name="ck_declaration_utilised_prior"),
-        CheckConstraint("disposed_prior_t <= disposed_t", name="ck_declaration_disposed_prior"),
+        CheckConstraint("utilised_prior_kg <= utilised_kg", name="ck_declaration_utilised_prior"),
+        CheckConstraint("disposed_prior_kg <= disposed_kg", name="ck_declaration_disposed_prior"),
         Index("ix_declaration_year_category", "year", "category_code"),
     )
     id: int | None = Field(default=None, primary_key=True)
+    generated_t: Decimal = Field(default=Decimal(0), sa_column=tonnes_column("generated_t"))
+    utilised_t: Decimal = Field(default=Decimal(0), sa_column=tonnes_column("utilised_t"))
+    utilised_prior_t: Decimal = Field(default=Decimal(0), sa_column=tonnes_column("utilised_prior_t"))
+    disposed_t: Decimal = Field(default=Decimal(0), sa_column=tonnes_column("disposed_t"))
+    disposed_prior_t: Decimal = Field(default=Decimal(0), sa_column=tonnes_column("disposed_prior_t"))
+    stored_t: Decimal = Field(default=Decimal(0), sa_column=tonnes_column("stored_t"))
+    dumped_t: Decimal = Field(default=Decimal(0), sa_column=tonnes_column("dumped_t"))
 
 
 class DeclarationPublic(DeclarationBase):
     id: int
 
 
-class Manifest(SQLModel, table=True):
+class Manifest(ExactWeights, SQLModel, table=True):
     """A manifest: one lot of waste sent from a shipper to a receiver."""
 
     __tablename__ = "transfer_batch"
     __table_args__ = (
         CheckConstraint(check_in("status", ManifestStatus), name="ck_batch_status"),
         CheckConstraint(check_in("route", Route), name="ck_batch_route"),
-        CheckConstraint("weight_dispatched_t >= 0", name="ck_batch_dispatched_nonneg"),
-        CheckConstraint("weight_received_t IS NULL OR weight_received_t >= 0", name="ck_batch_received_nonneg"),
+        CheckConstraint("weight_dispatched_kg >= 0", name="ck_batch_dispatched_nonneg"),
+        CheckConstraint("weight_received_kg IS NULL OR weight_received_kg >= 0", name="ck_batch_received_nonneg"),
         CheckConstraint("shipper_id <> receiver_id", name="ck_batch_distinct_parties"),
-        CheckConstraint("rejected_t IS NULL OR rejected_t >= 0", name="ck_batch_rejected_nonneg"),
+        CheckConstraint("rejected_kg IS NULL OR rejected_kg >= 0", name="ck_batch_rejected_nonneg"),
         # A retried submission carries the same key: unique per shipper, so clients never collide with each other.
         UniqueConstraint("shipper_id", "idempotency_key", name="uq_batch_idempotency"),
         Index("ix_batch_year_category", "year", "category_code"),
@@ -73,11 +93,13 @@ class Manifest(SQLModel, table=True):
     route: Route = Field(sa_type=ENUM_STR)
     year: int = Field(ge=2000, le=2100, description="reporting year, from the dispatch date")
     status: ManifestStatus = Field(default=ManifestStatus.draft, sa_type=ENUM_STR)
-    weight_dispatched_t: float = Field(ge=0)
-    weight_received_t: float | None = Field(default=None, ge=0)
+    weight_dispatched_t: Decimal = Field(sa_column=tonnes_column("weight_dispatched_t"))
+    weight_received_t: Decimal | None = Field(default=None, sa_column=tonnes_column("weight_received_t", null=True))
     dispatched_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     received_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
-    rejected_t: float | None = Field(default=None, ge=0, description="tonnes refused by the receiver")
+    rejected_t: Decimal | None = Field(
+        default=None, sa_column=tonnes_column("rejected_t", null=True), description="tonnes refused by the receiver"
+    )
     rejection_reason: str | None = Field(default=None, max_length=512)
     cancel_reason: str | None = Field(default=None, max_length=512)
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -15,7 +15,7 @@ from flows.access import accounts
 from models import Enterprise, Manifest
 from models.enums import EnterpriseRole, ManifestStatus, Route
 from tests.browser import browser_page, screenshot, session_cookie_for, wait_until
-from tests.world import NOW, PASSWORD, World, add_enterprise, build_world
+from tests.world import NOW, PASSWORD, World, add_enterprise, build_world, t
 
 NAMES = {
     "e1": ("攀枝花钒钛钢铁有限公司", "Panzhihua Vanadium-Titanium Steel Co., Ltd."),
@@ -59,9 +59,9 @@ def _prepare(session: Session) -> tuple[World, int]:
                 route=(Route.metal_recovery, Route.building_materials, Route.cement_admixture)[n % 3],
                 year=2024,
                 status=status,
-                weight_dispatched_t=weight,
-                weight_received_t=received,
-                rejected_t=weight if status is ManifestStatus.rejected else None,
+                weight_dispatched_t=t(weight),
+                weight_received_t=t(received),
+                rejected_t=t(weight if status is ManifestStatus.rejected else None),
                 rejection_reason="含水率超标" if status is ManifestStatus.rejected else None,
                 dispatched_at=shipped,
                 received_at=shipped + timedelta(hours=5) if status is not ManifestStatus.dispatched else None,

@@ -19,7 +19,7 @@ from flows.waste.transfers import parse_filter
 from models import Declaration, Manifest, User
 from models.enums import ManifestStatus, Route
 from tests.browser import DemoSite, browser_page, screenshot, session_cookie_for, sign_in, wait_until
-from tests.world import World, build_world
+from tests.world import World, build_world, t
 
 PREFECTURES = 21
 REGION_FILLS = {style["fillColor"] for style in RATE_STYLES.values()}
@@ -41,8 +41,8 @@ def _batch(w: World, number: str, shipper: int, year: int, tonnes: float, catego
         route=route,
         year=year,
         status=ManifestStatus.received,
-        weight_dispatched_t=tonnes,
-        weight_received_t=tonnes,
+        weight_dispatched_t=t(tonnes),
+        weight_received_t=t(tonnes),
         dispatched_at=at,
         received_at=at,
         created_at=at,
@@ -55,8 +55,8 @@ def world(session: Session) -> World:
     w = build_world(session)
     session.add(_batch(w, "SC2024-0000101", w.e3, 2024, 11.5, "SW02", Route.building_materials))
     session.add(_batch(w, "SC2023-0000102", w.e1, 2023, 40.0, "SW01", Route.road_base))
-    session.add(Declaration(enterprise_id=w.e1, category_code="SW01", year=2024, generated_t=100, utilised_t=76))
-    session.add(Declaration(enterprise_id=w.e3, category_code="SW01", year=2024, generated_t=100, utilised_t=90))
+    session.add(Declaration(enterprise_id=w.e1, category_code="SW01", year=2024, generated_t=t(100), utilised_t=t(76)))
+    session.add(Declaration(enterprise_id=w.e3, category_code="SW01", year=2024, generated_t=t(100), utilised_t=t(90)))
     session.commit()
     return w
 

@@ -13,7 +13,7 @@ from flows.access import accounts
 from models import Manifest
 from models.enums import EnterpriseRole, ManifestStatus, Route
 from tests.browser import browser_page, screenshot, session_cookie_for
-from tests.world import World, add_enterprise, build_world
+from tests.world import World, add_enterprise, build_world, t
 
 # Counts of what Leaflet drew on a map: circle markers (points), plain lines and polygons.
 COUNT_LAYERS = """el => {
@@ -44,8 +44,8 @@ def world(session: Session) -> tuple[World, int]:
                 route=Route.building_materials,
                 year=2024,
                 status=ManifestStatus.received,
-                weight_dispatched_t=weight,
-                weight_received_t=weight,
+                weight_dispatched_t=t(weight),
+                weight_received_t=t(weight),
                 dispatched_at=on,
                 received_at=on.replace(hour=14),
                 created_at=on,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from decimal import Decimal
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session
@@ -24,7 +25,7 @@ def test_dashboard_for_the_province_and_for_an_enterprise(client: TestClient, se
     # E3 utilised 60 of 100 t generated with 20 t drawn from prior-year stock: 60 / 120.
     e3 = session.get(Declaration, w.decl_e3)
     assert e3 is not None
-    e3.utilised_t, e3.utilised_prior_t = 60.0, 20.0
+    e3.utilised_t, e3.utilised_prior_t = Decimal(60), Decimal(20)
     session.add(e3)
     session.commit()
     admin = {"Authorization": f"Bearer {w.tokens['admin']}", "Accept-Language": "en"}

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +250,7 @@ def test_manifests_have_statuses_gaps_and_strays(session: Session) -> None:
         if b.status in (ManifestStatus.received, ManifestStatus.corrected):
             assert b.weight_received_t is not None and b.received_at is not None and b.dispatched_at is not None
             assert b.received_at > b.dispatched_at
-            if abs(b.weight_received_t - b.weight_dispatched_t) > 0.02 * b.weight_dispatched_t:
+            if abs(b.weight_received_t - b.weight_dispatched_t) > Decimal("0.02") * b.weight_dispatched_t:
                 gaps += 1
         if b.status in (ManifestStatus.draft, ManifestStatus.cancelled):
             assert b.dispatched_at is None and b.weight_received_t is None

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,7 @@ def test_a_correction_approved_and_rejected_at_once_is_one_of_them(server: str, 
     correction = session.get(CorrectionRequest, cid)
     batch = session.get(Manifest, w.batch_received)
     assert correction is not None and batch is not None
-    assert batch.weight_received_t == (29.5 if correction.status == "approved" else 29.8)
+    assert batch.weight_received_t == (Decimal("29.5") if correction.status == "approved" else Decimal("29.8"))
     decisions = session.exec(
         select(func.count()).where(
             AuditLog.table_name == "correction_request",
@@ -315,7 +316,7 @@ def test_a_correction_request_is_checked_when_filed_and_applied_with_the_filers_
     assert approved.status_code == 200, approved.text
     session.expire_all()
     batch = session.get(Manifest, w.batch_received)
-    assert batch is not None and batch.weight_received_t == 29.1 and batch.weight_dispatched_t == 30
+    assert batch is not None and batch.weight_received_t == Decimal("29.1") and batch.weight_dispatched_t == 30
 
 
 # --- locked years ---------------------------------------------------------------------------------------------

@@ -38,14 +38,14 @@ def test_numbers_are_read_exactly(text: object, expected: Decimal) -> None:
     assert read_number(text) == expected
 
 
-@pytest.mark.parametrize("text", ["1,5", "1,2345", "12,50", ",500", "1.5e3", "1 500", "１，５", "abc", "1.2.3", "nan"])
+@pytest.mark.parametrize("text", ["1,5", "1,2345", "12,50", ",500", "1.5e3", "1 500", "１，５", "abc", "1.2.3"])
 def test_ambiguous_or_malformed_numbers_are_refused(text: str) -> None:
     with pytest.raises(QuantityError) as caught:
         read_number(text)
     assert caught.value.problem.code == "kernel.quantity.not_a_number"
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), Decimal("NaN")])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), Decimal("NaN"), "nan", "-Infinity"])
 def test_non_finite_values_are_refused(value: object) -> None:
     with pytest.raises(QuantityError):
         read_number(value)

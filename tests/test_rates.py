@@ -23,7 +23,7 @@ from flows.waste.rates import percent_truncated, rate_of
 from flows.waste.targets import TargetPoint, next_target, path_value, project
 from models import Declaration, Enterprise, Licence, Manifest, Park, Target, TargetCategory
 from models.enums import LicenceActivity, ManifestStatus, Route
-from tests.world import build_world
+from tests.world import build_world, t
 
 SYSTEM = system_principal()
 # Counties used below: Panzhihua's 东区 and 仁和区, Deyang's 旌阳区.
@@ -86,7 +86,7 @@ class Builder:
             enterprise_id=enterprise,
             category_code=category,
             activity=activity,
-            capacity_t=capacity,
+            capacity_t=t(capacity),
             licence_no=f"L{self.n}-{category}-{activity}-{valid_from}",
             valid_from=valid_from,
             valid_to=valid_to,
@@ -120,9 +120,9 @@ class Builder:
             route=route,
             year=year,
             status=status,
-            weight_dispatched_t=dispatched,
-            weight_received_t=received,
-            rejected_t=rejected,
+            weight_dispatched_t=t(dispatched),
+            weight_received_t=t(received),
+            rejected_t=t(rejected),
             dispatched_at=None if status == ManifestStatus.draft else when,
             received_at=when
             if status in (ManifestStatus.received, ManifestStatus.corrected, ManifestStatus.rejected)

@@ -8,6 +8,7 @@ import io
 import math
 import re
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from html import unescape
 
 import pytest
@@ -22,7 +23,7 @@ from flows.waste import rates
 from flows.waste.flags import list_flags
 from models import CorrectionRequest, Declaration, Licence, Manifest, PeriodLock
 from models.enums import LicenceActivity, ManifestStatus, Route
-from tests.world import NOW, World, build_world
+from tests.world import NOW, World, build_world, t
 
 YEAR = 2024
 
@@ -40,8 +41,8 @@ def _batch(
         route=route,
         year=YEAR,
         status=ManifestStatus.received,
-        weight_dispatched_t=sent,
-        weight_received_t=got,
+        weight_dispatched_t=t(sent),
+        weight_received_t=t(got),
         dispatched_at=datetime(2024, 6, n, 8, tzinfo=UTC),
         received_at=datetime(2024, 6, n, 15, tzinfo=UTC),
         created_at=datetime(2024, 6, n, tzinfo=UTC),
@@ -80,7 +81,7 @@ def _world(session: Session) -> World:
             enterprise_id=w.e2,
             category_code="SW01",
             activity=LicenceActivity.utilisation,
-            capacity_t=1_000_000,
+            capacity_t=t(1_000_000),
             licence_no="L-E2-SW01",
             valid_from=date(2020, 1, 1),
         )
@@ -123,7 +124,7 @@ def _rows(page: str, table: str) -> dict[str, dict[str, tuple[str, str | None]]]
     return out
 
 
-def _t(value: float) -> str:
+def _t(value: float | Decimal) -> str:
     return f"{value:,.1f}"
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from flows.pages.batches import CORRECTABLE_WEIGHTS, FORM_FIELDS, PAGE_STEPS
 from flows.waste.manifests import STEPS
 from models import CorrectionRequest, Enterprise, Manifest, PeriodLock
 from models.enums import Channel, ManifestStatus, Route
-from tests.world import NOW, PASSWORD, World, build_world
+from tests.world import NOW, PASSWORD, World, build_world, t
 
 
 def _auth(w: World, role: str, lang: str = "en") -> dict[str, str]:
@@ -276,7 +277,7 @@ def test_dispatch_receive_reject_and_cancel_from_the_page(client: TestClient, se
     )
     assert received.status_code == 200 and "Receipt confirmed." in received.text
     batch = _batch(session, w.batch_dispatched)
-    assert (batch.status, batch.weight_received_t, batch.rejected_t) == (ManifestStatus.received, 29.0, 0.2)
+    assert (batch.status, batch.weight_received_t, batch.rejected_t) == (ManifestStatus.received, 29, Decimal("0.2"))
     # The gap is received + refused - dispatched (29 + 0.2 - 30 = -0.8 t, -2.7%), beyond the 2% tolerance.
     assert 'data-figure="gap">\u22120.8 <span class="unit">t</span>' in received.text
     assert "beyond the 2% tolerance" in received.text
@@ -373,7 +374,7 @@ def test_corrections_from_the_page_direct_or_requested_in_a_locked_year(client: 
     done = client.post(url, data=body, headers=_auth(w, "ent1"), follow_redirects=False)
     assert done.headers["location"] == f"/batches/{w.batch_received}?done=correct"
     batch = _batch(session, w.batch_received)
-    assert (batch.status, batch.weight_dispatched_t) == (ManifestStatus.corrected, 29.9)
+    assert (batch.status, batch.weight_dispatched_t) == (ManifestStatus.corrected, Decimal("29.9"))
     shown = client.get(f"/batches/{w.batch_received}", headers=_auth(w, "ent1")).text
     assert "weighbridge ticket re-read" in shown and 'id="batch-corrections"' in shown
 
@@ -385,7 +386,7 @@ def test_corrections_from_the_page_direct_or_requested_in_a_locked_year(client: 
         asked.status_code == 200 and "Correction requested. Nothing changes until a bureau approves it." in asked.text
     )
     assert "Corrections waiting for a bureau&#39;s decision: 1" in asked.text
-    assert _batch(session, w.batch_received).weight_dispatched_t == 29.9
+    assert _batch(session, w.batch_received).weight_dispatched_t == Decimal("29.9")
     session.expire_all()
     pending = session.exec(select(CorrectionRequest).where(CorrectionRequest.status == "pending")).one()
     assert (
@@ -395,7 +396,7 @@ def test_corrections_from_the_page_direct_or_requested_in_a_locked_year(client: 
         f"/api/v1/corrections/{pending.id}/approve", json={"note": "ticket seen"}, headers=_auth(w, "bureau_pzh")
     )
     assert approved.status_code == 200
-    assert _batch(session, w.batch_received).weight_dispatched_t == 29.7
+    assert _batch(session, w.batch_received).weight_dispatched_t == Decimal("29.7")
 
 
 def test_edit_a_draft(client: TestClient, session: Session) -> None:
@@ -441,7 +442,7 @@ def _add_batches(session: Session, w: World) -> None:
                 route=Route.road_base,
                 year=2023 + n % 2,
                 status=ManifestStatus(status),
-                weight_dispatched_t=10.0 + n,
+                weight_dispatched_t=t(10.0 + n),
                 dispatched_at=datetime(2023 + n % 2, 1 + n % 12, 1 + n, 8, tzinfo=UTC),
                 created_at=datetime(2023 + n % 2, 1 + n % 12, 1, tzinfo=UTC),
             )

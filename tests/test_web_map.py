@@ -21,7 +21,7 @@ from flows.waste.targets import path_value, resolve_category_set
 from flows.waste.transfers import parse_filter
 from models import Declaration, Licence, Manifest
 from models.enums import LicenceActivity, ManifestStatus, Route
-from tests.world import World, build_world
+from tests.world import World, build_world, t
 
 RECEIVED = (ManifestStatus.received.value, ManifestStatus.corrected.value)
 
@@ -34,7 +34,7 @@ def _world(session: Session) -> World:
     """The access world, plus a received batch from E3 (Deyang) to E2 (Panzhihua), E2's utilisation licence and a
     declaration of E1 for 2024."""
     w = build_world(session)
-    session.add(Declaration(enterprise_id=w.e1, category_code="SW01", year=2024, generated_t=100, utilised_t=76))
+    session.add(Declaration(enterprise_id=w.e1, category_code="SW01", year=2024, generated_t=t(100), utilised_t=t(76)))
     session.add(
         Manifest(
             number="SC2024-0000099",
@@ -44,8 +44,8 @@ def _world(session: Session) -> World:
             route=Route.building_materials,
             year=2024,
             status=ManifestStatus.received,
-            weight_dispatched_t=12.0,
-            weight_received_t=11.5,
+            weight_dispatched_t=t(12.0),
+            weight_received_t=t(11.5),
             dispatched_at=datetime(2024, 6, 1, 8, tzinfo=UTC),
             received_at=datetime(2024, 6, 2, 8, tzinfo=UTC),
             created_at=datetime(2024, 6, 1, tzinfo=UTC),
@@ -56,7 +56,7 @@ def _world(session: Session) -> World:
             enterprise_id=w.e2,
             category_code="SW01",
             activity=LicenceActivity.utilisation,
-            capacity_t=10_000,
+            capacity_t=t(10_000),
             valid_from=date(2024, 1, 1),
         )
     )

@@ -6,6 +6,7 @@ import html
 import json
 import re
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -19,7 +20,7 @@ from flows.waste.rates import RECEIVED_STATUSES, SENT_STATUSES, percent_truncate
 from models import Enterprise, Licence, Manifest
 from models.enums import BatteryLevel, EnterpriseRole, LicenceActivity, ManifestStatus, Route
 from tests.access_cases_battery import VIN, build_chain, code
-from tests.world import NOW, World, add_enterprise, build_world
+from tests.world import NOW, World, add_enterprise, build_world, t
 
 
 def _get(client: TestClient, w: World, who: str, url: str, lang: str = "en", **params: Any) -> Any:
@@ -47,7 +48,7 @@ def _overlay(text: str, map_id: str) -> dict[str, Any]:
     return data
 
 
-def _t(value: float) -> str:
+def _t(value: float | Decimal) -> str:
     return f"{value:,.1f}"
 
 
@@ -74,9 +75,9 @@ def _batch(
             route=Route(route),
             year=year,
             status=ManifestStatus(status),
-            weight_dispatched_t=weight,
+            weight_dispatched_t=t(weight),
             dispatched_at=on,
-            weight_received_t=received,
+            weight_received_t=t(received),
             received_at=on.replace(hour=15) if received is not None else None,
             created_at=on,
         )
@@ -87,13 +88,13 @@ def _expected_flows(
     session: Session, own: Any, other: Any, enterprise_id: int, year: int
 ) -> dict[tuple[int, str], Any]:
     """Flows by counterpart and category, reckoned from the batch rows with the rate engine's status sets."""
-    out: dict[tuple[int, str], dict[str, float]] = {}
+    out: dict[tuple[int, str], dict[str, Any]] = {}
     rows = session.exec(select(Manifest).where(own == enterprise_id, col(Manifest.year) == year)).all()
     for b in rows:
         if b.status not in SENT_STATUSES:
             continue
         key = (getattr(b, other), b.category_code)
-        agg = out.setdefault(key, {"batches": 0, "received_t": 0.0, "in_transit_t": 0.0})
+        agg = out.setdefault(key, {"batches": 0, "received_t": Decimal(0), "in_transit_t": Decimal(0)})
         agg["batches"] += 1
         if b.status in RECEIVED_STATUSES and b.weight_received_t is not None:
             agg["received_t"] += b.weight_received_t
@@ -110,7 +111,7 @@ def test_enterprise_page_shows_roles_licences_flows_rate_and_flags(client: TestC
             enterprise_id=w.e2,
             category_code="SW01",
             activity=LicenceActivity.utilisation,
-            capacity_t=5000,
+            capacity_t=t(5000),
             licence_no="川固利〔2019〕0001号",
             valid_from=date(2019, 1, 1),
             valid_to=date(2021, 12, 31),
@@ -121,7 +122,7 @@ def test_enterprise_page_shows_roles_licences_flows_rate_and_flags(client: TestC
             enterprise_id=w.e2,
             category_code="SW02",
             activity=LicenceActivity.utilisation,
-            capacity_t=8000,
+            capacity_t=t(8000),
             licence_no="川固利〔2022〕0002号",
             valid_from=date(2022, 1, 1),
         )

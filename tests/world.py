@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
+from typing import overload
 
 from shapely.geometry import box
 from sqlmodel import Session
@@ -16,8 +18,20 @@ from maps.locate import try_locate
 from maps.parks import ParkSpec, create_park
 from models import Declaration, Enterprise, EnterpriseRoleLink, Manifest, PeriodLock
 from models.enums import Channel, EnterpriseRole, ManifestStatus, Route, UserRole
+from models.quantity import as_tonnes
 
 NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@overload
+def t(value: None) -> None: ...
+@overload
+def t(value: float | Decimal | str) -> Decimal: ...
+def t(value: float | Decimal | str | None) -> Decimal | None:
+    """Tonnes as the models hold them: an exact Decimal of whole kilograms."""
+    return None if value is None else as_tonnes(value)
+
+
 PASSWORD = "correct horse battery"
 
 
@@ -89,7 +103,7 @@ def build_world(session: Session, *, with_tokens: bool = True) -> World:
     w.e2 = add_enterprise(session, 2, 101.60, 26.55, EnterpriseRole.utiliser)
     w.e3 = add_enterprise(session, 3, 104.40, 31.13, EnterpriseRole.generator)
     for attr, eid in (("decl_e1", w.e1), ("decl_e3", w.e3)):
-        d = Declaration(enterprise_id=eid, category_code="SW01", year=2023, generated_t=100, utilised_t=80)
+        d = Declaration(enterprise_id=eid, category_code="SW01", year=2023, generated_t=t(100), utilised_t=t(80))
         session.add(d)
         session.flush()
         setattr(w, attr, d.id)
@@ -104,9 +118,9 @@ def build_world(session: Session, *, with_tokens: bool = True) -> World:
             route=Route.cement_admixture,
             year=2024,
             status=ManifestStatus(status),
-            weight_dispatched_t=30.0,
+            weight_dispatched_t=t(30.0),
             dispatched_at=None if status == "draft" else datetime(2024, 5, 2, 8, tzinfo=UTC),
-            weight_received_t=29.8 if status == "received" else None,
+            weight_received_t=t(29.8 if status == "received" else None),
             received_at=datetime(2024, 5, 2, 15, tzinfo=UTC) if status == "received" else None,
             created_at=datetime(2024, 5, 1, tzinfo=UTC),
         )

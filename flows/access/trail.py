@@ -7,6 +7,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import inspect as sa_inspect
@@ -35,6 +36,9 @@ def snapshot(row: SQLModel | None) -> dict[str, Any] | None:
 def _json_safe(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
+    if isinstance(value, Decimal):
+        # A weight: a JSON number, as exact as its decimal text (whole kilograms have at most three decimals).
+        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
     if isinstance(value, date):

@@ -7,8 +7,12 @@ import re
 import unicodedata
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from fractions import Fraction
+from typing import Annotated
+
+from pydantic import BeforeValidator
 
 from flows.kernel.messages import Message, msg
+from models.quantity import plain_decimal
 
 KG_PER_T = 1000
 UNITS: dict[str, int] = {"t": KG_PER_T, "kg": 1}
@@ -24,7 +28,8 @@ class QuantityError(ValueError):
     """A number that cannot be read, or a weight more precise than a kilogram; carries the message to show."""
 
     def __init__(self, message: Message) -> None:
-        super().__init__(str(message))
+        # The message itself as the argument: a pydantic validator passes it on, and it renders in either language.
+        super().__init__(message)
         self.problem = message
 
 
@@ -40,7 +45,7 @@ def read_number(value: object) -> Decimal | None:
         if not math.isfinite(value):
             raise QuantityError(msg("kernel.quantity.not_finite", value=repr(value)))
         # repr is the shortest text that reads back as the same double: what the person typed into the cell.
-        return Decimal(repr(round(value, _SPREADSHEET_PLACES))).normalize()
+        return plain_decimal(Decimal(repr(round(value, _SPREADSHEET_PLACES))))
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise QuantityError(msg("kernel.quantity.not_finite", value=str(value)))
@@ -50,6 +55,8 @@ def read_number(value: object) -> Decimal | None:
     if not text:
         return None
     if not _NUMBER.fullmatch(text):
+        if text.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise QuantityError(msg("kernel.quantity.not_finite", value=text[:40]))
         raise QuantityError(msg("kernel.quantity.not_a_number", value=text[:40]))
     try:
         return Decimal(text.replace(",", ""))
@@ -65,9 +72,29 @@ def to_kg(amount: Decimal, unit: str = "t") -> int:
     return int(kg)
 
 
+def exact_tonnes(value: object) -> Decimal:
+    """A weight in tonnes as typed or sent (text, JSON number, spreadsheet cell): exact, to the kilogram."""
+    amount = read_number(value)
+    if amount is None:
+        raise QuantityError(msg("kernel.quantity.blank"))
+    return tonnes(to_kg(amount, "t"))
+
+
+def exact_kg_as_tonnes(value: object) -> Decimal:
+    """A weight in kilograms as typed or sent, as exact tonnes."""
+    amount = read_number(value)
+    if amount is None:
+        raise QuantityError(msg("kernel.quantity.blank"))
+    return tonnes(to_kg(amount, "kg"))
+
+
+# A weight field of an input model: read strictly and exactly, then bounded by the field's own ge/le.
+ExactTonnes = Annotated[Decimal, BeforeValidator(exact_tonnes)]
+
+
 def tonnes(kg: int) -> Decimal:
     """Kilograms as exact tonnes (three decimal places at most)."""
-    return Decimal(kg).scaleb(-3).normalize() if kg else Decimal(0)
+    return plain_decimal(Decimal(kg).scaleb(-3))
 
 
 def kg_of_tonnes(value: Decimal | float | int) -> int:

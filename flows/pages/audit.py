@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, case, func, or_
@@ -31,6 +32,7 @@ from flows.waste.rates import RateBy, RateReport, RateRow
 from flows.waste.targets import resolve_category_set
 from models import CorrectionRequest, Declaration, Enterprise, Manifest, Park, Region, User
 from models.enums import RegionLevel, UserRole
+from models.quantity import Tonnes
 
 ChildKind = Literal["prefecture", "county", "park", "enterprise", "category"]
 RowsKind = Literal["declarations", "batches"]
@@ -142,10 +144,10 @@ def standing(rate: float | None, reference: tuple[float, int] | None) -> str:
 class Extras:
     """Disposed (of which from prior-year stock), stored and dumped tonnes."""
 
-    disposed_t: float = 0.0
-    disposed_prior_t: float = 0.0
-    stored_t: float = 0.0
-    dumped_t: float = 0.0
+    disposed_t: Tonnes = Decimal(0)
+    disposed_prior_t: Tonnes = Decimal(0)
+    stored_t: Tonnes = Decimal(0)
+    dumped_t: Tonnes = Decimal(0)
 
 
 def declared_extras(
@@ -167,7 +169,7 @@ def declared_extras(
     if group:
         query = query.group_by(*group)
     width = len(group)
-    return {tuple(row)[:width]: Extras(*(float(v) for v in tuple(row)[width:])) for row in session.execute(query)}
+    return {tuple(row)[:width]: Extras(*(Decimal(v) for v in tuple(row)[width:])) for row in session.execute(query)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -222,8 +224,8 @@ class BatchLine:
     category_code: str
     route: str
     status: str
-    weight_dispatched_t: float
-    weight_received_t: float | None
+    weight_dispatched_t: Tonnes
+    weight_received_t: Tonnes | None
     counts: bool  # part of the enterprise's bottom-up figure
     flags: list[str] = field(default_factory=list)  # kinds of the open flags on this batch
 
@@ -585,8 +587,8 @@ def enterprise_batches(
                 category_code=r.category_code,
                 route=str(r.route),
                 status=str(r.status),
-                weight_dispatched_t=float(r.weight_dispatched_t),
-                weight_received_t=None if r.weight_received_t is None else float(r.weight_received_t),
+                weight_dispatched_t=Decimal(r.weight_dispatched_t),
+                weight_received_t=None if r.weight_received_t is None else Decimal(r.weight_received_t),
                 counts=bool(r.counts),
                 flags=on_batch.get(r.id, []),
             )
@@ -615,13 +617,13 @@ class DeclarationLine:
     enterprise_zh: str
     enterprise_en: str | None
     category_code: str
-    generated_t: float
-    utilised_t: float
-    utilised_prior_t: float
-    disposed_t: float
-    disposed_prior_t: float
-    stored_t: float
-    dumped_t: float
+    generated_t: Tonnes
+    utilised_t: Tonnes
+    utilised_prior_t: Tonnes
+    disposed_t: Tonnes
+    disposed_prior_t: Tonnes
+    stored_t: Tonnes
+    dumped_t: Tonnes
 
 
 @dataclass
@@ -638,7 +640,7 @@ class ManifestLine:
     route: str
     status: str
     received_at: datetime | None
-    weight_received_t: float
+    weight_received_t: Tonnes
 
 
 @dataclass
@@ -653,7 +655,7 @@ class RowsPage:
     count: int
     offset: int
     limit: int
-    totals: dict[str, float]
+    totals: dict[str, Decimal]
     declarations: list[DeclarationLine] = field(default_factory=list)
     manifests: list[ManifestLine] = field(default_factory=list)
 
@@ -721,7 +723,7 @@ def _declaration_rows(session: Session, scope: Scope, codes: Sequence[str], page
         .where(where)
     ).one()
     page.count = int(sums[0])
-    page.totals = {name: float(value) for name, value in zip(DECLARATION_SUMS, sums[1:], strict=True)}
+    page.totals = {name: Decimal(value) for name, value in zip(DECLARATION_SUMS, sums[1:], strict=True)}
     query = (
         sa_select(
             col(d.id),
@@ -754,7 +756,7 @@ def _manifest_rows(session: Session, scope: Scope, codes: Sequence[str], page: R
         sa_select(func.count(), func.coalesce(func.sum(col(b.weight_received_t)), 0.0)).select_from(b).where(where)
     ).one()
     page.count = int(sums[0])
-    page.totals = {"weight_received_t": float(sums[1])}
+    page.totals = {"weight_received_t": Decimal(sums[1])}
     query = (
         sa_select(
             col(b.id),
@@ -788,7 +790,7 @@ def _manifest_rows(session: Session, scope: Scope, codes: Sequence[str], page: R
             route=str(r.route),
             status=str(r.status),
             received_at=r.received_at,
-            weight_received_t=float(r.weight_received_t),
+            weight_received_t=Decimal(r.weight_received_t),
         )
         for r in rows
     ]

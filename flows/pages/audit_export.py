@@ -13,6 +13,7 @@ import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from openpyxl import Workbook
@@ -43,6 +44,7 @@ from flows.waste.rates import RateBy, percent_truncated
 from maps.layers import parks_layer
 from models import Enterprise
 from models.enums import RegionLevel
+from models.quantity import json_default
 
 ALL_ROWS = 1_000_000  # the report lists every declaration of its scope and year
 
@@ -58,7 +60,7 @@ class AuditReport:
 
     drill: DrillDown
     declarations: list[DeclarationLine]
-    declaration_totals: dict[str, float]
+    declaration_totals: dict[str, Decimal]
     flags: list[Flag]
 
     @property
@@ -238,7 +240,7 @@ def xlsx_bytes(report: AuditReport, lang: str = "en") -> bytes:
                 f.subject,
                 ", ".join(str(e) for e in f.enterprise_ids),
                 f.finding().render(lang),
-                json.dumps(f.evidence, ensure_ascii=False),
+                json.dumps(f.evidence, ensure_ascii=False, default=json_default),
             ]
             for f in report.flags
         ),

@@ -8,10 +8,10 @@ user's language. The writes themselves stay with flows.waste.manifests, which ch
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, case, or_, true
@@ -25,6 +25,8 @@ from flows.access.locks import lock_for
 from flows.access.scope import readable_batches, readable_enterprise_ids, region_clause
 from flows.kernel.bounds import MAX_ID, moment_problem
 from flows.kernel.clock import CST, stored_utc
+from flows.kernel.quantity import QuantityError, read_number, to_kg
+from flows.kernel.quantity import tonnes as kg_as_tonnes
 from flows.kernel.uscc import ALPHABET, check_character, validate_uscc
 from flows.waste import manifests
 from models import (
@@ -40,9 +42,9 @@ from models import (
     WasteCategory,
 )
 from models.enums import ManifestStatus, Route, UserRole
+from models.quantity import Tonnes
 
 PAGE_SIZE = 25
-_GROUPED = re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?")
 SUGGESTIONS = 8  # directory matches offered under the receiver field
 Direction = Literal["all", "in", "out"]
 SORT_KEYS = ("date", "number", "weight", "status")
@@ -102,15 +104,15 @@ class BatchRow:
     category_zh: str
     category_en: str
     route: Route
-    weight_dispatched_t: float
-    weight_received_t: float | None
-    rejected_t: float | None
+    weight_dispatched_t: Tonnes
+    weight_received_t: Tonnes | None
+    rejected_t: Tonnes | None
     dispatched_at: datetime | None
     created_at: datetime
     shipper: Party
     receiver: Party
     direction: Literal["in", "out"] | None  # for an enterprise user: whether it receives or ships this batch
-    discrepancy_t: float | None
+    discrepancy_t: Tonnes | None
     discrepancy_flag: bool
 
     @property
@@ -586,7 +588,7 @@ class CheckedForm:
     problems: dict[str, Problem]
     receiver: Suggestion | None = None
     carrier: Suggestion | None = None
-    weight_t: float | None = None
+    weight_t: Tonnes | None = None
     dispatched_at: datetime | None = None
 
     @property
@@ -594,24 +596,28 @@ class CheckedForm:
         return not self.problems
 
 
-def parse_weight(raw: str, unit: str, field_name: str, *, required: bool = True) -> tuple[float | None, Problem | None]:
-    """A weight typed in t or kg, in tonnes; or the problem with it."""
+def parse_weight(
+    raw: str, unit: str, field_name: str, *, required: bool = True
+) -> tuple[Decimal | None, Problem | None]:
+    """A weight typed in t or kg, in exact tonnes; or the problem with it."""
     text = raw.strip()
-    if _GROUPED.fullmatch(text):
-        text = text.replace(",", "")  # 12,500.5: thousands separated, as ledgers print them (never a decimal comma)
     if unit not in ("t", "kg"):
         return None, Problem(field_name, "unit", {"unit": unit})
     if not text:
         return None, (Problem(field_name, "required") if required else None)
     try:
-        value = float(text)
-    except ValueError:
-        return None, Problem(field_name, "not_number", {"value": raw.strip()})
-    if not math.isfinite(value):
-        return None, Problem(field_name, "not_number", {"value": raw.strip()})
+        # Strictly: 12,500.5 (thousands as ledgers print them) yes, 1,5 (a decimal comma, or a typo) no.
+        value = read_number(text)
+    except QuantityError:
+        return None, Problem(field_name, "not_number", {"value": text})
+    if value is None:
+        return None, Problem(field_name, "not_number", {"value": text})
     if value < 0:
-        return None, Problem(field_name, "negative", {"value": raw.strip()})
-    return (value / 1000 if unit == "kg" else value), None
+        return None, Problem(field_name, "negative", {"value": text})
+    try:
+        return kg_as_tonnes(to_kg(value, unit)), None
+    except QuantityError:
+        return None, Problem(field_name, "finer_than_kg", {"value": text})
 
 
 def parse_local_time(raw: str, field_name: str, now: datetime) -> tuple[datetime | None, Problem | None]:

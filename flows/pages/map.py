@@ -13,6 +13,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -42,6 +43,7 @@ from flows.waste.transfers import (
 from maps.geometry import to_geojson
 from models import Enterprise, EnterpriseRoleLink, Manifest, Park, Region
 from models.enums import EnterpriseRole, RegionLevel, UserRole
+from models.quantity import Tonnes
 
 Level = Literal["prefecture", "enterprise"]
 LEVELS: tuple[str, ...] = ("auto", "prefecture", "enterprise")
@@ -110,9 +112,9 @@ class Flow:
 
     origin: Place
     destination: Place
-    tonnes: float
+    tonnes: Tonnes
     batches: int
-    utilised_t: float
+    utilised_t: Tonnes
 
     @property
     def within(self) -> bool:
@@ -434,7 +436,7 @@ def place_flows(
     sides = grouped_sums(
         session, and_(condition, or_(out_of, into)), case((out_of, 1), else_=0), case((into, 1), else_=0)
     )
-    zero = FlowSum(None, None, 0.0, 0, 0.0)
+    zero = FlowSum(None, None, Decimal(0), 0, Decimal(0))
     by_side = {(int(s.origin), int(s.destination)): s for s in sides}
     # Partners: prefectures for a region, enterprises for a park or an enterprise.
     partner_level: Level = "prefecture" if kind == "region" else "enterprise"

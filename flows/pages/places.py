@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, union
@@ -40,6 +41,7 @@ from models import (
     WhitelistEntry,
 )
 from models.enums import UTILISATION_ROUTES, EnterpriseRole, ManifestStatus, UserRole
+from models.quantity import Tonnes as Weight
 
 # Roles that put an enterprise on the battery chain: its page shows the chain audit's flags.
 BATTERY_ROLES = frozenset(
@@ -83,7 +85,7 @@ class LicenceRow:
 
     category: Named
     activity: str
-    capacity_t: float
+    capacity_t: Weight
     licence_no: str
     valid_from: date
     valid_to: date | None
@@ -133,10 +135,10 @@ class Tonnes:
 
     batches: int = 0
     received_batches: int = 0
-    received_t: float = 0.0
+    received_t: Weight = Decimal(0)
     in_transit_batches: int = 0
-    in_transit_t: float = 0.0
-    utilised_t: float = 0.0  # of received_t, received on a utilisation route
+    in_transit_t: Weight = Decimal(0)
+    utilised_t: Weight = Decimal(0)  # of received_t, received on a utilisation route
 
     def __add__(self, other: Tonnes) -> Tonnes:
         return Tonnes(
@@ -177,12 +179,12 @@ class DeclarationRow:
 
     category: Named
     counted: bool
-    generated_t: float
-    utilised_t: float
-    utilised_prior_t: float
-    disposed_t: float
-    stored_t: float
-    dumped_t: float
+    generated_t: Weight
+    utilised_t: Weight
+    utilised_prior_t: Weight
+    disposed_t: Weight
+    stored_t: Weight
+    dumped_t: Weight
 
 
 @dataclass(frozen=True)
@@ -277,10 +279,10 @@ def _tonnes(row: Any) -> Tonnes:
     return Tonnes(
         int(row.batches),
         int(row.received_batches),
-        float(row.received_t),
+        Decimal(row.received_t),
         int(row.in_transit_batches),
-        float(row.in_transit_t),
-        float(row.utilised_t),
+        Decimal(row.in_transit_t),
+        Decimal(row.utilised_t),
     )
 
 
@@ -578,7 +580,7 @@ class BoundaryRow:
     def staying_share(self) -> float | None:
         """Of the tonnes the park's enterprises sent and that were received, the share received inside the park."""
         sent = self.within.received_t + self.leaving.received_t
-        return self.within.received_t / sent if sent > 0 else None
+        return float(self.within.received_t / sent) if sent > 0 else None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ the principal, and with one end in the chosen region when one is chosen. Both di
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy import ColumnElement
 from sqlmodel import Session, col
@@ -54,7 +55,7 @@ def sankey(*, session: Session, principal: Principal, year: int, region: str | N
         for s in grouped_sums(session, condition, col(Shipper.prefecture_adcode), col(Receiver.prefecture_adcode))
     ]
     totals = grouped_sums(session, condition)
-    total = totals[0] if totals else FlowSum(None, None, 0.0, 0, 0.0)
+    total = totals[0] if totals else FlowSum(None, None, Decimal(0), 0, Decimal(0))
     adcodes = [s.origin for s in by_place] + [s.destination for s in by_place]
     return SankeyData(
         filter=f,

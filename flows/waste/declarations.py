@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated
 
 from pydantic import Field, ValidationError
@@ -15,12 +16,13 @@ from flows.access.trail import record, snapshot
 from flows.kernel.bounds import MAX_DECLARED_T, Code, Id, Year
 from flows.kernel.errors import InvalidInput, NotFound
 from flows.kernel.messages import Term, msg
+from flows.kernel.quantity import ExactTonnes
 from flows.waste.manifests import field_error, validation_problem
 from models import Declaration, Enterprise, WasteCategory
 from models.waste import DeclarationBase
 
 # Tonnes of one enterprise's year of one category (flows/kernel/bounds.py says why 1e9 t).
-Tonnes = Annotated[float, Field(ge=0, le=MAX_DECLARED_T)]
+Tonnes = Annotated[ExactTonnes, Field(ge=0, le=MAX_DECLARED_T)]
 
 FIGURES = (
     "generated_t",
@@ -39,13 +41,13 @@ class DeclarationIn(DeclarationBase):
     enterprise_id: Id
     category_code: Code
     year: Year
-    generated_t: Tonnes = 0
-    utilised_t: Tonnes = 0
-    utilised_prior_t: Tonnes = 0
-    disposed_t: Tonnes = 0
-    disposed_prior_t: Tonnes = 0
-    stored_t: Tonnes = 0
-    dumped_t: Tonnes = 0
+    generated_t: Tonnes = Decimal(0)
+    utilised_t: Tonnes = Decimal(0)
+    utilised_prior_t: Tonnes = Decimal(0)
+    disposed_t: Tonnes = Decimal(0)
+    disposed_prior_t: Tonnes = Decimal(0)
+    stored_t: Tonnes = Decimal(0)
+    dumped_t: Tonnes = Decimal(0)
 
 
 def parse_declaration(data: dict[str, object], *, row: int | None = None) -> DeclarationIn:

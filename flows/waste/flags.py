@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, field_serializer
-from sqlalchemy import ColumnElement, Select, and_, case, exists, extract, func, literal, or_
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, exists, extract, func, literal, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
@@ -60,7 +61,7 @@ class Tolerances:
 
     balance_abs_t: float = 1.0  # a balance break is beyond max(1 t, 1% of generated)
     balance_rel: float = 0.01
-    weight_rel: float = WEIGHT_TOLERANCE  # the manifests' own 2%, so that both screens agree
+    weight_rel: float = float(WEIGHT_TOLERANCE)  # the manifests' own 2%, so that both screens agree
     unmatched_abs_t: float = 10.0  # declared use beyond the manifests by more than max(10 t, 10% of declared use)
     unmatched_rel: float = 0.10
 
@@ -127,9 +128,11 @@ def _activity(activity: object) -> Term:
     return Term(f"waste.flag.activity.{activity}")
 
 
-def _larger(a: ColumnElement[float], b: float) -> ColumnElement[float]:
-    # GREATEST on PostgreSQL is max() on SQLite: a CASE reads the same on both.
-    return case((a > b, a), else_=literal(b))
+def _larger(a: ColumnElement[Decimal], b_t: float) -> ColumnElement[Decimal]:
+    # GREATEST on PostgreSQL is max() on SQLite: a CASE reads the same on both. `a` is a weight expression, held in
+    # kilograms in the database, so the tonnes of `b_t` go in as kilograms too.
+    b = literal(round(b_t * 1000), BigInteger)
+    return case((a > b, a), else_=b)
 
 
 def _decl_link(decl_id: int) -> str:

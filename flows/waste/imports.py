@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, ClassVar
@@ -59,12 +60,15 @@ from flows.kernel.clock import CST
 from flows.kernel.errors import Conflict, DomainError, Forbidden, InvalidInput, PeriodLocked
 from flows.kernel.messages import Message, Term, msg
 from flows.kernel.principal import Principal
+from flows.kernel.quantity import QuantityError, read_number, to_kg
+from flows.kernel.quantity import tonnes as kg_as_tonnes
 from flows.kernel.uscc import validate_uscc
 from flows.waste.declarations import FIGURES, parse_declaration
 from flows.waste.manifests import reserve_numbers
 from maps.locate import locate_many
 from models import Declaration, Enterprise, EnterpriseRoleLink, Manifest, PeriodLock, WasteCategory
 from models.enums import Channel, EnterpriseRole, ManifestStatus, Route, UserRole
+from models.quantity import Tonnes, TonnesKg
 
 # ---------------------------------------------------------------------------------------------------------------
 # Data: column names and value aliases. Keys are matched after _norm() (NFKC, case-folded, spaces removed), so
@@ -474,35 +478,32 @@ def _raw(values: Sequence[object], index: int | None) -> object:
     return values[index]
 
 
-def _number(value: object) -> float | None:
-    """A finite number, or None when blank; spreadsheet thousands separators are accepted."""
+def _number(value: object) -> Decimal | None:
+    """A finite number, exactly, or None when blank; thousands separators only in groups of three ("1,5" is refused)."""
     if value is None or value == "":
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        result = float(value)
-    else:
-        text = _text(value)
-        if not text:
-            return None
-        try:
-            result = float(text)
-        except ValueError:
-            try:
-                result = float(text.replace(",", "").replace("，", ""))
-            except ValueError:
-                raise _Bad(msg("waste.import.not_a_number", value=_quoted(text))) from None
-    if not math.isfinite(result):
-        raise _Bad(msg("waste.import.not_finite", value=_quoted(_text(value))))
-    return result
+    try:
+        return read_number(value)
+    except QuantityError as exc:
+        code = "waste.import.not_finite" if exc.problem.code == "kernel.quantity.not_finite" else None
+        if code is not None:
+            raise _Bad(msg(code, value=_quoted(_text(value)))) from None
+        raise _Bad(msg("waste.import.not_a_number", value=_quoted(_text(value)))) from None
 
 
-def _weight(value: object, ceiling: float, unit: str = "t") -> float | None:
+def _weight(value: object, ceiling: float, unit: str = "t") -> Decimal | None:
+    """A weight in its column's unit, bounded, and no finer than a kilogram."""
     result = _number(value)
     if result is not None and result < 0:
         raise _Bad(msg("waste.import.negative", value=_quoted(_text(value))))
     if result is not None and result > ceiling:
         unit_term = Term(f"waste.import.unit.{unit}")
         raise _Bad(msg("waste.import.above_ceiling", ceiling=ceiling, unit=unit_term, value=_quoted(_text(value))))
+    if result is not None:
+        try:
+            to_kg(result, unit)
+        except QuantityError as exc:
+            raise _Bad(exc.problem) from None
     return result
 
 
@@ -916,9 +917,10 @@ class _Enterprises(_Importer):
         point: list[float] = []
         for axis, limit in (("lon", 180), ("lat", 90)):
             try:
-                value = _number(_raw(values, i[axis]))
-                if value is None:
+                number = _number(_raw(values, i[axis]))
+                if number is None:
                     raise _Bad(msg("waste.import.required"))
+                value = float(number)
                 if not -limit <= value <= limit:
                     raise _Bad(msg("waste.import.outside", value=value, low=-limit, high=limit))
                 point.append(value)
@@ -1008,7 +1010,7 @@ class _Enterprises(_Importer):
 class _DeclarationRow:
     line: int
     key: tuple[int, str, int]
-    figures: dict[str, float]
+    figures: dict[str, Decimal]
 
 
 class _Declarations(_Importer):
@@ -1054,10 +1056,10 @@ class _Declarations(_Importer):
         if category is None:
             self.fail(line, "category", _unknown_category(text))
             ok = False
-        figures: dict[str, float] = {}
+        figures: dict[str, Decimal] = {}
         for name in FIGURES:
             try:
-                figures[name] = _weight(_raw(values, i[name]), MAX_DECLARED_T) or 0.0
+                figures[name] = _weight(_raw(values, i[name]), MAX_DECLARED_T) or Decimal(0)
             except _Bad as exc:
                 self.fail(line, name, exc.problem)
                 ok = False
@@ -1117,10 +1119,10 @@ class _Declarations(_Importer):
 
 _PG_EARLIER_KEYS = text(
     "SELECT b.shipper_id, b.idempotency_key, b.number, b.receiver_id, b.carrier_id, b.category_code, b.route,"
-    " b.weight_dispatched_t, b.reference"
+    " b.weight_dispatched_kg AS weight_dispatched_t, b.reference"
     " FROM unnest(CAST(:shippers AS integer[]), CAST(:keys AS text[])) AS given(s, k)"
     " JOIN transfer_batch b ON b.shipper_id = given.s AND b.idempotency_key = given.k"
-)
+).columns(weight_dispatched_t=TonnesKg())  # kilograms in the table, tonnes here as everywhere
 
 
 def _earlier_keys(session: Session, pairs: list[tuple[int, str]]) -> dict[tuple[int, str], Any]:
@@ -1213,7 +1215,7 @@ class _Manifests(_Importer):
             return None
         return moment
 
-    def _pair(self, name: str, tonnes_cell: object, kg_cell: object, bad: list[tuple[str, Message]]) -> float | None:
+    def _pair(self, name: str, tonnes_cell: object, kg_cell: object, bad: list[tuple[str, Message]]) -> Decimal | None:
         if (tonnes_cell is None or tonnes_cell == "") and (kg_cell is None or kg_cell == ""):
             return None
         try:
@@ -1229,8 +1231,8 @@ class _Manifests(_Importer):
         if tonnes is not None and kilograms is not None:
             bad.append((f"{name}_kg", msg("waste.import.both_units", other=self.cols.label(name + "_t"))))
             return None
-        # Converted once, here, at the edge: stored weights are tonnes.
-        return kilograms / 1000 if kilograms is not None else tonnes
+        # Converted once, here, at the edge: stored weights are exact tonnes of whole kilograms.
+        return kg_as_tonnes(to_kg(kilograms, "kg")) if kilograms is not None else tonnes
 
     def _enterprise(self, name: str, cell: object, bad: list[tuple[str, Message]]) -> int | None:
         raw = _text(cell)
@@ -1383,13 +1385,13 @@ class _Manifests(_Importer):
 
     @staticmethod
     def _receipt(
-        dispatched_t: float | None,
-        received_t: float | None,
+        dispatched_t: Tonnes | None,
+        received_t: Tonnes | None,
         received_at: datetime | None,
-        rejected_t: float | None,
+        rejected_t: Tonnes | None,
         reason: str | None,
         bad: list[tuple[str, Message]],
-    ) -> tuple[ManifestStatus, float | None]:
+    ) -> tuple[ManifestStatus, Decimal | None]:
         """The status and refused weight that the receipt columns describe (the API's receive and reject steps)."""
         if received_t is not None:
             if received_at is None:

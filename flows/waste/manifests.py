@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -25,10 +26,12 @@ from flows.kernel.bounds import MAX_MANIFEST_T, Code, Id, Key, Moment, printable
 from flows.kernel.clock import CST, stored_utc
 from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from flows.kernel.messages import Message, Term, catalogue, msg
+from flows.kernel.quantity import QuantityError, read_number, to_kg
+from flows.kernel.quantity import tonnes as kg_as_tonnes
 from models import Enterprise, Manifest, ManifestCorrection, NumberCounter, WasteCategory
 from models.enums import ManifestStatus, Route, UserRole
 
-WEIGHT_TOLERANCE = 0.02  # a received weight more than 2% off the dispatched one is flagged
+WEIGHT_TOLERANCE = Decimal("0.02")  # a received weight more than 2% off the dispatched one is flagged
 
 Actor = Literal["shipper", "receiver", "either"]
 
@@ -233,7 +236,7 @@ class _Weights(BaseModel):
     """Weights arrive in t or kg and are converted to tonnes once, here."""
 
     @staticmethod
-    def tonnes(data: dict[str, Any], name: str, *, required: bool) -> float | None:
+    def tonnes(data: dict[str, Any], name: str, *, required: bool) -> Decimal | None:
         t_key, kg_key = f"{name}_t", f"{name}_kg"
         given = [k for k in (t_key, kg_key) if data.get(k) not in (None, "")]
         if len(given) > 1:
@@ -243,21 +246,27 @@ class _Weights(BaseModel):
                 raise FieldProblem(t_key, msg("waste.required_or", alternative=Term(f"field.{kg_key}")))
             return None
         key = given[0]
+        if isinstance(data[key], bool) or not isinstance(data[key], (str, int, float, Decimal)):
+            raise FieldProblem(key, msg("waste.not_a_number", value=printable(repr(data[key]), 64)))
         try:
-            if isinstance(data[key], bool):
-                raise TypeError
-            value = float(data[key])
-        except (TypeError, ValueError, OverflowError):
-            raise FieldProblem(key, msg("waste.not_a_number", value=printable(repr(data[key]), 64))) from None
+            # Read strictly ("1,5" is refused, "12,500.5" is not) and exactly, then bounded as a float can be.
+            amount = read_number(data[key])
+        except QuantityError as exc:
+            raise FieldProblem(key, exc.problem) from None
+        if amount is None:
+            raise FieldProblem(key, msg("waste.not_a_number", value=printable(repr(data[key]), 64)))
         # Finite, zero or more, and within one lot (flows/kernel/bounds.py): Infinity and 1e308 never reach a sum.
         problem = (
-            quantity_problem(value, MAX_MANIFEST_T * 1000, Term("waste.unit.kg_per_manifest"))
+            quantity_problem(float(amount), MAX_MANIFEST_T * 1000, Term("waste.unit.kg_per_manifest"))
             if key == kg_key
-            else quantity_problem(value, MAX_MANIFEST_T, Term("waste.unit.t_per_manifest"))
+            else quantity_problem(float(amount), MAX_MANIFEST_T, Term("waste.unit.t_per_manifest"))
         )
         if problem is not None:
             raise FieldProblem(key, problem)
-        return value / 1000 if key == kg_key else value
+        try:
+            return kg_as_tonnes(to_kg(amount, "kg" if key == kg_key else "t"))
+        except QuantityError as exc:
+            raise FieldProblem(key, exc.problem) from None
 
 
 class ManifestIn(BaseModel):
@@ -271,7 +280,7 @@ class ManifestIn(BaseModel):
     carrier_uscc: Code | None = None
     category_code: Code
     route: Route
-    weight_dispatched_t: float
+    weight_dispatched_t: Decimal
     dispatched_at: Moment | None = None
     idempotency_key: Key | None = None
     reference: Code | None = Field(default=None, description="the shipper's own number for the batch")
@@ -861,7 +870,7 @@ def corrections_of(*, session: Session, batch_id: int) -> list[ManifestCorrectio
     return list(session.exec(query).all())
 
 
-def discrepancy(batch: Manifest) -> tuple[float | None, bool]:
+def discrepancy(batch: Manifest) -> tuple[Decimal | None, bool]:
     """Received (plus refused) minus dispatched, in t, and whether it is beyond the tolerance."""
     if batch.weight_received_t is None:
         return None, False

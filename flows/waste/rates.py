@@ -7,11 +7,11 @@ Full precision throughout: publishers truncate to 0.1 pt, and only the display d
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel
@@ -48,6 +48,7 @@ from flows.waste.targets import (
 )
 from models import Declaration, Enterprise, Licence, Manifest, Park, Region, WasteCategory
 from models.enums import UTILISATION_ROUTES, LicenceActivity, ManifestStatus, Route
+from models.quantity import Tonnes
 
 # A batch counts as received once the receiver has weighed it in; a later correction keeps it received
 # (a corrected rejection has no received weight, so summing weight_received_t leaves it out).
@@ -97,17 +98,27 @@ def manifest_utilised() -> ColumnElement[bool]:
     )
 
 
-def rate_of(generated_t: float, utilised_t: float, utilised_prior_t: float) -> float | None:
-    """utilised / (generated + utilised_prior), or None when there is nothing to divide by."""
-    denominator = generated_t + utilised_prior_t
-    return utilised_t / denominator if denominator > 0 else None
+def exact_rate(
+    generated_t: Decimal | int, utilised_t: Decimal | int, utilised_prior_t: Decimal | int
+) -> Fraction | None:
+    """utilised / (generated + utilised_prior) as an exact fraction of the exact sums, or None over nothing."""
+    denominator = Fraction(generated_t) + Fraction(utilised_prior_t)
+    return Fraction(utilised_t) / denominator if denominator > 0 else None
 
 
-def percent_truncated(fraction: float, places: int = 1) -> Decimal:
+def rate_of(generated_t: Decimal | int, utilised_t: Decimal | int, utilised_prior_t: Decimal | int) -> float | None:
+    """The exact rate as the double nearest to it: sums are whole kilograms (below 1e15), so any two different
+    rates, or a rate and a target, are further apart than a double can blur, and comparisons stay exact."""
+    rate = exact_rate(generated_t, utilised_t, utilised_prior_t)
+    return None if rate is None else float(rate)
+
+
+def percent_truncated(fraction: float | Decimal, places: int = 1) -> Decimal:
     """A fraction as a percentage truncated (not rounded) to `places` decimals, the way publishers print rates."""
     # From the shortest decimal that round-trips the float, so that 0.816 gives 81.6 and not 81.5999...
     quantum = Decimal(1).scaleb(-places)
-    return (Decimal(repr(fraction)) * 100).quantize(quantum, rounding=ROUND_DOWN)
+    exact = fraction if isinstance(fraction, Decimal) else Decimal(repr(fraction))
+    return (exact * 100).quantize(quantum, rounding=ROUND_DOWN)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -124,14 +135,15 @@ class RateBy(StrEnum):
 
 
 class Sums(NamedTuple):
-    generated_t: float
-    utilised_t: float
-    utilised_prior_t: float
+    generated_t: Decimal
+    utilised_t: Decimal
+    utilised_prior_t: Decimal
     declarations: int
     enterprises: int
 
 
-ZERO = Sums(0.0, 0.0, 0.0, 0, 0)
+ZERO = Sums(Decimal(0), Decimal(0), Decimal(0), 0, 0)
+NONE_T = Decimal(0)
 Years = tuple[int, int]  # inclusive range
 
 
@@ -146,9 +158,9 @@ def declared_sums(
     query = (
         sa_select(
             *group,
-            func.coalesce(func.sum(col(Declaration.generated_t)), 0.0),
-            func.coalesce(func.sum(col(Declaration.utilised_t)), 0.0),
-            func.coalesce(func.sum(col(Declaration.utilised_prior_t)), 0.0),
+            func.coalesce(func.sum(col(Declaration.generated_t)), 0),
+            func.coalesce(func.sum(col(Declaration.utilised_t)), 0),
+            func.coalesce(func.sum(col(Declaration.utilised_prior_t)), 0),
             func.count(),
             func.count(func.distinct(col(Declaration.enterprise_id))),
         )
@@ -167,7 +179,7 @@ def declared_sums(
         if not group and values[width + 3] == 0:
             continue  # an ungrouped aggregate over nothing still answers one row
         generated, utilised, prior, n, ents = values[width:]
-        out[values[:width]] = Sums(float(generated), float(utilised), float(prior), int(n), int(ents))
+        out[values[:width]] = Sums(Decimal(generated), Decimal(utilised), Decimal(prior), int(n), int(ents))
     return out
 
 
@@ -182,7 +194,7 @@ def manifested_sums(
     group: Sequence[Any] = (),
     *,
     narrow: bool = False,
-) -> dict[tuple[Any, ...], float]:
+) -> dict[tuple[Any, ...], Decimal]:
     """Tonnes received on utilisation routes by licensed receivers, per group (shipper columns, BATCH_CATEGORY)."""
     # `narrow`: the scope is a park or an enterprise, whose few batches are best found through the shipper index.
     # Batches are summed per shipper and category over the batch table alone, and only those sums are joined to
@@ -203,14 +215,14 @@ def manifested_sums(
     sub = shipped.subquery("shipped")
     columns = [sub.c.category_code if g is BATCH_CATEGORY else g for g in group]
     query = (
-        sa_select(*columns, func.coalesce(func.sum(sub.c.tonnes), 0.0))
+        sa_select(*columns, func.coalesce(func.sum(sub.c.tonnes), 0))
         .select_from(sub)
         .join(Enterprise, col(Enterprise.id) == sub.c.shipper_id)
         .where(condition)
     )
     if group:
         query = query.group_by(*columns)
-    return {tuple(row)[: len(group)]: float(tuple(row)[len(group)]) for row in session.execute(query)}
+    return {tuple(row)[: len(group)]: Decimal(tuple(row)[len(group)]) for row in session.execute(query)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -221,15 +233,15 @@ class RateFigures(BaseModel):
     """A utilisation rate with the sums behind it and the bottom-up figure beside it."""
 
     rate: float | None
-    generated_t: float
-    utilised_t: float
-    utilised_prior_t: float
+    generated_t: Tonnes
+    utilised_t: Tonnes
+    utilised_prior_t: Tonnes
     target: float | None
     over_100: bool
     declarations: int
     enterprises: int
-    manifest_utilised_t: float
-    gap_t: float
+    manifest_utilised_t: Tonnes
+    gap_t: Tonnes
     gap_pct: float | None  # (utilised - manifest) / utilised, in percent
 
 
@@ -255,7 +267,7 @@ class RateReport(RateFigures):
     rows: list[RateRow] | None = None
 
 
-def figures(sums: Sums, manifest_t: float, target: float | None) -> dict[str, Any]:
+def figures(sums: Sums, manifest_t: Tonnes, target: float | None) -> dict[str, Any]:
     """The fields of RateFigures from the sums."""
     rate = rate_of(sums.generated_t, sums.utilised_t, sums.utilised_prior_t)
     gap = sums.utilised_t - manifest_t
@@ -376,7 +388,7 @@ def breakdown_rows(
     rows = []
     for key in keys:
         name_zh, name_en = labels.get(key, (None, None)) if key is not None else (None, None)
-        body = figures(declared.get(key, ZERO), manifested.get(key, 0.0), target)
+        body = figures(declared.get(key, ZERO), manifested.get(key, NONE_T), target)
         rows.append(RateRow(key=key, name_zh=name_zh, name_en=name_en, **body))
     return rows
 
@@ -411,9 +423,9 @@ def utilisation(
     # the manifest tonnes of a breakdown partition the scope's, so they add up to the total without a second pass.
     sums = declared_sums(session, scope.condition, cats.codes, years).get((), ZERO)
     if rows is None:
-        manifest_t = manifested_sums(session, scope.condition, cats.codes, years, narrow=scope.narrow).get((), 0.0)
+        manifest_t = manifested_sums(session, scope.condition, cats.codes, years, narrow=scope.narrow).get((), NONE_T)
     else:
-        manifest_t = math.fsum(row.manifest_utilised_t for row in rows)
+        manifest_t = sum((Decimal(row.manifest_utilised_t) for row in rows), Decimal(0))
     return RateReport(
         year=year,
         scope=scope.ref,
@@ -437,9 +449,9 @@ class TrendYear(BaseModel):
 
     year: int
     rate: float | None
-    generated_t: float
-    utilised_t: float
-    utilised_prior_t: float
+    generated_t: Tonnes
+    utilised_t: Tonnes
+    utilised_prior_t: Tonnes
     declarations: int
     target: float | None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -11,6 +12,7 @@ from sqlmodel import Session, col, select
 from flows.kernel.adcode import lineage
 from flows.kernel.errors import InvalidInput
 from flows.kernel.messages import Message, Term, msg
+from flows.kernel.quantity import exact_fraction
 from flows.waste.reference import SICHUAN_SERIES, SICHUAN_TARGET_CATEGORIES
 from models import Target, TargetCategory, WasteCategory
 
@@ -85,8 +87,10 @@ def path_value(points: Sequence[TargetPoint], year: int) -> float | None:
             return point.value
     for before, after in zip(ordered, ordered[1:], strict=False):
         if before.year < year < after.year:
-            share = (year - before.year) / (after.year - before.year)
-            return before.value + (after.value - before.value) * share
+            # In exact fractions of the targets as written (0.78, 0.82): 2028 is 0.804, not 0.8039999999999999.
+            low, high = exact_fraction(before.value), exact_fraction(after.value)
+            share = Fraction(year - before.year, after.year - before.year)
+            return float(low + (high - low) * share)
     return None
 
 

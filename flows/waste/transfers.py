@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, or_
@@ -23,6 +24,7 @@ from flows.kernel.principal import Principal
 from flows.waste.rates import RECEIVED_STATUSES, manifest_utilised
 from models import Enterprise, Manifest, Park, Region, WasteCategory
 from models.enums import RegionLevel, Route
+from models.quantity import Tonnes
 
 # The two ends of a batch, each an Enterprise row of its own in one query.
 Shipper = aliased(Enterprise, name="shipper")
@@ -117,9 +119,9 @@ class FlowSum(NamedTuple):
 
     origin: Any
     destination: Any
-    tonnes: float
+    tonnes: Tonnes
     batches: int
-    utilised_t: float
+    utilised_t: Tonnes
 
 
 def _sums() -> list[Any]:
@@ -156,7 +158,7 @@ def grouped_sums(
         tonnes, batches, utilised = values
         if not groups and not batches:
             continue  # an ungrouped aggregate over nothing still answers one row
-        rows.append(FlowSum(keys[0], keys[1], float(tonnes), int(batches), float(utilised)))
+        rows.append(FlowSum(keys[0], keys[1], Decimal(tonnes), int(batches), Decimal(utilised)))
     rows.sort(key=lambda r: (-r.tonnes, str(r.origin), str(r.destination)))
     return rows
 
@@ -164,7 +166,7 @@ def grouped_sums(
 def total(session: Session, condition: ColumnElement[bool]) -> FlowSum:
     """Received tonnes, batches and the bottom-up part over every batch of the condition."""
     row = session.execute(sa_select(*_sums()).select_from(Manifest).where(condition)).one()
-    return FlowSum(None, None, float(row[0]), int(row[1]), float(row[2]))
+    return FlowSum(None, None, Decimal(row[0]), int(row[1]), Decimal(row[2]))
 
 
 def pair_count(session: Session, condition: ColumnElement[bool]) -> int:
