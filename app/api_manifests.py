@@ -13,9 +13,10 @@ from app.deps import SessionDep
 from app.params import Id, IdQuery, Offset, TextQuery, YearQuery, checked_json, described_by
 from flows.kernel.bounds import MAX_MANIFEST_T, Code, Key, Moment, Reason, Text
 from flows.kernel.bounds import Id as IdField
-from flows.waste import manifests
+from flows.waste import chains, manifests
+from flows.waste.chains import ManifestChain
 from models import Manifest, ManifestCorrection
-from models.enums import ManifestStatus, Route
+from models.enums import ManifestStatus, Route, TransportMode, Weighing
 
 router = APIRouter(dependencies=[Depends(get_principal), Depends(checked_json)], tags=["manifests"])
 
@@ -39,6 +40,10 @@ class ManifestPublic(BaseModel):
     rejection_reason: str | None
     cancel_reason: str | None
     idempotency_key: str | None
+    vehicle_plate: str | None
+    transport_mode: TransportMode | None
+    packaging: str | None
+    weighing: Weighing | None
     discrepancy_t: float | None
     discrepancy_flag: bool
     sealed: list[str]
@@ -93,6 +98,17 @@ class ManifestCreate(_Parties):
         default=None, description="a retry with the same key returns the first manifest (or the Idempotency-Key header)"
     )
     reference: Code | None = Field(default=None, description="the shipper's own number for the batch")
+    sources: list[manifests.SourceIn] = Field(
+        default_factory=list,
+        max_length=manifests.MAX_SOURCES,
+        description="the lots this waste came from, received by this shipper: {number or id, weight_t (else pro rata)}",
+    )
+    vehicle_plate: Code | None = Field(default=None, max_length=16, description="the vehicle's plate number")
+    transport_mode: TransportMode | None = Field(default=None, description="road, rail, waterway, conveyor, pipeline")
+    packaging: Code | None = Field(default=None, max_length=64, description="how the lot is packed (bulk, bags, ...)")
+    weighing: Weighing | None = Field(
+        default=None, description="whether the dispatched weight was weighed or estimated"
+    )
 
 
 class ManifestChanges(_Parties):
@@ -219,6 +235,13 @@ def read(batch_id: Id, session: SessionDep, principal: PrincipalDep) -> Manifest
     """One manifest with its correction history."""
     batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
     return _detail(batch, manifests.corrections_of(session=session, batch_id=batch_id))
+
+
+@router.get("/manifests/{batch_id}/chain", response_model=ManifestChain)
+def read_chain(batch_id: Id, session: SessionDep, principal: PrincipalDep) -> ManifestChain:
+    """Where a manifest's tonnes came from and where they ended, through every hop (draws, first manifests, shares)."""
+    batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
+    return chains.chain_of(session, batch)
 
 
 @router.patch("/manifests/{batch_id}", response_model=ManifestPublic)

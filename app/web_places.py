@@ -183,7 +183,7 @@ def _flag_text(lang: str, kind: str, ev: dict[str, Any], scope_name: str) -> str
 
     def n(key: str) -> str:
         value = ev.get(key)
-        return tonnes(float(value)) if isinstance(value, int | float) else "–"
+        return tonnes(value) if isinstance(value, int | float | Decimal) else "–"
 
     def word(prefix: str, key: str) -> str:
         value = ev.get(key)
@@ -203,8 +203,11 @@ def _flag_text(lang: str, kind: str, ev: dict[str, Any], scope_name: str) -> str
         "received": n("weight_received_t"),
         "route": word("places.route", "route"),
         "activity": word("places.doing", "activity"),
-        "pct": f"{float(ev['difference_pct']):+.2f}" if isinstance(ev.get("difference_pct"), int | float) else "–",
-        "rate": pct(ev["rate"]) if isinstance(ev.get("rate"), int | float) else "–",
+        "pct": f"{float(ev['difference_pct']):+.2f}"
+        if isinstance(ev.get("difference_pct"), int | float | Decimal)
+        else "–",
+        "rate": pct(float(ev["rate"])) if isinstance(ev.get("rate"), int | float | Decimal) else "–",
+        "drawn": n("drawn_t"),
         "scope": scope_name,
     }
     return translate(lang, f"places.flagrow.{kind}", **params)

@@ -15,7 +15,15 @@ from models.accounts import (
 from models.battery import Battery, BatteryEvent, RecoveryReport
 from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, WhitelistEntry
 from models.reference import Park, Region, Target, TargetCategory, WasteCategory
-from models.waste import Declaration, Manifest, ManifestCorrection, NumberCounter
+from models.waste import (
+    Declaration,
+    Manifest,
+    ManifestCorrection,
+    ManifestDraw,
+    ManifestShare,
+    ManifestSource,
+    NumberCounter,
+)
 
 __all__ = [
     "ManifestCorrection",
@@ -39,6 +47,9 @@ __all__ = [
     "Target",
     "TargetCategory",
     "Manifest",
+    "ManifestDraw",
+    "ManifestShare",
+    "ManifestSource",
     "User",
     "WasteCategory",
     "WhitelistEntry",

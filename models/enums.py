@@ -57,6 +57,7 @@ class Route(StrEnum):
     other_utilisation = "other_utilisation"
     disposal = "disposal"
     storage = "storage"
+    transfer = "transfer"  # collection, sorting, pre-treatment (收集转运, 预处理): an intermediate step, like storage
 
 
 UTILISATION_ROUTES = frozenset(
@@ -69,6 +70,35 @@ UTILISATION_ROUTES = frozenset(
         Route.other_utilisation,
     }
 )
+
+
+# Routes that deliver a lot to an intermediary, who sends it on: never a final step (flows/waste/chains.py).
+INTERMEDIATE_ROUTES = frozenset({Route.storage, Route.transfer})
+
+
+class TransportMode(StrEnum):
+    """How a lot travels from shipper to receiver."""
+
+    road = "road"
+    rail = "rail"
+    waterway = "waterway"
+    conveyor = "conveyor"
+    pipeline = "pipeline"
+
+
+class Weighing(StrEnum):
+    """Whether the dispatched weight was weighed or estimated."""
+
+    weighed = "weighed"
+    estimated = "estimated"
+
+
+class Placement(StrEnum):
+    """Where the kilograms of a first manifest are now."""
+
+    final = "final"  # received at a final step (a utilisation route or disposal)
+    held = "held"  # received by an intermediary and not sent on yet
+    transit = "transit"  # dispatched, not received yet
 
 
 class ManifestStatus(StrEnum):

@@ -6,10 +6,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, DateTime, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from models.enums import ENUM_STR, ManifestStatus, Route, check_in
+from models.enums import ENUM_STR, ManifestStatus, Placement, Route, TransportMode, Weighing, check_in
 from models.quantity import ExactWeights, tonnes_column
 
 
@@ -76,6 +76,10 @@ class Manifest(ExactWeights, SQLModel, table=True):
         CheckConstraint("weight_received_kg IS NULL OR weight_received_kg >= 0", name="ck_batch_received_nonneg"),
         CheckConstraint("shipper_id <> receiver_id", name="ck_batch_distinct_parties"),
         CheckConstraint("rejected_kg IS NULL OR rejected_kg >= 0", name="ck_batch_rejected_nonneg"),
+        CheckConstraint(
+            f"transport_mode IS NULL OR {check_in('transport_mode', TransportMode)}", name="ck_batch_transport_mode"
+        ),
+        CheckConstraint(f"weighing IS NULL OR {check_in('weighing', Weighing)}", name="ck_batch_weighing"),
         # A retried submission carries the same key: unique per shipper, so clients never collide with each other.
         UniqueConstraint("shipper_id", "idempotency_key", name="uq_batch_idempotency"),
         Index("ix_batch_year_category", "year", "category_code"),
@@ -102,6 +106,11 @@ class Manifest(ExactWeights, SQLModel, table=True):
     )
     rejection_reason: str | None = Field(default=None, max_length=512)
     cancel_reason: str | None = Field(default=None, max_length=512)
+    # What the handover records, sealed at dispatch with the rest of the lot.
+    vehicle_plate: str | None = Field(default=None, max_length=16)
+    transport_mode: TransportMode | None = Field(default=None, sa_type=ENUM_STR)
+    packaging: str | None = Field(default=None, max_length=64)
+    weighing: Weighing | None = Field(default=None, sa_type=ENUM_STR)
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
@@ -127,3 +136,55 @@ class NumberCounter(SQLModel, table=True):
     kind: str = Field(primary_key=True, max_length=16)
     year: int = Field(primary_key=True)
     last: int = Field(default=0)
+
+
+class ManifestSource(SQLModel, table=True):
+    """A lot a manifest's waste came from, as its shipper declared it: tonnes drawn, or none for pro rata."""
+
+    __tablename__ = "manifest_source"
+    __table_args__ = (
+        CheckConstraint("manifest_id <> source_id", name="ck_manifest_source_not_itself"),
+        CheckConstraint("weight_kg IS NULL OR weight_kg > 0", name="ck_manifest_source_weight"),
+        Index("ix_manifest_source_source", "source_id"),
+    )
+    manifest_id: int = Field(foreign_key="transfer_batch.id", primary_key=True)
+    source_id: int = Field(foreign_key="transfer_batch.id", primary_key=True)
+    weight_t: Decimal | None = Field(default=None, sa_column=tonnes_column("weight_t", null=True))
+
+
+class ManifestDraw(SQLModel, table=True):
+    """Kilograms a forwarding drew from a lot: as named, pro rata, or (not named) from what its shipper held."""
+
+    __tablename__ = "manifest_draw"
+    __table_args__ = (
+        CheckConstraint("kg >= 0", name="ck_manifest_draw_kg"),
+        Index("ix_manifest_draw_source", "source_id"),
+    )
+    manifest_id: int = Field(foreign_key="transfer_batch.id", primary_key=True)
+    source_id: int = Field(foreign_key="transfer_batch.id", primary_key=True)
+    kg: int = Field(sa_type=BigInteger)
+    named: bool = True
+
+
+class ManifestShare(SQLModel, table=True):
+    """Kilograms of a first manifest found in a manifest, and where: at a final step, held, or on the road.
+
+    Kept on every write to a chain (flows/waste/chains.py), so that the bottom-up figure is one grouped sum.
+    """
+
+    __tablename__ = "manifest_share"
+    __table_args__ = (
+        CheckConstraint(check_in("placement", Placement), name="ck_manifest_share_placement"),
+        CheckConstraint("kg > 0", name="ck_manifest_share_kg"),
+        Index("ix_manifest_share_origin", "origin_id"),
+        Index("ix_manifest_share_shipper_year", "origin_shipper_id", "origin_year"),
+        Index("ix_manifest_share_year_category", "origin_year", "category_code"),
+    )
+    manifest_id: int = Field(foreign_key="transfer_batch.id", primary_key=True)
+    origin_id: int = Field(foreign_key="transfer_batch.id", primary_key=True)
+    placement: Placement = Field(sa_type=ENUM_STR, primary_key=True)
+    kg: int = Field(sa_type=BigInteger)
+    # Of the first manifest, so that a generator's figure needs no walk back: its shipper, category and year.
+    origin_shipper_id: int = Field(foreign_key="enterprise.id")
+    category_code: str = Field(max_length=9)
+    origin_year: int

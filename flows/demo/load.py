@@ -44,6 +44,7 @@ from flows.kernel.adcode import prefecture_of
 from flows.kernel.clock import CST
 from flows.kernel.errors import Conflict, NotFound
 from flows.kernel.uscc import make_uscc
+from flows.waste import chains
 from flows.waste.manifests import reserve_numbers
 from flows.waste.reference import SICHUAN_TARGET_CATEGORIES
 from maps.locate import locate_many
@@ -1229,6 +1230,7 @@ def load_demo(*, session: Session, seed: int = 2024, progress: Progress | None =
         for row, number in zip(rows, reserve_numbers(session, year, len(rows)), strict=True):
             row["number"] = number
     _insert_plain(session, Manifest, batches, "manifests", progress)
+    chains.reallocate_all(session)  # inserted in bulk: their shares are computed here rather than on each flush
     demo.make_batteries()
     for level in (BatteryLevel.pack, BatteryLevel.module, BatteryLevel.cell):
         # Parents first, so that children can point at their ids.

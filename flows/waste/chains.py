@@ -12,23 +12,27 @@ intermediary's lots of that category still held when it left, oldest first in pr
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
+from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
+from pydantic import BaseModel
+from sqlalchemy import Table, delete, event, func, insert, or_, tuple_
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from flows.kernel.clock import stored_utc
 from flows.kernel.errors import InvalidInput
+from flows.kernel.quantity import tonnes as kg_as_tonnes
+from models import Manifest, ManifestDraw, ManifestShare, ManifestSource
+from models.enums import INTERMEDIATE_ROUTES as INTERMEDIATE
+from models.enums import ManifestStatus, Placement
+from models.quantity import Tonnes
 
-INTERMEDIATE_ROUTES = frozenset({"storage", "transfer"})
-
-
-class Placement(StrEnum):
-    """Where an original manifest's kilograms are now."""
-
-    final = "final"  # received at a final step (a utilisation route or disposal)
-    held = "held"  # received by an intermediary and not yet sent on
-    transit = "transit"  # dispatched, not yet received
+INTERMEDIATE_ROUTES = frozenset(route.value for route in INTERMEDIATE)
 
 
 @dataclass(frozen=True)
@@ -231,3 +235,320 @@ def check_sources(hop: Hop, sources: Sequence[Hop], drawn_before: Mapping[int, i
             raise InvalidInput(
                 "waste.chain.overdrawn", field="sources", manifest=hop.id, source=source_id, kg=kg, left=left
             )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Kept on write: the draws and shares of the chains a change touches, recomputed from their rows
+
+
+MOVED = (ManifestStatus.dispatched.value, ManifestStatus.received.value, ManifestStatus.corrected.value)
+ARRIVED = (ManifestStatus.received.value, ManifestStatus.corrected.value)
+LOT_ROUTES = tuple(sorted(route.value for route in INTERMEDIATE))
+
+
+CHUNK = 5000  # ids per IN list: SQLite's limit on bound parameters is far above it, and plans stay simple
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    listed = sorted(ids)
+    for start in range(0, len(listed), CHUNK):
+        yield listed[start : start + CHUNK]
+
+
+def _table(model: type[Any]) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+def _kg(tonnes: Decimal | None) -> int | None:
+    return None if tonnes is None else int(tonnes * 1000)
+
+
+def _related(session: Session, ids: set[int]) -> set[int]:
+    """The manifests whose allocation can change with these: the whole chains they belong to."""
+    m = Manifest
+    found = set(ids)
+    frontier = set(ids)
+    seen_pairs: set[tuple[int, str]] = set()
+    while frontier:
+        linked: set[int] = set()
+        rows: list[Any] = []
+        for batch in _chunks(frontier):
+            for t in (_table(ManifestSource).c, _table(ManifestDraw).c):
+                pairs_of = session.execute(
+                    sa_select(t.manifest_id, t.source_id).where(or_(t.manifest_id.in_(batch), t.source_id.in_(batch)))
+                )
+                for a, b in pairs_of:
+                    linked.update((a, b))
+            rows += session.execute(
+                sa_select(col(m.shipper_id), col(m.receiver_id), col(m.category_code), col(m.route)).where(
+                    col(m.id).in_(batch)
+                )
+            ).all()
+        # An intermediary's lots of a category and everything it sent of that category draw on one another.
+        pairs = {(r.receiver_id, r.category_code) for r in rows if r.route in LOT_ROUTES}
+        pairs |= {(r.shipper_id, r.category_code) for r in rows}
+        pairs -= seen_pairs
+        if pairs:
+            seen_pairs |= pairs
+            key = tuple_(col(m.receiver_id), col(m.category_code))
+            ordered = sorted(pairs)
+            lots: list[Any] = []
+            for start in range(0, len(ordered), CHUNK):
+                lots += session.execute(
+                    sa_select(col(m.id), col(m.receiver_id), col(m.category_code)).where(
+                        key.in_(ordered[start : start + CHUNK]), col(m.route).in_(LOT_ROUTES)
+                    )
+                ).all()
+            holders = sorted({(r.receiver_id, r.category_code) for r in lots})
+            linked.update(r.id for r in lots)
+            for start in range(0, len(holders), CHUNK):
+                sent = session.execute(
+                    sa_select(col(m.id)).where(
+                        tuple_(col(m.shipper_id), col(m.category_code)).in_(holders[start : start + CHUNK])
+                    )
+                ).scalars()
+                linked.update(sent)
+        frontier = linked - found
+        found |= frontier
+    return found
+
+
+def _hops(session: Session, ids: set[int]) -> tuple[list[Hop], dict[int, Any]]:
+    m = Manifest
+    rows: list[Any] = []
+    for batch in _chunks(ids):
+        rows += session.execute(
+            sa_select(
+                col(m.id),
+                col(m.shipper_id),
+                col(m.receiver_id),
+                col(m.category_code),
+                col(m.route),
+                col(m.status),
+                col(m.year),
+                col(m.weight_dispatched_t),
+                col(m.weight_received_t),
+                col(m.dispatched_at),
+                col(m.created_at),
+            ).where(col(m.id).in_(batch), col(m.status).in_(MOVED))
+        ).all()
+    moving = {r.id for r in rows}
+    sources: dict[int, list[tuple[int, int | None]]] = {}
+    s = _table(ManifestSource).c
+    for batch in _chunks(moving):
+        for manifest_id, source_id, weight in session.execute(
+            sa_select(s.manifest_id, s.source_id, s.weight_t).where(s.manifest_id.in_(batch))
+        ):
+            if source_id in moving:
+                sources.setdefault(manifest_id, []).append((source_id, _kg(weight)))
+    hops = [
+        Hop(
+            id=r.id,
+            shipper_id=r.shipper_id,
+            receiver_id=r.receiver_id,
+            category_code=r.category_code,
+            route=str(r.route),
+            dispatched_kg=_kg(r.weight_dispatched_t) or 0,
+            received_kg=_kg(r.weight_received_t) if str(r.status) in ARRIVED else None,
+            dispatched_at=stored_utc(r.dispatched_at or r.created_at),
+            sources=tuple(sorted(sources.get(r.id, ()))),
+        )
+        for r in rows
+        # A corrected refusal arrived nowhere: it moves nothing.
+        if not (str(r.status) in ARRIVED and r.weight_received_t is None)
+    ]
+    return hops, {r.id: r for r in rows}
+
+
+def reallocate(session: Session, manifest_ids: Iterable[int]) -> Allocation:
+    """Recompute the draws and shares of every chain these manifests belong to (one writer calls this)."""
+    ids = _related(session, {i for i in manifest_ids if i})
+    if not ids:
+        return Allocation()
+    hops, rows = _hops(session, ids)
+    result = allocate(hops)
+    _store(session, ids, result, rows)
+    return result
+
+
+def _store(session: Session, ids: set[int], result: Allocation, rows: dict[int, Any]) -> None:
+    for t in (_table(ManifestShare), _table(ManifestDraw)):
+        for batch in _chunks(ids):
+            session.execute(delete(t).where(t.c.manifest_id.in_(batch)))
+    shares = [
+        {
+            "manifest_id": share.manifest_id,
+            "origin_id": share.origin_id,
+            "placement": share.placement.value,
+            "kg": share.kg,
+            "origin_shipper_id": rows[share.origin_id].shipper_id,
+            "category_code": rows[share.origin_id].category_code,
+            "origin_year": rows[share.origin_id].year,
+        }
+        for share in result.shares
+    ]
+    draws = [
+        {"manifest_id": forwarding, "source_id": source, "kg": kg, "named": forwarding not in result.unlinked}
+        for forwarding, taken in result.draws.items()
+        for source, kg in taken.items()
+    ]
+    if shares:
+        session.execute(insert(_table(ManifestShare)), shares)
+    if draws:
+        session.execute(insert(_table(ManifestDraw)), draws)
+
+
+def reallocate_all(session: Session) -> int:
+    """Recompute every chain (after an upgrade, a bulk load or a repair); returns the manifests allocated."""
+    m = Manifest
+    every = set(session.execute(sa_select(col(m.id))).scalars())
+    done: set[int] = set()
+    count = 0
+    # Chains are found from intermediaries outwards; everything else is its own first manifest.
+    named = sa_select(_table(ManifestSource).c.manifest_id)
+    starts = set(
+        session.execute(sa_select(col(m.id)).where(or_(col(m.route).in_(LOT_ROUTES), col(m.id).in_(named)))).scalars()
+    )
+    for start in sorted(starts):
+        if start in done:
+            continue
+        ids = _related(session, {start})
+        hops, rows = _hops(session, ids)
+        _store(session, ids, allocate(hops), rows)
+        done |= ids
+        count += len(hops)
+    for chunk in _chunks(every - done):
+        part = set(chunk)
+        hops, rows = _hops(session, part)
+        _store(session, part, allocate(hops), rows)
+        count += len(hops)
+    return count
+
+
+def drawn_from(session: Session, source_ids: Sequence[int], *, besides: int | None = None) -> dict[int, int]:
+    """Kilograms already drawn from each lot by other forwardings."""
+    d = _table(ManifestDraw).c
+    query = sa_select(d.source_id, func.sum(d.kg)).where(d.source_id.in_(list(source_ids))).group_by(d.source_id)
+    if besides is not None:
+        query = query.where(d.manifest_id != besides)
+    return {int(source): int(kg) for source, kg in session.execute(query)}
+
+
+def hop_of(row: Manifest, sources: Sequence[tuple[int, int | None]] = ()) -> Hop:
+    """A stored manifest as the allocation sees it."""
+    arrived = str(row.status) in ARRIVED
+    return Hop(
+        id=row.id or 0,
+        shipper_id=row.shipper_id,
+        receiver_id=row.receiver_id,
+        category_code=row.category_code,
+        route=str(row.route),
+        dispatched_kg=_kg(row.weight_dispatched_t) or 0,
+        received_kg=_kg(row.weight_received_t) if arrived else None,
+        dispatched_at=stored_utc(row.dispatched_at or row.created_at),
+        sources=tuple(sources),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A manifest's chain, backward (what went into it) and forward (where its tonnes ended)
+
+
+class ChainLink(BaseModel):
+    """A manifest linked to the one asked about, with the tonnes that link carries."""
+
+    id: int
+    number: str
+    shipper_id: int
+    receiver_id: int
+    route: str
+    status: str
+    tonnes: Tonnes
+    placement: Placement | None = None  # for a share: where those tonnes are now
+    named: bool | None = None  # for a draw: named as a source, or drawn without being named
+
+
+class ManifestChain(BaseModel):
+    """Where a manifest's tonnes came from and where they went, hop by hop and to the end."""
+
+    id: int
+    number: str
+    drew_from: list[ChainLink]  # the lots it drew from (one hop back)
+    made_of: list[ChainLink]  # the first manifests its tonnes came from, at the end of every path back
+    drawn_by: list[ChainLink]  # the manifests that drew from it (one hop on)
+    ended_in: list[ChainLink]  # where the tonnes of this manifest are now, if it is a first manifest
+    final_t: Tonnes
+    held_t: Tonnes
+    transit_t: Tonnes
+
+
+def _links(session: Session, pairs: Sequence[tuple[int, int, Placement | None, bool | None]]) -> list[ChainLink]:
+    m = Manifest
+    ids = sorted({ident for ident, _, _, _ in pairs})
+    rows = {
+        r.id: r
+        for r in session.execute(
+            sa_select(
+                col(m.id), col(m.number), col(m.shipper_id), col(m.receiver_id), col(m.route), col(m.status)
+            ).where(col(m.id).in_(ids))
+        )
+    }
+    return [
+        ChainLink(
+            id=ident,
+            number=rows[ident].number,
+            shipper_id=rows[ident].shipper_id,
+            receiver_id=rows[ident].receiver_id,
+            route=str(rows[ident].route),
+            status=str(rows[ident].status),
+            tonnes=kg_as_tonnes(kg),
+            placement=placement,
+            named=named,
+        )
+        for ident, kg, placement, named in pairs
+        if ident in rows
+    ]
+
+
+def chain_of(session: Session, manifest: Manifest) -> ManifestChain:
+    """The chain of a manifest the caller may read (the caller checks that)."""
+    ident = manifest.id or 0
+    d, s = _table(ManifestDraw).c, _table(ManifestShare).c
+    drew = session.execute(sa_select(d.source_id, d.kg, d.named).where(d.manifest_id == ident)).all()
+    drawn = session.execute(sa_select(d.manifest_id, d.kg, d.named).where(d.source_id == ident)).all()
+    made = session.execute(
+        sa_select(s.origin_id, s.kg, s.placement).where(s.manifest_id == ident).order_by(s.origin_id)
+    ).all()
+    ended = session.execute(
+        sa_select(s.manifest_id, s.kg, s.placement).where(s.origin_id == ident).order_by(s.manifest_id)
+    ).all()
+    totals = dict.fromkeys(Placement, 0)
+    for _, kg, placement in ended:
+        totals[Placement(placement)] += int(kg)
+    return ManifestChain(
+        id=ident,
+        number=manifest.number,
+        drew_from=_links(session, [(r[0], int(r[1]), None, bool(r[2])) for r in drew]),
+        made_of=_links(session, [(r[0], int(r[1]), Placement(r[2]), None) for r in made]),
+        drawn_by=_links(session, [(r[0], int(r[1]), None, bool(r[2])) for r in drawn]),
+        ended_in=_links(session, [(r[0], int(r[1]), Placement(r[2]), None) for r in ended]),
+        final_t=kg_as_tonnes(totals[Placement.final]),
+        held_t=kg_as_tonnes(totals[Placement.held]),
+        transit_t=kg_as_tonnes(totals[Placement.transit]),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Kept with every write of a manifest, whichever path wrote it
+
+
+def _after_flush(session: Session, _context: Any) -> None:
+    # Any manifest added or changed in this flush (a step, a correction, a row written by hand) takes its chains
+    # along in the same transaction; bulk inserts outside the ORM (imports, the demo) call reallocate themselves.
+    touched = [obj.id for obj in (*session.new, *session.dirty) if isinstance(obj, Manifest) and obj.id is not None]
+    if touched:
+        reallocate(session, touched)
+
+
+event.listen(Session, "after_flush", _after_flush)

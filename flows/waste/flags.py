@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, field_serializer
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, exists, extract, func, literal, or_
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, exists, extract, func, literal, or_, type_coerce
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
@@ -39,8 +39,9 @@ from flows.waste.rates import (
     scope_condition_for_batches,
 )
 from flows.waste.targets import resolve_category_set
-from models import Declaration, Enterprise, Licence, Manifest
-from models.enums import LicenceActivity, ManifestStatus
+from models import Declaration, Enterprise, Licence, Manifest, ManifestDraw, ManifestShare
+from models.enums import LicenceActivity, ManifestStatus, Placement
+from models.quantity import TonnesKg
 
 
 class FlagKind(StrEnum):
@@ -53,6 +54,7 @@ class FlagKind(StrEnum):
     unlicensed_receiver = "unlicensed_receiver"  # a batch sent to a receiver without a valid licence for it
     capacity_exceeded = "capacity_exceeded"  # a receiver took in more in a year than its licence allows
     weight_discrepancy = "weight_discrepancy"  # received (plus refused) off the dispatched weight
+    unlinked_forwarding = "unlinked_forwarding"  # an intermediary sent waste on without naming the lots it came from
 
 
 @dataclass(frozen=True)
@@ -286,22 +288,28 @@ def _own_licence_in_year(activity: str) -> ColumnElement[bool]:
 
 
 def _unmatched_query(ctx: _Ctx) -> Select[Any]:
+    # What ended utilised, allocated back through every hop to the generators (rates.manifested_sums does the same):
+    # waste sent through a collector counts for the generator, not for the collector.
+    share = ManifestShare.__table__.c  # type: ignore[attr-defined]
     shipped_query: Any = (
         sa_select(
-            col(Manifest.shipper_id).label("enterprise_id"),
-            col(Manifest.category_code).label("category_code"),
-            col(Manifest.year).label("year"),
-            func.sum(col(Manifest.weight_received_t)).label("manifest_t"),
+            share.origin_shipper_id.label("enterprise_id"),
+            share.category_code.label("category_code"),
+            share.origin_year.label("year"),
+            type_coerce(func.sum(share.kg), TonnesKg()).label("manifest_t"),
         )
-        .where(manifest_utilised(), _year_of_batch(ctx))
-        .group_by(col(Manifest.shipper_id), col(Manifest.category_code), col(Manifest.year))
+        .join(Manifest, col(Manifest.id) == share.manifest_id)
+        .where(share.placement == Placement.final.value, manifest_utilised())
+        .group_by(share.origin_shipper_id, share.category_code, share.origin_year)
     )
+    if ctx.year is not None:
+        shipped_query = shipped_query.where(share.origin_year == ctx.year)
     # A region's shipments are summed in one pass and matched to its declarations by the join; a park's or an
     # enterprise's are found through the shipper index (as in rates.manifested_sums).
     if ctx.scope.narrow:
-        shipped_query = shipped_query.where(scope_condition_for_batches(ctx.scope.condition, Manifest.shipper_id))
+        shipped_query = shipped_query.where(scope_condition_for_batches(ctx.scope.condition, share.origin_shipper_id))
     shipped = shipped_query.subquery()
-    manifest_t = func.coalesce(shipped.c.manifest_t, 0.0)
+    manifest_t = func.coalesce(shipped.c.manifest_t, 0)
     gap = col(Declaration.utilised_t) - manifest_t
     allowed = _larger(col(Declaration.utilised_t) * ctx.tol.unmatched_rel, ctx.tol.unmatched_abs_t)
     return (
@@ -630,6 +638,37 @@ def _scope_flags(ctx: _Ctx) -> list[Flag]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+def _unlinked_query(ctx: _Ctx) -> Select[Any]:
+    draw = ManifestDraw.__table__.c  # type: ignore[attr-defined]
+    drawn = (
+        sa_select(
+            draw.manifest_id, type_coerce(func.sum(draw.kg), TonnesKg()).label("drawn_t"), func.count().label("lots")
+        )
+        .where(draw.named.is_(False))
+        .group_by(draw.manifest_id)
+        .subquery()
+    )
+    return _batches(ctx, drawn.c.drawn_t, drawn.c.lots).join(drawn, drawn.c.manifest_id == col(Manifest.id))
+
+
+def _unlinked_flag(row: Any) -> Flag:
+    return Flag(
+        kind=FlagKind.unlinked_forwarding,
+        year=row.year,
+        subject=f"manifest/{row.id}",
+        enterprise_ids=[row.shipper_id],
+        **_said(msg("waste.flag.unlinked_forwarding", number=row.number, drawn_t=row.drawn_t, lots=row.lots)),
+        evidence={
+            "number": row.number,
+            "category": row.category_code,
+            "weight_dispatched_t": row.weight_dispatched_t,
+            "drawn_t": row.drawn_t,
+            "lots": row.lots,
+        },
+        links=[f"/api/v1/manifests/{row.id}", f"/api/v1/manifests/{row.id}/chain"],
+    )
+
+
 # Putting the kinds together
 
 
@@ -651,6 +690,7 @@ KINDS: dict[FlagKind, _Kind] = {
     FlagKind.unlicensed_receiver: _Kind(_unlicensed_query, _unlicensed_flags),
     FlagKind.capacity_exceeded: _Kind(_capacity_query, _each(_capacity_flag)),
     FlagKind.weight_discrepancy: _Kind(_weight_query, lambda ctx, rows: [_weight_flag(r, ctx.tol) for r in rows]),
+    FlagKind.unlinked_forwarding: _Kind(_unlinked_query, _each(_unlinked_flag)),
 }
 
 

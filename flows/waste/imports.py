@@ -63,6 +63,7 @@ from flows.kernel.principal import Principal
 from flows.kernel.quantity import QuantityError, read_number, to_kg
 from flows.kernel.quantity import tonnes as kg_as_tonnes
 from flows.kernel.uscc import validate_uscc
+from flows.waste import chains
 from flows.waste.declarations import FIGURES, parse_declaration
 from flows.waste.manifests import reserve_numbers
 from maps.locate import locate_many
@@ -140,6 +141,9 @@ ROUTE_ALIASES: dict[str, Route] = {
     "其他利用": Route.other_utilisation,
     "处置": Route.disposal,
     "贮存": Route.storage,
+    "收集转运": Route.transfer,
+    "预处理": Route.transfer,
+    "收集": Route.transfer,
 }
 
 ROLE_ALIASES: dict[str, EnterpriseRole] = {
@@ -1448,6 +1452,17 @@ class _Manifests(_Importer):
                 r.values["number"] = number
         self.session.execute(insert(_table_of(Manifest)), [r.values for r in accepted])
         self.inserted += len(accepted)
+        # Inserted in bulk, outside the ORM's flush: their chains are allocated here, in the same transaction.
+        numbers = [r.values["number"] for r in accepted]
+        table = _table_of(Manifest)
+        ids = [
+            ident
+            for start in range(0, len(numbers), CHUNK)
+            for ident in self.session.execute(
+                select(table.c.id).where(table.c.number.in_(numbers[start : start + CHUNK]))
+            ).scalars()
+        ]
+        chains.reallocate(self.session, ids)
 
 
 # ---------------------------------------------------------------------------------------------------------------

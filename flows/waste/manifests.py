@@ -7,12 +7,13 @@ data (STEPS), enforced on every write and served to the form so that sealed fiel
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, StringConstraints, ValidationError, model_validator
 from sqlalchemy import func, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -26,10 +27,11 @@ from flows.kernel.bounds import MAX_MANIFEST_T, Code, Id, Key, Moment, printable
 from flows.kernel.clock import CST, stored_utc
 from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from flows.kernel.messages import Message, Term, catalogue, msg
-from flows.kernel.quantity import QuantityError, read_number, to_kg
+from flows.kernel.quantity import ExactTonnes, QuantityError, read_number, to_kg
 from flows.kernel.quantity import tonnes as kg_as_tonnes
-from models import Enterprise, Manifest, ManifestCorrection, NumberCounter, WasteCategory
-from models.enums import ManifestStatus, Route, UserRole
+from flows.waste import chains
+from models import Enterprise, Manifest, ManifestCorrection, ManifestSource, NumberCounter, WasteCategory
+from models.enums import ManifestStatus, Route, TransportMode, UserRole, Weighing
 
 WEIGHT_TOLERANCE = Decimal("0.02")  # a received weight more than 2% off the dispatched one is flagged
 
@@ -56,6 +58,10 @@ _DISPATCH_FIELDS = (
     "route",
     "weight_dispatched_t",
     "dispatched_at",
+    "vehicle_plate",
+    "transport_mode",
+    "packaging",
+    "weighing",
 )
 _RECEIPT_FIELDS = ("weight_received_t", "received_at", "rejected_t", "rejection_reason")
 
@@ -269,6 +275,17 @@ class _Weights(BaseModel):
             raise FieldProblem(key, exc.problem) from None
 
 
+class SourceIn(BaseModel):
+    """A lot a forwarded manifest draws from: its number or id, and the tonnes drawn (none: pro rata)."""
+
+    number: Code | None = None
+    id: Id | None = None
+    weight_t: Annotated[ExactTonnes, Field(gt=0, le=MAX_MANIFEST_T)] | None = None
+
+
+MAX_SOURCES = 200  # lots one manifest draws from
+
+
 class ManifestIn(BaseModel):
     """A new manifest as submitted (the edge of the system: ids or credit codes, t or kg)."""
 
@@ -284,6 +301,11 @@ class ManifestIn(BaseModel):
     dispatched_at: Moment | None = None
     idempotency_key: Key | None = None
     reference: Code | None = Field(default=None, description="the shipper's own number for the batch")
+    sources: list[SourceIn] = Field(default_factory=list, max_length=MAX_SOURCES, description="the lots it came from")
+    vehicle_plate: Annotated[str, StringConstraints(strip_whitespace=True, max_length=16)] | None = None
+    transport_mode: TransportMode | None = None
+    packaging: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
+    weighing: Weighing | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -511,15 +533,59 @@ def create_manifest(
         year=year,
         status=ManifestStatus.draft,
         weight_dispatched_t=manifest.weight_dispatched_t,
+        vehicle_plate=manifest.vehicle_plate or None,
+        transport_mode=manifest.transport_mode,
+        packaging=manifest.packaging or None,
+        weighing=manifest.weighing,
         created_at=now,
     )
     _ensure_unlocked(session, batch)
     session.add(batch)
     session.flush()
+    if manifest.sources:
+        _record_sources(session, batch, manifest.sources, row)
     _audit(session, principal, "create", batch, None, now)
     if manifest.dispatched_at is not None:
         dispatch(session=session, principal=principal, batch_id=batch.id or 0, at=manifest.dispatched_at, now=now)
     return batch, True
+
+
+def _record_sources(session: Session, batch: Manifest, given: Sequence[SourceIn], row: int | None) -> None:
+    """Check the lots a forwarding names against what they hold, then keep them; the refusal names the lot."""
+    wanted: dict[int, Decimal | None] = {}
+    for position, source in enumerate(given):
+        if (source.id is None) == (source.number is None):
+            raise InvalidInput("waste.chain.source_ref", field="sources", row=row, position=position + 1)
+        query = select(Manifest).where(
+            Manifest.id == source.id if source.id is not None else Manifest.number == source.number
+        )
+        # Locked, so that two forwardings cannot both draw the last tonnes of one lot (SQLite's writer is alone).
+        lot = session.exec(query.with_for_update(of=Manifest).execution_options(populate_existing=True)).first()
+        if lot is None or lot.receiver_id != batch.shipper_id:
+            raise InvalidInput(
+                "waste.chain.no_source", field="sources", row=row, source=str(source.number or source.id)
+            )
+        if lot.id in wanted:
+            raise InvalidInput("waste.chain.source_twice", field="sources", row=row, source=lot.number)
+        wanted[lot.id or 0] = source.weight_t
+    lots = {lot.id: lot for lot in session.exec(select(Manifest).where(col(Manifest.id).in_(list(wanted))))}
+    pairs = [(ident, None if w is None else int(w * 1000)) for ident, w in wanted.items()]
+    try:
+        chains.check_sources(
+            chains.hop_of(batch, pairs),
+            [chains.hop_of(lot) for lot in lots.values()],
+            drawn_before=chains.drawn_from(session, list(wanted)),
+        )
+    except InvalidInput as exc:
+        # Name the lot by its number, as the user knows it.
+        ident = exc.params.get("source")
+        if ident in lots:
+            exc.params["source"] = lots[ident].number
+        exc.row = row
+        raise
+    for ident, weight in wanted.items():
+        session.add(ManifestSource(manifest_id=batch.id or 0, source_id=ident, weight_t=weight))
+    session.flush()
 
 
 def _load(session: Session, principal: Principal, batch_id: int, *, for_update: bool = False) -> Manifest:
@@ -780,6 +846,11 @@ def correct(
             raise Forbidden("waste.parties_only", number=batch.number)
         _ensure_unlocked(session, batch)
     values = correction_changes(session=session, batch=batch, party=party, changes=changes)
+    if values.get("weight_received_t") is not None and str(batch.route) in chains.INTERMEDIATE_ROUTES:
+        # A lot cannot be corrected below what has already been drawn from it.
+        drawn = chains.drawn_from(session, [batch.id or 0]).get(batch.id or 0, 0)
+        if int(values["weight_received_t"] * 1000) < drawn:
+            raise InvalidInput("waste.chain.below_drawn", field="weight_received_t", number=batch.number, kg=drawn)
     before = snapshot(batch) or {}
     old = {name: before.get(name) for name in values}
     for name, value in values.items():

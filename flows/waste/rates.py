@@ -26,6 +26,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     or_,
+    type_coerce,
 )
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -46,9 +47,9 @@ from flows.waste.targets import (
     project,
     resolve_category_set,
 )
-from models import Declaration, Enterprise, Licence, Manifest, Park, Region, WasteCategory
-from models.enums import UTILISATION_ROUTES, LicenceActivity, ManifestStatus, Route
-from models.quantity import Tonnes
+from models import Declaration, Enterprise, Licence, Manifest, ManifestShare, Park, Region, WasteCategory
+from models.enums import UTILISATION_ROUTES, LicenceActivity, ManifestStatus, Placement, Route
+from models.quantity import Tonnes, TonnesKg
 
 # A batch counts as received once the receiver has weighed it in; a later correction keeps it received
 # (a corrected rejection has no received weight, so summing weight_received_t leaves it out).
@@ -71,6 +72,7 @@ def route_activity() -> ColumnElement[str]:
     return case(
         (route == _sql_text(Route.disposal.value), _sql_text(LicenceActivity.disposal.value)),
         (route == _sql_text(Route.storage.value), _sql_text(LicenceActivity.storage.value)),
+        (route == _sql_text(Route.transfer.value), _sql_text(LicenceActivity.collection.value)),
         else_=_sql_text(LicenceActivity.utilisation.value),
     )
 
@@ -195,27 +197,36 @@ def manifested_sums(
     *,
     narrow: bool = False,
 ) -> dict[tuple[Any, ...], Decimal]:
-    """Tonnes received on utilisation routes by licensed receivers, per group (shipper columns, BATCH_CATEGORY)."""
-    # `narrow`: the scope is a park or an enterprise, whose few batches are best found through the shipper index.
-    # Batches are summed per shipper and category over the batch table alone, and only those sums are joined to
-    # the enterprises, so a region's figure costs one pass over the year's batches and a few thousand lookups.
+    """Tonnes that ended on a utilisation route at a licensed receiver, allocated back through every hop to the
+    first manifests and so to their generators, per group (the generators' columns, BATCH_CATEGORY)."""
+    # The shares are kept on write (flows/waste/chains.py): a direct manifest is its own one share, a chain's final
+    # manifest has one per first manifest it carries. The year and category are those of the first manifest.
+    # `narrow`: the scope is a park or an enterprise, whose few shares are best found through the shipper index.
+    # Shares are summed per generator and category first, and only those sums are joined to the enterprises, so a
+    # region's figure costs one pass over the year's shares and a few thousand lookups.
+    share = ManifestShare.__table__.c  # type: ignore[attr-defined]
     shipped: Any = (
         sa_select(
-            col(Manifest.shipper_id).label("shipper_id"),
-            col(Manifest.category_code).label("category_code"),
-            func.sum(col(Manifest.weight_received_t)).label("tonnes"),
+            share.origin_shipper_id.label("shipper_id"),
+            share.category_code.label("category_code"),
+            type_coerce(func.sum(share.kg), TonnesKg()).label("tonnes"),
         )
-        .where(col(Manifest.category_code).in_(list(codes)), manifest_utilised())
-        .group_by(col(Manifest.shipper_id), col(Manifest.category_code))
+        .join(Manifest, col(Manifest.id) == share.manifest_id)
+        .where(
+            share.placement == _sql_text(Placement.final.value),
+            share.category_code.in_(list(codes)),
+            manifest_utilised(),
+        )
+        .group_by(share.origin_shipper_id, share.category_code)
     )
     if years is not None:
-        shipped = shipped.where(col(Manifest.year).between(*years))
+        shipped = shipped.where(share.origin_year.between(*years))
     if narrow:
-        shipped = shipped.where(col(Manifest.shipper_id).in_(sa_select(col(Enterprise.id)).where(condition)))
+        shipped = shipped.where(share.origin_shipper_id.in_(sa_select(col(Enterprise.id)).where(condition)))
     sub = shipped.subquery("shipped")
     columns = [sub.c.category_code if g is BATCH_CATEGORY else g for g in group]
     query = (
-        sa_select(*columns, func.coalesce(func.sum(sub.c.tonnes), 0))
+        sa_select(*columns, func.coalesce(type_coerce(func.sum(sub.c.tonnes), TonnesKg()), 0))
         .select_from(sub)
         .join(Enterprise, col(Enterprise.id) == sub.c.shipper_id)
         .where(condition)

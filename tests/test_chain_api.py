@@ -1,0 +1,241 @@
+"""Waste chains through the API: sources named on a forwarding, allocation back to the generators in the bottom-up
+figure and the flags, refusals that name the lot, unlinked forwardings flagged, and a manifest's chain.
+
+Every expected figure is worked out by hand from the tonnes the test sends.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from app.settings import Settings
+from flows.access.accounts import system_principal
+from flows.waste import flags, rates
+from models import Declaration, Licence, ManifestDraw
+from models.enums import EnterpriseRole, LicenceActivity
+from tests.browser import serve
+from tests.world import World, add_enterprise, build_world, t
+
+SYSTEM = system_principal()
+CAT = "SW04"  # coal gangue: no other row of the world uses it
+
+
+@pytest.fixture
+def chain_world(session: Session) -> tuple[World, int, int]:
+    w = build_world(session)
+    collector = add_enterprise(session, 10, 101.65, 26.57, EnterpriseRole.collector)
+    plant = add_enterprise(session, 11, 101.66, 26.57, EnterpriseRole.collector)
+    session.add(
+        Licence(
+            enterprise_id=w.e2,
+            category_code=CAT,
+            activity=LicenceActivity.utilisation,
+            capacity_t=t(100_000),
+            licence_no="L-U",
+            valid_from=date(2020, 1, 1),
+        )
+    )
+    for who, used in ((w.e1, 80), (w.e3, 40)):
+        session.add(
+            Declaration(enterprise_id=who, category_code=CAT, year=2024, generated_t=t(200), utilised_t=t(used))
+        )
+    session.commit()
+    return w, collector, plant
+
+
+def _admin(w: World) -> dict[str, str]:
+    return {"Authorization": f"Bearer {w.tokens['admin']}"}
+
+
+def _send(client: TestClient, w: World, shipper: int, receiver: int, tonnes: float, route: str, **extra: Any) -> Any:
+    body = {
+        "shipper_id": shipper,
+        "receiver_id": receiver,
+        "category_code": CAT,
+        "route": route,
+        "weight_dispatched_t": tonnes,
+        "dispatched_at": "2024-06-01T08:00:00+08:00",
+        **extra,
+    }
+    return client.post("/api/v1/manifests", json=body, headers=_admin(w))
+
+
+def _arrive(client: TestClient, w: World, ident: int, tonnes: float) -> None:
+    body = {"weight_received_t": tonnes, "received_at": "2024-06-02T08:00:00+08:00"}
+    answer = client.post(f"/api/v1/manifests/{ident}/receive", json=body, headers=_admin(w))
+    assert answer.status_code == 200, answer.text
+
+
+def _moved(
+    client: TestClient, w: World, shipper: int, receiver: int, tonnes: float, route: str, **extra: Any
+) -> dict[str, Any]:
+    made = _send(client, w, shipper, receiver, tonnes, route, **extra)
+    assert made.status_code == 201, made.text
+    _arrive(client, w, made.json()["id"], tonnes)
+    body: dict[str, Any] = made.json()
+    return body
+
+
+def _by_enterprise(session: Session) -> dict[str, Decimal]:
+    report = rates.utilisation(
+        session=session, principal=SYSTEM, year=2024, region="510000", categories=[CAT], by="enterprise"
+    )
+    # The enterprises that shipped something that ended utilised (a declaring enterprise with none shows 0).
+    return {
+        row.key or "": Decimal(str(row.manifest_utilised_t)) for row in report.rows or [] if row.manifest_utilised_t
+    }
+
+
+def test_a_merge_through_a_collector_is_credited_to_the_generators(
+    client: TestClient, session: Session, chain_world: tuple[World, int, int]
+) -> None:
+    """G1 sends 100 t and G2 50 t to a collector, which sends 120 t to a utiliser: 80 t and 40 t, pro rata."""
+    w, collector, _ = chain_world
+    g1 = _moved(client, w, w.e1, collector, 100, "transfer")
+    g2 = _moved(client, w, w.e3, collector, 50, "transfer")
+    on = _moved(
+        client, w, collector, w.e2, 120, "cement_admixture", sources=[{"number": g1["number"]}, {"id": g2["id"]}]
+    )
+    session.expire_all()
+    assert _by_enterprise(session) == {str(w.e1): 80, str(w.e3): 40}
+    report = rates.utilisation(session=session, principal=SYSTEM, year=2024, region="510000", categories=[CAT])
+    assert report.manifest_utilised_t == 120
+    # Both generators declared what their manifests now show: no false unmatched utilisation.
+    found = flags.list_flags(session=session, principal=SYSTEM, year=2024, kinds="unmatched_utilisation", limit=None)
+    assert not [f for f in found.data if f.evidence.get("category") == CAT]
+
+    chain = client.get(f"/api/v1/manifests/{on['id']}/chain", headers=_admin(w)).json()
+    assert {(x["number"], x["tonnes"], x["placement"]) for x in chain["made_of"]} == {
+        (g1["number"], 80, "final"),
+        (g2["number"], 40, "final"),
+    }
+    assert {(x["number"], x["tonnes"], x["named"]) for x in chain["drew_from"]} == {
+        (g1["number"], 80, True),
+        (g2["number"], 40, True),
+    }
+    first = client.get(f"/api/v1/manifests/{g1['id']}/chain", headers=_admin(w)).json()
+    assert (first["final_t"], first["held_t"], first["transit_t"]) == (80, 20, 0)
+    assert [x["number"] for x in first["drawn_by"]] == [on["number"]]
+
+
+def test_a_pre_treatment_hop_is_counted_once(
+    client: TestClient, session: Session, chain_world: tuple[World, int, int]
+) -> None:
+    w, _, plant = chain_world
+    lot = _moved(client, w, w.e1, plant, 80, "transfer")
+    _moved(client, w, plant, w.e2, 80, "road_base", sources=[{"number": lot["number"]}])
+    session.expire_all()
+    assert _by_enterprise(session) == {str(w.e1): 80}
+
+
+def test_tonnes_named_are_drawn_as_named_and_a_lot_cannot_be_overdrawn(
+    client: TestClient, session: Session, chain_world: tuple[World, int, int]
+) -> None:
+    w, collector, _ = chain_world
+    g1 = _moved(client, w, w.e1, collector, 60, "storage")
+    g2 = _moved(client, w, w.e3, collector, 30, "storage")
+    # 60 t and 30 t held, 45 t sent on without tonnes: 30 t and 15 t.
+    on = _moved(client, w, collector, w.e2, 45, "cement_admixture", sources=[{"id": g1["id"]}, {"id": g2["id"]}])
+    chain = client.get(f"/api/v1/manifests/{on['id']}/chain", headers=_admin(w)).json()
+    assert {x["number"]: x["tonnes"] for x in chain["drew_from"]} == {g1["number"]: 30, g2["number"]: 15}
+    # 30 t of g1's lot are left: 31 t cannot be drawn from it, and the refusal names the lot.
+    refused = _send(
+        client, w, collector, w.e2, 31, "cement_admixture", sources=[{"number": g1["number"], "weight_t": 31}]
+    )
+    assert refused.status_code == 422 and refused.json()["field"] == "sources"
+    assert g1["number"] in refused.json()["detail"]
+    assert refused.json()["code"] == "waste.chain.overdrawn"
+    # A lot of another shipper, or a manifest that went to a final step, cannot be named either.
+    elsewhere = _send(client, w, w.e3, w.e2, 5, "cement_admixture", sources=[{"id": g1["id"]}])
+    assert elsewhere.status_code == 422 and elsewhere.json()["code"] == "waste.chain.no_source"
+    final = _send(client, w, w.e2, collector, 5, "cement_admixture", sources=[{"id": on["id"]}])
+    assert final.status_code == 422 and final.json()["code"] == "waste.chain.source_not_a_lot"
+
+
+def test_a_forwarding_that_names_no_source_draws_on_what_is_held_and_is_flagged(
+    client: TestClient, session: Session, chain_world: tuple[World, int, int]
+) -> None:
+    w, collector, _ = chain_world
+    _moved(client, w, w.e1, collector, 100, "transfer")
+    on = _moved(client, w, collector, w.e2, 70, "cement_admixture")
+    session.expire_all()
+    assert _by_enterprise(session) == {str(w.e1): 70}
+    found = flags.list_flags(session=session, principal=SYSTEM, year=2024, kinds="unlinked_forwarding", limit=None)
+    assert [f.subject for f in found.data] == [f"manifest/{on['id']}"]
+    assert found.data[0].evidence["drawn_t"] == 70
+    chain = client.get(f"/api/v1/manifests/{on['id']}/chain", headers=_admin(w)).json()
+    assert [x["named"] for x in chain["drew_from"]] == [False]
+
+
+def test_a_lot_cannot_be_corrected_below_what_was_drawn_from_it(
+    client: TestClient, session: Session, chain_world: tuple[World, int, int]
+) -> None:
+    w, collector, _ = chain_world
+    lot = _moved(client, w, w.e1, collector, 100, "transfer")
+    _moved(client, w, collector, w.e2, 90, "cement_admixture", sources=[{"id": lot["id"]}])
+    body = {"changes": {"weight_received_t": 80}, "reason": "re-weighed"}
+    refused = client.post(f"/api/v1/manifests/{lot['id']}/correct", json=body, headers=_admin(w))
+    assert refused.status_code == 422 and refused.json()["code"] == "waste.chain.below_drawn"
+    body = {"changes": {"weight_received_t": 95}, "reason": "re-weighed"}
+    assert client.post(f"/api/v1/manifests/{lot['id']}/correct", json=body, headers=_admin(w)).status_code == 200
+    first = client.get(f"/api/v1/manifests/{lot['id']}/chain", headers=_admin(w)).json()
+    assert (first["final_t"], first["held_t"]) == (90, 5)
+
+
+def test_the_handover_is_recorded_and_sealed_at_dispatch(
+    client: TestClient, session: Session, chain_world: tuple[World, int, int]
+) -> None:
+    w, collector, _ = chain_world
+    extra = {"vehicle_plate": "川D12345", "transport_mode": "road", "packaging": "bulk", "weighing": "estimated"}
+    made = _send(client, w, w.e1, collector, 12, "transfer", **extra)
+    assert made.status_code == 201, made.text
+    got = made.json()
+    assert {k: got[k] for k in extra} == extra
+    assert {"vehicle_plate", "transport_mode", "packaging", "weighing"} <= set(got["sealed"])
+    bad = _send(client, w, w.e1, collector, 12, "transfer", transport_mode="airship")
+    assert bad.status_code == 422 and bad.json()["field"] == "transport_mode"
+
+
+def test_two_forwardings_racing_for_one_lot_leave_one_winner(
+    settings: Settings, session: Session, chain_world: tuple[World, int, int]
+) -> None:
+    """100 t held; six requests for 60 t each, released together: one draws, five are refused naming the lot."""
+    w, collector, _ = chain_world
+    with serve(settings) as url, httpx.Client(timeout=120) as client:
+        body = {
+            "shipper_id": w.e1,
+            "receiver_id": collector,
+            "category_code": CAT,
+            "route": "transfer",
+            "weight_dispatched_t": 100,
+            "dispatched_at": "2024-06-01T08:00:00+08:00",
+        }
+        lot = client.post(f"{url}/api/v1/manifests", json=body, headers=_admin(w)).json()
+        received = {"weight_received_t": 100, "received_at": "2024-06-02T08:00:00+08:00"}
+        client.post(f"{url}/api/v1/manifests/{lot['id']}/receive", json=received, headers=_admin(w))
+        onward = {**body, "shipper_id": collector, "receiver_id": w.e2, "route": "cement_admixture"}
+        onward |= {"weight_dispatched_t": 60, "sources": [{"id": lot["id"]}]}
+        barrier = threading.Barrier(6)
+
+        def race(_: int) -> httpx.Response:
+            with httpx.Client(timeout=120) as own:
+                barrier.wait()
+                return own.post(f"{url}/api/v1/manifests", json=onward, headers=_admin(w))
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            answers = list(pool.map(race, range(6)))
+    assert Counter(a.status_code for a in answers) == Counter({201: 1, 422: 5}), [a.text for a in answers]
+    assert {a.json()["code"] for a in answers if a.status_code == 422} == {"waste.chain.overdrawn"}
+    session.expire_all()
+    drawn = session.exec(select(ManifestDraw).where(ManifestDraw.source_id == lot["id"])).all()
+    assert [(d.kg, d.named) for d in drawn] == [(60_000, True)]
