@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from flows.kernel.errors import InvalidInput
-from flows.waste.chains import Hop, Placement, allocate, apportion, check_sources, pro_rata_draws
+from flows.waste.chains import Hop, allocate, apportion, check_sources, pro_rata_draws
+from models.enums import Placement
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 G1, G2, C, P, U, U2, B = 1, 2, 10, 11, 20, 21, 12
