@@ -29,6 +29,7 @@ from flows.kernel.errors import DomainError, InvalidInput
 from flows.kernel.messages import Term
 from flows.kernel.uscc import validate_uscc
 from flows.pages.stats import table_counts
+from flows.waste import chains
 from maps.locate import locate as locate_point
 from maps.parks import create_parks, read_parks_file
 from models import Enterprise
@@ -393,6 +394,23 @@ def user_token(
         _fail(exc.message)
         return
     sys.stdout.write(raw + "\n")
+
+
+# --- the audit log: its signed head exported as an anchor, and verified ------------------------------------------
+
+chains_cli = typer.Typer(
+    help="Waste chains: the allocation of each tonne to its first manifests.", no_args_is_help=True
+)
+cli.add_typer(chains_cli, name="chains")
+
+
+@chains_cli.command("reallocate")
+def chains_reallocate() -> None:
+    """Recompute every chain's draws and shares from the manifests (after an upgrade from before 0008)."""
+    with _session() as session:
+        count = chains.reallocate_all(session)
+        session.commit()
+    err.print(f"{count} manifests allocated", highlight=False)
 
 
 # --- the audit log: its signed head exported as an anchor, and verified ------------------------------------------

@@ -16,12 +16,15 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import delete
 from sqlmodel import Session, select
+from typer.testing import CliRunner
 
+from app.cli import cli
 from app.settings import Settings
 from flows.access.accounts import system_principal
 from flows.waste import flags, rates
-from models import Declaration, Licence, ManifestDraw
+from models import Declaration, Licence, ManifestDraw, ManifestShare
 from models.enums import EnterpriseRole, LicenceActivity
 from tests.browser import serve
 from tests.world import World, add_enterprise, build_world, t
@@ -239,3 +242,19 @@ def test_two_forwardings_racing_for_one_lot_leave_one_winner(
     session.expire_all()
     drawn = session.exec(select(ManifestDraw).where(ManifestDraw.source_id == lot["id"])).all()
     assert [(d.kg, d.named) for d in drawn] == [(60_000, True)]
+
+
+def test_the_command_line_recomputes_every_chain(
+    client: TestClient, session: Session, chain_world: tuple[World, int, int], cli_env: dict[str, str]
+) -> None:
+    w, collector, _ = chain_world
+    lot = _moved(client, w, w.e1, collector, 100, "transfer")
+    _moved(client, w, collector, w.e2, 90, "cement_admixture", sources=[{"id": lot["id"]}])
+    before = _by_enterprise(session)
+    session.execute(delete(ManifestShare))
+    session.commit()
+    assert _by_enterprise(session) == {}
+    result = CliRunner().invoke(cli, ["chains", "reallocate"])
+    assert result.exit_code == 0, result.output
+    session.expire_all()
+    assert _by_enterprise(session) == before == {str(w.e1): 90}
