@@ -25,8 +25,8 @@ from flows.kernel.principal import Principal
 from flows.pages import map as flowmap
 from flows.pages.map import RateClass, RegionRates
 from flows.pages.sankey import SankeyData, default_region, sankey
+from flows.waste.movements import FlowFilter, FlowSum, category_names, flow_years, parse_filter, region_names
 from flows.waste.rates import RateReport
-from flows.waste.transfers import FlowFilter, FlowSum, category_names, flow_years, parse_filter, region_names
 from models.enums import RegionLevel, Route, UserRole
 from models.quantity import json_default
 

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from app.settings import Settings
 from app.web_map import RATE_STYLES
 from flows.pages import map as flowmap
-from flows.waste.transfers import parse_filter
+from flows.waste.movements import parse_filter
 from models import Declaration, Manifest, User
 from models.enums import ManifestStatus, Route
 from tests.browser import DemoSite, browser_page, screenshot, session_cookie_for, sign_in, wait_until

@@ -17,8 +17,8 @@ from app.main import create_app
 from app.settings import Settings
 from flows.pages import map as flowmap
 from flows.pages.map import RateClass, rate_class
+from flows.waste.movements import parse_filter
 from flows.waste.targets import path_value, resolve_category_set
-from flows.waste.transfers import parse_filter
 from models import Declaration, Licence, Manifest
 from models.enums import LicenceActivity, ManifestStatus, Route
 from tests.world import World, build_world, t

@@ -27,8 +27,7 @@ from flows.kernel.errors import Forbidden, InvalidInput, NotFound
 from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
 from flows.waste import rates
-from flows.waste.targets import TargetPoint, resolve_category_set
-from flows.waste.transfers import (
+from flows.waste.movements import (
     FlowFilter,
     FlowSum,
     Receiver,
@@ -40,6 +39,7 @@ from flows.waste.transfers import (
     region_names,
     total,
 )
+from flows.waste.targets import TargetPoint, resolve_category_set
 from maps.geometry import to_geojson
 from models import Enterprise, EnterpriseRoleLink, Manifest, Park, Region
 from models.enums import EnterpriseRole, RegionLevel, UserRole

@@ -1,6 +1,6 @@
 """Sankey diagrams of received tonnes: by category to route, and by origin prefecture to destination prefecture.
 
-The same batches as the flow map (flows/waste/transfers.py): received in the year, at their received weight, visible to
+The same batches as the flow map (flows/waste/movements.py): received in the year, at their received weight, visible to
 the principal, and with one end in the chosen region when one is chosen. Both diagrams add up to the same total.
 """
 
@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement
 from sqlmodel import Session, col
 
 from flows.kernel.principal import Principal
-from flows.waste.transfers import (
+from flows.waste.movements import (
     FlowFilter,
     FlowSum,
     Receiver,
