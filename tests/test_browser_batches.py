@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -155,4 +156,4 @@ def test_log_dispatch_and_receive_a_batch(
     batch = session.get(Manifest, batch_id)
     assert batch is not None
     assert (batch.status, batch.shipper_id, batch.receiver_id) == (ManifestStatus.received, w.e1, w.e2)
-    assert (batch.weight_dispatched_t, batch.weight_received_t) == (12.48, 12.45)
+    assert (batch.weight_dispatched_t, batch.weight_received_t) == (Decimal("12.48"), Decimal("12.45"))
