@@ -133,11 +133,13 @@ ROUTE_ALIASES: dict[str, Route] = {
     "水泥掺合料": Route.cement_admixture,
     "水泥掺和料": Route.cement_admixture,
     "建材": Route.building_materials,
+    "建材制品": Route.building_materials,
     "建筑材料": Route.building_materials,
     "充填": Route.backfill,
     "回填": Route.backfill,
     "路基材料": Route.road_base,
     "金属回收": Route.metal_recovery,
+    "有价金属回收": Route.metal_recovery,
     "其他利用": Route.other_utilisation,
     "处置": Route.disposal,
     "贮存": Route.storage,
@@ -1281,7 +1283,8 @@ class _Manifests(_Importer):
         route = self.routes.get(text) or self.routes.get(_norm(text))
         if route is None:
             if text:
-                routes = ", ".join([r.value for r in Route] + list(ROUTE_ALIASES))
+                # Each route in the reader's words, which the importer also reads (ROUTE_ALIASES).
+                routes = [Term(f"waste.flag.route.{r.value}") for r in Route]
                 bad.append(("route", msg("waste.import.unknown_route", value=_quoted(text), routes=routes)))
             else:
                 bad.append(("route", msg("waste.import.required")))
