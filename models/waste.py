@@ -26,17 +26,6 @@ class DeclarationBase(SQLModel):
     dumped_t: Decimal = Field(default=Decimal(0), ge=0)
 
 
-DECLARED_FIGURES = (
-    "generated_t",
-    "utilised_t",
-    "utilised_prior_t",
-    "disposed_t",
-    "disposed_prior_t",
-    "stored_t",
-    "dumped_t",
-)
-
-
 class Declaration(ExactWeights, DeclarationBase, table=True):
     """An enterprise's annual figures for one waste category: tonnes, stored as whole kilograms."""
 
