@@ -12,6 +12,7 @@ MANIFEST_CASES: list[Case] = [
     Case("GET", "/api/v1/manifests/steps", SIGNED_IN, lambda w: "/api/v1/manifests/steps"),
     Case("GET", "/api/v1/manifests", SIGNED_IN, lambda w: "/api/v1/manifests?year=2024"),
     Case("GET", "/api/v1/manifests/{batch_id}", SEES_E1, lambda w: f"/api/v1/manifests/{w.batch_received}"),
+    Case("GET", "/api/v1/manifests/{batch_id}/chain", SEES_E1, lambda w: f"/api/v1/manifests/{w.batch_received}/chain"),
     Case(
         "POST",
         "/api/v1/manifests",
