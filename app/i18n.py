@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from functools import cache
@@ -39,14 +38,7 @@ def catalogue(lang: str) -> Mapping[str, str]:
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}; known: {', '.join(LANGUAGES)}")
     # The domain's messages (errors, findings, export headers) share the key space with the pages' words.
-    data: dict[str, str] = dict(messages.catalogue(lang))
-    for path in catalogue_files(lang):
-        part: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
-        # Areas keep their own files; a key defined twice would make one of them silently lose.
-        if clash := data.keys() & part.keys():
-            raise ValueError(f"{path}: keys already defined elsewhere: {', '.join(sorted(clash))}")
-        data.update(part)
-    return data
+    return messages.load_catalogues(catalogue_files(lang), into=messages.catalogue(lang))
 
 
 def translate(lang: str, key: str, **params: Any) -> str:

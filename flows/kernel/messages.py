@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -21,19 +21,23 @@ def catalogue_files(lang: str) -> list[Path]:
     return sorted(path for pattern in patterns for path in _ROOT.glob(f"{pattern}/{lang}.json"))
 
 
+def load_catalogues(paths: Iterable[Path], into: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Flat JSON catalogues merged into one; a key defined twice is an error, as one of them would silently lose."""
+    data: dict[str, str] = dict(into or {})
+    for path in paths:
+        part: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
+        if clash := data.keys() & part.keys():
+            raise ValueError(f"{path}: keys already defined elsewhere: {', '.join(sorted(clash))}")
+        data.update(part)
+    return data
+
+
 @cache
 def catalogue(lang: str) -> Mapping[str, str]:
     """The domain messages of one language, read once."""
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}; known: {', '.join(LANGUAGES)}")
-    data: dict[str, str] = {}
-    for path in catalogue_files(lang):
-        part: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
-        # Each room keeps its own file; a code defined twice would make one of them silently lose.
-        if clash := data.keys() & part.keys():
-            raise ValueError(f"{path}: codes already defined elsewhere: {', '.join(sorted(clash))}")
-        data.update(part)
-    return data
+    return load_catalogues(catalogue_files(lang))
 
 
 class Term(str):

@@ -28,19 +28,20 @@ from flows.kernel.messages import Message, Term, msg, plain
 from flows.waste.manifests import WEIGHT_TOLERANCE
 from flows.waste.rates import (
     RECEIVED_STATUSES,
+    SHARES,
     RateBy,
     Sums,
+    allocated_utilised,
     declared_sums,
     licensed_receiver,
-    manifest_utilised,
     names,
     rate_of,
     route_activity,
     scope_condition_for_batches,
 )
 from flows.waste.targets import resolve_category_set
-from models import Declaration, Enterprise, Licence, Manifest, ManifestDraw, ManifestShare
-from models.enums import LicenceActivity, ManifestStatus, Placement
+from models import Declaration, Enterprise, Licence, Manifest, ManifestDraw
+from models.enums import LicenceActivity, ManifestStatus
 from models.quantity import TonnesKg
 
 
@@ -290,17 +291,11 @@ def _own_licence_in_year(activity: str) -> ColumnElement[bool]:
 def _unmatched_query(ctx: _Ctx) -> Select[Any]:
     # What ended utilised, allocated back through every hop to the generators (rates.manifested_sums does the same):
     # waste sent through a collector counts for the generator, not for the collector.
-    share = ManifestShare.__table__.c  # type: ignore[attr-defined]
-    shipped_query: Any = (
-        sa_select(
-            share.origin_shipper_id.label("enterprise_id"),
-            share.category_code.label("category_code"),
-            share.origin_year.label("year"),
-            type_coerce(func.sum(share.kg), TonnesKg()).label("manifest_t"),
-        )
-        .join(Manifest, col(Manifest.id) == share.manifest_id)
-        .where(share.placement == Placement.final.value, manifest_utilised())
-        .group_by(share.origin_shipper_id, share.category_code, share.origin_year)
+    share = SHARES.c
+    shipped_query: Any = allocated_utilised(
+        share.origin_shipper_id.label("enterprise_id"),
+        share.category_code.label("category_code"),
+        share.origin_year.label("year"),
     )
     if ctx.year is not None:
         shipped_query = shipped_query.where(share.origin_year == ctx.year)
@@ -309,7 +304,7 @@ def _unmatched_query(ctx: _Ctx) -> Select[Any]:
     if ctx.scope.narrow:
         shipped_query = shipped_query.where(scope_condition_for_batches(ctx.scope.condition, share.origin_shipper_id))
     shipped = shipped_query.subquery()
-    manifest_t = func.coalesce(shipped.c.manifest_t, 0)
+    manifest_t = func.coalesce(shipped.c.tonnes, 0)
     gap = col(Declaration.utilised_t) - manifest_t
     allowed = _larger(col(Declaration.utilised_t) * ctx.tol.unmatched_rel, ctx.tol.unmatched_abs_t)
     return (

@@ -108,6 +108,22 @@ def exact_rate(
     return Fraction(utilised_t) / denominator if denominator > 0 else None
 
 
+SHARES = ManifestShare.__table__  # type: ignore[attr-defined]
+
+
+def allocated_utilised(*group: Any) -> Any:
+    """Tonnes (as `tonnes`) that ended on a utilisation route at a licensed receiver, allocated back to the first
+    manifests (flows/waste/chains.py), grouped by columns of manifest_share: the one bottom-up query of rates and flags.
+    """
+    share = SHARES.c
+    return (
+        sa_select(*group, type_coerce(func.sum(share.kg), TonnesKg()).label("tonnes"))
+        .join(Manifest, col(Manifest.id) == share.manifest_id)
+        .where(share.placement == _sql_text(Placement.final.value), manifest_utilised())
+        .group_by(*group)
+    )
+
+
 def rate_of(generated_t: Decimal | int, utilised_t: Decimal | int, utilised_prior_t: Decimal | int) -> float | None:
     """The exact rate as the double nearest to it: sums are whole kilograms (below 1e15), so any two different
     rates, or a rate and a target, are further apart than a double can blur, and comparisons stay exact."""
@@ -204,21 +220,10 @@ def manifested_sums(
     # `narrow`: the scope is a park or an enterprise, whose few shares are best found through the shipper index.
     # Shares are summed per generator and category first, and only those sums are joined to the enterprises, so a
     # region's figure costs one pass over the year's shares and a few thousand lookups.
-    share = ManifestShare.__table__.c  # type: ignore[attr-defined]
-    shipped: Any = (
-        sa_select(
-            share.origin_shipper_id.label("shipper_id"),
-            share.category_code.label("category_code"),
-            type_coerce(func.sum(share.kg), TonnesKg()).label("tonnes"),
-        )
-        .join(Manifest, col(Manifest.id) == share.manifest_id)
-        .where(
-            share.placement == _sql_text(Placement.final.value),
-            share.category_code.in_(list(codes)),
-            manifest_utilised(),
-        )
-        .group_by(share.origin_shipper_id, share.category_code)
-    )
+    share = SHARES.c
+    shipped: Any = allocated_utilised(
+        share.origin_shipper_id.label("shipper_id"), share.category_code.label("category_code")
+    ).where(share.category_code.in_(list(codes)))
     if years is not None:
         shipped = shipped.where(share.origin_year.between(*years))
     if narrow:
