@@ -343,17 +343,7 @@ def _hops(session: Session, ids: set[int]) -> tuple[list[Hop], dict[int, Any]]:
             if source_id in moving:
                 sources.setdefault(manifest_id, []).append((source_id, _kg(weight)))
     hops = [
-        Hop(
-            id=r.id,
-            shipper_id=r.shipper_id,
-            receiver_id=r.receiver_id,
-            category_code=r.category_code,
-            route=str(r.route),
-            dispatched_kg=_kg(r.weight_dispatched_t) or 0,
-            received_kg=_kg(r.weight_received_t) if str(r.status) in ARRIVED else None,
-            dispatched_at=stored_utc(r.dispatched_at or r.created_at),
-            sources=tuple(sorted(sources.get(r.id, ()))),
-        )
+        hop_of(r, sorted(sources.get(r.id, ())))
         for r in rows
         # A corrected refusal arrived nowhere: it moves nothing.
         if not (str(r.status) in ARRIVED and r.weight_received_t is None)
@@ -435,8 +425,8 @@ def drawn_from(session: Session, source_ids: Sequence[int], *, besides: int | No
     return {int(source): int(kg) for source, kg in session.execute(query)}
 
 
-def hop_of(row: Manifest, sources: Sequence[tuple[int, int | None]] = ()) -> Hop:
-    """A stored manifest as the allocation sees it."""
+def hop_of(row: Manifest | Any, sources: Sequence[tuple[int, int | None]] = ()) -> Hop:
+    """A stored manifest (or a row with its columns) as the allocation sees it."""
     arrived = str(row.status) in ARRIVED
     return Hop(
         id=row.id or 0,
