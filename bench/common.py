@@ -19,6 +19,7 @@ from sqlmodel import Session, col
 
 from app.setup import upgrade_database
 from flows.kernel.uscc import make_uscc
+from flows.waste import chains
 from flows.waste.reference import SICHUAN_TARGET_CATEGORIES
 from models import Declaration, Enterprise, Licence, Manifest, Region
 from models.db import make_engine
@@ -126,9 +127,10 @@ def fill_province(
         if key in seen:
             continue
         seen.add(key)
-        generated = rng.lognormvariate(8, 1.5)
-        utilised = generated * rng.uniform(0.4, 0.95)
-        prior = utilised * rng.uniform(0, 0.1)
+        # Weights are whole kilograms (models/quantity.py): three decimals in tonnes.
+        generated = round(rng.lognormvariate(8, 1.5), 3)
+        utilised = round(generated * rng.uniform(0.4, 0.95), 3)
+        prior = round(utilised * rng.uniform(0, 0.1), 3)
         decls.append(
             {
                 "enterprise_id": key[0],
@@ -139,7 +141,7 @@ def fill_province(
                 "utilised_prior_t": prior,
                 "disposed_t": 0.0,
                 "disposed_prior_t": 0.0,
-                "stored_t": generated - (utilised - prior),
+                "stored_t": round(generated - (utilised - prior), 3),
                 "dumped_t": 0.0,
             }
         )
@@ -151,7 +153,7 @@ def fill_province(
         if receiver == shipper:
             receiver = utilisers[(utilisers.index(receiver) + 1) % len(utilisers)]
         sent = start + timedelta(minutes=rng.randrange(5 * 365 * 24 * 60))
-        weight = rng.uniform(5, 60)
+        weight = round(rng.uniform(5, 60), 3)
         batches.append(
             {
                 "id": i,
@@ -163,7 +165,7 @@ def fill_province(
                 "year": sent.year,
                 "status": ManifestStatus.received.value,
                 "weight_dispatched_t": weight,
-                "weight_received_t": weight * rng.uniform(0.98, 1.01),
+                "weight_received_t": round(weight * rng.uniform(0.98, 1.01), 3),
                 "dispatched_at": sent,
                 "received_at": sent + timedelta(hours=6),
                 "created_at": sent,
@@ -177,6 +179,10 @@ def fill_province(
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT setval('enterprise_id_seq', (SELECT max(id) FROM enterprise))"))
             conn.execute(text("SELECT setval('transfer_batch_id_seq', (SELECT max(id) FROM transfer_batch))"))
+    # Inserted in bulk: every manifest's share (its own, as none goes through an intermediary) is computed here.
+    with Session(engine) as session:
+        chains.reallocate_all(session)
+        session.commit()
     with engine.begin() as conn:
         conn.execute(text("ANALYZE"))
     if engine.dialect.name == "sqlite":
