@@ -199,6 +199,10 @@ KINDS: tuple[Kind, ...] = (
          (("510402", 1), ("510682", 1), ("511502", 1), ("510903", 1), ("511102", 1), ("510113", 1), ("510502", 1),
           ("511702", 1), ("510302", 1), ("511002", 1)),
          accepts=("SW01", "SW02", "SW03", "SW04", "SW06", "SW10", "SW11", "SW16", "SW59"), route=Route.storage),
+    # Pre-treatment plants (crushing, sorting, drying) that forward what they receive to utilisers: route transfer.
+    Kind("pretreat", (R.collector,), "固废预处理", "Solid Waste Pre-treatment",
+         (("pzh_vti", 1), ("qingbaijiang", 1), ("shifang", 1), ("511502", 1), ("510411", 1)),
+         accepts=("SW01", "SW02", "SW03", "SW10", "SW11"), route=Route.transfer),
     Kind("carrier", (R.transporter,), "物流", "Logistics",
          (("510402", 1), ("513401", 1), ("510682", 1), ("511502", 1), ("510903", 1), ("511102", 1), ("510113", 1),
           ("510502", 1), ("511702", 1), ("510302", 1), ("511002", 1), ("511602", 1), ("510781", 1), ("511402", 1),

@@ -56,6 +56,7 @@ from models import (
     EnterpriseRoleLink,
     Licence,
     Manifest,
+    ManifestSource,
     Park,
     RecoveryReport,
     Region,
@@ -63,6 +64,7 @@ from models import (
     WhitelistEntry,
 )
 from models.enums import (
+    INTERMEDIATE_ROUTES,
     BatteryEventType,
     BatteryLevel,
     BatteryState,
@@ -71,6 +73,8 @@ from models.enums import (
     ManifestStatus,
     RegionLevel,
     Route,
+    TransportMode,
+    Weighing,
     WhitelistKind,
 )
 
@@ -94,6 +98,13 @@ _VIN_YEAR = dict(zip(range(2010, 2026), "ABCDEFGHJKLMNPRS", strict=True))
 
 # Lots a year on one route, by tonnes a year: weekly for the biggest flows, down to two a year.
 _LOTS_PER_YEAR = ((600_000, 52), (200_000, 24), (30_000, 12), (6_000, 6), (1_000, 4), (0, 2))
+# Sichuan plate letters by prefecture: 川A Chengdu, 川D Panzhihua, and so on.
+_PLATE_LETTERS = {
+    "510100": "A", "510300": "C", "510400": "D", "510500": "E", "510600": "F", "510700": "B", "510800": "H",
+    "510900": "J", "511000": "K", "511100": "L", "511300": "R", "511400": "Z", "511500": "Q", "511600": "X",
+    "511700": "S", "511800": "T", "511900": "Y", "512000": "M", "513200": "U", "513300": "V", "513400": "W",
+}  # fmt: skip
+_BAGGED = frozenset({"SW07", "SW13", "SW16", "SW59"})  # sludges, residues and the like go in tonne bags
 _STRAY_ROUTES = frozenset({Route.building_materials, Route.cement_admixture, Route.road_base, Route.backfill})
 
 PACK_COUNTS = {"ctp": 90, "modular": 200, "micro": 40}  # cell-to-pack, packs of modules, micro-car packs with cells
@@ -255,6 +266,10 @@ class _Batch:
     route: Route
     planned: datetime
     weight: float
+    keep: bool = False  # a lot another manifest draws from: it arrives whole, no planted fault
+    # A forwarding by an intermediary: the lots it draws from (index in batches, tonnes or None for pro rata);
+    # None for a first manifest, an empty list for a forwarding that names no source.
+    sources: list[tuple[int, float | None]] | None = None
 
 
 @dataclass
@@ -299,6 +314,7 @@ class _Demo:
         self.ents: list[_Ent] = []
         self.decls: list[_Decl] = []
         self.batches: list[_Batch] = []
+        self.row_of: dict[int, int] = {}  # batch index -> position among the manifest rows
         self.batteries: list[_Bat] = []
         self.serials: dict[tuple[str, date], int] = {}
         self.counties: dict[str, BaseGeometry] = {}
@@ -579,9 +595,12 @@ class _Demo:
         rng = self.rng
         utilisers = self.with_role(EnterpriseRole.utiliser)
         disposers = self.with_role(EnterpriseRole.disposer)
-        collectors = self.with_role(EnterpriseRole.collector)
+        collectors = [c for c in self.with_role(EnterpriseRole.collector) if c.kind.route is Route.storage]
+        pretreaters = self.of_kind("pretreat")
         carriers = self.with_role(EnterpriseRole.transporter)
-        links: dict[tuple[int, str], tuple[list[tuple[_Ent, float]], _Ent | None, _Ent | None, _Ent, list[_Ent]]] = {}
+        links: dict[
+            tuple[int, str], tuple[list[tuple[_Ent, float]], _Ent | None, _Ent | None, _Ent | None, _Ent, list[_Ent]]
+        ] = {}
         for d in self.decls:
             key = (d.ent.n, d.cat)
             if key not in links:
@@ -602,14 +621,20 @@ class _Demo:
                         iter(self.nearest(d.ent, [x for x in collectors if d.cat in x.kind.accepts], 1)), None
                     )
                 stray = self.nearest(d.ent, unlicensed, 3)[rng.randrange(3)]
-                links[key] = (shares, disposer, collector, stray, self.nearest(d.ent, carriers, 3))
-            shares, disposer, collector, stray, fleet = links[key]
+                plant = next(iter(self.nearest(d.ent, [x for x in pretreaters if d.cat in x.kind.accepts], 1)), None)
+                if plant is not None and _km(d.ent.point, plant.point) > 150:
+                    plant = None
+                links[key] = (shares, disposer, collector, plant, stray, self.nearest(d.ent, carriers, 3))
+            shares, disposer, collector, plant, stray, fleet = links[key]
             offsite = d.utilised * (1 - d.ent.kind.in_house)
             to_collector = offsite * 0.08 if collector else 0.0
+            to_plant = offsite * 0.2 if plant else 0.0
             for receiver, share in shares:
-                self._lots(d, receiver, (offsite - to_collector) * share, receiver.kind.route, fleet, stray)
+                self._lots(d, receiver, (offsite - to_collector - to_plant) * share, receiver.kind.route, fleet, stray)
             if collector:
                 self._lots(d, collector, to_collector, Route.storage, fleet, None)
+            if plant:
+                self._lots(d, plant, to_plant, Route.transfer, fleet, None)
             if disposer:
                 self._lots(d, disposer, d.disposed * d.ent.kind.offsite_disposal, Route.disposal, fleet, None)
 
@@ -635,6 +660,50 @@ class _Demo:
                 _Batch(d.ent, to, carrier, d.cat, route or Route.other_utilisation, _at(day, rng, 6, 19), r * scale)
             )
 
+    def make_forwardings(self) -> None:
+        """Intermediaries send on what they received, month by month: collectors first, then pre-treatment plants."""
+        rng = self.rng
+        utilisers = self.with_role(EnterpriseRole.utiliser)
+        plants = self.of_kind("pretreat")
+        unlinked: tuple[int, int] | None = None  # (collector, group) whose forwarding names no source
+        for stage in ("collector", "pretreat"):
+            for ent in self.of_kind(stage):
+                incoming: dict[tuple[str, int, int], list[int]] = {}
+                for i, b in enumerate(self.batches):
+                    if b.receiver is ent and b.route in INTERMEDIATE_ROUTES:
+                        incoming.setdefault((b.cat, b.planned.year, b.planned.month), []).append(i)
+                for g, ((cat, year, _month), lots) in enumerate(sorted(incoming.items())):
+                    last = max(self.batches[i].planned for i in lots)
+                    planned = last + timedelta(days=rng.randint(7, 20), hours=rng.randint(0, 8))
+                    if planned > DEMO_NOW - timedelta(days=10):
+                        continue  # still held at the end of the demo
+                    licensed = [u for u in utilisers if cat in u.kind.accepts]
+                    onward = [p for p in plants if cat in p.kind.accepts]
+                    if stage == "collector" and onward and rng.random() < 0.25:
+                        to, route = self.nearest(ent, onward, 1)[0], Route.transfer  # a second intermediary
+                    else:
+                        to = self.nearest(ent, licensed, 2)[rng.randrange(min(2, len(licensed)))]
+                        route = to.kind.route or Route.other_utilisation
+                    # Collectors keep a tenth in store; pre-treatment loses a little moisture and fines.
+                    factor = 0.9 if stage == "collector" else rng.uniform(0.93, 0.98)
+                    named = stage == "pretreat" or rng.random() < 0.35
+                    sources: list[tuple[int, float | None]] = [
+                        (i, round(self.batches[i].weight * factor, 2) if named else None) for i in lots
+                    ]
+                    weight = (
+                        sum(t for _i, t in sources if t is not None)
+                        if named
+                        else (sum(self.batches[i].weight for i in lots) * factor)
+                    )
+                    for i in lots:
+                        self.batches[i].keep = True
+                    if stage == "collector" and unlinked is None and year == 2024:
+                        unlinked, sources = (ent.n, g), []  # forwarded without naming its lots: audit fodder
+                    carrier = self.nearest(ent, self.with_role(EnterpriseRole.transporter), 1)[0]
+                    self.batches.append(
+                        _Batch(ent, to, carrier, cat, route, planned, weight, keep=True, sources=sources)
+                    )
+
     def batch_rows(self) -> list[dict[str, Any]]:
         rng = self.rng
         order = sorted(range(len(self.batches)), key=lambda i: (self.batches[i].planned, i))
@@ -654,7 +723,9 @@ class _Demo:
             received: float | None = weight
             reason = None
             roll = rng.random()
-            if b.planned > DEMO_NOW - timedelta(days=6):
+            if b.keep:
+                received = round(weight * (1 + rng.gauss(0, 0.003)), 2)  # drawn from later: arrives whole
+            elif b.planned > DEMO_NOW - timedelta(days=6):
                 if b.planned > DEMO_NOW or roll < 0.5:
                     status, dispatched_at, received_at, received = ManifestStatus.draft, None, None, None
                 else:
@@ -674,6 +745,7 @@ class _Demo:
                 received = round(weight * (1 - gap), 2)
             else:
                 received = round(weight * (1 + rng.gauss(0, 0.003)), 2)
+            self.row_of[i] = len(rows)
             rows.append(
                 {
                     "shipper_id": b.shipper.id,
@@ -689,8 +761,44 @@ class _Demo:
                     "received_at": _utc(received_at) if received_at else None,
                     "rejection_reason": reason,
                     "created_at": _utc(created),
+                    **(self._handover(b, weight) if dispatched_at else {}),
                 }
             )
+        return rows
+
+    def _handover(self, b: _Batch, weight: float) -> dict[str, Any]:
+        """What the handover records: plate, mode, packaging, and whether the lot was weighed."""
+        rng = self.rng
+        km = _km(b.shipper.point, b.receiver.point)
+        if b.shipper.park_id is not None and b.shipper.park_id == b.receiver.park_id and km < 3:
+            mode = TransportMode.conveyor  # a belt to the neighbour in the same park
+        elif km > 150 and weight > 5_000:
+            mode = TransportMode.rail
+        else:
+            mode = TransportMode.road
+        letter = _PLATE_LETTERS.get(b.shipper.prefecture, "A")
+        plate = f"川{letter}" + "".join(rng.choice("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(5))
+        return {
+            "vehicle_plate": plate if mode is TransportMode.road else None,
+            "transport_mode": mode,
+            "packaging": "散装" if b.cat not in _BAGGED else "吨袋",
+            "weighing": Weighing.estimated
+            if mode is TransportMode.conveyor or rng.random() < 0.03
+            else Weighing.weighed,
+        }
+
+    def source_rows(self, ids: list[int]) -> list[dict[str, Any]]:
+        """The lots each forwarding names, against the ids its rows were given."""
+        rows: list[dict[str, Any]] = []
+        for i, b in enumerate(self.batches):
+            for source, tonnes in b.sources or ():
+                rows.append(
+                    {
+                        "manifest_id": ids[self.row_of[i]],
+                        "source_id": ids[self.row_of[source]],
+                        "weight_t": tonnes,
+                    }
+                )
         return rows
 
     # --- licences and whitelist ----------------------------------------------------------------------------------
@@ -700,6 +808,7 @@ class _Demo:
         activity_of = {
             Route.disposal: LicenceActivity.disposal,
             Route.storage: LicenceActivity.storage,
+            Route.transfer: LicenceActivity.collection,
         }
         received: dict[tuple[int, str, LicenceActivity], dict[int, float]] = {}
         for b in self.batches:
@@ -1215,6 +1324,7 @@ def load_demo(*, session: Session, seed: int = 2024, progress: Progress | None =
     demo.make_enterprises()
     demo.make_declarations()
     demo.make_batches()
+    demo.make_forwardings()
     licences = demo.licence_rows()
     _insert_plain(session, Licence, licences, "licences", progress)
     whitelist = demo.whitelist_rows()
@@ -1229,7 +1339,9 @@ def load_demo(*, session: Session, seed: int = 2024, progress: Progress | None =
     for year, rows in by_year.items():
         for row, number in zip(rows, reserve_numbers(session, year, len(rows)), strict=True):
             row["number"] = number
-    _insert_plain(session, Manifest, batches, "manifests", progress)
+    ids = _insert(session, Manifest, col(Manifest.id), batches, "manifests", progress)
+    sources = demo.source_rows(ids)
+    _insert_plain(session, ManifestSource, sources, "manifest sources", progress)
     chains.reallocate_all(session)  # inserted in bulk: their shares are computed here rather than on each flush
     demo.make_batteries()
     for level in (BatteryLevel.pack, BatteryLevel.module, BatteryLevel.cell):

@@ -110,12 +110,12 @@ def pro_rata_draws(hop: Hop, received: Mapping[int, int]) -> dict[int, int]:
 def allocate(hops: Iterable[Hop]) -> Allocation:
     """Allocate every manifest of a closed set of chains to its original manifests (see the module's text)."""
     ordered = _in_order(list(hops))
-    by_id = {hop.id: hop for hop in ordered}
     received = {hop.id: hop.received_kg or 0 for hop in ordered}
     held: dict[int, dict[int, int]] = {}  # lot (intermediate manifest) -> origin -> kilograms still held
+    stock: dict[tuple[int, str], list[int]] = {}  # (intermediary, category) -> its lots, in the order they came
     result = Allocation()
     for hop in ordered:
-        composition = _composition(hop, by_id, received, held, result)
+        composition = _composition(hop, received, held, stock.get((hop.shipper_id, hop.category_code), []), result)
         arrived = hop.received_kg
         if arrived is None:
             _place(result, hop.id, composition, Placement.transit)
@@ -126,6 +126,7 @@ def allocate(hops: Iterable[Hop]) -> Allocation:
             composition = apportion(arrived, composition)
         if hop.intermediate:
             held[hop.id] = dict(composition)
+            stock.setdefault((hop.receiver_id, hop.category_code), []).append(hop.id)
         else:
             _place(result, hop.id, composition, Placement.final)
     for lot, composition in held.items():
@@ -158,22 +159,16 @@ def _in_order(hops: list[Hop]) -> list[Hop]:
 
 def _composition(
     hop: Hop,
-    by_id: Mapping[int, Hop],
     received: Mapping[int, int],
     held: dict[int, dict[int, int]],
+    stock: list[int],
     result: Allocation,
 ) -> dict[int, int]:
     if hop.sources:
         draws = pro_rata_draws(hop, received)
     else:
         # No source named: from the shipper's lots of this category still held when it left, if it holds any.
-        lots = [
-            lot
-            for lot, left in held.items()
-            if by_id[lot].receiver_id == hop.shipper_id
-            and by_id[lot].category_code == hop.category_code
-            and sum(left.values()) > 0
-        ]
+        lots = [lot for lot in stock if sum(held[lot].values()) > 0]
         if not lots:
             return {hop.id: hop.received_kg if hop.received_kg is not None else hop.dispatched_kg}
         result.unlinked.add(hop.id)
@@ -285,63 +280,75 @@ def _related(session: Session, ids: set[int]) -> set[int]:
                     col(m.id).in_(batch)
                 )
             ).all()
-        # An intermediary's lots of a category and everything it sent of that category draw on one another.
+        # A forwarding that names no lot draws on whatever its shipper held of that category: where an intermediary
+        # sent any such, its lots of the category and everything it sent of it draw on one another. Forwardings that
+        # name their lots are linked above, so an intermediary that always names them needs no more than that.
         pairs = {(r.receiver_id, r.category_code) for r in rows if r.route in LOT_ROUTES}
         pairs |= {(r.shipper_id, r.category_code) for r in rows}
         pairs -= seen_pairs
         if pairs:
             seen_pairs |= pairs
-            key = tuple_(col(m.receiver_id), col(m.category_code))
             ordered = sorted(pairs)
             lots: list[Any] = []
             for start in range(0, len(ordered), CHUNK):
                 lots += session.execute(
                     sa_select(col(m.id), col(m.receiver_id), col(m.category_code)).where(
-                        key.in_(ordered[start : start + CHUNK]), col(m.route).in_(LOT_ROUTES)
+                        tuple_(col(m.receiver_id), col(m.category_code)).in_(ordered[start : start + CHUNK]),
+                        col(m.route).in_(LOT_ROUTES),
                     )
                 ).all()
             holders = sorted({(r.receiver_id, r.category_code) for r in lots})
-            linked.update(r.id for r in lots)
+            source = _table(ManifestSource).c
+            unnamed: list[Any] = []
             for start in range(0, len(holders), CHUNK):
-                sent = session.execute(
-                    sa_select(col(m.id)).where(
-                        tuple_(col(m.shipper_id), col(m.category_code)).in_(holders[start : start + CHUNK])
+                unnamed += session.execute(
+                    sa_select(col(m.id), col(m.shipper_id), col(m.category_code)).where(
+                        tuple_(col(m.shipper_id), col(m.category_code)).in_(holders[start : start + CHUNK]),
+                        ~sa_select(source.manifest_id).where(source.manifest_id == col(m.id)).exists(),
                     )
-                ).scalars()
-                linked.update(sent)
+                ).all()
+            drawing = {(r.shipper_id, r.category_code) for r in unnamed}
+            linked.update(r.id for r in lots if (r.receiver_id, r.category_code) in drawing)
+            linked.update(r.id for r in unnamed)
         frontier = linked - found
         found |= frontier
     return found
 
 
-def _hops(session: Session, ids: set[int]) -> tuple[list[Hop], dict[int, Any]]:
+def _hops(session: Session, ids: set[int] | None) -> tuple[list[Hop], dict[int, Any]]:
+    """The hops of these manifests (of every manifest for None) that moved, with the rows they were read from."""
     m = Manifest
+    columns = sa_select(
+        col(m.id),
+        col(m.shipper_id),
+        col(m.receiver_id),
+        col(m.category_code),
+        col(m.route),
+        col(m.status),
+        col(m.year),
+        col(m.weight_dispatched_t),
+        col(m.weight_received_t),
+        col(m.dispatched_at),
+        col(m.created_at),
+    ).where(col(m.status).in_(MOVED))
     rows: list[Any] = []
-    for batch in _chunks(ids):
-        rows += session.execute(
-            sa_select(
-                col(m.id),
-                col(m.shipper_id),
-                col(m.receiver_id),
-                col(m.category_code),
-                col(m.route),
-                col(m.status),
-                col(m.year),
-                col(m.weight_dispatched_t),
-                col(m.weight_received_t),
-                col(m.dispatched_at),
-                col(m.created_at),
-            ).where(col(m.id).in_(batch), col(m.status).in_(MOVED))
-        ).all()
+    s = _table(ManifestSource).c
+    pairs: list[Any] = []
+    if ids is None:
+        rows = list(session.execute(columns))
+        pairs = list(session.execute(sa_select(s.manifest_id, s.source_id, s.weight_t)))
+    else:
+        for batch in _chunks(ids):
+            rows += session.execute(columns.where(col(m.id).in_(batch))).all()
+        for batch in _chunks({r.id for r in rows}):
+            pairs += session.execute(
+                sa_select(s.manifest_id, s.source_id, s.weight_t).where(s.manifest_id.in_(batch))
+            ).all()
     moving = {r.id for r in rows}
     sources: dict[int, list[tuple[int, int | None]]] = {}
-    s = _table(ManifestSource).c
-    for batch in _chunks(moving):
-        for manifest_id, source_id, weight in session.execute(
-            sa_select(s.manifest_id, s.source_id, s.weight_t).where(s.manifest_id.in_(batch))
-        ):
-            if source_id in moving:
-                sources.setdefault(manifest_id, []).append((source_id, _kg(weight)))
+    for manifest_id, source_id, weight in pairs:
+        if manifest_id in moving and source_id in moving:
+            sources.setdefault(manifest_id, []).append((source_id, _kg(weight)))
     hops = [
         hop_of(r, sorted(sources.get(r.id, ())))
         for r in rows
@@ -362,9 +369,12 @@ def reallocate(session: Session, manifest_ids: Iterable[int]) -> Allocation:
     return result
 
 
-def _store(session: Session, ids: set[int], result: Allocation, rows: dict[int, Any]) -> None:
+def _store(session: Session, ids: set[int] | None, result: Allocation, rows: dict[int, Any]) -> None:
+    """Replace the draws and shares of these manifests (of all for None) with the ones allocated."""
     for t in (_table(ManifestShare), _table(ManifestDraw)):
-        for batch in _chunks(ids):
+        if ids is None:
+            session.execute(delete(t))
+        for batch in _chunks(ids or ()):
             session.execute(delete(t).where(t.c.manifest_id.in_(batch)))
     shares = [
         {
@@ -383,37 +393,16 @@ def _store(session: Session, ids: set[int], result: Allocation, rows: dict[int, 
         for forwarding, taken in result.draws.items()
         for source, kg in taken.items()
     ]
-    if shares:
-        session.execute(insert(_table(ManifestShare)), shares)
-    if draws:
-        session.execute(insert(_table(ManifestDraw)), draws)
+    for table, values in ((_table(ManifestShare), shares), (_table(ManifestDraw), draws)):
+        for start in range(0, len(values), 20_000):
+            session.execute(insert(table), values[start : start + 20_000])
 
 
 def reallocate_all(session: Session) -> int:
-    """Recompute every chain (after an upgrade, a bulk load or a repair); returns the manifests allocated."""
-    m = Manifest
-    every = set(session.execute(sa_select(col(m.id))).scalars())
-    done: set[int] = set()
-    count = 0
-    # Chains are found from intermediaries outwards; everything else is its own first manifest.
-    named = sa_select(_table(ManifestSource).c.manifest_id)
-    starts = set(
-        session.execute(sa_select(col(m.id)).where(or_(col(m.route).in_(LOT_ROUTES), col(m.id).in_(named)))).scalars()
-    )
-    for start in sorted(starts):
-        if start in done:
-            continue
-        ids = _related(session, {start})
-        hops, rows = _hops(session, ids)
-        _store(session, ids, allocate(hops), rows)
-        done |= ids
-        count += len(hops)
-    for chunk in _chunks(every - done):
-        part = set(chunk)
-        hops, rows = _hops(session, part)
-        _store(session, part, allocate(hops), rows)
-        count += len(hops)
-    return count
+    """Recompute every chain at once (after an upgrade, a bulk load or a repair); returns the manifests allocated."""
+    hops, rows = _hops(session, None)
+    _store(session, None, allocate(hops), rows)
+    return len(hops)
 
 
 def drawn_from(session: Session, source_ids: Sequence[int], *, besides: int | None = None) -> dict[int, int]:
