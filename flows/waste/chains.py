@@ -26,6 +26,7 @@ from sqlmodel import Session, col
 
 from flows.kernel.clock import stored_utc
 from flows.kernel.errors import InvalidInput
+from flows.kernel.messages import Term
 from flows.kernel.quantity import tonnes as kg_as_tonnes
 from models import Manifest, ManifestDraw, ManifestShare, ManifestSource
 from models.enums import INTERMEDIATE_ROUTES as INTERMEDIATE
@@ -251,7 +252,8 @@ def check_sources(hop: Hop, sources: Sequence[Hop], drawn_before: Mapping[int, i
     not received, or drawn beyond what it received; the kilograms drawn from each."""
     for source in sources:
         if not source.intermediate:
-            raise InvalidInput("waste.chain.source_not_a_lot", field="sources", source=source.id, route=source.route)
+            route = Term(f"waste.flag.route.{source.route}")  # in the reader's words
+            raise InvalidInput("waste.chain.source_not_a_lot", field="sources", source=source.id, route=route)
         if source.receiver_id != hop.shipper_id:
             raise InvalidInput("waste.chain.source_elsewhere", field="sources", source=source.id)
         if source.category_code != hop.category_code:
