@@ -1930,6 +1930,12 @@ def import_manifests(
       rejection_reason       alone (with received_at, no received weight): the whole batch was refused
       idempotency_key        optional; a key the shipper used before is skipped when the row is identical,
                              refused when it differs
+      sources                optional; NUMBER[:TONNES];... (；and ：too): stored manifests' numbers or the number
+                             of earlier rows, checked as the API checks sources (chains.check_named); no tonnes:
+                             pro rata over what the lots received
+      vehicle_plate          optional, up to 16 characters; packaging optional, up to 64
+      transport_mode         optional; a TransportMode value or its Chinese word (TRANSPORT_ALIASES)
+      weighing               optional; weighed or estimated (称重, 估算)
     Status: draft without dispatched_at; dispatched with it; received or rejected with the receipt columns.
     The reporting year is that of dispatched_at in Beijing time (else of now); locked years are refused.
     """
