@@ -7,7 +7,9 @@ Every expected figure is worked out by hand from the tonnes in the files.
 from __future__ import annotations
 
 import csv
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
 from flows.kernel.principal import system_principal
@@ -22,6 +25,7 @@ from flows.kernel.uscc import make_uscc
 from flows.waste import chains, imports, rates
 from flows.waste.imports import ImportRefused, RowError, import_manifests
 from models import Enterprise, Licence, Manifest, ManifestDraw, ManifestShare, ManifestSource
+from models.db import writer
 from models.enums import Channel, EnterpriseRole, LicenceActivity
 from tests.world import NOW, World, add_enterprise, build_world, t
 
@@ -490,3 +494,34 @@ def test_storage_and_transfer_are_read_in_chinese(session: Session, chain_world:
         "transfer",
         "transfer",
     ]
+
+
+def test_imports_racing_for_one_lot_leave_one_winner(
+    engine: Engine, session: Session, chain_world: World, tmp_path: Path
+) -> None:
+    """50 t held; four imports each draw 30 t of it at once: one wins, the others are refused naming the lot."""
+    import_manifests(
+        session=session, principal=ADMIN, source=write(tmp_path / "lot.csv", [row("LOT", G1, COLLECTOR, 50)]), now=NOW
+    )
+    session.commit()
+    lot = by_reference(session)["LOT"]
+    path = write(tmp_path / "on.csv", [row("ON", COLLECTOR, U, 30, "road_base", sources=f"{lot.number}:30", day=5)])
+    writes = writer(engine)  # as the app's writers: on SQLite, transactions begin IMMEDIATE
+    barrier = threading.Barrier(4)
+
+    def race(_: int) -> str:
+        with Session(writes) as own:
+            barrier.wait()
+            try:
+                import_manifests(session=own, principal=ADMIN, source=path, now=NOW)
+                own.commit()
+                return "drew"
+            except ImportRefused as exc:
+                return f"{exc.errors[0].problem.code} {exc.errors[0].problem.params['source']}"
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = sorted(pool.map(race, range(4)))
+    assert outcomes == ["drew", *[f"waste.chain.overdrawn {lot.number}"] * 3]
+    session.expire_all()
+    drawn = session.exec(select(func.sum(ManifestDraw.kg)).where(ManifestDraw.source_id == lot.id)).one()
+    assert drawn == 30_000
