@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -26,6 +26,7 @@ from sqlmodel import Session, col
 
 from flows.kernel.clock import stored_utc
 from flows.kernel.errors import InvalidInput
+from flows.kernel.messages import Term
 from flows.kernel.quantity import tonnes as kg_as_tonnes
 from models import Manifest, ManifestDraw, ManifestShare, ManifestSource
 from models.enums import INTERMEDIATE_ROUTES as INTERMEDIATE
@@ -205,12 +206,49 @@ def _place(result: Allocation, manifest_id: int, composition: Mapping[int, int],
     )
 
 
-def check_sources(hop: Hop, sources: Sequence[Hop], drawn_before: Mapping[int, int]) -> None:
+@dataclass(frozen=True)
+class Named:
+    """A lot as a forwarding names it: the reference as given, the lot it found (None: none), kilograms or pro rata."""
+
+    given: str
+    lot: Hop | None
+    kg: int | None
+    known_as: str | None = None  # how the lot is named in a refusal once found (its number); else as given
+
+
+def check_named(hop: Hop, named: Sequence[Named], drawn_before: Mapping[int, int]) -> dict[int, int]:
+    """Refuse the lots a forwarding names (none such, itself, twice, or what check_sources refuses), naming the lot;
+    the kilograms drawn from each. The one check of the API's writer and of the importer."""
+    names: dict[int, str] = {}
+    pairs: list[tuple[int, int | None]] = []
+    for entry in named:
+        lot = entry.lot
+        if lot is not None and lot.id == hop.id:
+            raise InvalidInput("waste.chain.source_itself", field="sources", source=entry.given)
+        if lot is None or lot.receiver_id != hop.shipper_id:
+            raise InvalidInput("waste.chain.no_source", field="sources", source=entry.given)
+        name = entry.known_as or entry.given
+        if lot.id in names:
+            raise InvalidInput("waste.chain.source_twice", field="sources", source=name)
+        names[lot.id] = name
+        pairs.append((lot.id, entry.kg))
+    lots = {entry.lot.id: entry.lot for entry in named if entry.lot is not None}
+    try:
+        return check_sources(replace(hop, sources=tuple(pairs)), list(lots.values()), drawn_before)
+    except InvalidInput as exc:
+        ident = exc.params.get("source")
+        if ident in names:
+            exc.params["source"] = names[ident]
+        raise
+
+
+def check_sources(hop: Hop, sources: Sequence[Hop], drawn_before: Mapping[int, int]) -> dict[int, int]:
     """Refuse sources a forwarding cannot draw from, naming the source: not a lot of its shipper, another category,
-    not received, or drawn beyond what it received."""
+    not received, or drawn beyond what it received; the kilograms drawn from each."""
     for source in sources:
         if not source.intermediate:
-            raise InvalidInput("waste.chain.source_not_a_lot", field="sources", source=source.id, route=source.route)
+            route = Term(f"waste.flag.route.{source.route}")  # in the reader's words
+            raise InvalidInput("waste.chain.source_not_a_lot", field="sources", source=source.id, route=route)
         if source.receiver_id != hop.shipper_id:
             raise InvalidInput("waste.chain.source_elsewhere", field="sources", source=source.id)
         if source.category_code != hop.category_code:
@@ -224,12 +262,14 @@ def check_sources(hop: Hop, sources: Sequence[Hop], drawn_before: Mapping[int, i
         if source.received_kg is None:
             raise InvalidInput("waste.chain.source_not_received", field="sources", source=source.id)
     received = {source.id: source.received_kg or 0 for source in sources}
-    for source_id, kg in pro_rata_draws(hop, received).items():
+    draws = pro_rata_draws(hop, received)
+    for source_id, kg in draws.items():
         left = received[source_id] - drawn_before.get(source_id, 0)
         if kg > left:
             raise InvalidInput(
                 "waste.chain.overdrawn", field="sources", manifest=hop.id, source=source_id, kg=kg, left=left
             )
+    return draws
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -65,10 +65,10 @@ from flows.kernel.quantity import tonnes as kg_as_tonnes
 from flows.kernel.uscc import validate_uscc
 from flows.waste import chains
 from flows.waste.declarations import FIGURES, parse_declaration
-from flows.waste.manifests import reserve_numbers
+from flows.waste.manifests import MAX_SOURCES, reserve_numbers
 from maps.locate import locate_many
-from models import Declaration, Enterprise, EnterpriseRoleLink, Manifest, PeriodLock, WasteCategory
-from models.enums import Channel, EnterpriseRole, ManifestStatus, Route, UserRole
+from models import Declaration, Enterprise, EnterpriseRoleLink, Manifest, ManifestSource, PeriodLock, WasteCategory
+from models.enums import Channel, EnterpriseRole, ManifestStatus, Route, TransportMode, UserRole, Weighing
 from models.quantity import Tonnes, TonnesKg
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -110,6 +110,12 @@ HEADER_ALIASES: dict[str, str] = {
     "倾倒丢弃量": "dumped_t",
     # manifests
     "联单编号": "number",
+    "来源联单": "sources",
+    "车牌号": "vehicle_plate",
+    "车牌号码": "vehicle_plate",
+    "运输方式": "transport_mode",
+    "包装方式": "packaging",
+    "计量方式": "weighing",
     "移出单位统一社会信用代码": "shipper_uscc",
     "接收单位统一社会信用代码": "receiver_uscc",
     "运输单位统一社会信用代码": "carrier_uscc",
@@ -146,7 +152,39 @@ ROUTE_ALIASES: dict[str, Route] = {
     "收集转运": Route.transfer,
     "预处理": Route.transfer,
     "收集": Route.transfer,
+    "转运": Route.transfer,
+    "分拣": Route.transfer,
+    "储存": Route.storage,
+    "暂存": Route.storage,
 }
+
+# What a handover records (models.enums.TransportMode, Weighing), in the words of a Chinese ledger.
+TRANSPORT_ALIASES: dict[str, TransportMode] = {
+    "公路": TransportMode.road,
+    "公路运输": TransportMode.road,
+    "铁路": TransportMode.rail,
+    "铁路运输": TransportMode.rail,
+    "水路": TransportMode.waterway,
+    "水路运输": TransportMode.waterway,
+    "水运": TransportMode.waterway,
+    "传送带": TransportMode.conveyor,
+    "皮带廊": TransportMode.conveyor,
+    "管道": TransportMode.pipeline,
+    "管道输送": TransportMode.pipeline,
+}
+
+WEIGHING_ALIASES: dict[str, Weighing] = {
+    "称重": Weighing.weighed,
+    "过磅": Weighing.weighed,
+    "估算": Weighing.estimated,
+}
+
+_MODE_TERMS = [Term(f"waste.import.transport_mode.{m.value}") for m in TransportMode]
+_WEIGHING_TERMS = [Term(f"waste.import.weighing.{w.value}") for w in Weighing]
+
+# Between the lots of a `sources` cell and between a lot and its tonnes; full-width forms are read as these (NFKC).
+SOURCE_SEPARATOR = ";"
+SOURCE_TONNES = ":"
 
 ROLE_ALIASES: dict[str, EnterpriseRole] = {
     "产生单位": EnterpriseRole.generator,
@@ -1152,11 +1190,68 @@ def _earlier_keys(session: Session, pairs: list[tuple[int, str]]) -> dict[tuple[
     return {(row[0], row[1]): row for row in session.execute(query)}
 
 
+def _nfkc(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
+def _sources(cell: object) -> list[tuple[str, int | None]]:
+    """The lots a `sources` cell names, `NUMBER[:TONNES];NUMBER[:TONNES]`: (number, kilograms or None for pro rata)."""
+    text = _nfkc(_text(cell))  # a Chinese input method types ； and ： (and may type the digits full-width)
+    found: list[tuple[str, int | None]] = []
+    for part in text.split(SOURCE_SEPARATOR):
+        if not part.strip():
+            continue  # "A;B;" and "A; ;B" name two lots
+        number, colon, amount = (piece.strip() for piece in part.partition(SOURCE_TONNES))
+        if not number:
+            raise _Bad(msg("waste.import.source_number", value=_quoted(part.strip())))
+        if len(number) > 64:
+            raise _Bad(msg("waste.import.source_too_long", value=_quoted(number), limit=64))
+        kg: int | None = None
+        if colon:
+            tonnes = _weight(amount, MAX_MANIFEST_T)  # read strictly: "1,5" is refused, never 15
+            if not tonnes:
+                raise _Bad(msg("waste.import.source_tonnes", source=number))
+            kg = to_kg(tonnes)
+        found.append((number, kg))
+    if len(found) > MAX_SOURCES:
+        raise _Bad(msg("waste.import.too_many_sources", count=len(found), limit=MAX_SOURCES))
+    return found
+
+
 @dataclass
 class _ManifestRow:
     line: int
     number: str | None
     values: dict[str, Any]
+    sources: list[tuple[str, int | None]] = field(default_factory=list)  # lots named: (number as given, kg or None)
+    drawn: list[tuple[int, int | None]] = field(default_factory=list)  # the lots found: (hop id, kg or None)
+
+    @property
+    def hop(self) -> chains.Hop:
+        """The row as the chain checks see it; a row of the file is known by -line until it has an id."""
+        v = self.values
+        arrived = v["status"] == ManifestStatus.received.value and v["weight_received_t"] is not None
+        return chains.Hop(
+            id=-self.line,
+            shipper_id=v["shipper_id"],
+            receiver_id=v["receiver_id"],
+            category_code=v["category_code"],
+            route=v["route"],
+            dispatched_kg=to_kg(v["weight_dispatched_t"]),
+            received_kg=to_kg(v["weight_received_t"]) if arrived else None,
+            dispatched_at=v["dispatched_at"] or v["created_at"],
+        )
+
+
+_STORED_LOT = select(
+    *(
+        _table_of(Manifest).c[name]
+        for name in (
+            "id", "number", "shipper_id", "receiver_id", "category_code", "route", "status",
+            "weight_dispatched_t", "weight_received_t", "dispatched_at", "created_at",
+        )
+    )
+)  # fmt: skip
 
 
 class _Manifests(_Importer):
@@ -1175,6 +1270,11 @@ class _Manifests(_Importer):
             "rejected_kg",
             "rejection_reason",
             "idempotency_key",
+            "sources",
+            "vehicle_plate",
+            "transport_mode",
+            "packaging",
+            "weighing",
         ),
         (("weight_dispatched_t", "weight_dispatched_kg"),),
     )
@@ -1195,6 +1295,11 @@ class _Manifests(_Importer):
         "rejected_kg",
         "rejection_reason",
         "idempotency_key",
+        "sources",
+        "vehicle_plate",
+        "transport_mode",
+        "packaging",
+        "weighing",
     )
 
     def __init__(self, session: Session, principal: Principal, cols: _Columns, now: datetime) -> None:
@@ -1209,6 +1314,18 @@ class _Manifests(_Importer):
         self.pending: list[_ManifestRow] = []
         self.now_utc = now.astimezone(UTC)
         self.pick = itemgetter(*(cols.index.get(name, cols.width) for name in self.FIELDS))
+        self.modes: dict[str, str] = {_norm(m.value): m.value for m in TransportMode}
+        self.modes.update({_norm(k): v.value for k, v in TRANSPORT_ALIASES.items()})
+        self.weighings: dict[str, str] = {_norm(w.value): w.value for w in Weighing}
+        self.weighings.update({_norm(k): v.value for k, v in WEIGHING_ALIASES.items()})
+        # Chains: every numbered row of the file by its number (NFKC), so that a later row can name it as a source.
+        self.lines_of: dict[str, list[int]] = defaultdict(list)  # every row that gave the number, refused or not
+        self.lots: dict[str, list[_ManifestRow]] = defaultdict(list)  # rows that gave the number and were accepted
+        self.stored_as: dict[int, str] = {}  # line of a row imported before (skipped) -> its stored number
+        self.stored_lots: dict[str, chains.Hop | None] = {}  # stored manifests named as sources, by number
+        self.drawn: dict[int, int] = {}  # kg drawn from each lot so far: before the import, then by earlier rows
+        self.ids: dict[int, int] = {}  # -line of an inserted row -> its id
+        self.unresolved: list[tuple[int, str]] = []  # (line, number) of sources found neither in the file nor stored
 
     def _when(self, name: str, cell: object, bad: list[tuple[str, Message]]) -> datetime | None:
         try:
@@ -1256,6 +1373,34 @@ class _Manifests(_Importer):
                 bad.append((name, exc.problem))
         return found
 
+    def _handover(
+        self, plate: object, mode: object, packaging: object, weighing: object, bad: list[tuple[str, Message]]
+    ) -> dict[str, str | None]:
+        """What the handover records (sealed at dispatch, as the API's writer seals it): bounded, modes read aloud."""
+        values: dict[str, str | None] = {
+            "vehicle_plate": None,
+            "transport_mode": None,
+            "packaging": None,
+            "weighing": None,
+        }
+        for name, cell, limit in (("vehicle_plate", plate, 16), ("packaging", packaging, 64)):
+            text = _text(cell)
+            if len(text) > limit:
+                bad.append((name, msg("waste.import.too_long", limit=limit)))
+            values[name] = text or None
+        for name, cell, known, unknown, allowed in (
+            ("transport_mode", mode, self.modes, "waste.import.unknown_transport_mode", _MODE_TERMS),
+            ("weighing", weighing, self.weighings, "waste.import.unknown_weighing", _WEIGHING_TERMS),
+        ):
+            text = _text(cell)
+            if not text:
+                continue
+            value = known.get(_norm(text))
+            if value is None:
+                bad.append((name, msg(unknown, value=_quoted(text), allowed=allowed)))
+            values[name] = value
+        return values
+
     def add(self, line: int, values: Sequence[object]) -> None:
         width = self.cols.width
         # Every column this importer knows, absent ones included, picked in one call: absent ones point at the
@@ -1266,6 +1411,7 @@ class _Manifests(_Importer):
             dispatched_t_cell, dispatched_kg_cell, dispatched_at_cell,
             received_t_cell, received_kg_cell, received_at_cell,
             rejected_t_cell, rejected_kg_cell, reason_cell, key_cell,
+            sources_cell, plate_cell, mode_cell, packaging_cell, weighing_cell,
         ) = self.pick(cells)  # fmt: skip
         bad: list[tuple[str, Message]] = []
         shipper = self._enterprise("shipper_uscc", shipper_cell, bad)
@@ -1324,6 +1470,15 @@ class _Manifests(_Importer):
         key = _text(key_cell) or None
         if key is not None and len(key) > 128:
             bad.append(("idempotency_key", msg("waste.import.too_long", limit=128)))
+        handover = self._handover(plate_cell, mode_cell, packaging_cell, weighing_cell, bad)
+        sources: list[tuple[str, int | None]] = []
+        try:
+            sources = _sources(sources_cell)
+        except _Bad as exc:
+            bad.append(("sources", exc.problem))
+        if number is not None:
+            # Every numbered row, refused or not: a source naming it is then told apart from one naming nothing.
+            self.lines_of[_nfkc(number)].append(line)
         if self.cols.ignored or len(values) > width:
             self.check_ignored(line, values)
         status = ManifestStatus.dispatched if dispatched_at is not None else ManifestStatus.draft
@@ -1359,36 +1514,39 @@ class _Manifests(_Importer):
             if locked is not None:
                 self.fail(line, "dispatched_at", locked)
                 return
-        self.pending.append(
-            _ManifestRow(
-                line,
-                number,
-                {
-                    # The service numbers every manifest from its own counter; a number in the file is the
-                    # shipper's own reference, kept beside it.
-                    "number": None,
-                    "reference": number,
-                    "idempotency_key": key,
-                    "shipper_id": shipper,
-                    "receiver_id": receiver,
-                    "carrier_id": carrier,
-                    "category_code": category,
-                    "route": route,
-                    "year": local.year,
-                    "status": status.value,
-                    "weight_dispatched_t": dispatched_t,
-                    "weight_received_t": received_t,
-                    "dispatched_at": dispatched_at.astimezone(UTC) if dispatched_at else None,
-                    "received_at": received_at.astimezone(UTC) if received_at else None,
-                    "rejected_t": rejected_t,
-                    "rejection_reason": reason,
-                    "cancel_reason": None,
-                    "created_at": self.now_utc,
-                },
-            )
+        row = _ManifestRow(
+            line,
+            number,
+            {
+                # The service numbers every manifest from its own counter; a number in the file is the
+                # shipper's own reference, kept beside it.
+                "number": None,
+                "reference": number,
+                "idempotency_key": key,
+                "shipper_id": shipper,
+                "receiver_id": receiver,
+                "carrier_id": carrier,
+                "category_code": category,
+                "route": route,
+                "year": local.year,
+                "status": status.value,
+                "weight_dispatched_t": dispatched_t,
+                "weight_received_t": received_t,
+                "dispatched_at": dispatched_at.astimezone(UTC) if dispatched_at else None,
+                "received_at": received_at.astimezone(UTC) if received_at else None,
+                "rejected_t": rejected_t,
+                "rejection_reason": reason,
+                "cancel_reason": None,
+                "created_at": self.now_utc,
+                **handover,
+            },
+            sources,
         )
+        self.pending.append(row)
+        if number is not None:
+            self.lots[_nfkc(number)].append(row)
         if len(self.pending) >= CHUNK:
-            self.flush()
+            self.flush(final=False)
 
     @staticmethod
     def _receipt(
@@ -1419,10 +1577,47 @@ class _Manifests(_Importer):
             bad.append(("rejected_t", msg("waste.import.whole_rejection")))
         return ManifestStatus.rejected, dispatched_t
 
-    def flush(self) -> None:
+    def flush(self, final: bool = True) -> None:
         batch, self.pending = self.pending, []
-        if not batch:
+        accepted = self._new_rows(batch) if batch else []
+        self._check_sources(accepted)
+        if final:
+            self._report_unresolved()
+        if not self.clean or self.unresolved or not accepted:
             return
+        by_year: dict[int, list[_ManifestRow]] = defaultdict(list)
+        for r in accepted:
+            by_year[r.values["year"]].append(r)
+        for year, rows in by_year.items():
+            for r, number in zip(rows, reserve_numbers(self.session, year, len(rows)), strict=True):
+                r.values["number"] = number
+        table = _table_of(Manifest)
+        self.session.execute(insert(table), [r.values for r in accepted])
+        self.inserted += len(accepted)
+        # Inserted in bulk, outside the ORM's flush: their sources are kept and their chains allocated here, in
+        # the same transaction.
+        numbers = [r.values["number"] for r in accepted]
+        id_of: dict[str, int] = {}
+        for start in range(0, len(numbers), CHUNK):
+            query = select(table.c.number, table.c.id).where(table.c.number.in_(numbers[start : start + CHUNK]))
+            id_of.update((str(number), int(ident)) for number, ident in self.session.execute(query))
+        for r in accepted:
+            self.ids[-r.line] = id_of[r.values["number"]]
+        links = [
+            {
+                "manifest_id": self.ids[-r.line],
+                "source_id": self.ids.get(lot, lot),
+                "weight_t": None if kg is None else kg_as_tonnes(kg),
+            }
+            for r in accepted
+            for lot, kg in r.drawn
+        ]
+        if links:
+            self.session.execute(insert(_table_of(ManifestSource)), links)
+        chains.reallocate(self.session, id_of.values())
+
+    def _new_rows(self, batch: list[_ManifestRow]) -> list[_ManifestRow]:
+        """The rows to insert: a row imported before (its shipper's idempotency key, the same content) is skipped."""
         pairs = [(r.values["shipper_id"], r.values["idempotency_key"]) for r in batch if r.values["idempotency_key"]]
         earlier = _earlier_keys(self.session, pairs) if pairs else {}
         accepted: list[_ManifestRow] = []
@@ -1439,33 +1634,97 @@ class _Manifests(_Importer):
                 ) and r.number in (None, old[8])
                 if same:
                     self.skipped += 1  # imported before: a re-run of the same file changes nothing
+                    self.stored_as[r.line] = old[2]  # a later row naming it draws on the stored manifest
                 else:
                     reused = msg("waste.import.key_reused", key=v["idempotency_key"], number=old[2])
                     self.fail(r.line, "idempotency_key", reused)
                 continue
 
             accepted.append(r)
-        if not self.clean or not accepted:
-            return
-        by_year: dict[int, list[_ManifestRow]] = defaultdict(list)
-        for r in accepted:
-            by_year[r.values["year"]].append(r)
-        for year, rows in by_year.items():
-            for r, number in zip(rows, reserve_numbers(self.session, year, len(rows)), strict=True):
-                r.values["number"] = number
-        self.session.execute(insert(_table_of(Manifest)), [r.values for r in accepted])
-        self.inserted += len(accepted)
-        # Inserted in bulk, outside the ORM's flush: their chains are allocated here, in the same transaction.
-        numbers = [r.values["number"] for r in accepted]
-        table = _table_of(Manifest)
-        ids = [
-            ident
-            for start in range(0, len(numbers), CHUNK)
-            for ident in self.session.execute(
-                select(table.c.id).where(table.c.number.in_(numbers[start : start + CHUNK]))
-            ).scalars()
+        return accepted
+
+    # -- chains: the lots a row names, checked by the API writer's own check (chains.check_named)
+
+    def _lot_of(self, r: _ManifestRow, given: str) -> _ManifestRow | str | Message:
+        """Where a named lot is: an earlier row of the file, else a stored number; or why it cannot be."""
+        if r.number is not None and _nfkc(r.number) == given:
+            return msg("waste.chain.source_itself", source=given)
+        shipper = r.values["shipper_id"]
+        earlier = [
+            lot for lot in self.lots.get(given, ()) if lot.line < r.line and lot.values["receiver_id"] == shipper
         ]
-        chains.reallocate(self.session, ids)
+        if len(earlier) > 1:
+            return msg("waste.chain.source_ambiguous", source=given, lines=", ".join(str(x.line) for x in earlier))
+        if earlier:
+            return self.stored_as.get(earlier[0].line, earlier[0])
+        return given
+
+    def _check_sources(self, rows: list[_ManifestRow]) -> None:
+        named = [r for r in rows if r.sources]
+        if not named:
+            return
+        where = {r.line: [(given, kg, self._lot_of(r, given)) for given, kg in r.sources] for r in named}
+        wanted = sorted(
+            {lot for found in where.values() for _, _, lot in found if isinstance(lot, str)} - set(self.stored_lots)
+        )
+        self._load_lots(wanted)
+        for r in named:
+            entries: list[chains.Named] = []
+            for given, kg, lot in where[r.line]:
+                if isinstance(lot, Message):
+                    self.fail(r.line, "sources", lot)
+                    break
+                if isinstance(lot, str):
+                    hop = self.stored_lots.get(lot)
+                    if hop is None:
+                        # Neither an earlier row nor a stored manifest: a later row, or nothing (known at the end).
+                        self.unresolved.append((r.line, given))
+                        break
+                    entries.append(chains.Named(given, hop, kg, lot))
+                else:
+                    entries.append(chains.Named(given, lot.hop, kg))
+            else:
+                try:
+                    draws = chains.check_named(r.hop, entries, self.drawn)
+                except InvalidInput as exc:
+                    params = dict(exc.params)
+                    if "manifest" in params:
+                        params["manifest"] = r.number or msg("waste.import.row_line", line=r.line)
+                    self.fail(r.line, "sources", Message(exc.code, params))
+                    continue
+                for lot_id, kg in draws.items():
+                    self.drawn[lot_id] = self.drawn.get(lot_id, 0) + kg
+                r.drawn = [(entry.lot.id, entry.kg) for entry in entries if entry.lot is not None]
+
+    def _load_lots(self, numbers: list[str]) -> None:
+        """Stored manifests named as sources, locked as the API's writer locks them, and what was drawn from them."""
+        found: list[chains.Hop] = []
+        table = _table_of(Manifest)
+        for start in range(0, len(numbers), CHUNK):
+            part = numbers[start : start + CHUNK]
+            self.stored_lots.update(dict.fromkeys(part))
+            query = _STORED_LOT.where(table.c.number.in_(part)).with_for_update()
+            for row in self.session.execute(query):
+                hop = chains.hop_of(row)
+                self.stored_lots[row.number] = hop
+                found.append(hop)
+        if found:
+            ids = [hop.id for hop in found]
+            for start in range(0, len(ids), CHUNK):
+                self.drawn.update(chains.drawn_from(self.session, ids[start : start + CHUNK]))
+
+    def _report_unresolved(self) -> None:
+        """Sources found nowhere, told once the whole file is read: a later row, or no manifest at all."""
+        for line, given in self.unresolved:
+            accepted = {lot.line for lot in self.lots.get(given, ())}
+            lines = self.lines_of.get(given, [])
+            if any(other < line and other not in accepted for other in lines):
+                continue  # an earlier row of that number was refused: its own refusal says why
+            later = [other for other in lines if other > line]
+            if later:
+                self.fail(line, "sources", msg("waste.chain.source_later", source=given, line=later[0]))
+            else:
+                self.fail(line, "sources", msg("waste.chain.no_source", source=given))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1671,6 +1930,12 @@ def import_manifests(
       rejection_reason       alone (with received_at, no received weight): the whole batch was refused
       idempotency_key        optional; a key the shipper used before is skipped when the row is identical,
                              refused when it differs
+      sources                optional; NUMBER[:TONNES];... (；and ：too): stored manifests' numbers or the number
+                             of earlier rows, checked as the API checks sources (chains.check_named); no tonnes:
+                             pro rata over what the lots received
+      vehicle_plate          optional, up to 16 characters; packaging optional, up to 64
+      transport_mode         optional; a TransportMode value or its Chinese word (TRANSPORT_ALIASES)
+      weighing               optional; weighed or estimated (称重, 估算)
     Status: draft without dispatched_at; dispatched with it; received or rejected with the receipt columns.
     The reporting year is that of dispatched_at in Beijing time (else of now); locked years are refused.
     """

@@ -552,7 +552,7 @@ def create_manifest(
 
 def _record_sources(session: Session, batch: Manifest, given: Sequence[SourceIn], row: int | None) -> None:
     """Check the lots a forwarding names against what they hold, then keep them; the refusal names the lot."""
-    wanted: dict[int, Decimal | None] = {}
+    named: list[chains.Named] = []
     for position, source in enumerate(given):
         if (source.id is None) == (source.number is None):
             raise InvalidInput("waste.chain.source_ref", field="sources", row=row, position=position + 1)
@@ -561,30 +561,25 @@ def _record_sources(session: Session, batch: Manifest, given: Sequence[SourceIn]
         )
         # Locked, so that two forwardings cannot both draw the last tonnes of one lot (SQLite's writer is alone).
         lot = session.exec(query.with_for_update(of=Manifest).execution_options(populate_existing=True)).first()
-        if lot is None or lot.receiver_id != batch.shipper_id:
-            raise InvalidInput(
-                "waste.chain.no_source", field="sources", row=row, source=str(source.number or source.id)
+        kg = None if source.weight_t is None else int(source.weight_t * 1000)
+        named.append(
+            chains.Named(
+                str(source.number or source.id),
+                None if lot is None else chains.hop_of(lot),
+                kg,
+                None if lot is None else lot.number,
             )
-        if lot.id in wanted:
-            raise InvalidInput("waste.chain.source_twice", field="sources", row=row, source=lot.number)
-        wanted[lot.id or 0] = source.weight_t
-    lots = {lot.id: lot for lot in session.exec(select(Manifest).where(col(Manifest.id).in_(list(wanted))))}
-    pairs = [(ident, None if w is None else int(w * 1000)) for ident, w in wanted.items()]
-    try:
-        chains.check_sources(
-            chains.hop_of(batch, pairs),
-            [chains.hop_of(lot) for lot in lots.values()],
-            drawn_before=chains.drawn_from(session, list(wanted)),
         )
+    wanted = [entry.lot.id for entry in named if entry.lot is not None]
+    try:
+        chains.check_named(chains.hop_of(batch), named, drawn_before=chains.drawn_from(session, wanted))
     except InvalidInput as exc:
-        # Name the lot by its number, as the user knows it.
-        ident = exc.params.get("source")
-        if ident in lots:
-            exc.params["source"] = lots[ident].number
         exc.row = row
         raise
-    for ident, weight in wanted.items():
-        session.add(ManifestSource(manifest_id=batch.id or 0, source_id=ident, weight_t=weight))
+    for entry in named:
+        assert entry.lot is not None  # check_named refused any lot not found
+        weight = None if entry.kg is None else kg_as_tonnes(entry.kg)
+        session.add(ManifestSource(manifest_id=batch.id or 0, source_id=entry.lot.id, weight_t=weight))
     session.flush()
 
 
