@@ -346,3 +346,70 @@ def test_flags_follow_the_current_licence(client: TestClient, world: World, sess
     assert subject in {f.subject for f in _flags(session, FlagKind.unlicensed_receiver).data}
     assert _count(session, LicenceRevision) == 2
     assert session.exec(select(func.count()).select_from(Licence).where(col(Licence.revision) == 3)).one() == 1
+
+
+# --- the form on the enterprise page ----------------------------------------------------------------------------
+
+
+def _form(**changes: str) -> dict[str, str]:
+    data = {
+        "activity": "utilisation",
+        "category": "SW01",
+        "valid_from": "2020-01-01",
+        "valid_to": "",
+        "capacity_t": "50,000",
+        "number": "川固利〔2020〕0001号",
+    }
+    data.update(changes)
+    return data
+
+
+def test_the_page_offers_the_form_to_the_regions_bureau_only(client: TestClient, world: World) -> None:
+    w = world
+    page = client.get(f"/enterprises/{w.e1}", headers=_as(w, "bureau_pzh"))
+    assert page.status_code == 200 and 'id="licence-form"' in page.text
+    for role in ("ent1", "park_a"):
+        other = client.get(f"/enterprises/{w.e1}", headers=_as(w, role))
+        assert other.status_code == 200 and 'id="licence-form"' not in other.text
+    refused = client.post(f"/enterprises/{w.e1}/licences", data=_form(), headers=_as(w, "ent1"))
+    assert refused.status_code == 403
+    outside = client.post(f"/enterprises/{w.e1}/licences", data=_form(), headers=_as(w, "bureau_dy"))
+    assert outside.status_code in (403, 404)
+
+
+def test_the_form_names_the_wrong_field_and_keeps_what_was_typed(
+    client: TestClient, world: World, session: Session
+) -> None:
+    w = world
+    url = f"/enterprises/{w.e2}/licences"
+    headers = {**_as(w, "bureau_pzh"), "HX-Request": "true", "Accept-Language": "zh-CN"}
+    sent = client.post(url, data=_form(capacity_t="1,5", number="N-9"), headers=headers, follow_redirects=False)
+    assert sent.status_code == 422
+    assert 'id="lf-capacity_t-error"' in sent.text and 'aria-invalid="true"' in sent.text
+    assert "N-9" in sent.text and "<html" not in sent.text  # the card alone, as typed
+    assert _count(session, Licence) == 0
+    made = client.post(url, data=_form(), headers=_as(w, "bureau_pzh"), follow_redirects=False)
+    assert made.status_code == 303 and made.headers["location"].startswith(f"/enterprises/{w.e2}?done=created")
+    licence = session.exec(select(Licence)).one()
+    assert licence.capacity_t == Decimal(50000)
+    filled = client.get(f"/enterprises/{w.e2}?licence={licence.id}", headers=_as(w, "bureau_pzh"))
+    assert 'name="revision" value="1"' in filled.text
+    data = _form(capacity_t="70000", licence_id=str(licence.id), revision="1")
+    replaced = client.post(url, data=data, headers={**_as(w, "bureau_pzh"), "HX-Request": "true"})
+    assert replaced.status_code == 200 and 'data-revision="2"' in replaced.text
+    assert "licence-history" in replaced.text
+    stale = client.post(url, data=data, headers={**_as(w, "bureau_pzh"), "HX-Request": "true"})
+    assert stale.status_code == 409 and 'id="lf-form-error"' in stale.text
+    assert _count(session, LicenceRevision) == 1
+
+
+def test_the_example_file_imports(world: World, session: Session) -> None:
+    docs = Path(__file__).resolve().parent.parent / "docs" / "import"
+    from flows.waste.imports import import_enterprises
+
+    import_enterprises(session=session, principal=SYSTEM, source=docs / "enterprises.csv", now=NOW)
+    summary = import_licences(session=session, principal=SYSTEM, source=docs / "licences.csv", now=NOW)
+    session.commit()
+    assert summary.inserted == 3
+    fly_ash = session.exec(select(Licence).where(Licence.category_code == "SW02")).one()
+    assert fly_ash.capacity_t == Decimal("45000.5") and str(fly_ash.valid_to) == "2026-12-31"
