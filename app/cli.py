@@ -605,6 +605,13 @@ def import_manifests_cmd(path: ImportFile, as_json: JsonOpt = False) -> None:
     _import_rows("manifests", path, as_json)
 
 
+@import_cli.command("licences")
+def import_licences_cmd(path: ImportFile, as_json: JsonOpt = False) -> None:
+    """Import licences (uscc, activity, category, valid_from, valid_to, capacity_t, number); a stored one is replaced,
+    its old version kept."""
+    _import_rows("licences", path, as_json)
+
+
 cli_reports.register(cli)
 cli_battery.register(cli, validate_cli, import_cli)
 

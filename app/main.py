@@ -19,6 +19,7 @@ from sqlalchemy import event, text
 from app import (
     api,
     api_battery,
+    api_licences,
     api_manifests,
     api_reports,
     errors,
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_reports.router, prefix="/api/v1")
     app.include_router(api_manifests.router, prefix="/api/v1")
     app.include_router(api_battery.router, prefix="/api/v1")
+    app.include_router(api_licences.router, prefix="/api/v1")
     app.include_router(web.router)
     app.include_router(login.router)
     app.include_router(web_import.router)

@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlmodel import Session, col, select
 
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
-from app.i18n import LanguageDep, local_name, translate
-from app.params import Id
-from app.web import pct, render, tonnes
-from flows.kernel.bounds import label
-from flows.kernel.errors import InvalidInput
+from app.errors import status_for
+from app.i18n import LanguageDep, local_name, say, translate
+from app.params import Id, IdQuery
+from app.web import beijing, pct, render, tonnes
+from flows.access import directory
+from flows.kernel.bounds import MAX_TEXT, check_text, label
+from flows.kernel.errors import Conflict, InvalidInput, NotFound
+from flows.kernel.principal import Principal
 from flows.pages import places
 from flows.pages.places import FlowRow, LinkRow, Member, ParkPage
+from flows.waste import licences
+from models import WasteCategory
+from models.enums import LicenceActivity
 from models.quantity import json_default
 
 router = APIRouter(include_in_schema=False)
@@ -252,8 +260,57 @@ def enterprise(
     principal: PrincipalDep,
     enterprise_id: Id,
     year: YearQuery = None,
+    licence: IdQuery = None,
+    done: Annotated[str | None, Query(max_length=16)] = None,
 ) -> Response:
     """One enterprise: where it is, what it does and may do, what it sent and received, its rate and its flags."""
+    saved = done if done in ("created", "replaced", "unchanged") else None
+    form = LicenceForm(replace=licence, saved=saved)
+    return _enterprise_response(request, session, lang, principal, enterprise_id, year, form)
+
+
+@dataclass
+class LicenceForm:
+    """The licence form as the page shows it: blank, filled to replace a licence, or sent back with its problems."""
+
+    replace: int | None = None  # the licence whose current version fills the form
+    data: dict[str, str] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+    saved: str | None = None  # created, replaced or unchanged, after a write
+
+
+LICENCE_FIELDS = ("activity", "category", "valid_from", "valid_to", "capacity_t", "number")
+
+
+def _licence_form(page: places.EnterprisePage, form: LicenceForm) -> dict[str, Any]:
+    """What the form shows: the values typed, else those of the licence being replaced, else blanks."""
+    data = dict(form.data)
+    if not data and form.replace is not None:
+        row = next((r for r in page.enterprise.licences if r.id == form.replace), None)
+        if row is not None:
+            data = {
+                "activity": row.activity,
+                "category": row.category.key,
+                "valid_from": row.valid_from.isoformat(),
+                "valid_to": row.valid_to.isoformat() if row.valid_to else "",
+                "capacity_t": f"{row.capacity_t}",
+                "number": row.licence_no,
+                "licence_id": str(row.id),
+                "revision": str(row.revision),
+            }
+    return {"data": data, "problems": form.problems, "saved": form.saved, "replacing": bool(data.get("licence_id"))}
+
+
+def _enterprise_response(
+    request: Request,
+    session: Session,
+    lang: str,
+    principal: Principal,
+    enterprise_id: int,
+    year: int | None,
+    form: LicenceForm,
+    status_code: int = 200,
+) -> Response:
     page = places.enterprise_page(
         session=session, principal=principal, enterprise_id=enterprise_id, year=year, now=utcnow()
     )
@@ -277,8 +334,60 @@ def enterprise(
         "open_flags": sum(page.flags.counts.values()),
         "chain_rows": _chain_rows(lang, page.battery_flags),
         "chain_count": page.battery_flags.count if page.battery_flags else 0,
+        "lf": _licence_form(page, form),
+        "activities": [a.value for a in LicenceActivity],
+        "categories": _categories(session) if e.may_license else [],
+        "beijing": beijing,
     }
-    return render(request, "enterprise.html", context, lang=lang)
+    # An htmx write swaps the licences card alone; every other request gets the page (or its content).
+    block = "licences" if request.method == "POST" else "content"
+    return render(request, "enterprise.html", context, lang=lang, block=block, status_code=status_code)
+
+
+def _categories(session: Session) -> list[WasteCategory]:
+    return list(session.exec(select(WasteCategory).order_by(col(WasteCategory.code))).all())
+
+
+async def _posted(request: Request) -> dict[str, str]:
+    form = await request.form()
+    data = {k: v for k, v in form.items() if isinstance(v, str)}
+    for name, value in data.items():
+        check_text(value, field=name, max_length=MAX_TEXT)
+    return data
+
+
+@router.post("/enterprises/{enterprise_id}/licences", name="enterprise_licences")
+def record_licence(
+    request: Request,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    enterprise_id: Id,
+    data: Annotated[dict[str, str], Depends(_posted)],
+) -> Response:
+    """Add a licence, or replace one (licence_id and revision): the old version stays in its history."""
+    licences.ensure_licensor(principal)
+    uscc = directory.get_enterprise(session=session, principal=principal, enterprise_id=enterprise_id).uscc
+    typed = {name: data.get(name, "").strip() for name in (*LICENCE_FIELDS, "licence_id", "revision")}
+    body: dict[str, Any] = {name: typed[name] for name in LICENCE_FIELDS}
+    body["uscc"] = uscc
+    for name in ("licence_id", "revision"):
+        if typed[name]:
+            body[name] = typed[name]
+    try:
+        written = licences.save_licence(session=session, principal=principal, data=body, now=utcnow())
+        session.commit()
+    except (InvalidInput, Conflict, NotFound) as exc:
+        session.rollback()
+        where = exc.field if exc.field in LICENCE_FIELDS else "form"
+        form = LicenceForm(data=typed, problems={where: say(lang, licences.problem_of(exc))})
+        return _enterprise_response(request, session, lang, principal, enterprise_id, None, form, status_for(exc))
+    url = f"/enterprises/{enterprise_id}?done={written.outcome}#licences"
+    if request.headers.get("hx-request") == "true":
+        return _enterprise_response(
+            request, session, lang, principal, enterprise_id, None, LicenceForm(saved=written.outcome)
+        )
+    return RedirectResponse(url, status_code=303)
 
 
 @router.get("/parks/{park_id}", name="park")

@@ -13,7 +13,7 @@ from models.accounts import (
     User,
 )
 from models.battery import Battery, BatteryEvent, RecoveryReport
-from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, WhitelistEntry
+from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, LicenceRevision, WhitelistEntry
 from models.reference import Park, Region, Target, TargetCategory, WasteCategory
 from models.waste import (
     Declaration,
@@ -39,6 +39,7 @@ __all__ = [
     "Enterprise",
     "EnterpriseRoleLink",
     "Licence",
+    "LicenceRevision",
     "NumberCounter",
     "Park",
     "PeriodLock",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, UniqueConstraint
+from sqlalchemy import CheckConstraint, Column, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.enums import ENUM_STR, EnterpriseRole, LicenceActivity, WhitelistKind, check_in
@@ -55,11 +55,17 @@ class EnterpriseRoleLink(SQLModel, table=True):
 
 
 class Licence(ExactWeights, SQLModel, table=True):
-    """A permit to handle one waste category by one activity, with a yearly capacity."""
+    """A permit to handle one waste category by one activity, with a yearly capacity: its current version.
+
+    A replacement never overwrites silently: the version it supersedes is first copied to licence_revision, and
+    `revision` counts the versions (a replacement names the revision it replaces, so of two at once one wins).
+    """
 
     __table_args__ = (
         CheckConstraint(check_in("activity", LicenceActivity), name="ck_licence_activity"),
         CheckConstraint("capacity_kg >= 0", name="ck_licence_capacity_nonneg"),
+        CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="ck_licence_validity"),
+        CheckConstraint("revision >= 1", name="ck_licence_revision"),
         UniqueConstraint("enterprise_id", "category_code", "activity", "valid_from", name="uq_licence"),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -70,6 +76,35 @@ class Licence(ExactWeights, SQLModel, table=True):
     licence_no: str = Field(default="", max_length=64)
     valid_from: date
     valid_to: date | None = None
+    revision: int = Field(default=1, description="versions so far: 1 when first recorded")
+    # Who recorded this version and when; empty for licences loaded before versions were kept (and by the demo).
+    recorded_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    recorded_by: int | None = Field(default=None, foreign_key="user_account.id")
+
+
+class LicenceRevision(ExactWeights, SQLModel, table=True):
+    """A superseded version of a licence, as it stood until it was replaced: append-only."""
+
+    __tablename__ = "licence_revision"
+    __table_args__ = (
+        CheckConstraint(check_in("activity", LicenceActivity), name="ck_licence_revision_activity"),
+        CheckConstraint("capacity_kg >= 0", name="ck_licence_revision_capacity"),
+        UniqueConstraint("licence_id", "revision", name="uq_licence_revision"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    licence_id: int = Field(foreign_key="licence.id", index=True)
+    revision: int
+    enterprise_id: int = Field(foreign_key="enterprise.id")
+    category_code: str = Field(foreign_key="waste_category.code")
+    activity: LicenceActivity = Field(sa_type=ENUM_STR)
+    capacity_t: Decimal = Field(sa_column=tonnes_column("capacity_t"))
+    licence_no: str = Field(default="", max_length=64)
+    valid_from: date
+    valid_to: date | None = None
+    recorded_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    recorded_by: int | None = Field(default=None, foreign_key="user_account.id")
+    superseded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    superseded_by: int | None = Field(default=None, foreign_key="user_account.id")
 
 
 class WhitelistEntry(SQLModel, table=True):

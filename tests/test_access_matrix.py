@@ -18,6 +18,7 @@ from tests.access_cases import BASE_CASES, ROLES, Case
 from tests.access_cases_audit import AUDIT_CASES
 from tests.access_cases_batches import BATCHES_CASES
 from tests.access_cases_battery import BATTERY_CASES, NOBODY, SEEDED_CASES, seed_batteries
+from tests.access_cases_licences import LICENCE_CASES
 from tests.access_cases_manifests import MANIFEST_CASES
 from tests.access_cases_map import MAP_CASES
 from tests.access_cases_places import PLACES_CASES
@@ -40,6 +41,7 @@ CASES: list[Case] = [
     *PLACES_CASES,
     *AUDIT_CASES,
     *TRACE_CASES,
+    *LICENCE_CASES,
 ]
 
 # Routes exercised by their own tests: sign-in and sign-out need a browser session, uploads a multipart body
@@ -88,6 +90,8 @@ def _fingerprint(engine: Engine) -> str:
             "login_session",
             "battery",
             "battery_event",
+            "licence",
+            "licence_revision",
         ):
             # Using a token stamps its last_used_at: bookkeeping, not a change made by the request.
             cols = {"park": "id, name_zh, region_adcode", "api_token": "id, user_id, name, token_hash, revoked_at"}.get(
@@ -120,6 +124,8 @@ def test_access(case: Case, client: TestClient, engine: Engine, session: Any) ->
     if any(case is seeded for seeded in (*SEEDED_CASES, *SEEDED_TRACE_CASES)):
         seed_batteries(session, w)
     refs = _prepare(client, w)
+    if "seed" in case.extra:
+        refs.update(case.extra["seed"](session, w))
     url = case.url(w).format(**refs)
     body = case.body(w) if case.body else None
     denied = [r for r in ROLES if r not in case.allowed]

@@ -94,7 +94,8 @@ def test_who_may_import(client: TestClient, session: Session, settings: Settings
     body = (HEADER + f"{e1},{e2},SW01,cement_admixture,30500,2024-05-06 08:30\n").encode()
     csrf = _sign_in(client, session, settings, "bureau_pzh")
     page = client.get("/import", headers={"Accept-Language": "en"}).text
-    assert "does not import files" in page and 'name="kind"' not in page
+    # A bureau imports the licences it keeps, and nothing an enterprise records.
+    assert 'value="licences"' in page and 'value="manifests"' not in page
     denied = client.post(
         "/import", data={"kind": "manifests", "csrf_token": csrf}, files={"file": ("m.csv", body, "text/csv")}
     )

@@ -26,14 +26,13 @@ from flows.kernel.clock import CST
 from flows.kernel.errors import InvalidInput, NotFound
 from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
-from flows.waste import flags, rates
+from flows.waste import flags, licences, rates
 from maps.geometry import to_geojson
 from models import (
     BatteryEvent,
     Declaration,
     Enterprise,
     EnterpriseRoleLink,
-    Licence,
     Manifest,
     Park,
     Region,
@@ -91,6 +90,11 @@ class LicenceRow:
     valid_to: date | None
     state: Literal["valid", "expired", "future"]
     covers_year: bool
+    id: int = 0
+    revision: int = 1
+    recorded_at: datetime | None = None
+    recorded_by: str | None = None
+    history: list[licences.LicenceVersion] = field(default_factory=list)  # superseded versions, newest first
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class EnterpriseView:
     park_access: Access | None  # whether the viewer may open the park's page, and how much of it
     licences: list[LicenceRow]
     whitelist: list[WhitelistRow]
+    may_license: bool = False  # whether the viewer may record this enterprise's licences (a bureau of its region)
 
     @property
     def handles_batteries(self) -> bool:
@@ -338,29 +343,28 @@ def _enterprise_view(
         if row is not None:
             park = Named(str(e.park_id), row.name_zh, row.name_en)
             access = park_access(session, principal, e.park_id, row.region_adcode)
-    licences = session.execute(
-        sa_select(Licence, col(WasteCategory.name_zh), col(WasteCategory.name_en))
-        .join(WasteCategory, col(WasteCategory.code) == col(Licence.category_code))
-        .where(col(Licence.enterprise_id) == e.id)
-        .order_by(col(Licence.category_code), col(Licence.activity), col(Licence.valid_from))
-    ).all()
     start, end = date(year, 1, 1), date(year, 12, 31)
     licence_rows = []
-    for licence, name_zh, name_en in licences:
+    for licence in licences.licences_of(session=session, principal=principal, enterprise_id=e.id):
         to = licence.valid_to
         state: Literal["valid", "expired", "future"] = (
             "future" if licence.valid_from > today else "expired" if to is not None and to < today else "valid"
         )
         licence_rows.append(
             LicenceRow(
-                category=Named(licence.category_code, name_zh, name_en),
-                activity=str(licence.activity),
+                category=Named(licence.category_code, licence.category_name_zh, licence.category_name_en),
+                activity=licence.activity.value,
                 capacity_t=licence.capacity_t,
-                licence_no=licence.licence_no,
+                licence_no=licence.number,
                 valid_from=licence.valid_from,
                 valid_to=to,
                 state=state,
                 covers_year=licence.valid_from <= end and (to is None or to >= start),
+                id=licence.id,
+                revision=licence.revision,
+                recorded_at=licence.recorded_at,
+                recorded_by=licence.recorded_by,
+                history=licence.history,
             )
         )
     listings = session.execute(
@@ -384,6 +388,7 @@ def _enterprise_view(
         park_access=access,
         licences=licence_rows,
         whitelist=[WhitelistRow(str(w.kind), w.batch, w.listed_on, w.revoked_on) for w in listings],
+        may_license=licences.may_record(session, principal, e.id),
     )
 
 

@@ -57,18 +57,27 @@ from flows.kernel.bounds import (
     text_problem,
 )
 from flows.kernel.clock import CST
-from flows.kernel.errors import Conflict, DomainError, Forbidden, InvalidInput, PeriodLocked
+from flows.kernel.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PeriodLocked
 from flows.kernel.messages import Message, Term, msg
 from flows.kernel.principal import Principal
 from flows.kernel.quantity import QuantityError, read_number, to_kg
 from flows.kernel.quantity import tonnes as kg_as_tonnes
 from flows.kernel.uscc import validate_uscc
-from flows.waste import chains
+from flows.waste import chains, licences
 from flows.waste.declarations import FIGURES, parse_declaration
-from flows.waste.manifests import MAX_SOURCES, reserve_numbers
+from flows.waste.manifests import MAX_SOURCES, FieldProblem, reserve_numbers
 from maps.locate import locate_many
 from models import Declaration, Enterprise, EnterpriseRoleLink, Manifest, ManifestSource, PeriodLock, WasteCategory
-from models.enums import Channel, EnterpriseRole, ManifestStatus, Route, TransportMode, UserRole, Weighing
+from models.enums import (
+    Channel,
+    EnterpriseRole,
+    LicenceActivity,
+    ManifestStatus,
+    Route,
+    TransportMode,
+    UserRole,
+    Weighing,
+)
 from models.quantity import Tonnes, TonnesKg
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -634,6 +643,7 @@ class _Spec:
     required: tuple[str, ...]
     optional: tuple[str, ...]
     one_of: tuple[tuple[str, str], ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()  # headers of this kind alone (normalised), before HEADER_ALIASES
 
     @property
     def known(self) -> tuple[str, ...]:
@@ -687,7 +697,7 @@ def _map_columns(spec: _Spec, headers: list[str], line: int, *, optional_require
         if not header:
             cols.ignored.append(position)
             continue
-        name = _canonical(header)
+        name = dict(spec.aliases).get(_norm(header)) or _canonical(header)
         if name not in known:
             expected = [_term(column) for column in spec.known]
             unknown = msg("waste.import.unknown_column", expected=expected)
@@ -1951,10 +1961,232 @@ def import_manifests(
     )
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Licences: reference data kept by the bureaus, written row by row through flows.waste.licences' one writer
+
+
+def _said(exc: FieldProblem) -> Message:
+    """A field's problem as a message (the licence parsers always give one)."""
+    problem = exc.problem
+    return problem if isinstance(problem, Message) else msg("waste.input.other", detail=problem)
+
+
+@dataclass
+class _LicenceRow:
+    line: int
+    licence: licences.LicenceIn
+
+
+class _Licences(_Importer):
+    spec = _Spec(
+        "licences",
+        "licence",
+        ("uscc", "activity", "category", "valid_from", "capacity_t", "licence_no"),
+        ("valid_to",),
+        aliases=tuple(
+            (_norm(header), name)
+            for header, name in (
+                ("经营类别", "activity"),
+                ("活动", "activity"),
+                ("经营方式", "activity"),
+                ("有效期起", "valid_from"),
+                ("有效期自", "valid_from"),
+                ("有效期止", "valid_to"),
+                ("有效期至", "valid_to"),
+                ("年许可能力(吨)", "capacity_t"),
+                ("年许可能力", "capacity_t"),
+                ("许可能力(吨/年)", "capacity_t"),
+                ("许可证编号", "licence_no"),
+                ("许可证号", "licence_no"),
+                ("number", "licence_no"),
+                ("licence_number", "licence_no"),
+            )
+        ),
+    )
+    # The writer names its fields; the file names its columns.
+    COLUMN_OF: ClassVar[dict[str, str]] = {"number": "licence_no", "licence_id": "uscc", "revision": "uscc"}
+
+    @classmethod
+    def authorise(cls, principal: Principal) -> int | None:
+        """Licences are kept by the bureaus (within their region) and administrators."""
+        if principal.is_admin or principal.role is UserRole.bureau:
+            return None
+        raise Forbidden(
+            "waste.import.role_cannot_import",
+            role=Term(f"role.{principal.role}"),
+            kind=Term(f"waste.import.kind.{cls.spec.kind}"),
+        )
+
+    def __init__(self, session: Session, principal: Principal, cols: _Columns, now: datetime) -> None:
+        super().__init__(session, principal, cols, now)
+        self.authorise(principal)
+        self.categories = _categories(session)
+        self.enterprises: dict[str, int | Message] = {}  # credit code -> id, or why it cannot be licensed here
+        self.seen: dict[tuple[int, str, str, date], int] = {}
+        self.pending: list[_LicenceRow] = []
+        self.i = {name: cols.index.get(name) for name in self.spec.known}
+
+    def _enterprise(self, raw: str) -> int:
+        code = raw.strip().upper()
+        if code not in self.enterprises:
+            try:
+                self.enterprises[code] = licences.licensed_enterprise(self.session, self.principal, code)
+            except (InvalidInput, Forbidden) as exc:
+                self.enterprises[code] = licences.problem_of(exc)
+        found = self.enterprises[code]
+        if isinstance(found, Message):
+            raise _Bad(found)
+        return found
+
+    def _date(self, value: object, *, required: bool) -> date | None:
+        moment = _moment(value)
+        if moment is None:
+            if required:
+                raise _Bad(msg("waste.import.required"))
+            return None
+        day = moment.astimezone(CST).date()
+        if not 1950 <= day.year <= 2100:
+            raise _Bad(msg("waste.licence.date_outside", value=day.isoformat(), low=1950, high=2100))
+        return day
+
+    def add(self, line: int, values: Sequence[object]) -> None:
+        i = self.i
+        bad: list[tuple[str, Message]] = []
+        enterprise: int | None = None
+        raw = _cell(values, i["uscc"])
+        try:
+            if not raw:
+                raise _Bad(msg("waste.import.required"))
+            enterprise = self._enterprise(raw)
+        except _Bad as exc:
+            bad.append(("uscc", exc.problem))
+        activity: LicenceActivity | None = None
+        try:
+            activity = licences.parse_activity(_cell(values, i["activity"]))
+        except FieldProblem as exc:
+            bad.append(("activity", _said(exc)))
+        text = _cell(values, i["category"])
+        category = self.categories.get(text.upper()) or self.categories.get(text)
+        if category is None:
+            bad.append(("category", _unknown_category(text)))
+        days: dict[str, date | None] = {}
+        for name in ("valid_from", "valid_to"):
+            try:
+                days[name] = self._date(_raw(values, i[name]), required=name == "valid_from")
+            except _Bad as exc:
+                bad.append((name, exc.problem))
+        start, end = days.get("valid_from"), days.get("valid_to")
+        if start is not None and end is not None and end < start:
+            ends = msg("waste.licence.ends_before", valid_to=end.isoformat(), valid_from=start.isoformat())
+            bad.append(("valid_to", ends))
+        capacity: Decimal | None = None
+        try:
+            capacity = licences.parse_capacity(_raw(values, i["capacity_t"]))
+        except FieldProblem as exc:
+            bad.append(("capacity_t", _said(exc)))
+        number = _cell(values, i["licence_no"])
+        if not number:
+            bad.append(("licence_no", msg("waste.import.required")))
+        elif len(number) > licences.MAX_NUMBER:
+            bad.append(("licence_no", msg("waste.import.too_long", limit=licences.MAX_NUMBER)))
+        self.check_ignored(line, values)
+        if bad:
+            for name, problem in bad:
+                self.fail(line, name, problem)
+            return
+        assert enterprise is not None and activity is not None and category is not None and capacity is not None
+        assert start is not None
+        try:
+            licence = licences.parse_licence(
+                {
+                    "uscc": raw,
+                    "activity": activity,
+                    "category": category,
+                    "valid_from": start,
+                    "valid_to": end,
+                    "capacity_t": capacity,
+                    "number": number,
+                },
+                row=line,
+            )
+        except InvalidInput as exc:
+            self.fail(line, self.COLUMN_OF.get(exc.field or "", exc.field or "uscc"), licences.problem_of(exc))
+            return
+        key = (enterprise, category, activity.value, start)
+        if key in self.seen:
+            self.fail(line, "uscc", msg("waste.import.repeated_licence", line=self.seen[key]))
+            return
+        self.seen[key] = line
+        self.pending.append(_LicenceRow(line, licence))
+        if len(self.pending) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        if not self.clean:
+            return  # nothing will be kept: the rows are only checked
+        for r in batch:
+            try:
+                written = licences.record_licence(
+                    session=self.session,
+                    principal=self.principal,
+                    licence=r.licence,
+                    now=self.now,
+                    row=r.line,
+                    replace_by_key=True,
+                    audit=False,  # the import's one entry names the file and its hash
+                )
+            except (InvalidInput, Forbidden, NotFound) as exc:
+                self.fail(r.line, self.COLUMN_OF.get(exc.field or "", exc.field or "uscc"), licences.problem_of(exc))
+                continue
+            if written.outcome == "created":
+                self.inserted += 1
+            elif written.outcome == "replaced":
+                self.updated += 1
+            else:
+                self.skipped += 1
+
+
+def import_licences(
+    *,
+    session: Session,
+    principal: Principal,
+    source: Source,
+    now: datetime,
+    name: str | None = None,
+    progress: Progress | None = None,
+    limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
+) -> ImportSummary:
+    """Record licences (bureaus of the enterprises' region, and administrators); every version is kept.
+
+    Columns (English; Chinese headers in brackets):
+      uscc          the licensed enterprise's credit code (统一社会信用代码)
+      activity      utilisation, disposal, storage, collection, transport, or 利用, 处置, 贮存, 收集, 运输 (经营类别)
+      category      a waste category code (SW01, ...) or its Chinese name (废物类别)
+      valid_from    first day of validity (有效期起)
+      valid_to      optional last day, not before valid_from (有效期止)
+      capacity_t    licensed tonnes a year, exact to the kilogram (年许可能力(吨))
+      number        the licence's number (许可证编号)
+    A row with the credit code, activity, category and valid_from of a stored licence replaces it (the old version
+    stays in its history); an identical row is skipped.
+    """
+    return _run(
+        _Licences,
+        session=session,
+        principal=principal,
+        source=source,
+        now=now,
+        name=name,
+        progress=progress,
+        limits=limits,
+    )
+
+
 IMPORTERS: dict[str, Callable[..., ImportSummary]] = {
     "enterprises": import_enterprises,
     "declarations": import_declarations,
     "manifests": import_manifests,
+    "licences": import_licences,
 }
 
 
@@ -1964,4 +2196,6 @@ def importable_kinds(principal: Principal) -> tuple[str, ...]:
         return tuple(IMPORTERS)
     if principal.role is UserRole.enterprise and principal.enterprise_id is not None:
         return ("declarations", "manifests")
+    if principal.role is UserRole.bureau:
+        return ("licences",)
     return ()
