@@ -208,7 +208,8 @@ def totals(session: Session, condition: ColumnElement[bool]) -> SankeyTotals:
             _kg(case((final, share.kg), else_=0)),
             _utilised(),
             _kg(case((final, 0), else_=share.kg)),
-            _kg(case((share.origin_id == share.manifest_id, 0), else_=share.kg)),
+            # Held tonnes are at an intermediary, even in their own first manifest (the lot it delivered).
+            _kg(case((and_(final, share.origin_id == share.manifest_id), 0), else_=share.kg)),
             func.count(func.distinct(share.origin_id)),
         )
         .select_from(_from_shares())
