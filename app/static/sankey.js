@@ -79,8 +79,13 @@
         lineStyle: { color: "source", opacity: 0.35, curveness: 0.5 },
         data: data.nodes.map(function (n) {
           // The column is given: an intermediary that sent nothing on yet stays in the middle, not at the end.
-          return { name: n.name, depth: n.depth,
+          var node = { name: n.name, depth: n.depth,
             itemStyle: { color: colourOf(n.name), borderColor: "#12304d", borderWidth: 0.5 } };
+          if (n.depth === 1) {
+            // A middle label wraps within its column, so that it never runs over the right-hand nodes on a phone.
+            node.label = { width: Math.max(60, Math.round(el.clientWidth / 3) - 24), overflow: "break" };
+          }
+          return node;
         }),
         links: data.links,
       }],

@@ -625,8 +625,9 @@ def enterprise_batches(
                 counts=sent and r.category_code in codes and allocated.get(r.id, 0) > 0,
                 flags=on_batch.get(r.id, []),
                 allocated_t=allocated.get(r.id, Decimal(0)) if sent else Decimal(0),
-                held_t=held.get(r.id, Decimal(0)),
-                forwarded_t=forwarded.get(r.id, Decimal(0)),
+                # A lot is the receiver's: what it holds and sent on is shown on the intermediary's own list.
+                held_t=Decimal(0) if sent else held.get(r.id, Decimal(0)),
+                forwarded_t=Decimal(0) if sent else forwarded.get(r.id, Decimal(0)),
             )
         )
     return BatchPage(count=count, offset=offset, limit=limit, rows=lines)

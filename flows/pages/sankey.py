@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, String, and_, case, func, literal_column, or_, true, type_coerce
+from sqlalchemy import ColumnElement, String, and_, case, func, literal_column, null, or_, true, type_coerce
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
@@ -164,6 +164,9 @@ def paths(session: Session, condition: ColumnElement[bool], origin: Any, via: An
     """The tonnes of the condition grouped by path: origin, intermediary (for tonnes that passed one), final end."""
     share = SHARES.c
     stage = _stage()
+    # No middle for tonnes that went straight, no end for tonnes held: one path per (origin, via, end).
+    via = case((stage == _inline(STRAIGHT), null()), else_=via)
+    end = case((_at(Placement.held), null()), else_=end)
     query = (
         sa_select(
             stage,
