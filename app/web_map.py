@@ -24,7 +24,7 @@ from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
 from flows.pages import map as flowmap
 from flows.pages.map import RateClass, RegionRates
-from flows.pages.sankey import SankeyData, default_region, sankey
+from flows.pages.sankey import SankeyData, default_region, graph, sankey
 from flows.waste.movements import FlowFilter, FlowSum, category_names, flow_years, parse_filter, region_names
 from flows.waste.rates import RateReport
 from models.enums import RegionLevel, Route, UserRole
@@ -214,6 +214,7 @@ def _labels(lang: str) -> dict[str, str]:
     """Words the map's script puts in tooltips (no other text is built in JavaScript)."""
     keys = ("within", "batches", "sent", "received", "tonnes_unit")
     labels = {key: translate(lang, f"map.js.{key}") for key in keys}
+    labels.update({key: translate(lang, f"flowmap.js.{key}") for key in ("utilised", "held", "forwarded")})
     labels.update({f"role.{r.value}": translate(lang, f"map.erole.{r.value}") for r in flowmap.ROLE_ORDER})
     return labels
 
@@ -254,6 +255,8 @@ def map_context(
         "more_flows": max(0, len(layer.flows) - TOP_FLOWS),
         "total": tonnes(lang, layer.total.tonnes),
         "utilised_total": tonnes(lang, layer.total.utilised_t),
+        "held_total": tonnes(lang, layer.total.held_t),
+        "forwarded_total": tonnes(lang, layer.total.forwarded_t),
         "region_options": region_options(session, principal, lang),
         "park_options": park_options(session, principal, lang),
         "category_options": _category_options(session, lang),
@@ -384,6 +387,21 @@ def _side(lang: str, s: FlowSum) -> dict[str, Any]:
     return {"tonnes": tonnes(lang, s.tonnes), "batches": s.batches, "raw": float(s.tonnes)}
 
 
+def _allocated(lang: str, *sides: FlowSum) -> dict[str, Any]:
+    """What the tonnes received became, from the allocation: utilised there, held there, forwarded from there."""
+    utilised, held, forwarded = (sum((getattr(s, name) for s in sides), Decimal(0)) for name in _ALLOCATED)
+    return {
+        "utilised": tonnes(lang, utilised),
+        "held": tonnes(lang, held),
+        "forwarded": tonnes(lang, forwarded),
+        "raw": {"utilised": float(utilised), "held": float(held), "forwarded": float(forwarded)},
+        "intermediary": held > 0 or forwarded > 0,
+    }
+
+
+_ALLOCATED = ("utilised_t", "held_t", "forwarded_t")
+
+
 def _partners(lang: str, rows: list[tuple[flowmap.Place, FlowSum]]) -> list[dict[str, Any]]:
     return [{"name": _name(lang, p.name_zh, p.name_en), "tonnes": tonnes(lang, s.tonnes)} for p, s in rows]
 
@@ -422,6 +440,8 @@ def _place_context(
         "outgoing": _side(lang, flows.outgoing),
         "incoming": _side(lang, flows.incoming),
         "within": _side(lang, flows.within),
+        # Received from elsewhere or from within: what became of it here.
+        "allocated": _allocated(lang, flows.incoming, flows.within),
         "to": _partners(lang, flows.to),
         "from_": _partners(lang, flows.from_),
         "f": f,
@@ -589,6 +609,7 @@ def flow_details(
         "d": d,
         "total": _side(lang, d.total),
         "utilised": tonnes(lang, d.total.utilised_t),
+        "allocated": _allocated(lang, d.total),
         "by": by,
         "pairs": pairs if not enterprise_level else [],
         "more_pairs": d.more_pairs if not enterprise_level else 0,
@@ -617,25 +638,45 @@ def flow_details(
 # ---------------------------------------------------------------------------------------------------------------
 # Sankey
 
+# Node prefixes of the two diagrams: left (origin), middle (intermediary), right (final end).
+SANKEY_PREFIXES: dict[str, tuple[str, str, str]] = {"route": ("c", "v", "r"), "place": ("o", "m", "d")}
+
+
+def _sankey_label(lang: str, data: SankeyData, which: str, node: str) -> str:
+    kind, key = node.split(":", 1)
+    match kind:
+        case "c":
+            return _name(lang, *data.categories.get(key, (key, None)))
+        case "v":
+            return translate(lang, "flowmap.sankey.via_route", route=translate(lang, f"map.route.{key}"))
+        case "r":
+            return translate(lang, f"map.route.{key}")
+        case "m":
+            return translate(lang, "flowmap.sankey.via_place", place=_region_label(lang, data, key))
+    return _region_label(lang, data, key)
+
 
 def sankey_chart(lang: str, data: SankeyData, which: str) -> dict[str, Any]:
-    """Nodes and links of one diagram for app/static/sankey.js; a node's name is an id, its label the words."""
-    nodes: dict[str, str] = {}
-    links = []
+    """Nodes (with their column and held tonnes) and links of one diagram for app/static/sankey.js; a node's name
+    is an id, its label the words. Tonnes through an intermediary are two links, origin -> middle -> end."""
     rows = data.by_route if which == "route" else data.by_place
-    for s in rows:
-        if which == "route":
-            source, target = f"c:{s.origin}", f"r:{s.destination}"
-            zh_en = data.categories.get(str(s.origin), (str(s.origin), None))
-            nodes.setdefault(source, _name(lang, *zh_en))
-            nodes.setdefault(target, translate(lang, f"map.route.{s.destination}"))
-        else:
-            # A prefecture ships to itself: each side gets its own node so that the diagram stays acyclic.
-            source, target = f"o:{s.origin}", f"d:{s.destination}"
-            nodes.setdefault(source, _region_label(lang, data, str(s.origin)))
-            nodes.setdefault(target, _region_label(lang, data, str(s.destination)))
-        links.append({"source": source, "target": target, "value": round(s.tonnes, 3)})
-    return {"nodes": [{"name": k, "label": v} for k, v in nodes.items()], "links": links}
+    nodes, links = graph(rows, SANKEY_PREFIXES[which])
+    # Without any intermediary the diagram has two columns, not an empty one in the middle.
+    columns = 3 if any(n.depth == 1 for n in nodes) else 2
+    return {
+        "nodes": [
+            {
+                "name": n.name,
+                "label": _sankey_label(lang, data, which, n.name),
+                "depth": min(n.depth, columns - 1),
+                "in": round(n.tonnes_in, 3),
+                "out": round(n.tonnes_out, 3),
+                "held": round(n.held_t, 3),
+            }
+            for n in nodes
+        ],
+        "links": [{"source": a, "target": b, "value": round(v, 3)} for (a, b), v in links.items()],
+    }
 
 
 def _region_label(lang: str, data: SankeyData, adcode: str) -> str:
@@ -645,20 +686,23 @@ def _region_label(lang: str, data: SankeyData, adcode: str) -> str:
 
 
 def _sankey_rows(lang: str, data: SankeyData, which: str) -> list[dict[str, Any]]:
-    chart = sankey_chart(lang, data, which)
-    labels = {n["name"]: n["label"] for n in chart["nodes"]}
+    """One row per path (origin, intermediary or straight, end or held there): the rows add up to the total."""
+    left, middle, right = SANKEY_PREFIXES[which]
     rows = data.by_route if which == "route" else data.by_place
+    whole = data.total.tonnes
     out = []
-    for link, s in zip(chart["links"], rows, strict=True):
+    for p in rows:
         out.append(
             {
-                "source": labels[link["source"]],
-                "target": labels[link["target"]],
-                "code": s.origin if which == "route" else None,
-                "tonnes": tonnes(lang, s.tonnes),
-                "raw": float(s.tonnes),
-                "batches": s.batches,
-                "share": pct(float(s.tonnes / data.total.tonnes)) if data.total.tonnes else "–",
+                "source": _sankey_label(lang, data, which, f"{left}:{p.origin}"),
+                "via": _sankey_label(lang, data, which, f"{middle}:{p.via}") if p.via is not None else None,
+                "target": _sankey_label(lang, data, which, f"{right}:{p.end}") if p.end is not None else None,
+                "code": p.origin if which == "route" else None,
+                "tonnes": tonnes(lang, p.tonnes),
+                "utilised": tonnes(lang, p.utilised_t),
+                "raw": float(p.tonnes),
+                "batches": p.batches,
+                "share": pct(float(p.tonnes / whole)) if whole else "–",
             }
         )
     return out
@@ -672,45 +716,57 @@ def sankey_page(
     principal: PrincipalDep,
     year: YearQuery = None,
     region: TextQuery = None,
+    category: TextQuery = None,
+    park: Annotated[str | None, Query(max_length=12)] = None,
 ) -> Response:
-    """Received tonnes of a year and a scope: category to route, and origin to destination prefecture."""
+    """A year's tonnes followed to their end: category and prefecture, through intermediaries, to the final step."""
     years = _years(session, principal)
     chosen = year if year is not None else (years[0] if years else utcnow().year)
-    data = sankey(session=session, principal=principal, year=chosen, region=region or None)
-    scope_region = data.filter.region
+    data = sankey(
+        session=session,
+        principal=principal,
+        year=chosen,
+        region=region or None,
+        category=category,
+        park=_park_id(park),
+    )
+    f = data.filter
+    scope_region = f.region
     if scope_region:
         names = region_names(session, [scope_region])
         scope_name = _name(lang, *names.get(scope_region, (scope_region, None)))
     else:
         scope_name = translate(lang, f"sankey.scope.{principal.role.value}")
+    labels = {key: translate(lang, f"flowmap.sankey.js.{key}") for key in ("in", "out", "held")} | {
+        "unit": translate(lang, "map.js.tonnes_unit")
+    }
+    t = data.total
     context = {
         "year": chosen,
         "years": years,
+        "f": f,
         "region": scope_region or "",
         "default_region": default_region(principal) or "",
         "scope_name": scope_name,
         "region_options": region_options(session, principal, lang),
+        "park_options": park_options(session, principal, lang),
+        "category_options": _category_options(session, lang),
         "data": data,
-        "total": tonnes(lang, data.total.tonnes),
-        "route_chart": json.dumps(
-            sankey_chart(lang, data, "route"),
-            ensure_ascii=False,
-            default=json_default,
-            allow_nan=False,
-        ),
-        "place_chart": json.dumps(
-            sankey_chart(lang, data, "place"),
-            ensure_ascii=False,
-            default=json_default,
-            allow_nan=False,
-        ),
-        "route_rows": _sankey_rows(lang, data, "route"),
-        "place_rows": _sankey_rows(lang, data, "place"),
-        "map_href": "/map?" + urlencode({"year": chosen, **({"region": scope_region} if scope_region else {})}),
-        "labels": json.dumps(
-            {"unit": translate(lang, "map.js.tonnes_unit")},
-            ensure_ascii=False,
-            default=json_default,
-        ),
+        "total": tonnes(lang, t.tonnes),
+        "figures": {
+            "final": tonnes(lang, t.final_t),
+            "utilised": tonnes(lang, t.utilised_t),
+            "held": tonnes(lang, t.held_t),
+            "via": tonnes(lang, t.via_t),
+        },
+        "charts": {
+            which: json.dumps(
+                sankey_chart(lang, data, which), ensure_ascii=False, default=json_default, allow_nan=False
+            )
+            for which in SANKEY_PREFIXES
+        },
+        "rows": {which: _sankey_rows(lang, data, which) for which in SANKEY_PREFIXES},
+        "map_href": "/map?" + _query(f),
+        "labels": json.dumps(labels, ensure_ascii=False, default=json_default),
     }
     return render(request, "sankey.html", context, lang=lang, block="sankey_view")

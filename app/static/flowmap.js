@@ -150,6 +150,13 @@
         if (p.sent_t || p.received_t) {
           text += "<br>" + labels.sent + " " + formatTonnes(p.sent_t, lang, labels.tonnes_unit) +
             " · " + labels.received + " " + formatTonnes(p.received_t, lang, labels.tonnes_unit);
+          // What was received became: utilised here (allocated), or for an intermediary held and forwarded.
+          if (p.held_t || p.forwarded_t) {
+            text += "<br>" + labels.held + " " + formatTonnes(p.held_t, lang, labels.tonnes_unit) +
+              " · " + labels.forwarded + " " + formatTonnes(p.forwarded_t, lang, labels.tonnes_unit);
+          } else if (p.utilised_t) {
+            text += "<br>" + labels.utilised + " " + formatTonnes(p.utilised_t, lang, labels.tonnes_unit);
+          }
         }
         featureLayer.bindTooltip(text, { direction: "top", offset: [0, -4] });
         featureLayer.on("click", function (event) {

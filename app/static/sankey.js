@@ -1,6 +1,8 @@
 // Draws the Sankey diagrams from the JSON the server rendered into data-sankey (no data is fetched here).
-// data-sankey: {nodes: [{name: id, label: words}], links: [{source: id, target: id, value: tonnes}]}; node names are
-// ids ("c:SW01", "r:cement_admixture", "o:510400", "d:510400") so that a place shipping to itself stays acyclic.
+// data-sankey: {nodes: [{name: id, label: words, depth: column, in, out, held}], links: [{source, target, value}]};
+// node names are ids ("c:SW01", "v:transfer", "r:cement_admixture", "o:510400", "m:510400", "d:510400") so that a
+// place shipping to itself stays acyclic. Three columns: origin, intermediary (tonnes that passed one), final end;
+// an intermediary takes in what it sends on plus what it still holds, which the tooltip says.
 (function () {
   "use strict";
   // Tableau colour-blind-safe palette, in order; links take their source's colour, lightened.
@@ -22,12 +24,13 @@
     var lang = document.documentElement.lang || "zh-CN";
     var words = {};
     var plain = {};
-    data.nodes.forEach(function (n) { plain[n.name] = n.label; });
+    var byName = {};
+    data.nodes.forEach(function (n) { plain[n.name] = n.label; byName[n.name] = n; });
     data.nodes.forEach(function (n) { words[n.name] = escapeHtml(n.label); });
     var fmt = function (v) {
       return v.toLocaleString(lang, { maximumFractionDigits: Math.abs(v) >= 1000 ? 0 : 1 }) + " " + unit;
     };
-    // A place keeps its colour on both sides ("o:510400" and "d:510400" are the same prefecture).
+    // A place keeps its colour in every column ("o:510400", "m:510400" and "d:510400" are the same prefecture).
     var colours = {};
     var colourOf = function (name) {
       var key = name.slice(2);
@@ -44,6 +47,13 @@
         formatter: function (p) {
           if (p.dataType === "edge") {
             return words[p.data.source] + " → " + words[p.data.target] + "<br>" + fmt(p.data.value);
+          }
+          var n = byName[p.name] || {};
+          if (n.depth === 1) {
+            // An intermediary: what came in, what went on, and what it still holds.
+            return words[p.name] + "<br>" + escapeHtml(labels["in"] || "in") + " " + fmt(n["in"]) + "<br>" +
+              escapeHtml(labels.out || "out") + " " + fmt(n.out) + "<br>" + escapeHtml(labels.held || "held") + " " +
+              fmt(n.held);
           }
           return words[p.name] + "<br>" + fmt(p.value);
         },
@@ -68,7 +78,14 @@
         },
         lineStyle: { color: "source", opacity: 0.35, curveness: 0.5 },
         data: data.nodes.map(function (n) {
-          return { name: n.name, itemStyle: { color: colourOf(n.name), borderColor: "#12304d", borderWidth: 0.5 } };
+          // The column is given: an intermediary that sent nothing on yet stays in the middle, not at the end.
+          var node = { name: n.name, depth: n.depth,
+            itemStyle: { color: colourOf(n.name), borderColor: "#12304d", borderWidth: 0.5 } };
+          if (n.depth === 1) {
+            // A middle label wraps within its column, so that it never runs over the right-hand nodes on a phone.
+            node.label = { width: Math.max(60, Math.round(el.clientWidth / 3) - 24), overflow: "break" };
+          }
+          return node;
         }),
         links: data.links,
       }],

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, case, func, or_
+from sqlalchemy import ColumnElement, and_, func, or_, type_coerce
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
@@ -30,9 +30,11 @@ from flows.waste.corrections import decide_correction, list_corrections
 from flows.waste.flags import Flag, FlagKind, list_flags
 from flows.waste.rates import RateBy, RateReport, RateRow
 from flows.waste.targets import resolve_category_set
-from models import CorrectionRequest, Declaration, Enterprise, Manifest, Park, Region, User
-from models.enums import RegionLevel, UserRole
-from models.quantity import Tonnes
+from models import CorrectionRequest, Declaration, Enterprise, Manifest, ManifestDraw, Park, Region, User
+from models.enums import Placement, RegionLevel, UserRole
+from models.quantity import Tonnes, TonnesKg
+
+DRAWS = ManifestDraw.__table__  # type: ignore[attr-defined]
 
 ChildKind = Literal["prefecture", "county", "park", "enterprise", "category"]
 RowsKind = Literal["declarations", "batches"]
@@ -189,6 +191,8 @@ class AuditRow:
     flags: int
     scope: ScopeArgs | None  # what its figures cover (rows pages and flags queue take it); None: no such scope
     drill: ScopeArgs | None = None  # the level below, when there is one
+    # An intermediary's tonnes of the year's first manifests that it still holds: neither utilised nor its own.
+    held_t: Tonnes = Decimal(0)
 
 
 @dataclass
@@ -228,6 +232,12 @@ class BatchLine:
     weight_received_t: Tonnes | None
     counts: bool  # part of the enterprise's bottom-up figure
     flags: list[str] = field(default_factory=list)  # kinds of the open flags on this batch
+    # From the allocation (flows/waste/chains.py): of a batch sent, its tonnes that ended utilised wherever the chain
+    # took them (its part of the bottom-up figure); of a lot received by an intermediary, what it still holds and what
+    # was drawn from it and sent on.
+    allocated_t: Tonnes = Decimal(0)
+    held_t: Tonnes = Decimal(0)
+    forwarded_t: Tonnes = Decimal(0)
 
 
 @dataclass
@@ -473,7 +483,12 @@ def drill_down(
         for flag in flags.data:
             for key in keys_of(flag):
                 counts[key] = counts.get(key, 0) + 1
-        tables.append(ChildTable(by=by, kind=kind, rows=_rows_of(kind, rows, extras, counts, here)))
+        child_rows = _rows_of(kind, rows, extras, counts, here)
+        if kind == "enterprise":
+            held = held_by_enterprise(session, scope.condition, report.categories, year)
+            for child in child_rows:
+                child.held_t = held.get(int(child.key or 0), Decimal(0))
+        tables.append(ChildTable(by=by, kind=kind, rows=child_rows))
     assert report is not None  # every level has a table
     total_extras = declared_extras(session, scope.condition, report.categories, year).get((), Extras())
     total_row = RateRow(key=scope.ref.key, name_zh=scope.ref.name_zh, name_en=scope.ref.name_en, **_figures(report))
@@ -487,6 +502,10 @@ def drill_down(
         flags=flags.count,
         scope=here,
     )
+    if level == "enterprise":
+        total.held_t = held_by_enterprise(session, scope.condition, report.categories, year).get(
+            int(scope.ref.key), Decimal(0)
+        )
     batches = None
     if level == "enterprise":
         batches = enterprise_batches(
@@ -513,6 +532,26 @@ def drill_down(
     )
 
 
+def held_by_enterprise(
+    session: Session, condition: ColumnElement[bool], codes: Sequence[str], year: int
+) -> dict[int, Tonnes]:
+    """Tonnes of the year's first manifests (of these categories) still held by each intermediary of the scope."""
+    share = rates.SHARES.c
+    query = (
+        sa_select(col(Manifest.receiver_id), type_coerce(func.sum(share.kg), TonnesKg()))
+        .select_from(rates.SHARES)
+        .join(Manifest, col(Manifest.id) == share.manifest_id)
+        .where(
+            share.placement == Placement.held.value,
+            share.origin_year == year,
+            share.category_code.in_(list(codes)),
+            col(Manifest.receiver_id).in_(sa_select(col(Enterprise.id)).where(condition)),
+        )
+        .group_by(col(Manifest.receiver_id))
+    )
+    return {int(r[0]): Decimal(r[1]) for r in session.execute(query)}
+
+
 def _figures(report: RateReport) -> dict[str, Any]:
     return {name: getattr(report, name) for name in rates.RateFigures.model_fields}
 
@@ -531,20 +570,14 @@ def enterprise_batches(
     offset: int = 0,
     limit: int = 50,
 ) -> BatchPage:
-    """An enterprise's batches of a year, sent or received, each saying whether it counts in its bottom-up figure."""
+    """An enterprise's batches of a year, sent or received: of a batch sent, its allocated utilised tonnes (its part
+    of the bottom-up figure, wherever the chain took it); of a lot received as an intermediary, held and forwarded."""
     if offset < 0:
         raise InvalidInput("pages.audit.negative_offset", field="offset")
     b = Manifest
     mine = or_(col(b.shipper_id) == enterprise_id, col(b.receiver_id) == enterprise_id)
     where = and_(col(b.year) == year, mine)
     count = int(session.execute(sa_select(func.count()).select_from(b).where(where)).scalar_one())
-    counts = case(
-        (
-            and_(col(b.shipper_id) == enterprise_id, col(b.category_code).in_(list(codes)), rates.manifest_utilised()),
-            1,
-        ),
-        else_=0,
-    )
     query = (
         sa_select(
             col(b.id),
@@ -556,7 +589,6 @@ def enterprise_batches(
             col(b.status),
             col(b.weight_dispatched_t),
             col(b.weight_received_t),
-            counts.label("counts"),
         )
         .where(where)
         .order_by(col(b.number), col(b.id))
@@ -564,6 +596,7 @@ def enterprise_batches(
         .limit(limit)
     )
     rows = list(session.execute(query))
+    allocated, held, forwarded = allocation_of(session, [r.id for r in rows])
     others = {r.receiver_id if r.shipper_id == enterprise_id else r.shipper_id for r in rows}
     names = _enterprise_names(session, others)
     on_batch: dict[int, list[str]] = {}
@@ -589,11 +622,38 @@ def enterprise_batches(
                 status=str(r.status),
                 weight_dispatched_t=Decimal(r.weight_dispatched_t),
                 weight_received_t=None if r.weight_received_t is None else Decimal(r.weight_received_t),
-                counts=bool(r.counts),
+                counts=sent and r.category_code in codes and allocated.get(r.id, 0) > 0,
                 flags=on_batch.get(r.id, []),
+                allocated_t=allocated.get(r.id, Decimal(0)) if sent else Decimal(0),
+                # A lot is the receiver's: what it holds and sent on is shown on the intermediary's own list.
+                held_t=Decimal(0) if sent else held.get(r.id, Decimal(0)),
+                forwarded_t=Decimal(0) if sent else forwarded.get(r.id, Decimal(0)),
             )
         )
     return BatchPage(count=count, offset=offset, limit=limit, rows=lines)
+
+
+def allocation_of(
+    session: Session, ids: Sequence[int]
+) -> tuple[dict[int, Tonnes], dict[int, Tonnes], dict[int, Tonnes]]:
+    """Of manifests: tonnes of each (a first manifest) that ended utilised, still held in each lot, drawn from each."""
+    if not ids:
+        return {}, {}, {}
+    share, draw = rates.SHARES.c, DRAWS.c
+    kg = type_coerce(func.sum(share.kg), TonnesKg())
+    utilised = rates.allocated_utilised(share.origin_id).where(share.origin_id.in_(list(ids)))
+    held = (
+        sa_select(share.manifest_id, kg)
+        .where(share.manifest_id.in_(list(ids)), share.placement == Placement.held.value)
+        .group_by(share.manifest_id)
+    )
+    drawn = (
+        sa_select(draw.source_id, type_coerce(func.sum(draw.kg), TonnesKg()))
+        .where(draw.source_id.in_(list(ids)))
+        .group_by(draw.source_id)
+    )
+    ended, kept, sent_on = ({int(r[0]): Decimal(r[1]) for r in session.execute(q)} for q in (utilised, held, drawn))
+    return ended, kept, sent_on
 
 
 def _enterprise_names(session: Session, ids: Iterable[int]) -> dict[int, tuple[str, str | None]]:
@@ -641,6 +701,7 @@ class ManifestLine:
     status: str
     received_at: datetime | None
     weight_received_t: Tonnes
+    allocated_t: Tonnes = Decimal(0)  # of its tonnes, those that ended utilised at a licensed receiver
 
 
 @dataclass
@@ -744,19 +805,30 @@ def _declaration_rows(session: Session, scope: Scope, codes: Sequence[str], page
 
 
 def _manifest_rows(session: Session, scope: Scope, codes: Sequence[str], page: RowsPage) -> None:
-    # The same batches as rates.manifested_sums: received by a licensed utiliser, shipped by the scope.
-    b = Manifest
-    where = and_(
-        col(b.category_code).in_(list(codes)),
-        col(b.year) == page.year,
-        rates.manifest_utilised(),
-        col(b.shipper_id).in_(sa_select(col(Enterprise.id)).where(scope.condition)),
+    # The first manifests of rates.manifested_sums: shipped by the scope in the year, each with its tonnes that ended
+    # on a utilisation route at a licensed receiver, however many hops later (the same allocated shares).
+    share = rates.SHARES.c
+    allocated = (
+        rates.allocated_utilised(share.origin_id.label("origin_id"))
+        .where(
+            share.category_code.in_(list(codes)),
+            share.origin_year == page.year,
+            share.origin_shipper_id.in_(sa_select(col(Enterprise.id)).where(scope.condition)),
+        )
+        .subquery("allocated")
     )
+    b = Manifest
     sums = session.execute(
-        sa_select(func.count(), func.coalesce(func.sum(col(b.weight_received_t)), 0.0)).select_from(b).where(where)
+        sa_select(
+            func.count(),
+            type_coerce(func.coalesce(func.sum(allocated.c.tonnes), 0), TonnesKg()),
+            func.coalesce(func.sum(col(b.weight_received_t)), 0.0),
+        )
+        .select_from(allocated)
+        .join(b, col(b.id) == allocated.c.origin_id)
     ).one()
     page.count = int(sums[0])
-    page.totals = {"weight_received_t": Decimal(sums[1])}
+    page.totals = {"allocated_t": Decimal(sums[1]), "weight_received_t": Decimal(sums[2])}
     query = (
         sa_select(
             col(b.id),
@@ -768,8 +840,10 @@ def _manifest_rows(session: Session, scope: Scope, codes: Sequence[str], page: R
             col(b.status),
             col(b.received_at),
             col(b.weight_received_t),
+            allocated.c.tonnes,
         )
-        .where(where)
+        .select_from(allocated)
+        .join(b, col(b.id) == allocated.c.origin_id)
         .order_by(col(b.received_at), col(b.number))
         .offset(page.offset)
         .limit(page.limit)
@@ -790,7 +864,8 @@ def _manifest_rows(session: Session, scope: Scope, codes: Sequence[str], page: R
             route=str(r.route),
             status=str(r.status),
             received_at=r.received_at,
-            weight_received_t=Decimal(r.weight_received_t),
+            weight_received_t=Decimal(r.weight_received_t or 0),
+            allocated_t=Decimal(r.tonnes),
         )
         for r in rows
     ]

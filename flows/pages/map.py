@@ -108,13 +108,16 @@ class Place:
 
 @dataclass(frozen=True)
 class Flow:
-    """Received tonnes from one place to another in the filter."""
+    """Received tonnes from one place to another in the filter: the lorries' tonnes, and of them the allocated
+    utilised tonnes, and the tonnes delivered to intermediaries that they still hold or have forwarded."""
 
     origin: Place
     destination: Place
     tonnes: Tonnes
     batches: int
     utilised_t: Tonnes
+    held_t: Tonnes = Decimal(0)
+    forwarded_t: Tonnes = Decimal(0)
 
     @property
     def within(self) -> bool:
@@ -156,6 +159,8 @@ class FlowLayer:
                         "tonnes": round(flow.tonnes, 3),
                         "batches": flow.batches,
                         "utilised_t": round(flow.utilised_t, 3),
+                        "held_t": round(flow.held_t, 3),
+                        "forwarded_t": round(flow.forwarded_t, 3),
                     },
                 }
             )
@@ -165,6 +170,9 @@ class FlowLayer:
             "pairs": self.pairs,
             "tonnes": round(self.total.tonnes, 3),
             "batches": self.total.batches,
+            "utilised_t": round(self.total.utilised_t, 3),
+            "held_t": round(self.total.held_t, 3),
+            "forwarded_t": round(self.total.forwarded_t, 3),
             "features": features,
         }
 
@@ -238,7 +246,18 @@ def flow_layer(
     sums = grouped_sums(session, condition, *_ends(chosen))
     keys = {_key(s.origin) for s in sums} | {_key(s.destination) for s in sums}
     places = _prefecture_places(session, keys) if chosen == "prefecture" else _enterprise_places(session, keys)
-    flows = [Flow(places[_key(s.origin)], places[_key(s.destination)], s.tonnes, s.batches, s.utilised_t) for s in sums]
+    flows = [
+        Flow(
+            places[_key(s.origin)],
+            places[_key(s.destination)],
+            s.tonnes,
+            s.batches,
+            s.utilised_t,
+            s.held_t,
+            s.forwarded_t,
+        )
+        for s in sums
+    ]
     return FlowLayer(level=chosen, requested=level, pairs=pairs, total=total(session, condition), flows=flows)
 
 
@@ -301,7 +320,7 @@ def flow_detail(
         level=chosen,
         origin=places[origin],
         destination=places[destination],
-        total=FlowSum(origin, destination, overall.tonnes, overall.batches, overall.utilised_t),
+        total=overall._replace(origin=origin, destination=destination),
         by_category_route=by,
         pairs=pairs,
         more_pairs=max(0, len(pair_sums) - limit),
@@ -342,22 +361,14 @@ def _place_condition(f: FlowFilter) -> ColumnElement[bool]:
 
 
 def enterprise_layer(*, session: Session, principal: Principal, f: FlowFilter) -> dict[str, Any]:
-    """Points: the enterprises the principal may read (in the filter's place) and the other ends of its flows."""
+    """Points: the enterprises the principal may read (in the filter's place) and the other ends of its flows.
+
+    Each with the tonnes it sent and received, and of those received: utilised there (allocated), still held there
+    and forwarded from there (an intermediary's lots), so that a collector never reads as a utiliser.
+    """
     condition = flow_condition(principal, f)
-    sent = dict(
-        session.execute(
-            sa_select(col(Manifest.shipper_id), func.sum(col(Manifest.weight_received_t)))
-            .where(condition)
-            .group_by(col(Manifest.shipper_id))
-        ).all()
-    )
-    received = dict(
-        session.execute(
-            sa_select(col(Manifest.receiver_id), func.sum(col(Manifest.weight_received_t)))
-            .where(condition)
-            .group_by(col(Manifest.receiver_id))
-        ).all()
-    )
+    sent = {s.origin: s for s in grouped_sums(session, condition, origin=col(Shipper.id))}
+    received = {s.destination: s for s in grouped_sums(session, condition, destination=col(Receiver.id))}
     ends = sorted(set(sent) | set(received))
     query = (
         sa_select(
@@ -378,6 +389,7 @@ def enterprise_layer(*, session: Session, principal: Principal, f: FlowFilter) -
     for eid, name_zh, name_en, lon, lat, park_id, readable in rows:
         held = roles.get(int(eid), [])
         role = main_role(held)
+        out, into = sent.get(eid), received.get(eid)
         features.append(
             {
                 "type": "Feature",
@@ -392,8 +404,11 @@ def enterprise_layer(*, session: Session, principal: Principal, f: FlowFilter) -
                     "roles": held,
                     "park_id": park_id,
                     "readable": bool(readable),
-                    "sent_t": round(float(sent.get(eid, 0.0)), 3),
-                    "received_t": round(float(received.get(eid, 0.0)), 3),
+                    "sent_t": round(float(out.tonnes if out else 0), 3),
+                    "received_t": round(float(into.tonnes if into else 0), 3),
+                    "utilised_t": round(float(into.utilised_t if into else 0), 3),
+                    "held_t": round(float(into.held_t if into else 0), 3),
+                    "forwarded_t": round(float(into.forwarded_t if into else 0), 3),
                 },
             }
         )

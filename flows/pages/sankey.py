@@ -1,31 +1,88 @@
-"""Sankey diagrams of received tonnes: by category to route, and by origin prefecture to destination prefecture.
+"""Sankey diagrams of a year's tonnes followed to their end: generator -> intermediary -> utiliser or disposer.
 
-The same batches as the flow map (flows/waste/movements.py): received in the year, at their received weight, visible to
-the principal, and with one end in the chosen region when one is chosen. Both diagrams add up to the same total.
+Built from the allocation (flows/waste/chains.py, table manifest_share), not from the lorries: every first manifest of
+the year (its origin year, as the rate counts it) is followed to where its kilograms are now. Tonnes at a final step
+(a utilisation route or disposal) run from the left column to the right one; those that passed an intermediary
+(collector, store, pre-treatment plant: routes storage and transfer) run through the middle column, and those an
+intermediary still holds stop there. So the right column adds up to the allocated final tonnes, each tonne counted
+once however many lorries carried it, and a middle node takes in what it sends on plus what it holds. Tonnes still on
+the road are left out until they arrive.
+
+Two diagrams: category -> the route of the first hop to an intermediary -> the final route; and the generator's
+prefecture -> the prefecture of the intermediary that holds the tonnes or sent them on last -> the final receiver's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, String, and_, case, func, literal_column, null, or_, true, type_coerce
+from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
+from flows.access.scope import readable_enterprise_ids, region_clause
 from flows.kernel.principal import Principal
 from flows.waste.movements import (
     FlowFilter,
-    FlowSum,
     Receiver,
     Shipper,
     category_names,
-    flow_condition,
-    grouped_sums,
     parse_filter,
     region_names,
 )
-from models import Manifest
-from models.enums import UserRole
+from flows.waste.rates import SHARES, manifest_utilised
+from models import Enterprise, Manifest
+from models.enums import Placement, UserRole
+from models.quantity import Tonnes, TonnesKg
+
+# The first manifest of a share, and its shipper (the generator the tonnes are allocated to).
+Origin = aliased(Manifest, name="origin_m")
+Generator = aliased(Enterprise, name="generator")
+
+STRAIGHT, VIA, HELD = "straight", "via", "held"  # how a share reached where it is
+
+
+def _inline(value: str) -> ColumnElement[str]:
+    # Constants of our own written inline: PostgreSQL matches a GROUP BY expression to the SELECT's only when they
+    # are written the same, and two bind parameters never are (as in flows/waste/rates.py).
+    return literal_column(f"'{value}'", String)
+
+
+def _at(placement: Placement) -> ColumnElement[bool]:
+    placed: ColumnElement[bool] = SHARES.c.placement == _inline(placement.value)
+    return placed
+
+
+class Path(NamedTuple):
+    """Tonnes of the year that took one path: from `origin`, through `via` (None: straight), to `end` (None: held at
+    `via`), with the part utilised at a licensed receiver and the first manifests they came from."""
+
+    origin: str
+    via: str | None
+    end: str | None
+    tonnes: Tonnes
+    utilised_t: Tonnes
+    batches: int
+
+
+@dataclass(frozen=True)
+class SankeyTotals:
+    """What the diagrams add up to: final tonnes (the right column), of which utilised, and held at intermediaries."""
+
+    final_t: Tonnes
+    utilised_t: Tonnes
+    held_t: Tonnes
+    via_t: Tonnes  # of the final and held tonnes, those that passed an intermediary
+    batches: int  # first manifests followed
+
+    @property
+    def tonnes(self) -> Tonnes:
+        """Every tonne followed: at a final step or held on the way."""
+        return self.final_t + self.held_t
 
 
 @dataclass(frozen=True)
@@ -33,9 +90,9 @@ class SankeyData:
     """The two diagrams of one year and scope, with the names of their nodes."""
 
     filter: FlowFilter
-    total: FlowSum
-    by_route: list[FlowSum]  # origin = category code, destination = route
-    by_place: list[FlowSum]  # origin = shipper's prefecture adcode, destination = receiver's ('' outside every region)
+    total: SankeyTotals
+    by_route: list[Path]  # category code -> route of the first hop -> final route
+    by_place: list[Path]  # generator's prefecture -> intermediary's -> final receiver's ('' outside every region)
     categories: dict[str, tuple[str, str]]
     regions: dict[str, tuple[str, str | None]]
 
@@ -45,23 +102,206 @@ def default_region(principal: Principal) -> str | None:
     return principal.scope_adcode if principal.role is UserRole.bureau else None
 
 
-def sankey(*, session: Session, principal: Principal, year: int, region: str | None = None) -> SankeyData:
-    """Received tonnes of a year by category -> route and origin -> destination prefecture, in the chosen scope."""
-    f = parse_filter(session=session, principal=principal, year=year, region=region or default_region(principal))
-    condition: ColumnElement[bool] = flow_condition(principal, f)
-    by_route = grouped_sums(session, condition, col(Manifest.category_code), col(Manifest.route))
-    by_place = [
-        s._replace(origin=s.origin or "", destination=s.destination or "")
-        for s in grouped_sums(session, condition, col(Shipper.prefecture_adcode), col(Receiver.prefecture_adcode))
+def _any_party_in(ids: Any) -> ColumnElement[bool]:
+    # The generator, the first intermediary, and both ends of the manifest the tonnes are in now.
+    return or_(
+        col(Origin.shipper_id).in_(ids),
+        col(Origin.receiver_id).in_(ids),
+        col(Manifest.shipper_id).in_(ids),
+        col(Manifest.receiver_id).in_(ids),
+    )
+
+
+def share_condition(principal: Principal, f: FlowFilter) -> ColumnElement[bool]:
+    """A condition on manifest_share x Manifest (where the tonnes are) x Origin: arrived tonnes of the filter's year
+    and categories with a party of their path visible to the principal and, when asked, in the region or park."""
+    share = SHARES.c
+    clauses: list[ColumnElement[bool]] = [
+        share.origin_year == f.year,
+        share.placement.in_([Placement.final.value, Placement.held.value]),
     ]
-    totals = grouped_sums(session, condition)
-    total = totals[0] if totals else FlowSum(None, None, Decimal(0), 0, Decimal(0))
-    adcodes = [s.origin for s in by_place] + [s.destination for s in by_place]
+    if principal.role is not UserRole.admin:
+        clauses.append(_any_party_in(readable_enterprise_ids(principal)))
+    if f.categories:
+        clauses.append(share.category_code.in_(list(f.categories)))
+    if f.region:
+        clauses.append(_any_party_in(sa_select(col(Enterprise.id)).where(region_clause(f.region))))
+    if f.park is not None:
+        clauses.append(_any_party_in(sa_select(col(Enterprise.id)).where(col(Enterprise.park_id) == f.park)))
+    return and_(true(), *clauses)
+
+
+def _stage() -> Any:
+    share = SHARES.c
+    return case(
+        (_at(Placement.held), _inline(HELD)),
+        (share.origin_id == share.manifest_id, _inline(STRAIGHT)),
+        else_=_inline(VIA),
+    )
+
+
+def _kg(expression: Any) -> Any:
+    return type_coerce(func.coalesce(func.sum(expression), 0), TonnesKg())
+
+
+def _from_shares() -> Any:
+    share = SHARES.c
+    return (
+        SHARES.join(Manifest, col(Manifest.id) == share.manifest_id)
+        .join(Origin, col(Origin.id) == share.origin_id)
+        .join(Generator, col(Generator.id) == col(Origin.shipper_id))
+        .join(Shipper, col(Shipper.id) == col(Manifest.shipper_id))
+        .join(Receiver, col(Receiver.id) == col(Manifest.receiver_id))
+    )
+
+
+def _utilised() -> Any:
+    share = SHARES.c
+    return _kg(case((and_(_at(Placement.final), manifest_utilised()), share.kg), else_=0))
+
+
+def paths(session: Session, condition: ColumnElement[bool], origin: Any, via: Any, end: Any) -> list[Path]:
+    """The tonnes of the condition grouped by path: origin, intermediary (for tonnes that passed one), final end."""
+    share = SHARES.c
+    stage = _stage()
+    # No middle for tonnes that went straight, no end for tonnes held: one path per (origin, via, end).
+    via = case((stage == _inline(STRAIGHT), null()), else_=via)
+    end = case((_at(Placement.held), null()), else_=end)
+    query = (
+        sa_select(
+            stage,
+            origin,
+            via,
+            end,
+            _kg(share.kg),
+            _utilised(),
+            func.count(func.distinct(share.origin_id)),
+        )
+        .select_from(_from_shares())
+        .where(condition)
+        .group_by(stage, origin, via, end)
+    )
+    out = []
+    for kind, o, v, e, tonnes, utilised, batches in session.execute(query):
+        out.append(
+            Path(
+                origin=_text(o),
+                via=None if kind == STRAIGHT else _text(v),
+                end=None if kind == HELD else _text(e),
+                tonnes=Decimal(tonnes),
+                utilised_t=Decimal(utilised),
+                batches=int(batches),
+            )
+        )
+    out.sort(key=lambda p: (-p.tonnes, p.origin, p.via or "", p.end or ""))
+    return out
+
+
+def _text(value: Any) -> str:
+    # Enterprises outside every loaded region have no prefecture: their place is the empty key.
+    return "" if value is None else str(value)
+
+
+def totals(session: Session, condition: ColumnElement[bool]) -> SankeyTotals:
+    """Final, utilised, held and passed-an-intermediary tonnes, and the first manifests, of the condition."""
+    share = SHARES.c
+    final = _at(Placement.final)
+    row = session.execute(
+        sa_select(
+            _kg(case((final, share.kg), else_=0)),
+            _utilised(),
+            _kg(case((final, 0), else_=share.kg)),
+            # Held tonnes are at an intermediary, even in their own first manifest (the lot it delivered).
+            _kg(case((and_(final, share.origin_id == share.manifest_id), 0), else_=share.kg)),
+            func.count(func.distinct(share.origin_id)),
+        )
+        .select_from(_from_shares())
+        .where(condition)
+    ).one()
+    final_t, utilised_t, held_t, via_t, batches = row
+    return SankeyTotals(Decimal(final_t), Decimal(utilised_t), Decimal(held_t), Decimal(via_t), int(batches))
+
+
+def _route_keys() -> tuple[Any, Any, Any]:
+    # A share in its own first manifest went straight; otherwise its first hop went to an intermediary by this route.
+    return SHARES.c.category_code, col(Origin.route), col(Manifest.route)
+
+
+def _place_keys() -> tuple[Any, Any, Any]:
+    # Held: at the receiver of the lot it is in. Final: sent on last by the shipper of the final manifest.
+    via = case((_at(Placement.held), col(Receiver.prefecture_adcode)), else_=col(Shipper.prefecture_adcode))
+    return col(Generator.prefecture_adcode), via, col(Receiver.prefecture_adcode)
+
+
+def sankey(
+    *,
+    session: Session,
+    principal: Principal,
+    year: int,
+    region: str | None = None,
+    category: str | None = None,
+    park: int | None = None,
+) -> SankeyData:
+    """A year's tonnes followed to their end by category and by prefecture, in the chosen scope."""
+    f = parse_filter(
+        session=session,
+        principal=principal,
+        year=year,
+        category=category,
+        region=region or default_region(principal),
+        park=park,
+    )
+    condition = share_condition(principal, f)
+    by_route = paths(session, condition, *_route_keys())
+    by_place = paths(session, condition, *_place_keys())
     return SankeyData(
         filter=f,
-        total=total,
+        total=totals(session, condition),
         by_route=by_route,
         by_place=by_place,
-        categories=category_names(session, sorted({str(s.origin) for s in by_route})),
-        regions=region_names(session, adcodes),
+        categories=category_names(session, sorted({p.origin for p in by_route})),
+        regions=region_names(session, _adcodes(by_place)),
     )
+
+
+def _adcodes(rows: Sequence[Path]) -> list[str]:
+    return sorted({key for p in rows for key in (p.origin, p.via, p.end) if key})
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node of a diagram with its column, the tonnes in and out, and what it holds (in = out + held)."""
+
+    name: str
+    depth: int
+    tonnes_in: Tonnes
+    tonnes_out: Tonnes
+
+    @property
+    def held_t(self) -> Tonnes:
+        return self.tonnes_in - self.tonnes_out if self.depth == 1 else Decimal(0)
+
+
+def graph(rows: Sequence[Path], prefixes: tuple[str, str, str]) -> tuple[list[Node], dict[tuple[str, str], Tonnes]]:
+    """Nodes (named prefix:key, one column each) and links of a diagram; a path through an intermediary is two links."""
+    left, middle, right = prefixes
+    links: dict[tuple[str, str], Tonnes] = {}
+    for p in rows:
+        source = f"{left}:{p.origin}"
+        if p.via is not None:
+            hop = f"{middle}:{p.via}"
+            links[(source, hop)] = links.get((source, hop), Decimal(0)) + p.tonnes
+            source = hop
+        if p.end is not None:
+            target = f"{right}:{p.end}"
+            links[(source, target)] = links.get((source, target), Decimal(0)) + p.tonnes
+    depth = {left: 0, middle: 1, right: 2}
+    ins: dict[str, Tonnes] = {}
+    outs: dict[str, Tonnes] = {}
+    for (source, target), tonnes in links.items():
+        outs[source] = outs.get(source, Decimal(0)) + tonnes
+        ins[target] = ins.get(target, Decimal(0)) + tonnes
+    names = list(dict.fromkeys(name for pair in links for name in pair))
+    names.sort(key=lambda n: depth[n.split(":", 1)[0]])
+    nodes = [Node(n, depth[n.split(":", 1)[0]], ins.get(n, Decimal(0)), outs.get(n, Decimal(0))) for n in names]
+    return nodes, links

@@ -1,8 +1,14 @@
 """Received tonnes between places: the selection and the SQL aggregates behind the flow map and the Sankey diagrams.
 
-A flow is what arrived: batches received (or received and later corrected), counted at their received weight, as
-the rate engine counts them (flows/waste/rates.py). Drafts, cancelled and rejected batches never arrived; a dispatched
-batch is still on its way. Each principal sees the batches with one end in its scope (flows/access/scope.py).
+A flow is what arrived: batches received (or received and later corrected), counted at their received weight, each
+hop a lorry of its own. Drafts, cancelled and rejected batches never arrived; a dispatched batch is still on its way.
+Each principal sees the batches with one end in its scope (flows/access/scope.py).
+
+What a flow means for utilisation comes from the allocation (flows/waste/chains.py, table manifest_share), never
+from the received weight: `utilised_t` is the tonnes that ended on a utilisation route at a licensed receiver, as
+allocated back to the first manifests (the rate engine's bottom-up figure); `held_t` is what a lot delivered to an
+intermediary still holds, `forwarded_t` what was drawn from it and sent on. A tonne passing a collector is moved twice
+but utilised once.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, type_coerce
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -21,10 +27,13 @@ from flows.access.scope import ensure_region_in_scope, readable_batches, region_
 from flows.kernel.errors import InvalidInput, NotFound
 from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
-from flows.waste.rates import RECEIVED_STATUSES, manifest_utilised
-from models import Enterprise, Manifest, Park, Region, WasteCategory
-from models.enums import RegionLevel, Route
-from models.quantity import Tonnes
+from flows.waste.rates import RECEIVED_STATUSES, SHARES, manifest_utilised
+from models import Enterprise, Manifest, ManifestDraw, Park, Region, WasteCategory
+from models.enums import Placement, RegionLevel, Route
+from models.quantity import Tonnes, TonnesKg
+
+DRAWS = ManifestDraw.__table__  # type: ignore[attr-defined]
+ZERO_T = Decimal(0)
 
 # The two ends of a batch, each an Enterprise row of its own in one query.
 Shipper = aliased(Enterprise, name="shipper")
@@ -115,13 +124,38 @@ def flow_condition(principal: Principal, f: FlowFilter) -> ColumnElement[bool]:
 
 
 class FlowSum(NamedTuple):
-    """Received tonnes of a group of batches; `utilised_t` is the part that counts toward the bottom-up figure."""
+    """Received tonnes of a group of batches, and what the allocation makes of them: utilised (allocated to the
+    first manifests, the bottom-up figure's part), still held at the intermediaries they were delivered to, and
+    drawn from those lots and sent on."""
 
     origin: Any
     destination: Any
     tonnes: Tonnes
     batches: int
     utilised_t: Tonnes
+    held_t: Tonnes = ZERO_T
+    forwarded_t: Tonnes = ZERO_T
+
+
+def share_kg(placement: Placement) -> Any:
+    """Kilograms of a manifest's shares at one placement (a correlated subquery on Manifest; NULL when none)."""
+    share = SHARES.c
+    return (
+        sa_select(func.sum(share.kg))
+        .where(share.manifest_id == col(Manifest.id), share.placement == placement.value)
+        .scalar_subquery()
+    )
+
+
+def drawn_kg() -> Any:
+    """Kilograms drawn from a manifest's lot by the forwardings that named it or drew from it (NULL when none)."""
+    draw = DRAWS.c
+    return sa_select(func.sum(draw.kg)).where(draw.source_id == col(Manifest.id)).scalar_subquery()
+
+
+def _kg_sum(expression: Any) -> Any:
+    # Sums of whole kilograms, read back as exact tonnes.
+    return type_coerce(func.coalesce(func.sum(func.coalesce(expression, 0)), 0), TonnesKg())
 
 
 def _sums() -> list[Any]:
@@ -129,8 +163,11 @@ def _sums() -> list[Any]:
     return [
         func.coalesce(func.sum(received), 0.0),
         func.count(),
-        # Received on a utilisation route by a receiver licensed for it on the day: the rate engine's own test.
-        func.coalesce(func.sum(case((manifest_utilised(), received), else_=0.0)), 0.0),
+        # Final tonnes allocated to this hop, where it is a utilisation route at a licensed receiver: the rate
+        # engine's own test, on the same shares as its bottom-up figure.
+        _kg_sum(case((manifest_utilised(), share_kg(Placement.final)), else_=0)),
+        _kg_sum(share_kg(Placement.held)),
+        _kg_sum(drawn_kg()),
     ]
 
 
@@ -155,18 +192,24 @@ def grouped_sums(
     for row in session.execute(query):
         values = list(row)
         keys = [values.pop(0) if g is not None else None for g in (origin, destination)]
-        tonnes, batches, utilised = values
+        tonnes, batches, utilised, held, forwarded = values
         if not groups and not batches:
             continue  # an ungrouped aggregate over nothing still answers one row
-        rows.append(FlowSum(keys[0], keys[1], Decimal(tonnes), int(batches), Decimal(utilised)))
+        rows.append(
+            FlowSum(
+                keys[0], keys[1], Decimal(tonnes), int(batches), Decimal(utilised), Decimal(held), Decimal(forwarded)
+            )
+        )
     rows.sort(key=lambda r: (-r.tonnes, str(r.origin), str(r.destination)))
     return rows
 
 
 def total(session: Session, condition: ColumnElement[bool]) -> FlowSum:
-    """Received tonnes, batches and the bottom-up part over every batch of the condition."""
-    row = session.execute(sa_select(*_sums()).select_from(Manifest).where(condition)).one()
-    return FlowSum(None, None, Decimal(row[0]), int(row[1]), Decimal(row[2]))
+    """Received tonnes, batches, and the utilised, held and forwarded parts over every batch of the condition."""
+    tonnes, batches, utilised, held, forwarded = session.execute(
+        sa_select(*_sums()).select_from(Manifest).where(condition)
+    ).one()
+    return FlowSum(None, None, Decimal(tonnes), int(batches), Decimal(utilised), Decimal(held), Decimal(forwarded))
 
 
 def pair_count(session: Session, condition: ColumnElement[bool]) -> int:
