@@ -94,6 +94,11 @@ def _move(
 
 @pytest.fixture
 def chain(client: TestClient, session: Session) -> Chain:
+    """The chain of build_chain."""
+    return build_chain(client, session)
+
+
+def build_chain(client: TestClient, session: Session) -> Chain:
     """G1 100 t and G2 50 t to a collector; 90 t on to a plant pro rata and 30 t of G1's lot to the utiliser;
     45 t from the plant to the utiliser; 15 t of G2's lot on the road."""
     w = build_world(session)
