@@ -199,6 +199,7 @@ def test_the_page_shows_what_went_into_a_forwarding(client: TestClient, session:
     drew = _rows(page.text, "drew")
     assert list(drew) == [m["p1"]["id"]]
     assert drew[m["p1"]["id"]].endswith("45 t named, pro rata")
+    assert "Its tonnes are at their final step: this batch ends the chain." in page.text
     made = _rows(page.text, "made")
     assert made == {
         m["g1"]["id"]: f"{m['g1']['number']} {NAMES['e1'][1]} 30 t at its final step",
@@ -209,6 +210,13 @@ def test_the_page_shows_what_went_into_a_forwarding(client: TestClient, session:
     assert {s.origin_id: _t(Decimal(s.kg) / 1000) for s in shares} == {
         ident: re.findall(r"([\d,.]+ t) at its", text)[0] for ident, text in made.items()
     }
+    # The plant's lot: made of both first batches, held there but for the 45 t it sent on.
+    lot = client.get(f"/batches/{m['p1']['id']}", headers=_admin(chain.w))
+    assert {i: t.split(" held")[0].split()[-2] for i, t in _rows(lot.text, "made").items()} == {
+        m["g1"]["id"]: "30",
+        m["g2"]["id"]: "15",
+    }
+    assert list(_rows(lot.text, "onward")) == [m["p2"]["id"]]
     # Named with its tonnes, and the batch pages link to each other.
     direct = client.get(f"/batches/{m['f']['id']}", headers=_admin(chain.w, "zh-CN"))
     assert _rows(direct.text, "drew")[m["g1"]["id"]].endswith("30 吨 已列明，按填写吨数")
