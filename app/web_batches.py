@@ -28,8 +28,8 @@ from flows.kernel.principal import Principal
 from flows.pages import batches as pages
 from flows.pages.batches import BatchForm, BatchQuery, Problem
 from flows.waste import corrections, manifests
-from models import Enterprise, Manifest, WasteCategory
-from models.enums import ManifestStatus, Route, UserRole
+from models import Enterprise, Manifest, ManifestSource, WasteCategory
+from models.enums import ManifestStatus, Route, TransportMode, UserRole, Weighing
 
 router = APIRouter(include_in_schema=False)
 
@@ -66,6 +66,10 @@ def problem_text(lang: str, problem: Problem) -> str:
     """A problem worded in the user's language, naming the field."""
     # A refusal of the domain travels as the error itself: worded here, in the reader's language.
     params = {k: say(lang, v) if isinstance(v, (DomainError, Message)) else v for k, v in problem.params.items()}
+    params = {
+        k: tonnes(v) if isinstance(v, Decimal) else translate(lang, v) if isinstance(v, Term) else v
+        for k, v in params.items()
+    }
     if "region_zh" in params:
         params["region"] = local_name(lang, params.pop("region_zh"), params.pop("region_en", None))
     if "status" in params:
@@ -75,6 +79,33 @@ def problem_text(lang: str, problem: Problem) -> str:
     message = translate(lang, f"batches.problem.{problem.code}", **params)
     label = translate(lang, f"batches.field.{problem.field}")
     return translate(lang, "batches.problem.format", field=label, message=message)
+
+
+# The writer's refusals of a forwarding's sources, worded for the form: the lot by its number, weights in tonnes
+# (the writer's own message speaks of the new manifest by an id the form never shows).
+CHAIN_PROBLEMS = {
+    "waste.chain.overdrawn": "chain_overdrawn",
+    "waste.chain.no_source": "chain_no_source",
+    "waste.chain.source_elsewhere": "chain_no_source",
+    "waste.chain.source_twice": "chain_twice",
+    "waste.chain.source_not_a_lot": "chain_not_a_lot",
+    "waste.chain.source_category": "chain_category",
+    "waste.chain.source_not_received": "chain_not_received",
+    "waste.chain.cycle": "chain_cycle",
+}
+
+
+def _chain_params(params: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"source": str(params.get("source", ""))}
+    for name in ("kg", "left"):
+        if name in params:
+            out[f"{name}_t"] = Decimal(int(params[name])) / 1000
+    if "route" in params:
+        out["route"] = Term(f"batches.route.{params['route']}")
+    for name in ("category", "expected"):
+        if name in params:
+            out[name] = str(params[name])
+    return out
 
 
 def _domain_problem(session: Session, exc: DomainError, batch: Manifest | None, step: str) -> Problem:
@@ -94,7 +125,12 @@ def _domain_problem(session: Session, exc: DomainError, batch: Manifest | None, 
         return Problem("form", "idempotency", {})
     if isinstance(exc, Forbidden):
         return Problem("actor", "forbidden", {"step": step})
-    return Problem(FIELD_OF.get(exc.field or "", exc.field or "form"), "domain", {"detail": exc})
+    field = exc.field or "form"
+    if field == "sources" and exc.code in CHAIN_PROBLEMS:
+        return Problem("sources", CHAIN_PROBLEMS[exc.code], _chain_params(exc.params))
+    if field.startswith("sources"):
+        field = "sources"  # a lot's tonnes refused by the writer (sources.0.weight_t): the form's one field
+    return Problem(FIELD_OF.get(field, field), "domain", {"detail": exc})
 
 
 # ---- The list ---------------------------------------------------------------------------------------------------
@@ -251,6 +287,25 @@ def _ensure_logger(principal: Principal) -> int:
     return principal.enterprise_id
 
 
+SOURCE_ROWS = 50  # rows of sources the form takes; a forwarding from more lots goes through the API or an import
+
+
+def _source_rows(data: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The source rows as typed (number, tonnes), up to the last one with anything in it."""
+    rows = [(data.get(f"source_number_{i}", ""), data.get(f"source_tonnes_{i}", "")) for i in range(SOURCE_ROWS)]
+    while rows and not (rows[-1][0].strip() or rows[-1][1].strip()):
+        rows.pop()
+    return tuple(rows)
+
+
+def _rows_shown(data: dict[str, str], *, more: bool = False) -> int:
+    """How many source rows the form shows: those filled, one or two empty, one more when asked."""
+    asked = data.get("source_rows", "")
+    shown = int(asked) if asked.isdigit() else 2
+    shown = max(shown, len(_source_rows(data)), 2) + (1 if more else 0)
+    return min(shown, SOURCE_ROWS)
+
+
 def _form_of(data: dict[str, str]) -> BatchForm:
     return BatchForm(
         receiver_id=data.get("receiver_id", ""),
@@ -263,6 +318,11 @@ def _form_of(data: dict[str, str]) -> BatchForm:
         unit=data.get("unit", "t") or "t",
         dispatched_at=data.get("dispatched_at", ""),
         dispatch=data.get("action") == "dispatch",
+        vehicle_plate=data.get("vehicle_plate", ""),
+        transport_mode=data.get("transport_mode", ""),
+        packaging=data.get("packaging", ""),
+        weighing=data.get("weighing", ""),
+        sources=_source_rows(data),
     )
 
 
@@ -314,6 +374,7 @@ def _form_context(
     *,
     batch: Manifest | None = None,
     key: str = "",
+    more_rows: bool = False,
 ) -> dict[str, Any]:
     parties = {}
     for field in ("receiver", "carrier"):
@@ -336,6 +397,47 @@ def _form_context(
         "idempotency_key": key,
         "now_local": utcnow().astimezone(CST).strftime("%Y-%m-%dT%H:%M"),
         "tonnes": tonnes,
+        "transport_modes": list(TransportMode),
+        "weighings": list(Weighing),
+        "handover_limits": pages.HANDOVER_LIMITS,
+        "source_rows": _rows_shown(data, more=more_rows),
+        "bad_source_row": _bad_source_row(data, problems.get("sources")),
+        "held_lots": pages.held_lots(session=session, shipper_id=shipper_id) if shipper_id and batch is None else [],
+        "kept": _kept(session, batch) if batch is not None else None,
+    }
+
+
+def _bad_source_row(data: dict[str, str], problem: Problem | None) -> int | None:
+    """The row of the sources a refusal names (by its position, or by the lot's number), to mark it."""
+    if problem is None:
+        return None
+    if "row" in problem.params:
+        return int(problem.params["row"]) - 1
+    detail = problem.params.get("detail")
+    named = str(
+        problem.params.get("source") or (detail.params.get("source", "") if isinstance(detail, DomainError) else "")
+    )
+    for i, (number, _) in enumerate(_source_rows(data)):
+        if named and number.strip().upper() == named:
+            return i
+    return None
+
+
+def _kept(session: Session, batch: Manifest) -> dict[str, Any]:
+    """What a logged batch keeps as it was logged: its handover fields and the lots it came from, to show read-only."""
+    s = ManifestSource.__table__.c  # type: ignore[attr-defined]
+    sources = session.execute(
+        select(col(Manifest.number), s.weight_t)
+        .join(Manifest, col(Manifest.id) == s.source_id)
+        .where(s.manifest_id == batch.id)
+        .order_by(col(Manifest.number))
+    ).all()
+    return {
+        "vehicle_plate": batch.vehicle_plate,
+        "transport_mode": str(batch.transport_mode) if batch.transport_mode else None,
+        "packaging": batch.packaging,
+        "weighing": str(batch.weighing) if batch.weighing else None,
+        "sources": [(number, weight) for number, weight in sources],
     }
 
 
@@ -360,11 +462,15 @@ def batch_create(
 ) -> Response:
     """Create the batch (a draft, or dispatched when asked); every wrong field is named and nothing is saved."""
     shipper = _ensure_logger(principal)
+    key = data.get("idempotency_key", "")[:128] or secrets.token_urlsafe(18)
+    if data.get("action") == "add_source":
+        # One more row of sources: the form again as typed, nothing checked or saved yet.
+        context = _form_context(session, lang, shipper, data, {}, key=key, more_rows=True)
+        return render(request, "batch_form.html", context, lang=lang, block="form")
     form = _form_of(data)
     now = utcnow()
     checked = pages.check_batch_form(session=session, form=form, shipper_id=shipper, now=now)
     problems = dict(checked.problems)
-    key = data.get("idempotency_key", "")[:128] or secrets.token_urlsafe(18)
     status = 422
     if not problems:
         assert checked.receiver is not None and checked.weight_t is not None
@@ -375,6 +481,8 @@ def batch_create(
             "route": form.route,
             "weight_dispatched_t": checked.weight_t,
             "idempotency_key": key,
+            **{name: value for name, value in checked.handover.items() if value is not None},
+            "sources": checked.sources,
         }
         if form.dispatch:
             body["dispatched_at"] = checked.dispatched_at or now
@@ -482,6 +590,7 @@ def _detail_context(
         "beijing": beijing,
         "label": partial(field_label, lang),
         "tolerance": f"{float(manifests.WEIGHT_TOLERANCE * 100):g}",
+        "chain": pages.batch_chain(session=session, principal=principal, batch=d.batch),
     }
 
 

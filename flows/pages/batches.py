@@ -28,20 +28,22 @@ from flows.kernel.clock import CST, stored_utc
 from flows.kernel.quantity import QuantityError, read_number, to_kg
 from flows.kernel.quantity import tonnes as kg_as_tonnes
 from flows.kernel.uscc import ALPHABET, check_character, validate_uscc
-from flows.waste import manifests
+from flows.waste import chains, manifests
 from models import (
     AuditLog,
     CorrectionRequest,
     Enterprise,
     Manifest,
     ManifestCorrection,
+    ManifestDraw,
+    ManifestSource,
     Park,
     PeriodLock,
     Region,
     User,
     WasteCategory,
 )
-from models.enums import ManifestStatus, Route, UserRole
+from models.enums import ManifestStatus, Route, TransportMode, UserRole, Weighing
 from models.quantity import Tonnes
 
 PAGE_SIZE = 25
@@ -576,9 +578,29 @@ class BatchForm:
     unit: str = "t"
     dispatched_at: str = ""
     dispatch: bool = False  # "save and dispatch" rather than "save as draft"
+    # What the handover records, sealed at dispatch with the rest.
+    vehicle_plate: str = ""
+    transport_mode: str = ""
+    packaging: str = ""
+    weighing: str = ""
+    # The lots a forwarding draws from: (number, tonnes or "" for pro rata), one per row of the form.
+    sources: tuple[tuple[str, str], ...] = ()
 
 
-FORM_FIELDS = ("receiver", "carrier", "category", "route", "weight", "dispatched_at")
+FORM_FIELDS = (
+    "receiver",
+    "carrier",
+    "category",
+    "route",
+    "weight",
+    "dispatched_at",
+    "vehicle_plate",
+    "transport_mode",
+    "packaging",
+    "weighing",
+    "sources",
+)
+HANDOVER_LIMITS = {"vehicle_plate": 16, "packaging": 64}  # the columns' lengths (models.waste.Manifest)
 
 
 @dataclass(frozen=True)
@@ -590,6 +612,8 @@ class CheckedForm:
     carrier: Suggestion | None = None
     weight_t: Tonnes | None = None
     dispatched_at: datetime | None = None
+    handover: dict[str, str | None] = dc_field(default_factory=dict)  # vehicle_plate, ..., None where not given
+    sources: list[dict[str, Any]] = dc_field(default_factory=list)  # for manifests.SourceIn: number, weight_t
 
     @property
     def ok(self) -> bool:
@@ -698,7 +722,66 @@ def check_batch_form(*, session: Session, form: BatchForm, shipper_id: int | Non
                     "dispatched_at", "locked", {"year": year, "region_zh": zh, "region_en": en}
                 )
                 break
-    return CheckedForm(problems, receiver=receiver, carrier=carrier, weight_t=weight, dispatched_at=at)
+    handover, handover_problems = check_handover(form)
+    problems.update(handover_problems)
+    sources, p = check_sources(form.sources)
+    if p:
+        problems["sources"] = p
+    return CheckedForm(
+        problems,
+        receiver=receiver,
+        carrier=carrier,
+        weight_t=weight,
+        dispatched_at=at,
+        handover=handover,
+        sources=sources,
+    )
+
+
+def check_handover(form: BatchForm) -> tuple[dict[str, str | None], dict[str, Problem]]:
+    """The handover fields: plate and packaging as free text within their columns, mode and weighing from a list."""
+    problems: dict[str, Problem] = {}
+    values: dict[str, str | None] = {}
+    for name, limit in HANDOVER_LIMITS.items():
+        text = getattr(form, name).strip()
+        if len(text) > limit:
+            problems[name] = Problem(name, "too_long", {"max": limit, "length": len(text)})
+        values[name] = text or None
+    for name, choices in (("transport_mode", TransportMode), ("weighing", Weighing)):
+        value = getattr(form, name).strip()
+        if value and value not in {c.value for c in choices}:
+            problems[name] = Problem(name, "bad_choice", {"value": value})
+        values[name] = value or None
+    return values, problems
+
+
+def check_sources(rows: tuple[tuple[str, str], ...]) -> tuple[list[dict[str, Any]], Problem | None]:
+    """The source rows as the writer takes them (number, tonnes or pro rata); the first wrong row, named.
+
+    Whether each lot was received by the shipper and still holds the tonnes is the writer's to say.
+    """
+    given: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for position, (number, weight) in enumerate(rows, start=1):
+        number, weight = number.strip().upper(), weight.strip()
+        if not number and not weight:
+            continue  # an empty row of the form
+        if not number:
+            return [], Problem("sources", "source_number", {"row": position})
+        if number in seen:
+            return [], Problem("sources", "source_twice", {"row": position, "number": number})
+        seen.add(number)
+        tonnes_drawn = None
+        if weight:
+            tonnes_drawn, p = parse_weight(weight, "t", "sources")
+            if p is not None:
+                return [], Problem("sources", "source_weight", {"row": position, "number": number, "value": weight})
+            if not tonnes_drawn:
+                return [], Problem("sources", "source_zero", {"row": position, "number": number})
+        given.append({"number": number, "weight_t": tonnes_drawn})
+    if len(given) > manifests.MAX_SOURCES:
+        return [], Problem("sources", "source_many", {"max": manifests.MAX_SOURCES})
+    return given, None
 
 
 def check_receipt(
@@ -767,4 +850,244 @@ def narrowing(*, session: Session, query: BatchQuery) -> list[Narrowing]:
         park = session.get(Park, query.park)
         name_zh = park.name_zh if park else str(query.park)
         found.append(Narrowing("park", str(query.park), name_zh, park.name_en if park else None))
+    return found
+
+
+# ---- The chain ------------------------------------------------------------------------------------------------
+
+HowDrawn = Literal["named", "pro_rata", "held"]
+CHAIN_NODES = 200  # hops shown forward of one batch; a chain longer than this is cut, and the page says so
+CHAIN_PATHS = 4  # paths shown to one end (a diamond has two)
+
+
+@dataclass(frozen=True)
+class ChainHop:
+    """A manifest of a batch's chain as the page shows it, with the tonnes that link carries.
+
+    `shipper` and `receiver` are None where the viewer may not see that enterprise: its name stays hidden.
+    """
+
+    id: int
+    number: str
+    readable: bool  # the viewer may open its batch page
+    shipper: Party | None
+    receiver: Party | None
+    route: Route
+    status: ManifestStatus
+    tonnes: Decimal
+    placement: str | None = None  # final, held or transit: where those tonnes are now
+    how: HowDrawn | None = None  # for a lot drawn from: named with tonnes, pro rata, or from what was held
+    depth: int = 0  # for a hop forward: how many hops on from the batch
+    via: tuple[tuple[str, ...], ...] = ()  # for an end: the numbers of the hops from the batch to it, each path
+
+
+@dataclass(frozen=True)
+class BatchChain:
+    """A batch's chain: what went into it (backward) and where its tonnes went (forward), in the viewer's rights."""
+
+    drew_from: list[ChainHop]  # the lots it drew from, one hop back
+    made_of: list[ChainHop]  # the first manifests its tonnes came from, at the end of every path back
+    onward: list[ChainHop]  # the forwardings that drew from it, hop by hop (depth first)
+    ended_in: list[ChainHop]  # where its tonnes are now, if it is a first manifest
+    final_t: Decimal
+    held_t: Decimal
+    transit_t: Decimal
+    origin: bool  # a first manifest: its tonnes are allocated to its shipper
+    unlinked: bool  # a forwarding that named no source and was drawn from what its shipper held
+    cut: bool = False  # more hops forward than the page shows
+
+    @property
+    def direct(self) -> bool:
+        """A first manifest drawn on by nothing: all its tonnes are where it went, with no hop between."""
+        return not self.drew_from and not self.onward and all(e.via == ((),) for e in self.ended_in)
+
+
+def _forward_edges(session: Session, start: int) -> tuple[dict[int, list[tuple[int, int]]], bool]:
+    """The draws forward of a manifest: lot -> [(forwarding, kg drawn)], up to CHAIN_NODES manifests."""
+    d = ManifestDraw.__table__.c  # type: ignore[attr-defined]
+    edges: dict[int, list[tuple[int, int]]] = {}
+    seen = {start}
+    frontier = [start]
+    cut = False
+    while frontier and not cut:
+        rows = session.execute(
+            sa_select(d.source_id, d.manifest_id, d.kg).where(d.source_id.in_(frontier)).order_by(d.manifest_id)
+        ).all()
+        frontier = []
+        for source, forwarding, kg in rows:
+            edges.setdefault(int(source), []).append((int(forwarding), int(kg)))
+            if forwarding not in seen:
+                if len(seen) >= CHAIN_NODES:
+                    cut = True
+                    break
+                seen.add(int(forwarding))
+                frontier.append(int(forwarding))
+    return edges, cut
+
+
+def _paths(edges: dict[int, list[tuple[int, int]]], start: int, end: int) -> list[list[int]]:
+    """Up to CHAIN_PATHS paths from one manifest to another along the draws (the chain has no cycles)."""
+    found: list[list[int]] = []
+
+    def walk(node: int, path: list[int]) -> None:
+        if len(found) >= CHAIN_PATHS:
+            return
+        if node == end:
+            found.append(path)
+            return
+        for nxt, _ in edges.get(node, ()):
+            walk(nxt, [*path, nxt])
+
+    walk(start, [start])
+    return found
+
+
+def batch_chain(*, session: Session, principal: Principal, batch: Manifest) -> BatchChain:
+    """The chain of a batch the viewer may read (chains.chain_of), each hop named only as far as the viewer may see.
+
+    As the API's chain does, every hop is given by its number and tonnes; an enterprise is named where the viewer
+    may read it, or where it is a party of a batch the viewer may open (whose page names it anyway).
+    """
+    ident = batch.id or 0
+    chain = chains.chain_of(session, batch)
+    edges, cut = _forward_edges(session, ident)
+    onward_order: list[tuple[int, int, int]] = []  # (forwarding, kg drawn from its lot, depth)
+    placed: set[int] = set()
+
+    def descend(node: int, depth: int) -> None:
+        for forwarding, kg in edges.get(node, ()):
+            onward_order.append((forwarding, kg, depth))
+            if forwarding not in placed:  # a diamond: each hop's own onward draws shown once
+                placed.add(forwarding)
+                descend(forwarding, depth + 1)
+
+    descend(ident, 1)
+    ids = (
+        {ident}
+        | {x.id for x in (*chain.drew_from, *chain.made_of, *chain.drawn_by, *chain.ended_in)}
+        | {f for f, _, _ in onward_order}
+    )
+    m = Manifest
+    rows = {
+        r.id: r
+        for r in session.execute(
+            sa_select(
+                col(m.id), col(m.number), col(m.shipper_id), col(m.receiver_id), col(m.route), col(m.status)
+            ).where(col(m.id).in_(sorted(ids)))
+        )
+    }
+    readable = set(
+        session.execute(sa_select(col(m.id)).where(col(m.id).in_(sorted(ids)), readable_batches(principal))).scalars()
+    )
+    parties = {r.shipper_id for r in rows.values()} | {r.receiver_id for r in rows.values()}
+    open_ids = (
+        set(parties)
+        if principal.is_admin
+        else set(
+            session.execute(
+                sa_select(col(Enterprise.id)).where(
+                    col(Enterprise.id).in_(sorted(parties)), col(Enterprise.id).in_(readable_enterprise_ids(principal))
+                )
+            ).scalars()
+        )
+    )
+    # A party of a batch the viewer may open is named on that batch's page: naming it here tells nothing new.
+    named = open_ids | {e for r in rows.values() if r.id in readable for e in (r.shipper_id, r.receiver_id)}
+    enterprises = {e.id: e for e in session.exec(select(Enterprise).where(col(Enterprise.id).in_(sorted(named)))).all()}
+
+    def party(enterprise_id: int) -> Party | None:
+        e = enterprises.get(enterprise_id)
+        if e is None or e.id is None:
+            return None
+        return Party(e.id, e.name_zh, e.name_en, e.uscc, e.id in open_ids)
+
+    def hop(manifest_id: int, kg_or_t: Decimal | int, **extra: Any) -> ChainHop:
+        r = rows[manifest_id]
+        value = kg_or_t if isinstance(kg_or_t, Decimal) else kg_as_tonnes(kg_or_t)
+        return ChainHop(
+            id=r.id,
+            number=r.number,
+            readable=r.id in readable,
+            shipper=party(r.shipper_id),
+            receiver=party(r.receiver_id),
+            route=Route(r.route),
+            status=ManifestStatus(r.status),
+            tonnes=value,
+            **extra,
+        )
+
+    s = ManifestSource.__table__.c  # type: ignore[attr-defined]
+    declared = {
+        int(source): weight
+        for source, weight in session.execute(sa_select(s.source_id, s.weight_t).where(s.manifest_id == ident))
+    }
+
+    def how(link: chains.ChainLink) -> HowDrawn:
+        if not link.named:
+            return "held"
+        return "pro_rata" if declared.get(link.id) is None else "named"
+
+    drew_from = [hop(x.id, x.tonnes, how=how(x)) for x in chain.drew_from if x.id in rows]
+    made_of = [hop(x.id, x.tonnes, placement=str(x.placement)) for x in chain.made_of if x.id in rows]
+    onward = [hop(f, kg, depth=depth) for f, kg, depth in onward_order if f in rows]
+    ended_in = []
+    for x in chain.ended_in:
+        if x.id not in rows:
+            continue
+        via = tuple(tuple(rows[i].number for i in path[1:]) for path in _paths(edges, ident, x.id))
+        ended_in.append(hop(x.id, x.tonnes, placement=str(x.placement), via=via))
+    order = {"final": 0, "held": 1, "transit": 2}
+    ended_in.sort(key=lambda e: (order.get(e.placement or "", 3), e.number))
+    return BatchChain(
+        drew_from=drew_from,
+        made_of=made_of,
+        onward=onward,
+        ended_in=ended_in,
+        final_t=chain.final_t,
+        held_t=chain.held_t,
+        transit_t=chain.transit_t,
+        origin=any(x.id == ident for x in chain.made_of),
+        unlinked=any(not x.named for x in chain.drew_from),
+        cut=cut,
+    )
+
+
+@dataclass(frozen=True)
+class HeldLot:
+    """A lot the shipper received at an intermediate step and still holds tonnes of: a source it may name."""
+
+    id: int
+    number: str
+    category_code: str
+    received_t: Decimal
+    left_t: Decimal
+
+
+HELD_LOTS = 50  # lots offered under the sources of the form, newest first
+
+
+def held_lots(*, session: Session, shipper_id: int) -> list[HeldLot]:
+    """The lots received by this enterprise (storage or transfer) with tonnes not yet drawn, newest first."""
+    m = Manifest
+    d = ManifestDraw.__table__.c  # type: ignore[attr-defined]
+    drawn = sa_select(d.source_id, func.sum(d.kg).label("kg")).group_by(d.source_id).subquery()
+    query = (
+        sa_select(col(m.id), col(m.number), col(m.category_code), col(m.weight_received_t), drawn.c.kg)
+        .outerjoin(drawn, drawn.c.source_id == col(m.id))
+        .where(
+            col(m.receiver_id) == shipper_id,
+            col(m.route).in_(chains.LOT_ROUTES),
+            col(m.status).in_(chains.ARRIVED),
+            col(m.weight_received_t).is_not(None),
+        )
+        .order_by(col(m.received_at).desc(), col(m.id).desc())
+        .limit(HELD_LOTS * 20)  # most of a busy store's recent lots are drawn empty: look a little further back
+    )
+    found: list[HeldLot] = []
+    for ident, number, category, received, kg in session.execute(query):
+        left = int(received * 1000) - int(kg or 0)
+        if left > 0:
+            found.append(HeldLot(ident, number, category, received, kg_as_tonnes(left)))
+            if len(found) >= HELD_LOTS:
+                break
     return found
