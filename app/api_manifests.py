@@ -116,6 +116,17 @@ class ManifestChanges(_Parties):
 
     category_code: Code | None = Field(default=None, description="the waste category's code")
     route: Route | None = Field(default=None, description="the intended treatment at the receiver")
+    vehicle_plate: Code | None = Field(default=None, max_length=16, description="the vehicle's plate number")
+    transport_mode: TransportMode | None = Field(default=None, description="road, rail, waterway, conveyor, pipeline")
+    packaging: Code | None = Field(default=None, max_length=64, description="how the lot is packed (bulk, bags, ...)")
+    weighing: Weighing | None = Field(
+        default=None, description="whether the dispatched weight was weighed or estimated"
+    )
+    sources: list[manifests.SourceIn] | None = Field(
+        default=None,
+        max_length=manifests.MAX_SOURCES,
+        description="the lots this waste came from, named anew (an empty list names none); not given: kept",
+    )
 
 
 class DispatchIn(BaseModel):

@@ -312,3 +312,95 @@ def test_kept_on_write_equals_recomputed_at_once(
     chains.reallocate_all(session)
     session.commit()
     assert snapshot() == kept
+
+
+def test_forwardings_of_one_intermediary_racing_each_other_never_fail(
+    settings: Settings, session: Session, chain_world: tuple[World, int, int]
+) -> None:
+    """Two lots of 100 t held; fired together: two forwardings of 60 t naming each lot, and two naming none. One per
+    lot draws, the other is refused naming it, both unnamed ones go through; no request meets a database error, and
+    what was kept on write is what a recomputation gives."""
+    from flows.waste import chains
+
+    w, collector, _ = chain_world
+    with serve(settings) as url, httpx.Client(timeout=120) as client:
+        base = {
+            "category_code": CAT,
+            "dispatched_at": "2024-06-01T08:00:00+08:00",
+        }
+        lots = []
+        for _ in range(2):
+            body = {
+                **base,
+                "shipper_id": w.e1,
+                "receiver_id": collector,
+                "route": "transfer",
+                "weight_dispatched_t": 100,
+            }
+            lot = client.post(f"{url}/api/v1/manifests", json=body, headers=_admin(w)).json()
+            received = {"weight_received_t": 100, "received_at": "2024-06-02T08:00:00+08:00"}
+            client.post(f"{url}/api/v1/manifests/{lot['id']}/receive", json=received, headers=_admin(w))
+            lots.append(lot["id"])
+        onward = {**base, "shipper_id": collector, "receiver_id": w.e2, "route": "cement_admixture"}
+        bodies = [{**onward, "weight_dispatched_t": 60, "sources": [{"id": lot}]} for lot in lots for _ in range(2)]
+        bodies += [{**onward, "weight_dispatched_t": 10}] * 2
+        barrier = threading.Barrier(len(bodies))
+
+        def race(body: dict[str, Any]) -> httpx.Response:
+            with httpx.Client(timeout=120) as own:
+                barrier.wait()
+                return own.post(f"{url}/api/v1/manifests", json=body, headers=_admin(w))
+
+        with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+            answers = list(pool.map(race, bodies))
+    codes = [a.status_code for a in answers]
+    assert codes[:4].count(201) == 2 and codes[:4].count(422) == 2 and codes[4:] == [201, 201], [
+        a.text for a in answers
+    ]
+    assert {answers[i].json()["code"] for i in range(4) if codes[i] == 422} == {"waste.chain.overdrawn"}
+    session.expire_all()
+    kept = sorted((s.manifest_id, s.origin_id, s.placement, s.kg) for s in session.exec(select(ManifestShare)).all())
+    chains.reallocate_all(session)
+    session.commit()
+    session.expire_all()
+    again = sorted((s.manifest_id, s.origin_id, s.placement, s.kg) for s in session.exec(select(ManifestShare)).all())
+    assert again == kept
+
+
+def test_a_draft_takes_new_handover_fields_and_sources_until_dispatch(
+    client: TestClient, session: Session, chain_world: tuple[World, int, int]
+) -> None:
+    w, collector, _ = chain_world
+    first = _moved(client, w, w.e1, collector, 40, "transfer")
+    second = _moved(client, w, w.e3, collector, 20, "transfer")
+    body = {
+        "shipper_id": collector,
+        "receiver_id": w.e2,
+        "category_code": CAT,
+        "route": "cement_admixture",
+        "weight_dispatched_t": 30,
+        "vehicle_plate": "川A12345",
+        "sources": [{"id": first["id"]}],
+    }
+    draft = client.post("/api/v1/manifests", json=body, headers=_admin(w))
+    assert draft.status_code == 201, draft.text
+    ident = draft.json()["id"]
+    changes = {"transport_mode": "rail", "sources": [{"id": first["id"], "weight_t": 20}, {"id": second["id"]}]}
+    patched = client.patch(f"/api/v1/manifests/{ident}", json=changes, headers=_admin(w))
+    assert patched.status_code == 200, patched.text
+    # Fields not given keep their values; given ones are taken.
+    assert (patched.json()["vehicle_plate"], patched.json()["transport_mode"]) == ("川A12345", "rail")
+    too_much = client.patch(
+        f"/api/v1/manifests/{ident}", json={"sources": [{"id": second["id"], "weight_t": 25}]}, headers=_admin(w)
+    )
+    assert too_much.status_code == 422 and too_much.json()["code"] == "waste.chain.overdrawn"
+    sent = client.post(f"/api/v1/manifests/{ident}/dispatch", json={}, headers=_admin(w))
+    assert sent.status_code == 200, sent.text
+    session.expire_all()
+    drawn = sorted(
+        (d.source_id, d.kg) for d in session.exec(select(ManifestDraw).where(ManifestDraw.manifest_id == ident))
+    )
+    # 20 t named from the first lot, the other 10 t from the second (the only one left to pro rata).
+    assert drawn == sorted([(first["id"], 20_000), (second["id"], 10_000)])
+    sealed = client.patch(f"/api/v1/manifests/{ident}", json={"vehicle_plate": "川A00000"}, headers=_admin(w))
+    assert sealed.status_code == 409

@@ -347,8 +347,8 @@ def test_every_refused_source_is_named_by_row_and_column(
     said = {e.line: (e.label.render("en"), e.problem.render("en"), e.problem.render("zh-CN")) for e in errors}
     assert said[7] == (
         column,
-        "manifest X2: source L1 holds 50000 kg; 60000 kg cannot be drawn from it",
-        "联单 X2：来源联单 L1 尚存 50000 千克，不能从中转出 60000 千克",
+        "source L1 holds 50 t not yet drawn; 60 t cannot be drawn from it",
+        "来源联单 L1 尚余 50 吨未转出，不能从中转出 60 吨",
     )
     assert said[11][1:] == ("sources: X6 is this manifest itself", "来源联单：X6 就是本联单自身")
     assert "LATER is line 18" in said[12][1] and "第 18 行" in said[12][2]

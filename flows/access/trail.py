@@ -176,7 +176,13 @@ def _last_entry(session: Session) -> tuple[int | None, str]:
     return (last[0], last[1]) if last else (None, GENESIS)
 
 
-def _serialise_writers(session: Session) -> None:
+def serialise_writers(session: Session) -> None:
+    """Hold the record's one writer lock until the transaction ends (PostgreSQL; SQLite has one writer anyway).
+
+    Writers of the audit log take it, and so do writers of waste chains, before any row lock of theirs: a step that
+    locks a lot and a forwarding that draws on it then queue in one order and cannot deadlock, and two reallocations
+    of one chain cannot interleave.
+    """
     if session.get_bind().dialect.name == "postgresql":
         # Two transactions must never chain to the same predecessor nor move the head past each other.
         session.execute(text("SELECT pg_advisory_xact_lock(7263001)"))
@@ -195,7 +201,7 @@ def record(
     enterprises: tuple[int | None, ...] = (),
 ) -> AuditLog:
     """Append one entry in the caller's transaction, chained to the signed head, and move the head to it."""
-    _serialise_writers(session)
+    serialise_writers(session)
     head = _head(session)
     if head is not None and signature_holds(head):
         # Chained to what the head signed, not to the last row: after a removed or rewritten tail the new entry
@@ -338,7 +344,7 @@ def sign_head(*, session: Session, principal: Principal, now: datetime, resign: 
     """Sign the head of a log without one (from before 0006), or with resign the log as it stands with a new key."""
     # Either way the hashes must hold, and the act is itself an entry of the log. Re-signing accepts whatever the old
     # head said is missing: it is for a changed key, and anchors kept outside still show what changed since.
-    _serialise_writers(session)
+    serialise_writers(session)
     check = verify_chain(session=session)
     if check.ok and check.head is not None:
         return check.head

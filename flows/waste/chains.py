@@ -24,6 +24,7 @@ from sqlalchemy import Table, delete, event, func, insert, or_, tuple_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
+from flows.access.trail import serialise_writers
 from flows.kernel.clock import stored_utc
 from flows.kernel.errors import InvalidInput
 from flows.kernel.messages import Term
@@ -267,7 +268,14 @@ def check_sources(hop: Hop, sources: Sequence[Hop], drawn_before: Mapping[int, i
         left = received[source_id] - drawn_before.get(source_id, 0)
         if kg > left:
             raise InvalidInput(
-                "waste.chain.overdrawn", field="sources", manifest=hop.id, source=source_id, kg=kg, left=left
+                "waste.chain.overdrawn",
+                field="sources",
+                manifest=hop.id,
+                source=source_id,
+                kg=kg,
+                left=left,
+                kg_t=kg_as_tonnes(kg),
+                left_t=kg_as_tonnes(left),
             )
     return draws
 
@@ -400,7 +408,10 @@ def _hops(session: Session, ids: set[int] | None) -> tuple[list[Hop], dict[int, 
 
 def reallocate(session: Session, manifest_ids: Iterable[int]) -> Allocation:
     """Recompute the draws and shares of every chain these manifests belong to (one writer calls this)."""
-    ids = _related(session, {i for i in manifest_ids if i})
+    wanted = {i for i in manifest_ids if i}
+    if wanted:
+        serialise_writers(session)  # chains are read and rewritten whole: one transaction at a time
+    ids = _related(session, wanted)
     if not ids:
         return Allocation()
     hops, rows = _hops(session, ids)

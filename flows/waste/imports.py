@@ -42,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
 from flows.access.locks import ensure_unlocked, guard_year
-from flows.access.trail import record
+from flows.access.trail import record, serialise_writers
 from flows.kernel.bounds import (
     DEFAULT_UPLOAD_LIMITS,
     MAX_COLUMNS,
@@ -1710,6 +1710,7 @@ class _Manifests(_Importer):
         """Stored manifests named as sources, locked as the API's writer locks them, and what was drawn from them."""
         found: list[chains.Hop] = []
         table = _table_of(Manifest)
+        serialise_writers(self.session)  # before the lots are locked: see flows/access/trail.py
         for start in range(0, len(numbers), CHUNK):
             part = numbers[start : start + CHUNK]
             self.stored_lots.update(dict.fromkeys(part))

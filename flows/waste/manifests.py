@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, ValidationError, model_validator
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import func, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -22,7 +23,7 @@ from sqlmodel import Session, SQLModel, col, select
 from flows.access.accounts import Principal
 from flows.access.locks import ensure_unlocked
 from flows.access.scope import readable_batches
-from flows.access.trail import record, snapshot
+from flows.access.trail import record, serialise_writers, snapshot
 from flows.kernel.bounds import MAX_MANIFEST_T, Code, Id, Key, Moment, printable, quantity_problem
 from flows.kernel.clock import CST, stored_utc
 from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -63,6 +64,7 @@ _DISPATCH_FIELDS = (
     "packaging",
     "weighing",
 )
+HANDOVER = ("vehicle_plate", "transport_mode", "packaging", "weighing")
 _RECEIPT_FIELDS = ("weight_received_t", "received_at", "rejected_t", "rejection_reason")
 
 STEPS: dict[str, Step] = {
@@ -475,6 +477,7 @@ def create_manifest(
     A retry with the same idempotency key returns the batch the first attempt made; the same key with other
     content is refused.
     """
+    serialise_writers(session)  # before any lot is locked: see flows/access/trail.py
     shipper = _enterprise(session, manifest.shipper_id, manifest.shipper_uscc, "shipper", row)
     if shipper is None:
         shipper = principal.enterprise_id
@@ -586,6 +589,7 @@ def _record_sources(session: Session, batch: Manifest, given: Sequence[SourceIn]
 def _load(session: Session, principal: Principal, batch_id: int, *, for_update: bool = False) -> Manifest:
     query = select(Manifest).where(Manifest.id == batch_id, readable_batches(principal))
     if for_update:
+        serialise_writers(session)  # before the row lock: see flows/access/trail.py
         # A step reads the status and writes the next one: the row is locked first (PostgreSQL; SQLite's write
         # transactions hold the database), and re-read, so that of two concurrent steps the second sees the first.
         query = query.with_for_update(of=Manifest).execution_options(populate_existing=True)
@@ -697,7 +701,7 @@ def cancel(*, session: Session, principal: Principal, batch_id: int, reason: str
 def update_draft(
     *, session: Session, principal: Principal, batch_id: int, changes: dict[str, Any], now: datetime
 ) -> Manifest:
-    """Change a draft before dispatch (category, route, receiver, carrier, weight)."""
+    """Change a draft before dispatch (category, route, receiver, carrier, weight, handover, sources)."""
     batch, before = _begin(session, principal, batch_id, "update")
     merged = {
         "shipper_id": batch.shipper_id,
@@ -706,6 +710,7 @@ def update_draft(
         "category_code": batch.category_code,
         "route": batch.route,
         "weight_dispatched_t": batch.weight_dispatched_t,
+        **{name: getattr(batch, name) for name in HANDOVER},
         **changes,
     }
     if "weight_dispatched_kg" in changes:
@@ -725,6 +730,12 @@ def update_draft(
     batch.category_code = m.category_code
     batch.route = m.route
     batch.weight_dispatched_t = m.weight_dispatched_t
+    for name in HANDOVER:
+        setattr(batch, name, getattr(m, name))
+    if "sources" in changes:
+        # The lots are named anew, checked as on creation; a draft has drawn nothing yet.
+        session.execute(sa_delete(ManifestSource).where(col(ManifestSource.manifest_id) == batch.id))
+        _record_sources(session, batch, m.sources, None)
     return _finish(session, principal, batch, "update", before, now)
 
 
