@@ -810,6 +810,7 @@ def _draft_of(session: Session, principal: Principal, batch_id: int) -> tuple[Ma
 
 
 def _draft_data(session: Session, batch: Manifest) -> dict[str, str]:
+    kept = _kept(session, batch)
     receiver = session.get(Enterprise, batch.receiver_id)
     carrier = session.get(Enterprise, batch.carrier_id) if batch.carrier_id else None
     return {
@@ -821,6 +822,13 @@ def _draft_data(session: Session, batch: Manifest) -> dict[str, str]:
         "route": str(batch.route),
         "weight": tonnes(batch.weight_dispatched_t).replace(",", ""),
         "unit": "t",
+        **{name: str(value) for name, value in kept.items() if name != "sources" and value},
+        **{f"source_number_{i}": number for i, (number, _) in enumerate(kept["sources"])},
+        **{
+            f"source_tonnes_{i}": tonnes(weight).replace(",", "")
+            for i, (_, weight) in enumerate(kept["sources"])
+            if weight is not None
+        },
     }
 
 
@@ -847,6 +855,10 @@ def batch_update(
 ) -> Response:
     """Save the changed draft; every wrong field is named and nothing is saved."""
     batch, shipper = _draft_of(session, principal, batch_id)
+    if data.get("action") == "add_source":
+        # One more row of sources: the form again as typed, nothing checked or saved yet.
+        context = _form_context(session, lang, shipper, data, {}, batch=batch, more_rows=True)
+        return render(request, "batch_form.html", context, lang=lang, block="form")
     form = BatchForm(**{**_form_of(data).__dict__, "dispatch": False})
     now = utcnow()
     checked = pages.check_batch_form(session=session, form=form, shipper_id=shipper, now=now)
@@ -860,6 +872,8 @@ def batch_update(
             "category_code": form.category,
             "route": form.route,
             "weight_dispatched_t": checked.weight_t,
+            **checked.handover,
+            "sources": checked.sources,
         }
         try:
             manifests.update_draft(session=session, principal=principal, batch_id=batch_id, changes=changes, now=now)

@@ -354,6 +354,43 @@ def test_the_form_records_sources_and_the_handover(client: TestClient, session: 
     assert again is not None and (again.vehicle_plate, str(again.transport_mode)) == ("川D·12345", "rail")
 
 
+def test_a_draft_changes_its_handover_and_sources_in_the_form(
+    client: TestClient, session: Session, chain: Chain
+) -> None:
+    m = chain.m
+    data = _form(chain, action="draft", idempotency_key="chain-draft-1", weight="5", source_number_0=m["g1"]["number"])
+    made = client.post("/batches/new", data=data, headers=_as(chain.w, "collector"), follow_redirects=False)
+    assert made.status_code == 303, made.text[:800]
+    ident = int(re.findall(r"/batches/(\d+)", made.headers["location"])[0])
+    form = client.get(f"/batches/{ident}/edit", headers=_as(chain.w, "collector"))
+    # The draft's form offers its handover and its lots to change, filled as logged.
+    assert 'value="川D·12345"' in form.text and f'value="{m["g1"]["number"]}"' in form.text
+    changed = _form(
+        chain,
+        vehicle_plate="川D·54321",
+        transport_mode="road",
+        source_number_0=m["g1"]["number"],
+        source_tonnes_0="7",
+        source_number_1=m["g2"]["number"],
+    )  # 12 t: 7 t of G1's lot as named, the other 5 t of G2's
+    saved = client.post(
+        f"/batches/{ident}/edit", data=changed, headers=_as(chain.w, "collector"), follow_redirects=False
+    )
+    assert saved.status_code == 303, saved.text[:800]
+    session.expire_all()
+    batch = session.get(Manifest, ident)
+    assert batch is not None and (batch.vehicle_plate, str(batch.transport_mode)) == ("川D·54321", "road")
+    sources = session.exec(select(ManifestSource).where(ManifestSource.manifest_id == ident)).all()
+    assert {(s.source_id, s.weight_t) for s in sources} == {(m["g1"]["id"], Decimal("7")), (m["g2"]["id"], None)}
+    # Beyond what a lot holds: refused by the field, and the draft keeps what it had.
+    over = {**changed, "source_tonnes_0": "11"}
+    refused = client.post(f"/batches/{ident}/edit", data=over, headers=_as(chain.w, "collector"))
+    assert refused.status_code == 422 and _error(refused.text, "sources")
+    session.expire_all()
+    kept = session.exec(select(ManifestSource).where(ManifestSource.manifest_id == ident)).all()
+    assert {(s.source_id, s.weight_t) for s in kept} == {(m["g1"]["id"], Decimal("7")), (m["g2"]["id"], None)}
+
+
 @pytest.mark.parametrize("lang", ["en", "zh-CN"])
 def test_a_bad_source_is_refused_by_its_field_and_nothing_is_saved(
     client: TestClient, session: Session, chain: Chain, lang: str
