@@ -13,6 +13,9 @@ pg_major=${pg_major:-15}
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # Chinese glyphs in the browser tests' screenshots.
 dpkg -s fonts-noto-cjk >/dev/null 2>&1 || need+=(fonts-noto-cjk)
+# The printable manifest: a TrueType CJK font ReportLab can embed, and poppler to render the PDF in its tests.
+dpkg -s fonts-wqy-zenhei >/dev/null 2>&1 || need+=(fonts-wqy-zenhei)
+command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -q

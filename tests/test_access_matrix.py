@@ -22,6 +22,7 @@ from tests.access_cases_licences import LICENCE_CASES
 from tests.access_cases_manifests import MANIFEST_CASES
 from tests.access_cases_map import MAP_CASES
 from tests.access_cases_places import PLACES_CASES
+from tests.access_cases_print import PRINT_CASES
 from tests.access_cases_reports import REPORT_CASES
 from tests.access_cases_trace import SEEDED_TRACE_CASES, TRACE_CASES
 from tests.world import World, build_world
@@ -42,6 +43,7 @@ CASES: list[Case] = [
     *AUDIT_CASES,
     *TRACE_CASES,
     *LICENCE_CASES,
+    *PRINT_CASES,
 ]
 
 # Routes exercised by their own tests: sign-in and sign-out need a browser session, uploads a multipart body
