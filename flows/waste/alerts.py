@@ -61,7 +61,7 @@ def manifest_step(
     """Notify the parties a step concerns: a batch to receive, a refusal, a weight gap, a correction, a flag."""
     base: dict[str, Any] = {"number": batch.number}
 
-    def tell(to: ColumnElement[bool], kind: str, params: dict[str, Any]) -> None:
+    def tell(to: ColumnElement[bool], kind: str, params: dict[str, Any], *, actor_too: bool = False) -> None:
         notify(
             session=session,
             to=to,
@@ -70,7 +70,7 @@ def manifest_step(
             subject_id=batch.id or 0,
             params=params,
             now=now,
-            actor_id=principal.user_id,
+            actor_id=None if actor_too else principal.user_id,
         )
 
     if step == "dispatch":
@@ -86,7 +86,8 @@ def manifest_step(
                 "category": batch.category_code,
             }
             to = of_enterprises(batch.shipper_id, batch.receiver_id)
-            tell(to, "flag_raised", params)
+            # The one who dispatched hears of the flag too: nothing on the form told them of it.
+            tell(to, "flag_raised", params, actor_too=True)
         return
     receiver = {"receiver": _name(session, batch.receiver_id), "reason": batch.rejection_reason or ""}
     if step == "reject":
