@@ -22,8 +22,10 @@ PAGE = 20
 router = APIRouter(include_in_schema=False)
 
 
-def _link(**params: object) -> str:
-    shown = {k: v for k, v in params.items() if v not in (None, False, 1, "")}
+def _link(*, unread: bool = False, page: int = 1) -> str:
+    shown = {"unread": 1} if unread else {}
+    if page > 1:
+        shown["page"] = page
     return "/inbox" + (f"?{urlencode(shown)}" if shown else "")
 
 
