@@ -65,7 +65,7 @@ def _page(
         "prev_href": _link(unread=unread, page=page - 1) if page > 1 else None,
         "next_href": _link(unread=unread, page=page + 1) if page < pages else None,
         "all_href": _link(),
-        "unread_href": _link(unread=1),
+        "unread_href": _link(unread=True),
         "back": _link(unread=unread, page=page),
         "prefs": inbox.preferences(session=session, user_id=principal.user_id),
         "mail_on": bool(request.app.state.settings.smtp_url),
