@@ -6,7 +6,7 @@ else it is not found).
 
 from __future__ import annotations
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from flows.notices.inbox import notify, of_users
 from models import Notice
@@ -29,7 +29,7 @@ def seed_notice(session: Session, w: World) -> dict[str, str]:
         now=NOW,
     )
     session.commit()
-    notice = session.query(Notice).filter(Notice.user_id == w.users["ent1"]).one()
+    notice = session.exec(select(Notice).where(Notice.user_id == w.users["ent1"])).one()
     return {"notice": str(notice.id)}
 
 
