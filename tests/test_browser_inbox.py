@@ -54,6 +54,10 @@ def test_bell_inbox_mark_read_and_email_setting(
         assert "待确认接收" in awaiting.inner_text() and "测试企业1" in awaiting.inner_text()
         assert awaiting.locator("a").get_attribute("href") == f"/batches/{w.batch_draft}"
         screenshot(page, "inbox-zh")
+        page.set_viewport_size({"width": 390, "height": 844})
+        _no_sideways_scroll(page)
+        screenshot(page, "inbox-zh-phone")
+        page.set_viewport_size({"width": 1280, "height": 900})
 
         # One read, then all.
         page.locator('li[data-kind="flag_raised"] button').click()
@@ -96,6 +100,8 @@ def test_bell_inbox_mark_read_and_email_setting(
         _no_sideways_scroll(page)
         wait_until(page, "document.querySelector('#bell .bell__count')?.textContent === '1'")
         screenshot(page, "inbox-en-phone")
+        page.set_viewport_size({"width": 1280, "height": 900})
+        screenshot(page, "inbox-en")
         with page.expect_navigation():
             flag.get_by_role("link", name="Open").click()
         assert page.url.endswith(f"/batches/{w.batch_draft}")
