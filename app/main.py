@@ -21,6 +21,7 @@ from app import (
     api_battery,
     api_licences,
     api_manifests,
+    api_notifications,
     api_reports,
     errors,
     login,
@@ -29,6 +30,7 @@ from app import (
     web_batches,
     web_dashboard,
     web_import,
+    web_inbox,
     web_map,
     web_places,
     web_print,
@@ -37,6 +39,7 @@ from app import (
 from app.admission import Admission
 from app.auth import PrincipalDep
 from app.limits import RequestLimits
+from app.mailer import Mailer
 from app.security import SecurityHeaders
 from app.settings import Settings, engine_for
 from flows.access import trail as audit
@@ -75,9 +78,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A thread for every request let in (see Admission), so that none of them waits for a thread.
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = max(limiter.total_tokens, connections)
+        app.state.mailer = None
+        if (target := settings.smtp_target()) is not None:
+            app.state.mailer = Mailer(
+                engine=app.state.write_engine,
+                target=target,
+                poll_s=settings.smtp_poll_s,
+                base_url=settings.mail_base_url,
+            )
+            app.state.mailer.start()
         try:
             yield
         finally:
+            if app.state.mailer is not None:
+                app.state.mailer.stop()
             app.state.engine.dispose()
             app.state.health_engine.dispose()
 
@@ -120,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_import.api_router, prefix="/api/v1")
     app.include_router(web_print.router)
     app.include_router(web_print.api_router, prefix="/api/v1")
+    app.include_router(api_notifications.router, prefix="/api/v1")
+    app.include_router(web_inbox.router)
 
     @app.get("/api/v1/openapi.json", include_in_schema=False)
     def openapi(_principal: PrincipalDep) -> JSONResponse:

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from flows.access.trail import derive_key
 from flows.kernel.bounds import MB, UploadLimits
+from flows.notices.mail import SmtpTarget, parse_smtp_url
 from models.db import make_engine, writer
 
 DEFAULT_SECRET = "change-me"  # noqa: S105 - a placeholder the app refuses outside development
@@ -39,6 +40,12 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_pool_timeout_s: float = Field(default=30.0, gt=0, le=600)
     sqlite_busy_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # E-mail copies of notifications (README: Notifications): off while smtp_url is empty. smtp://host:port,
+    # smtp://user:password@host:587?starttls=true, or smtps://host:465; sent after commit by a worker thread.
+    smtp_url: str = ""
+    smtp_from: str = "circuflow@localhost"
+    smtp_poll_s: float = Field(default=5.0, gt=0, le=3600)  # how often the worker looks for e-mails due
+    mail_base_url: str = ""  # the service's address as readers reach it, to make the links in e-mails whole
 
     @model_validator(mode="after")
     def _defaults_and_checks(self) -> Settings:
@@ -49,6 +56,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"CIRCUFLOW_SECRET_KEY must be set to a real secret (16 characters or more) in {self.environment}"
             )
+        if self.smtp_url:
+            parse_smtp_url(self.smtp_url, self.smtp_from)  # a malformed URL stops the start, naming the fault
         if self.environment != "development" and self.audit_key and len(self.audit_key) < 16:
             raise ValueError(f"CIRCUFLOW_AUDIT_KEY must be 16 characters or more in {self.environment}")
         return self
@@ -64,6 +73,10 @@ class Settings(BaseSettings):
     max_import_rows: int = Field(default=200_000, ge=1, le=10_000_000)  # rows below the header of an imported file
     # Python's csv module refuses a longer field on its own (a process-wide switch): 128 KB is also the most.
     max_csv_field_kb: int = Field(default=128, ge=1, le=128)
+
+    def smtp_target(self) -> SmtpTarget | None:
+        """Where notifications are e-mailed; None when e-mail is off."""
+        return parse_smtp_url(self.smtp_url, self.smtp_from) if self.smtp_url else None
 
     def upload_limits(self) -> UploadLimits:
         """The limits of an imported file."""

@@ -53,7 +53,8 @@ VARIANTS = (
     "/map?year={year}&region=510400&level=enterprise",
 )
 # Not pages: the sign-out and language redirects, the health check and the API documentation.
-SKIP = {"/lang/{code}", "/healthz", "/docs", "/logout"}
+# The header bell's count is a fragment of every page, not a page.
+SKIP = {"/lang/{code}", "/healthz", "/docs", "/logout", "/inbox/bell"}
 
 
 @dataclass

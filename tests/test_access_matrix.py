@@ -21,6 +21,7 @@ from tests.access_cases_battery import BATTERY_CASES, NOBODY, SEEDED_CASES, seed
 from tests.access_cases_licences import LICENCE_CASES
 from tests.access_cases_manifests import MANIFEST_CASES
 from tests.access_cases_map import MAP_CASES
+from tests.access_cases_notices import NOTICE_CASES
 from tests.access_cases_places import PLACES_CASES
 from tests.access_cases_print import PRINT_CASES
 from tests.access_cases_reports import REPORT_CASES
@@ -44,6 +45,7 @@ CASES: list[Case] = [
     *TRACE_CASES,
     *LICENCE_CASES,
     *PRINT_CASES,
+    *NOTICE_CASES,
 ]
 
 # Routes exercised by their own tests: sign-in and sign-out need a browser session, uploads a multipart body
@@ -94,6 +96,8 @@ def _fingerprint(engine: Engine) -> str:
             "battery_event",
             "licence",
             "licence_revision",
+            "notice",
+            "notice_preference",
         ):
             # Using a token stamps its last_used_at: bookkeeping, not a change made by the request.
             cols = {"park": "id, name_zh, region_adcode", "api_token": "id, user_id, name, token_hash, revoked_at"}.get(

@@ -34,6 +34,8 @@ BODYLESS = {
     "DELETE /api/v1/tokens/{token_id}",
     "DELETE /api/v1/locks/{adcode}/{year}",
     "POST /api/v1/users/{username}/disable",
+    "POST /api/v1/notifications/{notice_id}/read",
+    "POST /api/v1/notifications/read-all",
 }
 PACKAGE = "circuflow_client"
 

@@ -12,6 +12,7 @@ from flows.access.scope import ensure_region_in_scope, require_role
 from flows.access.trail import record, snapshot
 from flows.kernel.adcode import region_prefix
 from flows.kernel.errors import Conflict, PeriodLocked
+from flows.notices import events
 from models import Enterprise, PeriodLock
 from models.enums import UserRole
 
@@ -50,6 +51,9 @@ def lock_period(*, session: Session, principal: Principal, adcode: str, year: in
         after=snapshot(lock),
         now=now,
     )
+    events.period_lock_changed(
+        session=session, adcode=adcode, year=year, locked=True, actor_id=principal.user_id, now=now
+    )
     return lock
 
 
@@ -73,6 +77,9 @@ def unlock_period(*, session: Session, principal: Principal, adcode: str, year: 
         before=before,
         after=None,
         now=now,
+    )
+    events.period_lock_changed(
+        session=session, adcode=adcode, year=year, locked=False, actor_id=principal.user_id, now=now
     )
 
 

@@ -15,9 +15,9 @@ from flows.access.trail import record, snapshot
 from flows.kernel.bounds import MAX_ID
 from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from flows.kernel.messages import Term
-from flows.waste import manifests
+from flows.waste import alerts, manifests
 from flows.waste.declarations import apply_declaration, parse_declaration
-from models import CorrectionRequest
+from models import CorrectionRequest, Manifest
 from models.enums import UserRole
 
 Applier = Callable[[Session, Principal, dict[str, Any], datetime], Any]
@@ -111,6 +111,8 @@ def request_correction(
         now=now,
         enterprises=(enterprise_id,),
     )
+    batch = session.get(Manifest, int(payload["batch_id"])) if table == "transfer_batch" else None
+    alerts.correction_filed(session=session, principal=principal, correction=correction, batch=batch, now=now)
     return correction
 
 
@@ -148,6 +150,7 @@ def decide_correction(
         now=now,
         enterprises=(correction.enterprise_id,),
     )
+    alerts.correction_decided(session=session, principal=principal, correction=correction, now=now)
     return correction
 
 

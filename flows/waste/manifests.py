@@ -30,7 +30,7 @@ from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from flows.kernel.messages import Message, Term, catalogue, msg
 from flows.kernel.quantity import ExactTonnes, QuantityError, read_number, to_kg
 from flows.kernel.quantity import tonnes as kg_as_tonnes
-from flows.waste import chains
+from flows.waste import alerts, chains
 from models import Enterprise, Manifest, ManifestCorrection, ManifestSource, NumberCounter, WasteCategory
 from models.enums import ManifestStatus, Route, TransportMode, UserRole, Weighing
 
@@ -615,6 +615,17 @@ def _finish(
     session.add(batch)
     session.flush()
     _audit(session, principal, step_name, batch, before, now)
+    gap_flagged = discrepancy(batch)[1]
+    alerts.manifest_step(
+        session=session,
+        principal=principal,
+        batch=batch,
+        step=step_name,
+        before=before,
+        gap_flagged=gap_flagged,
+        tolerance_pct=WEIGHT_TOLERANCE * 100,
+        now=now,
+    )
     return batch
 
 
