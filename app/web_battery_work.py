@@ -3,27 +3,34 @@ writers as the API (flows.battery.chain); a refusal is shown at the field it nam
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path as FilePath
+from pathlib import PurePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from app.auth import PrincipalDep, utcnow
-from app.deps import SessionDep
+from app.deps import SessionDep, SettingsDep
 from app.errors import status_for
-from app.i18n import LanguageDep, say, translate
+from app.i18n import LanguageDep, field_label, say, translate
 from app.params import CodePath
 from app.web import render
 from flows.battery import chain as battery
+from flows.battery import columns
 from flows.battery.code import normalise_battery_code
-from flows.kernel.bounds import MAX_TEXT, check_text
+from flows.kernel.bounds import MAX_TEXT, check_size, check_text
 from flows.kernel.clock import CST
-from flows.kernel.errors import DomainError, Forbidden
+from flows.kernel.errors import DomainError, Forbidden, InvalidInput, NotFound
+from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
 from flows.pages import batteries as pages
+from models import Battery
 
 router = APIRouter(include_in_schema=False)
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 # Which form field a refusal of the writer names (the writer speaks of columns, the form of fields).
 FIELD_OF = {
@@ -232,3 +239,99 @@ def battery_event_create(
         status = 422
     context = _event_context(session, principal, lang, steps, event if event in steps.events else None, data, problems)
     return render(request, "battery_event_form.html", context, lang=lang, block="form", status_code=status)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Files: many batteries or events at once, all rows or none, through the same bulk writers as the API
+
+SHOWN_ROWS = 50  # refused rows listed on the page; the count covers them all
+
+
+def _import_context(session: Session, principal: Principal, lang: str, kind: str, **extra: Any) -> dict[str, Any]:
+    kinds = [k for k in columns.KINDS if k != "batteries" or pages.may_register(session=session, principal=principal)]
+    return {
+        "kinds": kinds,
+        "kind": kind if kind in kinds else (kinds[-1] if kinds else ""),
+        "headers": {k: [(c.zh, c.key) for c in columns.KINDS[k]] for k in kinds},
+        **extra,
+    }
+
+
+@router.get("/batteries/import", name="battery_import")
+def battery_import(
+    request: Request,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    kind: Annotated[str, Query(max_length=32)] = "",
+) -> Response:
+    """Upload a file of batteries or of battery events, with templates to download."""
+    _ensure_worker(principal)
+    return render(request, "battery_import.html", _import_context(session, principal, lang, kind), lang=lang)
+
+
+@router.get("/batteries/import/template/{name}", name="battery_template")
+def battery_template(principal: PrincipalDep, name: Annotated[str, Path(max_length=40)]) -> Response:
+    """A template with Chinese headers and an example row (CSV in UTF-8 with BOM, or XLSX)."""
+    kind, _, suffix = name.rpartition(".")
+    if kind not in columns.KINDS or suffix not in ("csv", "xlsx"):
+        raise NotFound("battery.no_template", field="name", name=name)
+    if suffix == "csv":
+        body, media = columns.template_csv(kind), "text/csv; charset=utf-8"
+    else:
+        body, media = columns.template_xlsx(kind), XLSX
+    filename = f"{kind}-template.{suffix}"
+    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.post("/batteries/import")
+def battery_import_upload(
+    request: Request,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    kind: Annotated[str, Form(max_length=32)],
+    file: Annotated[UploadFile, File()],
+) -> Response:
+    """Register the batteries or record the events of a file: every row lands, or none, each bad row named."""
+    _ensure_worker(principal)
+    limits = settings.upload_limits()
+    suffix = PurePath(file.filename or "").suffix.lower()
+    context = _import_context(session, principal, lang, kind)
+    try:
+        if kind not in context["kinds"]:
+            raise (
+                Forbidden("battery.makers_register")
+                if kind == "batteries"
+                else NotFound("battery.no_template", field="kind", name=kind)
+            )
+        with tempfile.TemporaryDirectory() as folder:
+            path = FilePath(folder) / f"upload{suffix}"
+            data = file.file.read(limits.max_bytes + 1)
+            check_size(len(data), limits)
+            path.write_bytes(data)
+            rows, lines = battery.read_table(path, limits)
+        if not rows:
+            raise InvalidInput("battery.file_empty", field="file", column=Term("field.file"))
+        now = utcnow()
+        if kind == "batteries":
+            saved = battery.register_batteries(session=session, principal=principal, rows=rows, lines=lines, now=now)
+            codes = [b.code for b in saved]
+        else:
+            events = battery.record_events(session=session, principal=principal, rows=rows, lines=lines, now=now)
+            ids = {e.battery_id for e in events if "via" not in e.attributes}
+            codes = sorted({b.code for b in session.exec(select(Battery).where(col(Battery.id).in_(ids))).all()})
+            context["events"] = sum(1 for e in events if "via" not in e.attributes)
+        session.commit()
+        context.update({"done": True, "codes": codes, "count": len(rows)})
+        return render(request, "battery_import.html", context, lang=lang)
+    except battery.RowsRefused as exc:
+        session.rollback()
+        refused = [e.as_dict(lang) | {"label": field_label(lang, e.column)} for e in exc.errors[:SHOWN_ROWS]]
+        context.update({"refused": refused, "refused_rows": len({e.row for e in exc.errors}), "total": exc.total})
+        return render(request, "battery_import.html", context, lang=lang, status_code=422)
+    except DomainError as exc:
+        session.rollback()
+        context["problem"] = say(lang, exc)
+        return render(request, "battery_import.html", context, lang=lang, status_code=status_for(exc))

@@ -179,6 +179,7 @@ def _search_context(
     fragment = is_fragment_request(request)
     context: dict[str, Any] = {"a": _analysis(lang, analysis), "matches": matches, "code": code, "fragment": fragment}
     context["can_register"] = battery_pages.may_register(session=session, principal=principal)
+    context["can_log"] = battery_pages.may_log(principal)
     if fragment:
         return context
     now = utcnow()

@@ -254,3 +254,66 @@ def test_an_unchosen_counterpart_is_refused_in_the_form(client: TestClient, sess
     refused = _event(client, chain, "maker", NEW_PACK, type="transferred", occurred_at="2024-01-03T10:00")
     assert refused.status_code == 422 and _error(refused.text, "counterpart")
     assert _state(session, NEW_PACK) == ("produced", chain.maker)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Files
+
+
+def _upload(client: TestClient, c: Chain, who: str, kind: str, name: str, body: bytes, lang: str = "en") -> Any:
+    return client.post(
+        "/batteries/import",
+        data={"kind": kind},
+        files={"file": (name, body)},
+        headers=_headers(c.tokens[who], lang),
+        follow_redirects=False,
+    )
+
+
+def test_templates_carry_chinese_headers(client: TestClient, chain: Chain) -> None:
+    page = _get(client, "/batteries/import", chain.tokens["maker"], "zh-CN")
+    assert page.status_code == 200 and "/batteries/import/template/battery-events.xlsx" in page.text
+    csv_file = _get(client, "/batteries/import/template/batteries.csv", chain.tokens["maker"])
+    assert csv_file.status_code == 200 and csv_file.content.startswith("\ufeff电池编码,上级编码".encode())
+    xlsx = _get(client, "/batteries/import/template/battery-events.xlsx", chain.tokens["maker"])
+    assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
+    assert _get(client, "/batteries/import/template/flows.csv", chain.tokens["maker"]).status_code == 404
+
+
+def test_a_file_of_batteries_and_of_events_lands_whole_or_not_at_all(
+    client: TestClient, session: Session, chain: Chain
+) -> None:
+    batteries = f"电池编码,上级编码,质量（千克）\r\n{NEW_PACK},,380\r\n{NEW_MODULE},{NEW_PACK},\r\n"
+    done = _upload(client, chain, "maker", "batteries", "电池.csv", batteries.encode("gb18030"))
+    assert done.status_code == 200 and 'id="import-done"' in done.text and f"/batteries/{NEW_PACK}" in done.text
+    assert _state(session, NEW_MODULE) == ("produced", chain.maker)
+    events = (
+        "电池编码,事件类型,发生时间,对方统一社会信用代码\r\n"
+        f"{NEW_PACK},transferred,2024-02-01T10:00,{chain.uscc['vehicle']}\r\n"
+        f"{NEW_PACK},fitted,2024-02-02T10:00,\r\n"
+    )
+    for lang in ("en", "zh-CN"):
+        refused = _upload(client, chain, "maker", "battery-events", "events.csv", events.encode("utf-8-sig"), lang)
+        assert refused.status_code == 422 and 'data-row="3" data-column="type"' in refused.text
+    assert _state(session, NEW_PACK) == ("produced", chain.maker)  # the good first row was not saved either
+    good = events.rsplit("\r\n", 2)[0] + "\r\n"
+    done = _upload(client, chain, "maker", "battery-events", "events.csv", good.encode())
+    assert done.status_code == 200, done.text[:3000]
+    assert _state(session, NEW_PACK) == ("produced", chain.vehicle)
+    assert _state(session, NEW_MODULE) == ("produced", chain.vehicle)  # the module moved inside its pack
+    # The API refuses the same bad row the same way.
+    api = client.post(
+        "/api/v1/battery-events",
+        json=[{"code": NEW_PACK, "type": "fitted", "occurred_at": "2024-02-02T10:00"}],
+        headers={"Authorization": f"Bearer {chain.tokens['vehicle']}"},
+    )
+    assert api.status_code == 422 and api.json()["errors"][0]["column"] == "type"
+
+
+def test_only_makers_import_batteries(client: TestClient, session: Session, chain: Chain) -> None:
+    page = _get(client, "/batteries/import", chain.tokens["recycler"])
+    assert 'value="batteries"' not in page.text and 'value="battery-events"' in page.text
+    refused = _upload(client, chain, "recycler", "batteries", "b.csv", f"code\r\n{NEW_PACK}\r\n".encode())
+    assert refused.status_code == 403
+    session.expire_all()
+    assert session.exec(select(Battery)).all() == []

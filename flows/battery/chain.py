@@ -33,6 +33,7 @@ from flows.access.locks import lock_for
 from flows.access.scope import ensure_read_enterprise, readable_enterprise_ids
 from flows.access.trail import record, snapshot
 from flows.battery.code import DecodedCode, normalise_battery_code, parse_battery_code
+from flows.battery.columns import alias
 from flows.battery.rules import deadline_for, due_date, edition_in_force, local_day, provisional
 from flows.kernel.bounds import (
     DEFAULT_UPLOAD_LIMITS,
@@ -1801,4 +1802,5 @@ _COLUMN = re.compile(r"[^a-z0-9_]+")
 
 
 def _column(name: str) -> str:
-    return _COLUMN.sub("_", name.strip().lstrip("\ufeff").lower()).strip("_")
+    # A template's Chinese header reads as the key it stands for.
+    return alias(name) or _COLUMN.sub("_", name.strip().lstrip("\ufeff").lower()).strip("_")
