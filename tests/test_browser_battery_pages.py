@@ -98,3 +98,43 @@ def test_register_and_log_battery_steps_in_the_browser(
         page.wait_for_url(f"{live_server}/batteries/{BROWSER_PACK}?done=installed")
         assert page.locator('[data-figure="state"]').inner_text() == "installed"
         assert [e for e in errors if "status of 422" not in e] == []  # a refusal answers 422, as it should
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_import_a_file_of_events_in_the_browser(
+    sync_playwright: Any, live_server: str, session: Session, settings: Settings, chain: Chain, tmp_path: Path
+) -> None:
+    good = tmp_path / "batteries.csv"
+    good.write_text(f"电池编码,质量（千克）\n{BROWSER_PACK},380\n", encoding="utf-8-sig")
+    bad = tmp_path / "events.csv"
+    bad.write_text(
+        f"电池编码,事件类型,发生时间,对方统一社会信用代码\n{BROWSER_PACK},transferred,2024-02-01T10:00,"
+        f"{chain.uscc['vehicle']}\n{BROWSER_PACK},fitted,2024-02-02T10:00,\n",
+        encoding="utf-8-sig",
+    )
+    for locale, width, height in (("en", 1280, 900), ("zh-CN", 390, 844)):
+        cookie = _cookie(session, settings, "ent1")
+        with (
+            sync_playwright() as pw,
+            browser_page(pw, live_server, cookie=cookie, locale=locale, width=width, height=height) as (page, _r, errs),
+        ):
+            page.goto(live_server + "/batteries")
+            page.locator("#import-batteries").click()
+            page.wait_for_url(live_server + "/batteries/import")
+            if locale == "en":
+                page.locator('input[name="kind"][value="batteries"]').check()
+                page.locator("#f-file").set_input_files(str(good))
+                page.locator("#import-submit").click()
+                page.locator("#import-done").wait_for()
+                assert page.locator(f'#import-done a[href="/batteries/{BROWSER_PACK}"]').count() == 1
+            page.locator('input[name="kind"][value="battery-events"]').check()
+            page.locator("#f-file").set_input_files(str(bad))
+            page.locator("#import-submit").click()
+            page.locator("#import-refused").wait_for()
+            assert page.locator('#import-refused tr[data-row="3"][data-column="type"]').count() == 1
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            _shot(page, f"battery-import-refused-{locale}-{'phone' if width < 600 else 'desktop'}")
+            assert [e for e in errs if "status of 422" not in e] == []
+    session.expire_all()
+    pack = session.exec(select(Battery).where(col(Battery.code) == BROWSER_PACK)).one()
+    assert pack.holder_id == chain.maker  # the refused file moved nothing
