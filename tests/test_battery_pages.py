@@ -4,17 +4,23 @@ API's writers, refused by field in the reader's language with nothing saved (bot
 from __future__ import annotations
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
+from app.settings import Settings
+from flows.access.accounts import system_principal
 from flows.battery import chain as battery
 from models import Battery, BatteryEvent, RecoveryReport
 from models.enums import BatteryLevel
 from tests.access_cases_battery import VIN, Chain, build_chain, code
-from tests.world import build_world
+from tests.browser import serve
+from tests.world import NOW, build_world
 
 NEW_PACK = code(BatteryLevel.pack, 501)
 NEW_MODULE = code(BatteryLevel.module, 502)
@@ -239,8 +245,6 @@ def test_a_battery_walks_from_maker_to_recovery_through_the_forms(
 
 
 def battery_principal(session: Session, c: Chain) -> Any:
-    from flows.access.accounts import system_principal
-
     return system_principal()
 
 
@@ -317,3 +321,44 @@ def test_only_makers_import_batteries(client: TestClient, session: Session, chai
     assert refused.status_code == 403
     session.expire_all()
     assert session.exec(select(Battery)).all() == []
+
+
+def test_two_collections_racing_through_the_form_leave_one_winner(
+    settings: Settings, session: Session, chain: Chain
+) -> None:
+    """A retired pack; the outlet and the recycler post its collection at once: one takes it, the other is refused."""
+    admin = system_principal()
+    battery.register_batteries(
+        session=session, principal=admin, rows=[{"code": NEW_PACK, "maker_id": chain.maker}], now=NOW
+    )
+    for type_, day, reporter, extra in (
+        ("transferred", 1, chain.maker, {"counterpart_id": chain.vehicle}),
+        ("installed", 2, chain.vehicle, {"vin": VIN}),
+        ("retired", 3, chain.vehicle, {}),
+    ):
+        row = {"type": type_, "occurred_at": f"2024-01-0{day}T10:00", "reporter_id": reporter, **extra}
+        battery.record_event(session=session, principal=admin, code=NEW_PACK, row=row, now=NOW)
+    session.commit()
+    barrier = threading.Barrier(4)
+    takers = ["outlet", "recycler", "outlet", "recycler"]
+    with serve(settings) as url:
+
+        def race(who: str) -> httpx.Response:
+            with httpx.Client(timeout=120) as own:
+                barrier.wait()
+                return own.post(
+                    f"{url}/batteries/{NEW_PACK}/events/new",
+                    data={"type": "collected", "occurred_at": "2024-01-05T10:00"},
+                    headers=_headers(chain.tokens[who], "en"),
+                )
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(pool.map(race, takers))
+    codes = sorted(a.status_code for a in answers)
+    # One wins; a loser is refused as its view allows: a step no longer offered (422), a state that moved under it
+    # (409), or, for an enterprise that never held the battery, nothing said of it (404).
+    assert codes[0] == 303 and codes.count(303) == 1 and set(codes[1:]) <= {404, 409, 422}, codes
+    session.expire_all()
+    collected = session.exec(select(BatteryEvent).where(col(BatteryEvent.type) == "collected")).all()
+    assert len(collected) == 1
+    assert _state(session, NEW_PACK) == ("collected", collected[0].reporter_id)
