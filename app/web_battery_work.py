@@ -203,6 +203,9 @@ def battery_event_create(
     fields = _event_fields(event)
     problems: dict[str, str] = {}
     if event not in steps.events:
+        if not steps.known:
+            # A battery this enterprise never held and may not take in: nothing is said of it.
+            raise NotFound("battery.no_such_code", field="code", column=Term("field.code"), battery=steps.code)
         problems["type"] = translate(lang, "work.log.choose_step")
     row: dict[str, Any] = {"type": event, "occurred_at": data.get("occurred_at", "").strip()}
     for name in fields[2:]:

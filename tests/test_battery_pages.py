@@ -319,6 +319,12 @@ def test_only_makers_import_batteries(client: TestClient, session: Session, chai
     assert 'value="batteries"' not in page.text and 'value="battery-events"' in page.text
     refused = _upload(client, chain, "recycler", "batteries", "b.csv", f"code\r\n{NEW_PACK}\r\n".encode())
     assert refused.status_code == 403
+    chain.tokens["bureau_sc"] = chain.world.tokens["bureau_sc"]
+    for kind in ("batteries", "battery-events"):
+        body = f"code\r\n{NEW_PACK}\r\n".encode()
+        assert _upload(client, chain, "bureau_sc", kind, "b.csv", body).status_code == 403
+    anon = client.post("/batteries/import", data={"kind": "batteries"}, files={"file": ("b.csv", b"code\r\n")})
+    assert anon.status_code == 401
     session.expire_all()
     assert session.exec(select(Battery)).all() == []
 
