@@ -28,6 +28,7 @@ from app import (
     web,
     web_audit,
     web_batches,
+    web_battery_work,
     web_dashboard,
     web_import,
     web_inbox,
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_map.router)
     app.include_router(web_batches.router)
     app.include_router(web_places.router)
+    app.include_router(web_battery_work.router)  # before web_trace: /batteries/new is not a code
     app.include_router(web_trace.router)
     app.include_router(web_audit.router)
     app.include_router(web_import.api_router, prefix="/api/v1")

@@ -178,6 +178,8 @@ def _search_context(
     matches = battery_pages.codes_starting(session=session, principal=principal, prefix=analysis.code)
     fragment = is_fragment_request(request)
     context: dict[str, Any] = {"a": _analysis(lang, analysis), "matches": matches, "code": code, "fragment": fragment}
+    context["can_register"] = battery_pages.may_register(session=session, principal=principal)
+    context["can_log"] = battery_pages.may_log(principal)
     if fragment:
         return context
     now = utcnow()
@@ -317,6 +319,7 @@ def _flag_row(flag: BatteryFlag, lang: str, places: dict[int, EnterprisePlace], 
         "level": flag.level,
         "on": _day(flag.on),
         "due": _day(due) if due else None,
+        "provisional": bool(flag.evidence.get("provisional")),
         "enterprise": _party(flag.enterprise, lang, places),
         "explanation": _flag_explanation(flag, lang, places),
     }
@@ -506,5 +509,6 @@ def battery_page(
         if chain
         else [],
         "late": sum(1 for e in trace.events if e.deadline and e.deadline.late),
+        "can_log": battery_pages.may_log(principal),
     }
     return render(request, "battery.html", context, lang=lang)

@@ -36,6 +36,7 @@ class EnterpriseRole(StrEnum):
     collection_outlet = "collection_outlet"
     cascade_user = "cascade_user"
     recycler = "recycler"
+    dismantler = "dismantler"  # 报废机动车回收拆解企业: end-of-life vehicle dismantler
 
 
 class LicenceActivity(StrEnum):

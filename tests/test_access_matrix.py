@@ -18,6 +18,7 @@ from tests.access_cases import BASE_CASES, ROLES, Case
 from tests.access_cases_audit import AUDIT_CASES
 from tests.access_cases_batches import BATCHES_CASES
 from tests.access_cases_battery import BATTERY_CASES, NOBODY, SEEDED_CASES, seed_batteries
+from tests.access_cases_battery_work import BATTERY_WORK_CASES
 from tests.access_cases_licences import LICENCE_CASES
 from tests.access_cases_manifests import MANIFEST_CASES
 from tests.access_cases_map import MAP_CASES
@@ -46,11 +47,13 @@ CASES: list[Case] = [
     *LICENCE_CASES,
     *PRINT_CASES,
     *NOTICE_CASES,
+    *BATTERY_WORK_CASES,
 ]
 
 # Routes exercised by their own tests: sign-in and sign-out need a browser session, uploads a multipart body
 # (tests/test_web_import.py checks them role by role).
 OWN_TESTS = {("POST", "/login"), ("POST", "/logout"), ("POST", "/import"), ("POST", "/api/v1/imports/{kind}")}
+OWN_TESTS |= {("POST", "/batteries/import")}  # tests/test_battery_pages.py, role by role
 
 
 def _walk(routes: list[Any], prefix: str = "") -> set[tuple[str, str]]:

@@ -42,6 +42,7 @@ from flows.battery.rules import (
     local_day,
     metal_thresholds,
     nth_working_day,
+    provisional,
     working_days_between,
 )
 from flows.kernel.adcode import within
@@ -335,6 +336,8 @@ def _late_reports(ctx: _Ctx) -> list[_Raw]:
                     "working_days_late": late_by,
                     "duty": rule.duty,
                     "rule": rule.rule,
+                    # Counted over a year the holiday data does not cover: an estimate, said so.
+                    "provisional": provisional(day, due, reported_day),
                 },
             )
         )
@@ -375,6 +378,7 @@ def _lost(ctx: _Ctx) -> list[_Raw]:
             "due": due.isoformat(),
             "working_days": COLLECTION_WINDOW.working_days,
             "window": COLLECTION_WINDOW.source,
+            "provisional": provisional(day, due),
         }
         if r.collected_at is None:
             if due >= ctx.as_of:
@@ -412,7 +416,10 @@ def _role_flags() -> Any:
             flag(EnterpriseRole.cascade_user).label("cascade"),
             flag(EnterpriseRole.recycler).label("recycler"),
             # Collection outlets and vehicle makers are the collection network itself; they need no listing.
-            flag(EnterpriseRole.collection_outlet, EnterpriseRole.vehicle_maker).label("network"),
+            # Dismantlers take batteries in with the scrapped vehicles they hold (Art. 13 of the 2018 provisions).
+            flag(EnterpriseRole.collection_outlet, EnterpriseRole.vehicle_maker, EnterpriseRole.dismantler).label(
+                "network"
+            ),
         )
         .group_by(link.enterprise_id)
         .subquery()

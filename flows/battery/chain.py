@@ -33,7 +33,8 @@ from flows.access.locks import lock_for
 from flows.access.scope import ensure_read_enterprise, readable_enterprise_ids
 from flows.access.trail import record, snapshot
 from flows.battery.code import DecodedCode, normalise_battery_code, parse_battery_code
-from flows.battery.rules import deadline_for, due_date, edition_in_force, local_day
+from flows.battery.columns import alias
+from flows.battery.rules import deadline_for, due_date, edition_in_force, local_day, provisional
 from flows.kernel.bounds import (
     DEFAULT_UPLOAD_LIMITS,
     MAX_BATTERY_KG,
@@ -455,6 +456,7 @@ BATTERY_ROLES = frozenset(
         EnterpriseRole.collection_outlet,
         EnterpriseRole.cascade_user,
         EnterpriseRole.recycler,
+        EnterpriseRole.dismantler,
     )
 )
 COLLECTING_ROLES = BATTERY_ROLES - {EnterpriseRole.battery_maker.value}
@@ -1310,6 +1312,7 @@ class DeadlineView(BaseModel):
     working_days: int
     rule: str
     late: bool
+    provisional: bool = False  # the count runs over a year the holiday data does not cover: an estimate
 
 
 class TraceEvent(BaseModel):
@@ -1535,7 +1538,13 @@ def _trace_event(e: BatteryEvent, names: Names) -> TraceEvent:
     deadline = None
     if rule is not None:
         due = due_date(day, rule)
-        deadline = DeadlineView(due=due, working_days=rule.working_days, rule=rule.rule, late=local_day(reported) > due)
+        deadline = DeadlineView(
+            due=due,
+            working_days=rule.working_days,
+            rule=rule.rule,
+            late=local_day(reported) > due,
+            provisional=provisional(day, due),
+        )
     attributes = dict(e.attributes)
     return TraceEvent(
         type=etype.value,
@@ -1793,4 +1802,5 @@ _COLUMN = re.compile(r"[^a-z0-9_]+")
 
 
 def _column(name: str) -> str:
-    return _COLUMN.sub("_", name.strip().lstrip("\ufeff").lower()).strip("_")
+    # A template's Chinese header reads as the key it stands for.
+    return alias(name) or _COLUMN.sub("_", name.strip().lstrip("\ufeff").lower()).strip("_")

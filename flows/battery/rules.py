@@ -47,6 +47,22 @@ def nth_working_day(day: date, n: int) -> date:
     return _china().get_nth_working_day(day, n)
 
 
+def _holiday_data_through() -> int:
+    # The last year for which the package lists China's arranged holidays and adjusted working days; later years
+    # are only the fixed-date holidays and plain weekends, an estimate.
+    from holidays.countries import china
+
+    return max(china.ChinaStaticHolidays.special_public_holidays)
+
+
+HOLIDAY_DATA_THROUGH = _holiday_data_through()
+
+
+def provisional(*days: date) -> bool:
+    """Whether a count of working days over these days rests on a year the holiday data does not cover."""
+    return any(d.year > HOLIDAY_DATA_THROUGH for d in days)
+
+
 def working_days_between(start: date, end: date) -> int:
     """Working days after `start` up to and including `end` (0 when end <= start)."""
     if end <= start:
@@ -118,6 +134,24 @@ DEADLINES: tuple[Deadline, ...] = (
         30,
         TRACEABILITY_2018,
         "recycler (regeneration): battery taken into stock; recycling and final treatment completed",
+    ),
+    # Art. 13: a dismantler's taking in of a scrapped vehicle (its battery taken into stock with it), and its
+    # handing out of a removed battery. The mapping to our event types is ours.
+    Deadline(
+        "dismantler_intake",
+        frozenset({R.dismantler}),
+        frozenset({T.collected}),
+        15,
+        TRACEABILITY_2018 + ", Art. 13",
+        "end-of-life vehicle dismantler: scrapped vehicle taken in and its scrapping certificate issued",
+    ),
+    Deadline(
+        "dismantler_handout",
+        frozenset({R.dismantler}),
+        frozenset({T.transferred, T.dismantled}),
+        15,
+        TRACEABILITY_2018 + ", Art. 13",
+        "end-of-life vehicle dismantler: battery removed from the vehicle and handed out of stock",
     ),
 )
 MIN_DEADLINE_DAYS = min(d.working_days for d in DEADLINES)

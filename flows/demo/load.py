@@ -1315,6 +1315,27 @@ class _Cursor:
         return True
 
 
+def _add_dismantler(session: Session) -> None:
+    """One end-of-life vehicle dismantler, fixed and added last, so that no draw of the seeded demo moves."""
+    lon, lat = 104.2530, 30.8830  # Qingbaijiang, Chengdu
+    loc = locate_many(session=session, points=[(lon, lat)])[0]
+    e = Enterprise(
+        uscc=make_uscc("91510113MA6CJ0001"),
+        name_zh="成都青白江报废机动车回收拆解有限公司",
+        name_en="Chengdu Qingbaijiang End-of-Life Vehicle Dismantling Co., Ltd.",
+        lon=lon,
+        lat=lat,
+        province_adcode="510000",
+        prefecture_adcode=loc.prefecture,
+        county_adcode=loc.county,
+        park_id=loc.park,
+    )
+    session.add(e)
+    session.flush()
+    assert e.id is not None
+    session.add(EnterpriseRoleLink(enterprise_id=e.id, role=EnterpriseRole.dismantler))
+
+
 def load_demo(*, session: Session, seed: int = 2024, progress: Progress | None = None) -> DemoSummary:
     """Load the Sichuan demo into a database brought up by upgrade_database; the caller commits."""
     demo = _Demo(session, seed, progress)
@@ -1355,11 +1376,12 @@ def load_demo(*, session: Session, seed: int = 2024, progress: Progress | None =
     _insert_plain(session, BatteryEvent, events, "battery events", progress)
     reports = demo.recovery_rows()
     _insert_plain(session, RecoveryReport, reports, "recovery reports", progress)
+    _add_dismantler(session)
     session.flush()
     return DemoSummary(
         parks=len(demo.parks),
-        enterprises=len(demo.ents),
-        roles=demo.role_count,
+        enterprises=len(demo.ents) + 1,
+        roles=demo.role_count + 1,
         licences=len(licences),
         whitelist_entries=len(whitelist),
         declarations=len(declarations),

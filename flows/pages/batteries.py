@@ -21,6 +21,7 @@ from sqlmodel import Session, col
 
 from flows.access.scope import readable_enterprise_ids, readable_enterprises
 from flows.battery import audit as battery_audit
+from flows.battery import chain as battery_chain
 from flows.battery.audit import BatteryFlag
 from flows.battery.chain import BatteryTrace, Party, readable_batteries
 from flows.battery.code import (
@@ -40,11 +41,11 @@ from flows.battery.code import (
 )
 from flows.battery.rules import METALS, edition_in_force, local_day, metal_thresholds
 from flows.kernel.clock import stored_utc
-from flows.kernel.errors import InvalidInput
+from flows.kernel.errors import InvalidInput, NotFound
 from flows.kernel.messages import Message
 from flows.kernel.principal import Principal
-from models import Battery, BatteryEvent, Enterprise, RecoveryReport, Region
-from models.enums import BatteryEventType
+from models import Battery, BatteryEvent, Enterprise, EnterpriseRoleLink, RecoveryReport, Region
+from models.enums import BatteryEventType, UserRole
 
 # ---------------------------------------------------------------------------------------------------------------
 # A code, read as it is typed
@@ -472,3 +473,120 @@ def battery_years(*, session: Session, now: datetime) -> list[int]:
     start = local_day(stored_utc(first)).year
     end = min(local_day(stored_utc(last)).year, local_day(now).year)
     return list(range(end, start - 1, -1))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Battery work: what a user's enterprise may register and log (the writes go through flows.battery.chain)
+
+# The fields of the event form, by event type, in the order shown (each is a key chain.parse_event reads).
+METAL_FIELDS = tuple(f"{metal}_{end}_kg" for metal in METALS for end in ("in", "out"))
+EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "installed": ("vin", "vehicle_type"),
+    "retired": ("vin", "reason", "soh"),
+    "collected": ("counterpart", "vin", "mass_kg", "soh"),
+    "tested": ("soh", "purpose"),
+    "repurposed": ("new_code", "application"),
+    "in_cascade_use": ("application",),
+    "dismantled": ("vin", "mass_kg"),
+    "recovered": ("input_mass_kg", "electrode_powder_kg", *METAL_FIELDS),
+    "transferred": ("counterpart", "purpose", "mass_kg"),
+}
+REQUIRED_FIELDS: dict[str, frozenset[str]] = {e.value: frozenset(s.requires) for e, s in battery_chain.STEPS.items()}
+REGISTER_FIELDS = ("code", "parent_code", "rated_kwh", "mass_kg", "produced_at")
+COUNTERPART_SUGGESTIONS = 8
+
+
+def may_log(principal: Principal) -> bool:
+    """Whether the battery work pages are open to this account (an enterprise's own; others use the API)."""
+    return principal.role is UserRole.enterprise and principal.enterprise_id is not None
+
+
+def own_roles(*, session: Session, principal: Principal) -> set[str]:
+    """The roles of the account's enterprise."""
+    if principal.enterprise_id is None:
+        return set()
+    query = sa_select(col(EnterpriseRoleLink.role)).where(
+        col(EnterpriseRoleLink.enterprise_id) == principal.enterprise_id
+    )
+    return {str(r) for r in session.execute(query).scalars().all()}
+
+
+def may_register(*, session: Session, principal: Principal) -> bool:
+    """Whether the account's enterprise makes (or re-codes) batteries and so registers them."""
+    return may_log(principal) and bool(own_roles(session=session, principal=principal) & battery_chain.REGISTER_ROLES)
+
+
+@dataclass(frozen=True)
+class NextSteps:
+    """The events the form offers for a battery: those its state allows that this enterprise may report."""
+
+    code: str
+    known: bool  # the reader may read the battery (else only a collection is offered, revealing nothing)
+    state: str | None
+    events: tuple[str, ...]
+
+
+def next_steps(*, session: Session, principal: Principal, code: str) -> NextSteps:
+    """The next steps of a battery for the account's enterprise, as the writer would allow them."""
+    wanted = normalise_battery_code(code)
+    roles = own_roles(session=session, principal=principal)
+    if not may_log(principal) or not roles & battery_chain.BATTERY_ROLES:
+        return NextSteps(wanted, False, None, ())
+    try:
+        found = battery_chain.find_battery(session=session, principal=principal, code=wanted)
+    except NotFound:
+        # A battery the enterprise never held: it may only take it in; whether the code exists is not said.
+        offered = ("collected",) if roles & battery_chain.COLLECTING_ROLES else ()
+        return NextSteps(wanted, False, None, offered)
+    allowed = battery_chain.allowed_events(found.state)
+    own = found.holder_id == principal.enterprise_id
+    events = []
+    for name in allowed:
+        step = battery_chain.STEPS[BatteryEventType(name)]
+        if own or (step.custody == "reporter" and roles & battery_chain.COLLECTING_ROLES):
+            events.append(name)
+    return NextSteps(found.code, True, str(found.state), tuple(events))
+
+
+@dataclass(frozen=True)
+class Counterpart:
+    """An enterprise offered as the other party of a handover."""
+
+    id: int
+    uscc: str
+    name_zh: str
+    name_en: str | None
+
+
+def counterpart_search(*, session: Session, principal: Principal, text: str) -> list[Counterpart]:
+    """Enterprises that act on batteries whose name or credit code holds the text (the account's own left out)."""
+    text = text.strip()
+    if len(text) < 2:
+        return []
+    pattern = f"%{text.replace('%', '').replace('_', '')}%"
+    acting = sa_select(col(EnterpriseRoleLink.enterprise_id)).where(
+        col(EnterpriseRoleLink.role).in_(sorted(battery_chain.BATTERY_ROLES))
+    )
+    query = (
+        sa_select(col(Enterprise.id), col(Enterprise.uscc), col(Enterprise.name_zh), col(Enterprise.name_en))
+        .where(
+            col(Enterprise.id).in_(acting),
+            or_(
+                col(Enterprise.name_zh).like(pattern),
+                func.lower(col(Enterprise.name_en)).like(pattern.lower()),
+                col(Enterprise.uscc).like(pattern.upper()),
+            ),
+        )
+        .order_by(col(Enterprise.name_zh))
+        .limit(COUNTERPART_SUGGESTIONS + 1)
+    )
+    rows = [Counterpart(*r) for r in session.execute(query).all() if r[0] != principal.enterprise_id]
+    return rows[:COUNTERPART_SUGGESTIONS]
+
+
+def counterpart_by_id(*, session: Session, ident: int) -> Counterpart | None:
+    """One enterprise as the picker shows it."""
+    e = session.get(Enterprise, ident)
+    if e is None or e.id is None:
+        return None
+    return Counterpart(e.id, e.uscc, e.name_zh, e.name_en)

@@ -65,6 +65,7 @@ ROLE_ORDER: tuple[EnterpriseRole, ...] = (
     EnterpriseRole.vehicle_maker,
     EnterpriseRole.collection_outlet,
     EnterpriseRole.cascade_user,
+    EnterpriseRole.dismantler,
 )
 # Legend groups of the main roles.
 ROLE_GROUP: dict[str, str] = {
@@ -78,6 +79,7 @@ ROLE_GROUP: dict[str, str] = {
     "vehicle_maker": "battery",
     "collection_outlet": "battery",
     "cascade_user": "battery",
+    "dismantler": "battery",
 }
 ROLE_GROUPS: tuple[str, ...] = ("generator", "utiliser", "disposer", "intermediary", "battery")
 

@@ -50,6 +50,7 @@ BATTERY_ROLES = frozenset(
         EnterpriseRole.collection_outlet.value,
         EnterpriseRole.cascade_user.value,
         EnterpriseRole.recycler.value,
+        EnterpriseRole.dismantler.value,
     }
 )
 # How many flags of each list a page shows; the counts cover them all.

@@ -207,6 +207,7 @@ ROLE_ALIASES: dict[str, EnterpriseRole] = {
     "回收服务网点": EnterpriseRole.collection_outlet,
     "梯次利用企业": EnterpriseRole.cascade_user,
     "再生利用企业": EnterpriseRole.recycler,
+    "报废机动车回收拆解企业": EnterpriseRole.dismantler,
 }
 
 ROLE_SEPARATORS = re.compile(r"[;；,，、]")
