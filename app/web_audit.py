@@ -10,6 +10,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from app import downloads
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
@@ -24,7 +25,7 @@ from flows.kernel.clock import CST
 from flows.kernel.errors import DomainError, InvalidInput
 from flows.kernel.principal import Principal
 from flows.pages import audit as audit_workspace
-from flows.pages import audit_export
+from flows.pages import audit_export, exports
 from flows.pages.audit import AuditRow, ScopeArgs
 from flows.pages.dashboard import declared_years
 from flows.waste.flags import Flag, FlagKind
@@ -353,15 +354,19 @@ def flags_page(
         )
         here = {**filters, "tab": "battery"}
     else:
+        fmt = downloads.wanted(request)
         queue = audit_workspace.flag_queue(
             session=session,
             principal=principal,
             year=chosen,
             args=args,
             kinds=kind,
-            offset=offset,
-            limit=FLAGS_PER_PAGE,
+            offset=0 if fmt else offset,
+            limit=exports.ROW_CAP if fmt else FLAGS_PER_PAGE,
         )
+        if fmt:
+            return downloads.response(exports.flags_table(queue.data, queue.count, lang), lang, fmt, f"flags-{chosen}")
+        context["downloads"] = downloads.links(request)
         count, counts = queue.count, queue.counts
         context.update(
             kinds=[k.value for k in FlagKind],

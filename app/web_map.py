@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
+from app import downloads
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, translate
@@ -22,6 +24,7 @@ from flows.kernel.bounds import MAX_ID
 from flows.kernel.errors import InvalidInput, NotFound
 from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
+from flows.pages import exports
 from flows.pages import map as flowmap
 from flows.pages.map import RateClass, RegionRates
 from flows.pages.sankey import SankeyData, default_region, graph, sankey
@@ -679,6 +682,12 @@ def sankey_chart(lang: str, data: SankeyData, which: str) -> dict[str, Any]:
     }
 
 
+def _sankey_node(lang: str, data: SankeyData, prefixes: tuple[str, str, str], position: str, key: str) -> str:
+    """A node of a Sankey path by its position (origin, via, end), in the reader's words, for the downloads."""
+    prefix = prefixes[("origin", "via", "end").index(position)]
+    return _sankey_label(lang, data, "", f"{prefix}:{key}")
+
+
 def _region_label(lang: str, data: SankeyData, adcode: str) -> str:
     if not adcode:
         return translate(lang, "sankey.elsewhere")
@@ -730,6 +739,17 @@ def sankey_page(
         category=category,
         park=_park_id(park),
     )
+    if fmt := downloads.wanted(request):
+        which = request.query_params.get("table", "route")
+        if which not in SANKEY_PREFIXES:
+            raise InvalidInput("pages.exports.table", field="table", allowed=", ".join(SANKEY_PREFIXES))
+        table = exports.sankey_table(
+            chosen,
+            which,
+            data.by_route if which == "route" else data.by_place,
+            partial(_sankey_node, lang, data, SANKEY_PREFIXES[which]),
+        )
+        return downloads.response(table, lang, fmt, f"sankey-{which}-{chosen}")
     f = data.filter
     scope_region = f.region
     if scope_region:
@@ -767,6 +787,7 @@ def sankey_page(
         },
         "rows": {which: _sankey_rows(lang, data, which) for which in SANKEY_PREFIXES},
         "map_href": "/map?" + _query(f),
+        "downloads": {which: downloads.links(request, table=which) for which in SANKEY_PREFIXES},
         "labels": json.dumps(labels, ensure_ascii=False, default=json_default),
     }
     return render(request, "sankey.html", context, lang=lang, block="sankey_view")
