@@ -31,6 +31,7 @@ from app import (
     web_import,
     web_map,
     web_places,
+    web_search,
     web_trace,
 )
 from app.admission import Admission
@@ -117,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_trace.router)
     app.include_router(web_audit.router)
     app.include_router(web_import.api_router, prefix="/api/v1")
+    app.include_router(web_search.router)
+    app.include_router(web_search.api_router, prefix="/api/v1")
 
     @app.get("/api/v1/openapi.json", include_in_schema=False)
     def openapi(_principal: PrincipalDep) -> JSONResponse:
