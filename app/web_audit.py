@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app import downloads
+from app import years as year_memory
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
@@ -28,6 +29,7 @@ from flows.pages import audit as audit_workspace
 from flows.pages import audit_export, exports
 from flows.pages.audit import AuditRow, ScopeArgs
 from flows.pages.dashboard import declared_years
+from flows.pages.years import choose
 from flows.waste.flags import Flag, FlagKind
 from models.quantity import json_default
 
@@ -68,9 +70,10 @@ def _tools() -> dict[str, Any]:
     return {"tonnes": tonnes, "pct": pct, "link": link, "local_time": beijing, "tabs": TABS}
 
 
-def _year(session: Any, principal: Principal, year: int | None) -> tuple[int, list[int]]:
+def _year(session: Any, principal: Principal, year: int | None, remembered: int | None = None) -> tuple[int, list[int]]:
     years = declared_years(session=session, principal=principal)
-    chosen = year if year is not None else (years[0] if years else utcnow().astimezone(CST).year)
+    # The URL's year, else the one chosen on another page (where this scope declared it), else the latest declared.
+    chosen = choose(years, year, remembered, years[0] if years else utcnow().astimezone(CST).year)
     return chosen, years
 
 
@@ -148,7 +151,7 @@ def audit_page(
 ) -> Response:
     """The drill-down: province, prefecture, park or county, enterprise and its batches, every figure linked."""
     audit_workspace.require_auditor(principal)
-    chosen, years = _year(session, principal, year)
+    chosen, years = _year(session, principal, year, year_memory.remembered(request))
     d = audit_workspace.drill_down(
         session=session,
         principal=principal,
@@ -304,7 +307,7 @@ def flags_page(
 ) -> Response:
     """The open flags of a scope, filtered by kind, region, year and enterprise, a page at a time."""
     audit_workspace.require_auditor(principal)
-    chosen, years = _year(session, principal, year)
+    chosen, years = _year(session, principal, year, year_memory.remembered(request))
     enterprise_id = _enterprise_ref(session, principal, enterprise)
     # An enterprise named in the filter is the scope; the region select only narrows when none is.
     args = _args(

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from sqlmodel import Session
 
 from app import downloads
+from app import years as year_memory
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, translate
@@ -28,7 +29,8 @@ from flows.pages import exports
 from flows.pages import map as flowmap
 from flows.pages.map import RateClass, RegionRates
 from flows.pages.sankey import SankeyData, default_region, graph, sankey
-from flows.waste.movements import FlowFilter, FlowSum, category_names, flow_years, parse_filter, region_names
+from flows.pages.years import data_years
+from flows.waste.movements import FlowFilter, FlowSum, category_names, parse_filter, region_names
 from flows.waste.rates import RateReport
 from models.enums import RegionLevel, Route, UserRole
 from models.quantity import json_default
@@ -80,8 +82,10 @@ def _query(f: FlowFilter, **extra: Any) -> str:
 # Filters
 
 
-def _years(session: Session, principal: Principal) -> list[int]:
-    return flow_years(session=session, principal=principal)
+def _chosen_year(request: Request, session: Session, principal: Principal, year: int | None) -> tuple[int, list[int]]:
+    """The URL's year, else the one remembered from another page, else the latest with declarations in scope."""
+    data = data_years(session=session, principal=principal)
+    return data.pick(year, year_memory.remembered(request), utcnow().year), data.years
 
 
 def _filter(
@@ -93,11 +97,14 @@ def _filter(
     region: str | None = None,
     park: int | None = None,
 ) -> tuple[FlowFilter, list[int]]:
-    """The checked filter, and the years offered (the newest by default)."""
-    years = _years(session, principal)
-    chosen = year if year is not None else (years[0] if years else utcnow().year)
+    """The checked filter, and the years offered (the latest declared in scope by default, as every page)."""
+    if year is None:
+        data = data_years(session=session, principal=principal)
+        year, years = data.pick(None, None, utcnow().year), data.years
+    else:
+        years = []
     f = parse_filter(
-        session=session, principal=principal, year=chosen, category=category, route=route, region=region, park=park
+        session=session, principal=principal, year=year, category=category, route=route, region=region, park=park
     )
     return f, years
 
@@ -289,7 +296,8 @@ def map_page(
     level: Annotated[str, Query(max_length=12)] = "auto",
 ) -> Response:
     """The flow map of a year: regions by rate against the target, parks, enterprises and the flows between them."""
-    f, years = _filter(session, principal, year, category, route, region, _park_id(park))
+    chosen, years = _chosen_year(request, session, principal, year)
+    f, _ = _filter(session, principal, chosen, category, route, region, _park_id(park))
     context = map_context(request, session, principal, lang, f, years, level)
     return render(request, "map.html", context, lang=lang, block="map_view")
 
@@ -729,8 +737,7 @@ def sankey_page(
     park: Annotated[str | None, Query(max_length=12)] = None,
 ) -> Response:
     """A year's tonnes followed to their end: category and prefecture, through intermediaries, to the final step."""
-    years = _years(session, principal)
-    chosen = year if year is not None else (years[0] if years else utcnow().year)
+    chosen, years = _chosen_year(request, session, principal, year)
     data = sankey(
         session=session,
         principal=principal,

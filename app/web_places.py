@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 
 from app import downloads
+from app import years as year_memory
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
@@ -266,6 +267,9 @@ def enterprise(
 ) -> Response:
     """One enterprise: where it is, what it does and may do, what it sent and received, its rate and its flags."""
     saved = done if done in ("created", "replaced", "unchanged") else None
+    kept = year_memory.remembered(request) if year is None else None
+    if kept is not None and kept in places.enterprise_years(session=session, enterprise_id=enterprise_id):
+        year = kept  # the year chosen on another page, where this enterprise has data
     form = LicenceForm(replace=licence, saved=saved)
     return _enterprise_response(request, session, lang, principal, enterprise_id, year, form)
 
@@ -405,6 +409,9 @@ def park(
     year: YearQuery = None,
 ) -> Response:
     """One park: its boundary and enterprises, its rate, its flags and its circular links (who uses whose waste)."""
+    kept = year_memory.remembered(request) if year is None else None
+    if kept is not None and kept in places.park_years(session=session, principal=principal, park_id=park_id):
+        year = kept  # the year chosen on another page, where this park has data
     page = places.park_page(session=session, principal=principal, park_id=park_id, year=year, now=utcnow())
     if fmt := downloads.wanted(request):
         return downloads.response(exports.park_flows_table(page, lang), lang, fmt, f"park-{park_id}-{page.year}")
