@@ -11,10 +11,13 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlmodel import Session
 
+from app.auth import SESSION_COOKIE, signed
+from app.settings import Settings
+from flows.access import accounts
 from flows.kernel.messages import render
 from flows.pages import exports
-from models import Manifest
-from tests.world import World, build_world
+from models import Enterprise, Manifest
+from tests.world import NOW, World, build_world
 
 
 def _auth(w: World, role: str, lang: str = "en") -> dict[str, str]:
@@ -110,3 +113,50 @@ def test_enterprises_flags_sankey_and_flows_download(client: TestClient, session
     park = client.get(f"/parks/{w.park_a}?year=2024&download=xlsx", headers=_auth(w, "park_a"))
     assert park.status_code == 200
     assert _xlsx(park.content)[0][1] == "Part"
+
+
+def test_import_templates_fill_and_import_and_the_history_shows_it(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    w = build_world(session, with_tokens=False)
+    csrf = _sign_in(client, session, settings, "ent1")
+    page = client.get("/import", headers={"Accept-Language": "zh-CN"})
+    assert 'href="/import/templates/declarations.xlsx"' in page.text and "README" not in page.text
+    assert 'href="/import/templates/enterprises.csv"' not in page.text  # administrators' kind
+    assert client.get("/import/templates/enterprises.csv").status_code == 403
+    assert client.get("/import/templates/declarations.pdf").status_code == 422
+    header = _csv(client.get("/import/templates/declarations.csv").content)[0]
+    assert header[:3] == ["统一社会信用代码", "年份", "废物类别"]
+    book = load_workbook(io.BytesIO(client.get("/import/templates/manifests.xlsx").content))
+    assert book.worksheets[0]["A1"].value == "移出单位统一社会信用代码" and len(book.worksheets) == 2
+    # The template filled in and sent back imports as it is.
+    e1 = session.get(Enterprise, w.e1)
+    assert e1 is not None
+    values = {"统一社会信用代码": e1.uscc, "年份": "2022", "废物类别": "SW02"}
+    row = [values.get(h, "10" if "吨" in h else "") for h in header]
+    body = _csv_text([header, row])
+    done = client.post(
+        "/import",
+        data={"kind": "declarations", "csrf_token": csrf},
+        files={"file": ("申报2022.csv", body, "text/csv")},
+        headers={"Accept-Language": "zh-CN"},
+    )
+    assert done.status_code == 200, done.text
+    assert f'id="imported-link" href="/enterprises/{w.e1}"' in done.text
+    history = client.get("/import", headers={"Accept-Language": "en"}).text
+    table = history[history.index('id="import-history-table"') :]
+    assert "申报2022.csv" in table and 'data-kind="declarations"' in table
+
+
+def _csv_text(rows: list[list[str]]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def _sign_in(client: TestClient, session: Session, settings: Settings, username: str) -> str:
+    user = accounts.get_user(session=session, username=username)
+    raw, csrf = accounts.start_session(session=session, user=user, now=NOW.replace(year=2099))
+    session.commit()
+    client.cookies.set(SESSION_COOKIE, signed(raw, settings.secret_key))
+    return csrf
