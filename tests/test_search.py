@@ -64,3 +64,11 @@ def test_a_fragment_lists_a_few_matches_within_scope(client: TestClient, session
     assert _get(client, w, "ent1", "/api/v1/search", q="%").json()["hits"] == []
     assert _get(client, w, "ent1", "/api/v1/search").json() == {"q": "", "go": None, "hits": []}
     assert client.get("/api/v1/search", params={"q": number}).status_code == 401
+
+
+def test_text_no_database_can_hold_is_refused_naming_the_field(client: TestClient, session: Session) -> None:
+    w = build_world(session)
+    for bad in ("SC2024\x00", "测试\x00企业"):
+        answer = _get(client, w, "ent1", "/api/v1/search", q=bad)
+        assert answer.status_code == 422, bad
+        assert "q" in answer.text

@@ -14,7 +14,7 @@ from sqlmodel import Session, col
 
 from flows.access.scope import readable_batches, readable_enterprises
 from flows.battery.code import normalise_battery_code
-from flows.kernel.errors import InvalidInput
+from flows.kernel.bounds import check_text
 from flows.kernel.principal import Principal
 from flows.pages.batteries import codes_starting
 from models import Enterprise, Manifest
@@ -100,9 +100,8 @@ def _batteries(session: Session, principal: Principal, text: str) -> list[Hit]:
 
 def search(*, session: Session, principal: Principal, q: str) -> SearchResult:
     """What the reader may open that a query names: batches, enterprises and batteries, a few of each."""
-    text = q.strip()
-    if len(text) > MAX_QUERY:
-        raise InvalidInput("pages.search.too_long", field="q", limit=MAX_QUERY)
+    # A NUL or a lone surrogate reaches no database: refused, naming the field, as every text input is.
+    text = check_text(q.strip(), field="q", max_length=MAX_QUERY)
     if not text:
         return SearchResult(q="")
     hits = [
