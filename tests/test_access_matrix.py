@@ -17,6 +17,7 @@ from app.settings import Settings
 from tests.access_cases import BASE_CASES, ROLES, Case
 from tests.access_cases_audit import AUDIT_CASES
 from tests.access_cases_batches import BATCHES_CASES
+from tests.access_cases_daily import DAILY_CASES
 from tests.access_cases_battery import BATTERY_CASES, NOBODY, SEEDED_CASES, seed_batteries
 from tests.access_cases_licences import LICENCE_CASES
 from tests.access_cases_manifests import MANIFEST_CASES
@@ -42,6 +43,7 @@ CASES: list[Case] = [
     *AUDIT_CASES,
     *TRACE_CASES,
     *LICENCE_CASES,
+    *DAILY_CASES,
 ]
 
 # Routes exercised by their own tests: sign-in and sign-out need a browser session, uploads a multipart body
