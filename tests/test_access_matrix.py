@@ -17,8 +17,8 @@ from app.settings import Settings
 from tests.access_cases import BASE_CASES, ROLES, Case
 from tests.access_cases_audit import AUDIT_CASES
 from tests.access_cases_batches import BATCHES_CASES
-from tests.access_cases_daily import DAILY_CASES
 from tests.access_cases_battery import BATTERY_CASES, NOBODY, SEEDED_CASES, seed_batteries
+from tests.access_cases_daily import DAILY_CASES
 from tests.access_cases_licences import LICENCE_CASES
 from tests.access_cases_manifests import MANIFEST_CASES
 from tests.access_cases_map import MAP_CASES
