@@ -65,13 +65,7 @@ def import_page(request: Request, session: SessionDep, lang: LanguageDep, princi
     return render(request, "import.html", _page(session, principal), lang=lang)
 
 
-@router.get("/import/templates/{kind}.{fmt}", name="import_template")
-def import_template(
-    lang: LanguageDep,
-    principal: PrincipalDep,
-    kind: Annotated[str, Path(max_length=32)],
-    fmt: Annotated[str, Path(pattern="^(csv|xlsx)$")],
-) -> Response:
+def _template(lang: str, principal: Principal, kind: str, fmt: str) -> Response:
     """An empty file of a kind with its Chinese headers, for a kind this account may import."""
     if kind not in imports.importable_kinds(principal):
         raise Forbidden("pages.import_help.kind_not_yours", field="kind", kind=kind)
@@ -79,6 +73,22 @@ def import_template(
     name = f"circuflow-{kind}-template.{fmt}"
     media = "text/csv; charset=utf-8" if fmt == "csv" else exports.XLSX_MEDIA
     return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/import/templates/{kind}.csv", name="import_template_csv")
+def import_template_csv(
+    lang: LanguageDep, principal: PrincipalDep, kind: Annotated[str, Path(max_length=32)]
+) -> Response:
+    """A kind's template as CSV (UTF-8 with a BOM): its Chinese header row."""
+    return _template(lang, principal, kind, "csv")
+
+
+@router.get("/import/templates/{kind}.xlsx", name="import_template_xlsx")
+def import_template_xlsx(
+    lang: LanguageDep, principal: PrincipalDep, kind: Annotated[str, Path(max_length=32)]
+) -> Response:
+    """A kind's template as XLSX: its Chinese header row, and a sheet telling each column."""
+    return _template(lang, principal, kind, "xlsx")
 
 
 @router.post("/import")

@@ -13,6 +13,6 @@ ENTERPRISES_AND_ADMIN = frozenset({"admin", "ent1", "ent3"})
 DAILY_CASES: list[Case] = [
     Case("GET", "/search", SIGNED_IN, lambda w: "/search?q=测试"),
     Case("GET", "/api/v1/search", SIGNED_IN, lambda w: "/api/v1/search?q=SC2024"),
-    Case("GET", "/import/templates/{kind}.{fmt}", ENTERPRISES_AND_ADMIN, lambda w: "/import/templates/manifests.csv"),
-    Case("GET", "/import/templates/{kind}.{fmt}", frozenset({"admin"}), lambda w: "/import/templates/enterprises.xlsx"),
+    Case("GET", "/import/templates/{kind}.csv", ENTERPRISES_AND_ADMIN, lambda w: "/import/templates/manifests.csv"),
+    Case("GET", "/import/templates/{kind}.xlsx", frozenset({"admin"}), lambda w: "/import/templates/enterprises.xlsx"),
 ]

@@ -124,7 +124,7 @@ def test_import_templates_fill_and_import_and_the_history_shows_it(
     assert 'href="/import/templates/declarations.xlsx"' in page.text and "README" not in page.text
     assert 'href="/import/templates/enterprises.csv"' not in page.text  # administrators' kind
     assert client.get("/import/templates/enterprises.csv").status_code == 403
-    assert client.get("/import/templates/declarations.pdf").status_code == 422
+    assert client.get("/import/templates/declarations.pdf").status_code == 404
     header = _csv(client.get("/import/templates/declarations.csv").content)[0]
     assert header[:3] == ["统一社会信用代码", "年份", "废物类别"]
     book = load_workbook(io.BytesIO(client.get("/import/templates/manifests.xlsx").content))
