@@ -37,9 +37,9 @@ def response(table: exports.Table, lang: str, fmt: str, stem: str | None = None)
     return Response(body, media_type=media, headers=headers)
 
 
-def links(request: Request, **extra: str) -> dict[str, str]:
+def links(request: Request, cap: int = exports.ROW_CAP, **extra: str) -> dict[str, str]:
     """The page's own URL with its filters, asking for each format (the page offset dropped: files hold every page)."""
     dropped = (PARAM, "page", "offset", *extra)
     kept = [(k, v) for k, v in request.query_params.multi_items() if k not in dropped] + list(extra.items())
     found = {fmt: request.url.path + "?" + urlencode([*kept, (PARAM, fmt)]) for fmt in exports.FORMATS}
-    return {**found, "cap": f"{exports.ROW_CAP:,}"}
+    return {**found, "cap": f"{cap:,}"}

@@ -333,6 +333,8 @@ def flags_page(
             "battery": link("/audit/flags", filters, kind=None, tab="battery"),
         },
     }
+    fmt = downloads.wanted(request)
+    context["downloads"] = downloads.links(request)
     if tab == "battery":
         if args.park is not None or args.outside_parks or args.category:
             raise InvalidInput("pages.audit.battery_flags_filters", field="park")
@@ -344,9 +346,12 @@ def flags_page(
             region=args.region,
             kinds=kind,
             enterprise_id=enterprise_id,
-            offset=offset,
-            limit=FLAGS_PER_PAGE,
+            offset=0 if fmt else offset,
+            limit=exports.ROW_CAP if fmt else FLAGS_PER_PAGE,
         )
+        if fmt:
+            table = exports.battery_flags_table(report.data, report.count, lang)
+            return downloads.response(table, lang, fmt, f"battery-flags-{chosen}")
         count, counts = report.count, report.counts
         context.update(
             kinds=[k.value for k in battery_audit.ChainFlagKind],
@@ -357,7 +362,6 @@ def flags_page(
         )
         here = {**filters, "tab": "battery"}
     else:
-        fmt = downloads.wanted(request)
         queue = audit_workspace.flag_queue(
             session=session,
             principal=principal,
@@ -369,7 +373,6 @@ def flags_page(
         )
         if fmt:
             return downloads.response(exports.flags_table(queue.data, queue.count, lang), lang, fmt, f"flags-{chosen}")
-        context["downloads"] = downloads.links(request)
         count, counts = queue.count, queue.counts
         context.update(
             kinds=[k.value for k in FlagKind],

@@ -17,6 +17,7 @@ from flows.access import accounts
 from flows.kernel.messages import render
 from flows.pages import exports
 from models import Enterprise, Manifest
+from tests.access_cases_battery import MODULE, seed_batteries
 from tests.world import NOW, World, build_world
 
 
@@ -160,3 +161,17 @@ def _sign_in(client: TestClient, session: Session, settings: Settings, username:
     session.commit()
     client.cookies.set(SESSION_COOKIE, signed(raw, settings.secret_key))
     return csrf
+
+
+def test_battery_lists_download(client: TestClient, session: Session) -> None:
+    w = build_world(session)
+    seed_batteries(session, w)
+    page = client.get("/batteries", headers=_auth(w, "ent1"))
+    assert "download=xlsx" in page.text
+    rows = _csv(client.get("/batteries?download=csv", headers=_auth(w, "ent1", "zh-CN")).content)
+    assert rows[0][0] == "电池编码" and MODULE in {r[0] for r in rows[1:]}
+    # Outside the scope: Deyang's enterprise reads none of Panzhihua's batteries.
+    assert len(_csv(client.get("/batteries?download=csv", headers=_auth(w, "ent3")).content)) == 1
+    flags = client.get("/audit/flags?tab=battery&download=xlsx", headers=_auth(w, "bureau_sc"))
+    assert flags.status_code == 200
+    assert _xlsx(flags.content)[0][:2] == ["Kind", "Year"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,12 +21,15 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from sqlmodel import Session
 
+from flows.battery.audit import BatteryFlag
+from flows.battery.chain import Party
 from flows.kernel.clock import CST
 from flows.kernel.messages import render
 from flows.kernel.principal import Principal
 from flows.pages import places
 from flows.pages.audit_export import safe_cell
 from flows.pages.batches import BatchQuery, list_batches
+from flows.pages.batteries import RecentBattery
 from flows.pages.sankey import Path
 from flows.waste.flags import Flag
 from models.quantity import json_default
@@ -342,3 +345,49 @@ def sankey_table(year: int, which: str, paths: Sequence[Path], label: Callable[[
         for p in paths
     ]
     return Table(f"sankey_{which}", SANKEY_COLUMNS, rows[:ROW_CAP], len(rows) > ROW_CAP)
+
+
+BATTERY_FLAG_COLUMNS = ("kind", "year", "on", "code", "level", "holder_uscc", "holder", "counterpart", "finding")
+
+
+def battery_flags_table(flags: Iterable[BatteryFlag], count: int, lang: str) -> Table:
+    """The chain flags of batteries with their filters (the caller reads up to ROW_CAP of them)."""
+    rows = [
+        [
+            f.kind,
+            f.year,
+            f.on.isoformat(),
+            f.code,
+            f.level,
+            f.enterprise.uscc if f.enterprise else None,
+            _name(lang, f.enterprise.name_zh, f.enterprise.name_en) if f.enterprise else None,
+            _name(lang, f.counterpart.name_zh, f.counterpart.name_en) if f.counterpart else None,
+            f.finding().render(lang),
+        ]
+        for f in flags
+    ]
+    return Table("battery_flags", BATTERY_FLAG_COLUMNS, rows[:ROW_CAP], truncated=count > ROW_CAP)
+
+
+RECENT_BATTERY_COLUMNS = ("code", "level", "state", "event", "occurred_at", "reported_at", "holder_uscc", "holder")
+RECENT_BATTERY_CAP = 5_000  # the latest batteries reported; the whole register is the audit's, by year and region
+
+
+def recent_batteries_table(rows: Iterable[RecentBattery], holders: Mapping[int, Party], lang: str) -> Table:
+    """The batteries reported lately in the reader's scope, newest first, with their holders (by id)."""
+    found = []
+    for r in rows:
+        holder = holders.get(r.holder_id) if r.holder_id is not None else None
+        found.append(
+            [
+                r.code,
+                r.level,
+                r.state,
+                r.event,
+                r.at,
+                r.reported_at,
+                holder.uscc if holder else None,
+                _name(lang, holder.name_zh, holder.name_en) if holder else None,
+            ]
+        )
+    return Table("batteries", RECENT_BATTERY_COLUMNS, found[:RECENT_BATTERY_CAP], len(found) > RECENT_BATTERY_CAP)
