@@ -35,6 +35,7 @@ from app import (
     web_map,
     web_places,
     web_print,
+    web_search,
     web_trace,
 )
 from app.admission import Admission
@@ -138,6 +139,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_print.api_router, prefix="/api/v1")
     app.include_router(api_notifications.router, prefix="/api/v1")
     app.include_router(web_inbox.router)
+    app.include_router(web_search.router)
+    app.include_router(web_search.api_router, prefix="/api/v1")
 
     @app.get("/api/v1/openapi.json", include_in_schema=False)
     def openapi(_principal: PrincipalDep) -> JSONResponse:

@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 from starlette.routing import NoMatchFound
 
+from app import years as year_memory
 from app.auth import PrincipalDep
 from app.deps import SessionDep
 from app.i18n import (
@@ -139,7 +140,12 @@ def render(
     # The same URL answers in either language and as page or fragment: caches must keep them apart.
     sent = {"Content-Language": lang, "Vary": "Accept-Language, Cookie, HX-Request", **(headers or {})}
     block_name = block if is_fragment_request(request) else None
-    return templates.TemplateResponse(request, name, full, status_code=status_code, headers=sent, block_name=block_name)
+    response = templates.TemplateResponse(
+        request, name, full, status_code=status_code, headers=sent, block_name=block_name
+    )
+    if status_code == 200:
+        year_memory.remember(request, response)  # the year asked for here is the one the next page opens on
+    return response
 
 
 def pct(fraction: float | None) -> str:

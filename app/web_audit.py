@@ -10,6 +10,8 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from app import downloads
+from app import years as year_memory
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
@@ -24,9 +26,10 @@ from flows.kernel.clock import CST
 from flows.kernel.errors import DomainError, InvalidInput
 from flows.kernel.principal import Principal
 from flows.pages import audit as audit_workspace
-from flows.pages import audit_export
+from flows.pages import audit_export, exports
 from flows.pages.audit import AuditRow, ScopeArgs
 from flows.pages.dashboard import declared_years
+from flows.pages.years import choose
 from flows.waste.flags import Flag, FlagKind
 from models.quantity import json_default
 
@@ -67,9 +70,10 @@ def _tools() -> dict[str, Any]:
     return {"tonnes": tonnes, "pct": pct, "link": link, "local_time": beijing, "tabs": TABS}
 
 
-def _year(session: Any, principal: Principal, year: int | None) -> tuple[int, list[int]]:
+def _year(session: Any, principal: Principal, year: int | None, remembered: int | None = None) -> tuple[int, list[int]]:
     years = declared_years(session=session, principal=principal)
-    chosen = year if year is not None else (years[0] if years else utcnow().astimezone(CST).year)
+    # The URL's year, else the one chosen on another page (where this scope declared it), else the latest declared.
+    chosen = choose(years, year, remembered, years[0] if years else utcnow().astimezone(CST).year)
     return chosen, years
 
 
@@ -147,7 +151,7 @@ def audit_page(
 ) -> Response:
     """The drill-down: province, prefecture, park or county, enterprise and its batches, every figure linked."""
     audit_workspace.require_auditor(principal)
-    chosen, years = _year(session, principal, year)
+    chosen, years = _year(session, principal, year, year_memory.remembered(request))
     d = audit_workspace.drill_down(
         session=session,
         principal=principal,
@@ -303,7 +307,7 @@ def flags_page(
 ) -> Response:
     """The open flags of a scope, filtered by kind, region, year and enterprise, a page at a time."""
     audit_workspace.require_auditor(principal)
-    chosen, years = _year(session, principal, year)
+    chosen, years = _year(session, principal, year, year_memory.remembered(request))
     enterprise_id = _enterprise_ref(session, principal, enterprise)
     # An enterprise named in the filter is the scope; the region select only narrows when none is.
     args = _args(
@@ -329,6 +333,8 @@ def flags_page(
             "battery": link("/audit/flags", filters, kind=None, tab="battery"),
         },
     }
+    fmt = downloads.wanted(request)
+    context["downloads"] = downloads.links(request)
     if tab == "battery":
         if args.park is not None or args.outside_parks or args.category:
             raise InvalidInput("pages.audit.battery_flags_filters", field="park")
@@ -340,9 +346,12 @@ def flags_page(
             region=args.region,
             kinds=kind,
             enterprise_id=enterprise_id,
-            offset=offset,
-            limit=FLAGS_PER_PAGE,
+            offset=0 if fmt else offset,
+            limit=exports.ROW_CAP if fmt else FLAGS_PER_PAGE,
         )
+        if fmt:
+            table = exports.battery_flags_table(report.data, report.count, lang)
+            return downloads.response(table, lang, fmt, f"battery-flags-{chosen}")
         count, counts = report.count, report.counts
         context.update(
             kinds=[k.value for k in battery_audit.ChainFlagKind],
@@ -359,9 +368,11 @@ def flags_page(
             year=chosen,
             args=args,
             kinds=kind,
-            offset=offset,
-            limit=FLAGS_PER_PAGE,
+            offset=0 if fmt else offset,
+            limit=exports.ROW_CAP if fmt else FLAGS_PER_PAGE,
         )
+        if fmt:
+            return downloads.response(exports.flags_table(queue.data, queue.count, lang), lang, fmt, f"flags-{chosen}")
         count, counts = queue.count, queue.counts
         context.update(
             kinds=[k.value for k in FlagKind],

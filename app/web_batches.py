@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 
+from app import downloads
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
@@ -26,6 +27,7 @@ from flows.kernel.errors import Conflict, DomainError, Forbidden, InvalidInput, 
 from flows.kernel.messages import Message, Term
 from flows.kernel.principal import Principal
 from flows.pages import batches as pages
+from flows.pages import exports
 from flows.pages.batches import BatchForm, BatchQuery, Problem
 from flows.waste import corrections, manifests
 from models import Enterprise, Manifest, ManifestSource, WasteCategory
@@ -251,6 +253,9 @@ def batches_page(request: Request, session: SessionDep, lang: LanguageDep, princ
     categories = _categories(session)
     raw = {k: v for k, v in request.query_params.items() if k in LIST_PARAMS}
     query, problems = _list_query(raw, principal, {c.code for c in categories})
+    if (fmt := downloads.wanted(request)) and not problems:
+        table = exports.batches_table(session=session, principal=principal, query=query, lang=lang)
+        return downloads.response(table, lang, fmt)
     counts = pages.batch_counts(session=session, principal=principal)
     result = pages.list_batches(session=session, principal=principal, query=query, counts=counts)
     current = {**raw, "sort": query.sort, "order": "desc" if query.descending else "asc"}
@@ -273,6 +278,7 @@ def batches_page(request: Request, session: SessionDep, lang: LanguageDep, princ
         "list_url": lambda **kw: _list_url({}, **kw),
         "tonnes": tonnes,
         "beijing": beijing,
+        "downloads": downloads.links(request),
     }
     return render(request, "batches.html", context, lang=lang, block="results", status_code=422 if problems else 200)
 

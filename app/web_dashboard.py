@@ -8,12 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from app import years as year_memory
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name
 from app.scope import OwnScopeDep
 from app.web import pct, render
-from flows.pages.dashboard import Dashboard, dashboard
+from flows.pages.dashboard import Dashboard, dashboard, declared_years
 from models.enums import UserRole
 
 router = APIRouter(include_in_schema=False)
@@ -50,6 +51,9 @@ def dashboard_page(
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
 ) -> Response:
     """The signed-in user's own scope at a glance."""
+    kept = year_memory.remembered(request) if year is None else None
+    if kept is not None and kept in declared_years(session=session, principal=principal):
+        year = kept  # the year chosen on another page, where this scope has declarations
     d = dashboard(session=session, principal=principal, scope=scope, year=year, now=utcnow())
     rows: list[dict[str, Any]] = [
         {

@@ -12,11 +12,12 @@ from app.deps import SessionDep, SettingsDep
 from app.errors import api_language
 from app.i18n import LanguageDep
 from app.settings import Settings
-from app.web import render
+from app.web import beijing, render
 from flows.kernel.bounds import printable
 from flows.kernel.errors import Forbidden, InvalidInput
 from flows.kernel.messages import Term, plain
 from flows.kernel.principal import Principal
+from flows.pages import exports, import_help
 from flows.waste import imports
 
 SHOWN_ERRORS = 500  # rows listed on the page; the count says how many there are in all
@@ -46,10 +47,48 @@ def _run(
     return summary
 
 
+def _page(session: Any, principal: Principal, **extra: Any) -> dict[str, Any]:
+    """What the page always shows: the kinds to choose, their templates and columns, and the reader's history."""
+    kinds = imports.importable_kinds(principal)
+    return {
+        "kinds": kinds,
+        "columns": {k: import_help.template_columns(k) for k in kinds},
+        "history": import_help.import_history(session=session, principal=principal),
+        "beijing": beijing,
+        **extra,
+    }
+
+
 @router.get("/import", name="import")
-def import_page(request: Request, lang: LanguageDep, principal: PrincipalDep) -> Response:
-    """The upload form, offering the kinds this account may import."""
-    return render(request, "import.html", {"kinds": imports.importable_kinds(principal)}, lang=lang)
+def import_page(request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep) -> Response:
+    """The upload form, offering the kinds this account may import, with their templates, help and history."""
+    return render(request, "import.html", _page(session, principal), lang=lang)
+
+
+def _template(lang: str, principal: Principal, kind: str, fmt: str) -> Response:
+    """An empty file of a kind with its Chinese headers, for a kind this account may import."""
+    if kind not in imports.importable_kinds(principal):
+        raise Forbidden("pages.import_help.kind_not_yours", field="kind", kind=kind)
+    body = import_help.template_file(kind, fmt, lang)
+    name = f"circuflow-{kind}-template.{fmt}"
+    media = "text/csv; charset=utf-8" if fmt == "csv" else exports.XLSX_MEDIA
+    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/import/templates/{kind}.csv", name="import_template_csv")
+def import_template_csv(
+    lang: LanguageDep, principal: PrincipalDep, kind: Annotated[str, Path(max_length=32)]
+) -> Response:
+    """A kind's template as CSV (UTF-8 with a BOM): its Chinese header row."""
+    return _template(lang, principal, kind, "csv")
+
+
+@router.get("/import/templates/{kind}.xlsx", name="import_template_xlsx")
+def import_template_xlsx(
+    lang: LanguageDep, principal: PrincipalDep, kind: Annotated[str, Path(max_length=32)]
+) -> Response:
+    """A kind's template as XLSX: its Chinese header row, and a sheet telling each column."""
+    return _template(lang, principal, kind, "xlsx")
 
 
 @router.post("/import")
@@ -63,9 +102,10 @@ def import_upload(
     file: Annotated[UploadFile, File()],
 ) -> Response:
     """Run the import and show what landed, or every refused row (nothing is saved then)."""
-    context: dict[str, Any] = {"kinds": imports.importable_kinds(principal), "kind": kind}
+    context: dict[str, Any] = {"kind": kind}
     try:
         context["summary"] = _run(kind, file, session, principal, settings)
+        context["imported_href"] = import_help.imported_href(kind, principal)
         status = 200
     except imports.ImportRefused as exc:
         session.rollback()
@@ -76,7 +116,7 @@ def import_upload(
         session.rollback()
         context["problem"] = exc
         status = 403 if isinstance(exc, Forbidden) else 422
-    return render(request, "import.html", context, lang=lang, status_code=status)
+    return render(request, "import.html", _page(session, principal, **context), lang=lang, status_code=status)
 
 
 @api_router.post("/imports/{kind}")

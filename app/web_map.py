@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -11,6 +12,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
+from app import downloads
+from app import years as year_memory
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, translate
@@ -22,10 +25,12 @@ from flows.kernel.bounds import MAX_ID
 from flows.kernel.errors import InvalidInput, NotFound
 from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
+from flows.pages import exports
 from flows.pages import map as flowmap
 from flows.pages.map import RateClass, RegionRates
 from flows.pages.sankey import SankeyData, default_region, graph, sankey
-from flows.waste.movements import FlowFilter, FlowSum, category_names, flow_years, parse_filter, region_names
+from flows.pages.years import data_years
+from flows.waste.movements import FlowFilter, FlowSum, category_names, parse_filter, region_names
 from flows.waste.rates import RateReport
 from models.enums import RegionLevel, Route, UserRole
 from models.quantity import json_default
@@ -77,8 +82,10 @@ def _query(f: FlowFilter, **extra: Any) -> str:
 # Filters
 
 
-def _years(session: Session, principal: Principal) -> list[int]:
-    return flow_years(session=session, principal=principal)
+def _chosen_year(request: Request, session: Session, principal: Principal, year: int | None) -> tuple[int, list[int]]:
+    """The URL's year, else the one remembered from another page, else the latest with declarations in scope."""
+    data = data_years(session=session, principal=principal)
+    return data.pick(year, year_memory.remembered(request), utcnow().year), data.years
 
 
 def _filter(
@@ -90,11 +97,14 @@ def _filter(
     region: str | None = None,
     park: int | None = None,
 ) -> tuple[FlowFilter, list[int]]:
-    """The checked filter, and the years offered (the newest by default)."""
-    years = _years(session, principal)
-    chosen = year if year is not None else (years[0] if years else utcnow().year)
+    """The checked filter, and the years offered (the latest declared in scope by default, as every page)."""
+    if year is None:
+        data = data_years(session=session, principal=principal)
+        year, years = data.pick(None, None, utcnow().year), data.years
+    else:
+        years = []
     f = parse_filter(
-        session=session, principal=principal, year=chosen, category=category, route=route, region=region, park=park
+        session=session, principal=principal, year=year, category=category, route=route, region=region, park=park
     )
     return f, years
 
@@ -286,7 +296,8 @@ def map_page(
     level: Annotated[str, Query(max_length=12)] = "auto",
 ) -> Response:
     """The flow map of a year: regions by rate against the target, parks, enterprises and the flows between them."""
-    f, years = _filter(session, principal, year, category, route, region, _park_id(park))
+    chosen, years = _chosen_year(request, session, principal, year)
+    f, _ = _filter(session, principal, chosen, category, route, region, _park_id(park))
     context = map_context(request, session, principal, lang, f, years, level)
     return render(request, "map.html", context, lang=lang, block="map_view")
 
@@ -679,6 +690,12 @@ def sankey_chart(lang: str, data: SankeyData, which: str) -> dict[str, Any]:
     }
 
 
+def _sankey_node(lang: str, data: SankeyData, prefixes: tuple[str, str, str], position: str, key: str) -> str:
+    """A node of a Sankey path by its position (origin, via, end), in the reader's words, for the downloads."""
+    prefix = prefixes[("origin", "via", "end").index(position)]
+    return _sankey_label(lang, data, "", f"{prefix}:{key}")
+
+
 def _region_label(lang: str, data: SankeyData, adcode: str) -> str:
     if not adcode:
         return translate(lang, "sankey.elsewhere")
@@ -720,8 +737,7 @@ def sankey_page(
     park: Annotated[str | None, Query(max_length=12)] = None,
 ) -> Response:
     """A year's tonnes followed to their end: category and prefecture, through intermediaries, to the final step."""
-    years = _years(session, principal)
-    chosen = year if year is not None else (years[0] if years else utcnow().year)
+    chosen, years = _chosen_year(request, session, principal, year)
     data = sankey(
         session=session,
         principal=principal,
@@ -730,6 +746,17 @@ def sankey_page(
         category=category,
         park=_park_id(park),
     )
+    if fmt := downloads.wanted(request):
+        which = request.query_params.get("table", "route")
+        if which not in SANKEY_PREFIXES:
+            raise InvalidInput("pages.exports.table", field="table", allowed=", ".join(SANKEY_PREFIXES))
+        table = exports.sankey_table(
+            chosen,
+            which,
+            data.by_route if which == "route" else data.by_place,
+            partial(_sankey_node, lang, data, SANKEY_PREFIXES[which]),
+        )
+        return downloads.response(table, lang, fmt, f"sankey-{which}-{chosen}")
     f = data.filter
     scope_region = f.region
     if scope_region:
@@ -767,6 +794,7 @@ def sankey_page(
         },
         "rows": {which: _sankey_rows(lang, data, which) for which in SANKEY_PREFIXES},
         "map_href": "/map?" + _query(f),
+        "downloads": {which: downloads.links(request, table=which) for which in SANKEY_PREFIXES},
         "labels": json.dumps(labels, ensure_ascii=False, default=json_default),
     }
     return render(request, "sankey.html", context, lang=lang, block="sankey_view")

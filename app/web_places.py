@@ -13,6 +13,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 
+from app import downloads
+from app import years as year_memory
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
@@ -23,7 +25,7 @@ from flows.access import directory
 from flows.kernel.bounds import MAX_TEXT, check_text, label
 from flows.kernel.errors import Conflict, InvalidInput, NotFound
 from flows.kernel.principal import Principal
-from flows.pages import places
+from flows.pages import exports, places
 from flows.pages.places import FlowRow, LinkRow, Member, ParkPage
 from flows.waste import licences
 from models import WasteCategory
@@ -265,6 +267,9 @@ def enterprise(
 ) -> Response:
     """One enterprise: where it is, what it does and may do, what it sent and received, its rate and its flags."""
     saved = done if done in ("created", "replaced", "unchanged") else None
+    kept = year_memory.remembered(request) if year is None else None
+    if kept is not None and kept in places.enterprise_years(session=session, enterprise_id=enterprise_id):
+        year = kept  # the year chosen on another page, where this enterprise has data
     form = LicenceForm(replace=licence, saved=saved)
     return _enterprise_response(request, session, lang, principal, enterprise_id, year, form)
 
@@ -315,6 +320,9 @@ def _enterprise_response(
         session=session, principal=principal, enterprise_id=enterprise_id, year=year, now=utcnow()
     )
     e = page.enterprise
+    if request.method == "GET" and (fmt := downloads.wanted(request)):
+        stem = f"enterprise-{e.uscc}-{page.year}"
+        return downloads.response(exports.enterprise_flows_table(page, lang), lang, fmt, stem)
     name = local_name(lang, e.name_zh, e.name_en)
     context = {
         "p": page,
@@ -338,6 +346,7 @@ def _enterprise_response(
         "activities": [a.value for a in LicenceActivity],
         "categories": _categories(session) if e.may_license else [],
         "beijing": beijing,
+        "downloads": downloads.links(request) if page.flows_in or page.flows_out else None,
     }
     # An htmx write swaps the licences card alone; every other request gets the page (or its content).
     block = "licences" if request.method == "POST" else "content"
@@ -400,7 +409,12 @@ def park(
     year: YearQuery = None,
 ) -> Response:
     """One park: its boundary and enterprises, its rate, its flags and its circular links (who uses whose waste)."""
+    kept = year_memory.remembered(request) if year is None else None
+    if kept is not None and kept in places.park_years(session=session, principal=principal, park_id=park_id):
+        year = kept  # the year chosen on another page, where this park has data
     page = places.park_page(session=session, principal=principal, park_id=park_id, year=year, now=utcnow())
+    if fmt := downloads.wanted(request):
+        return downloads.response(exports.park_flows_table(page, lang), lang, fmt, f"park-{park_id}-{page.year}")
     name = local_name(lang, page.park.name_zh, page.park.name_en)
     members: list[Member] = page.members
     context = {
@@ -416,6 +430,7 @@ def park(
         "prefecture": page.park.prefecture.key if page.park.prefecture else page.park.region_adcode,
         "flag_rows": _flag_rows(lang, page.flags, name) if page.flags else [],
         "open_flags": sum(page.flags.counts.values()) if page.flags else 0,
+        "downloads": downloads.links(request) if page.links or page.boundary else None,
     }
     return render(request, "park.html", context, lang=lang)
 
@@ -447,6 +462,11 @@ def enterprises(
     """The enterprises the user may read, found by name or credit code and filtered by prefecture, park and role."""
     text, region, park_id, kind = _blank(q), _blank(prefecture), _optional_int(park, "park"), _blank(role)
     filters: dict[str, str | int | None] = {"q": text, "prefecture": region, "park": park_id, "role": kind}
+    if fmt := downloads.wanted(request):
+        table = exports.enterprises_table(
+            session=session, principal=principal, lang=lang, q=text, prefecture=region, park_id=park_id, role=kind
+        )
+        return downloads.response(table, lang, fmt)
     size = places.DIRECTORY_PAGE
     found = places.directory_page(
         session=session,
@@ -477,5 +497,6 @@ def enterprises(
         "next_href": href(page + 1) if page < pages else None,
         "first": found.offset + 1 if found.rows else 0,
         "last": found.offset + len(found.rows),
+        "downloads": downloads.links(request),
     }
     return render(request, "enterprises.html", context, lang=lang, block="results")

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from app import downloads
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, say, translate
@@ -24,6 +25,7 @@ from flows.kernel.errors import NotFound
 from flows.kernel.messages import Message
 from flows.kernel.principal import Principal
 from flows.pages import batteries as battery_pages
+from flows.pages import exports
 from flows.pages.batteries import CodeAnalysis, CodeError, EnterprisePlace, Stop
 from models.quantity import json_default
 
@@ -230,7 +232,14 @@ def batteries_page(
         context["a"] = _analysis(lang, analysis)
         context["submitted"] = True
         return render(request, "batteries.html", context, lang=lang, status_code=422)
+    if fmt := downloads.wanted(request):
+        recent = battery_pages.recent_batteries(
+            session=session, principal=principal, limit=exports.RECENT_BATTERY_CAP + 1
+        )
+        holders = battery.Names(session, [r.holder_id for r in recent])
+        return downloads.response(exports.recent_batteries_table(recent, holders.parties, lang), lang, fmt)
     context = _search_context(request, session, principal, lang, "", year)
+    context["downloads"] = downloads.links(request, cap=exports.RECENT_BATTERY_CAP)
     return render(request, "batteries.html", context, lang=lang)
 
 

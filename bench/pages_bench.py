@@ -127,6 +127,7 @@ def demo_parameters(engine: Engine) -> dict[str, str]:
         "half_code": code[:12],
         "adcode": "510400",
         "year": str(year),
+        "kind": "manifests",  # the import templates' kind: one the generator may import
     }
 
 
