@@ -54,7 +54,18 @@ VARIANTS = (
 )
 # Not pages: the sign-out and language redirects, the health check and the API documentation.
 # The header bell's count is a fragment of every page, not a page.
-SKIP = {"/lang/{code}", "/healthz", "/docs", "/logout", "/inbox/bell"}
+# Not pages: redirects, a fragment, downloads (a template file, the printed manifest), and the verification page,
+# which opens only from a signed code and has its own browser test (tests/test_browser_verify.py).
+SKIP = {
+    "/lang/{code}",
+    "/healthz",
+    "/docs",
+    "/logout",
+    "/inbox/bell",
+    "/batteries/import/template/{name}",
+    "/batches/{batch_id}/manifest.pdf",
+    "/verify/{token}",
+}
 
 
 @dataclass
