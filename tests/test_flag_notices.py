@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.mailer import Mailer
 from flows.kernel.principal import system_principal
 from flows.notices.inbox import text_of
 from flows.waste.flag_alerts import KINDS, announce_flags
@@ -114,3 +117,15 @@ def test_the_cli_runs_the_scan(cli_env: dict[str, str], session: Session, world:
     assert body["told"] >= 1 and {n.subject for n in told} == {"declaration", "manifest"}
     second = runner.invoke(cli, ["notices", "flags", "--json"])
     assert second.exit_code == 0 and json.loads(second.output)["told"] == 0
+
+
+def test_the_notice_worker_runs_the_scan_on_its_period(engine: Engine, session: Session, world: World) -> None:
+    worker = Mailer(engine=engine, target=None, poll_s=0.05, base_url="", flag_scan_s=0.1)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not _notices(session) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+    assert {n.subject for n in _notices(session)} == {"declaration", "manifest"}
