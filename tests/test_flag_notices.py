@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine
@@ -129,3 +129,33 @@ def test_the_notice_worker_runs_the_scan_on_its_period(engine: Engine, session: 
     finally:
         worker.stop()
     assert {n.subject for n in _notices(session)} == {"declaration", "manifest"}
+
+
+def test_a_flag_that_clears_and_comes_back_is_told_again(session: Session, world: World) -> None:
+    announce_flags(session, NOW)
+    session.commit()
+    declaration = session.exec(select(Declaration).where(Declaration.year == 2026)).one()
+    declaration.stored_t = t(50)  # the break is mended: the 50 t were stored
+    session.add(declaration)
+    session.commit()
+    later = NOW + timedelta(hours=2)
+    assert announce_flags(session, later).told == 0
+    session.commit()
+    declaration.stored_t = t(0)  # and broken again
+    session.add(declaration)
+    session.commit()
+    before = len(_notices(session))
+    assert announce_flags(session, later + timedelta(hours=2)).told == 1
+    session.commit()
+    again = _notices(session)[before:]
+    assert [n.user_id for n in again] == [world.users["ent1"]] and "off by 50.0 t" in text_of(again[0], "en")
+    # A key marked within the hour is kept though its flag is not seen: a mark made during a scan is never lost.
+    declaration.stored_t = t(50)
+    session.add(declaration)
+    session.commit()
+    assert announce_flags(session, later + timedelta(hours=2, minutes=1)).told == 0
+    session.commit()
+    declaration.stored_t = t(0)
+    session.add(declaration)
+    session.commit()
+    assert announce_flags(session, later + timedelta(hours=2, minutes=2)).told == 0
