@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
@@ -80,6 +81,13 @@ def test_one_scan_tells_each_flag_once_to_its_enterprises_users(session: Session
         if ent in enterprises
     )
     told = _notices(session)
+    bureaus = [n for n in told if n.user_id in (w.users["bureau_pzh"], w.users["bureau_dy"], w.users["bureau_sc"])]
+    told = [n for n in told if n not in bureaus]
+    # The city bureaus hear of the flags on their enterprises (E1 and E2 in Panzhihua, E3 in Deyang); the province not.
+    assert Counter(n.user_id for n in bureaus) == {
+        w.users["bureau_pzh"]: sum(1 for _, _, ents in flags if {w.e1, w.e2} & set(ents)),
+        w.users["bureau_dy"]: sum(1 for _, _, ents in flags if w.e3 in ents),
+    }
     assert Counter((n.user_id, n.subject, n.subject_id) for n in told) == expected
     assert result.told == len(flags)
     # The declaration's flags (its balance break among them) reach E1's account (ent1) alone, one notice each.
@@ -94,7 +102,7 @@ def test_one_scan_tells_each_flag_once_to_its_enterprises_users(session: Session
     again = announce_flags(session, NOW)
     session.commit()
     assert again.told == 0
-    assert len(_notices(session)) == len(told)
+    assert len(_notices(session)) == len(told) + len(bureaus)
 
 
 def test_a_flag_told_on_write_is_not_told_again_by_the_scan(session: Session, world: World) -> None:
@@ -148,7 +156,8 @@ def test_a_flag_that_clears_and_comes_back_is_told_again(session: Session, world
     assert announce_flags(session, later + timedelta(hours=2)).told == 1
     session.commit()
     again = _notices(session)[before:]
-    assert [n.user_id for n in again] == [world.users["ent1"]] and "off by 50.0 t" in text_of(again[0], "en")
+    assert sorted(n.user_id for n in again) == sorted([world.users["ent1"], world.users["bureau_pzh"]])
+    assert all("off by 50.0 t" in text_of(n, "en") for n in again)
     # A key marked within the hour is kept though its flag is not seen: a mark made during a scan is never lost.
     declaration.stored_t = t(50)
     session.add(declaration)
@@ -159,3 +168,19 @@ def test_a_flag_that_clears_and_comes_back_is_told_again(session: Session, world
     session.add(declaration)
     session.commit()
     assert announce_flags(session, later + timedelta(hours=2, minutes=2)).told == 0
+
+
+def test_the_inbox_tells_the_flag_in_the_readers_language(client: TestClient, session: Session, world: World) -> None:
+    announce_flags(session, NOW)
+    session.commit()
+    for lang, words in (
+        ("en", "Audit flag on your 2026 records: SW01"),
+        ("zh-CN", "贵单位2026年度数据出现审核提示：SW01"),
+    ):
+        headers = {"Authorization": f"Bearer {world.tokens['ent1']}", "Accept-Language": lang}
+        answer = client.get("/api/v1/notifications", headers=headers)
+        assert answer.status_code == 200, answer.text
+        told = [n for n in answer.json()["data"] if n["kind"] == "flag_found"]
+        assert told and all(n["text"].startswith(words) for n in told), told
+        page = client.get("/inbox", headers=headers)
+        assert page.status_code == 200 and ("Audit flag" if lang == "en" else "审核提示") in page.text

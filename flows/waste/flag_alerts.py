@@ -1,4 +1,5 @@
-"""The flag scan: every flag on an enterprise, of the current and the previous reporting year, told to its users once.
+"""The flag scan: every flag on an enterprise, of the current and the previous reporting year, told to its users (and
+the bureaus of its county and city) once.
 
 Flags are computed on read (flows/waste/flags.py), so the scan lists them as the system sees them and keeps in
 flag_notice the key of each one told (the same key the on-write announcements of flows/waste/alerts.py mark). A
@@ -12,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import ColumnElement, and_, delete, or_, union
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from flows.kernel.clock import CST
@@ -20,8 +22,8 @@ from flows.kernel.principal import system_principal
 from flows.notices.inbox import bilingual, notify, of_enterprises
 from flows.waste.alerts import flag_key, mark_told
 from flows.waste.flags import Flag, FlagKind, list_flags
-from models import FlagNotice
-from models.enums import Channel
+from models import Enterprise, FlagNotice, User
+from models.enums import Channel, UserRole
 
 PAGE = 500
 MAX_READ = 20_000  # flags read per run, both years together
@@ -39,12 +41,24 @@ class ScanResult:
     told: int
 
 
+def _concerned(enterprise_ids: list[int]) -> ColumnElement[bool]:
+    # The enterprises' accounts, and the bureaus of their county and city (the province's would hear of every flag).
+    ent = Enterprise
+    theirs = col(ent.id).in_(enterprise_ids)
+    regions = union(
+        sa_select(col(ent.county_adcode)).where(theirs, col(ent.county_adcode).is_not(None)),
+        sa_select(col(ent.prefecture_adcode)).where(theirs, col(ent.prefecture_adcode).is_not(None)),
+    )
+    bureau = and_(col(User.role) == UserRole.bureau.value, col(User.scope_adcode).in_(regions))
+    return or_(of_enterprises(*enterprise_ids), bureau)
+
+
 def _tell(session: Session, flag: Flag, now: datetime) -> None:
     finding = flag.finding()
     subject, _, subject_id = flag.subject.partition("/")
     notify(
         session=session,
-        to=of_enterprises(*flag.enterprise_ids),
+        to=_concerned(flag.enterprise_ids),
         kind="flag_found",
         subject=subject[:32],
         subject_id=subject_id[:64],
