@@ -30,6 +30,7 @@ from flows.kernel.messages import Term
 from flows.kernel.uscc import validate_uscc
 from flows.pages.stats import table_counts
 from flows.waste import chains
+from flows.waste.flag_alerts import announce_flags
 from maps.locate import locate as locate_point
 from maps.parks import create_parks, read_parks_file
 from models import Enterprise
@@ -610,6 +611,22 @@ def import_licences_cmd(path: ImportFile, as_json: JsonOpt = False) -> None:
     """Import licences (uscc, activity, category, valid_from, valid_to, capacity_t, number); a stored one is replaced,
     its old version kept."""
     _import_rows("licences", path, as_json)
+
+
+notices_cli = typer.Typer(help="Notifications.", no_args_is_help=True)
+cli.add_typer(notices_cli, name="notices")
+
+
+@notices_cli.command("flags")
+def notices_flags_cmd(as_json: JsonOpt = False) -> None:
+    """Tell each enterprise's users of the flags on it not told before (this year and last; for cron)."""
+    with _session() as session:
+        result = announce_flags(session, _now())
+        session.commit()
+    if as_json:
+        _emit({"read": result.read, "told": result.told})
+        return
+    out.print(f"{result.read} flags read, {result.told} told to their enterprises now", highlight=False)
 
 
 cli_reports.register(cli)

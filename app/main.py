@@ -81,12 +81,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = max(limiter.total_tokens, connections)
         app.state.mailer = None
-        if (target := settings.smtp_target()) is not None:
+        target = settings.smtp_target()
+        if target is not None or settings.flag_scan_s:
             app.state.mailer = Mailer(
                 engine=app.state.write_engine,
                 target=target,
                 poll_s=settings.smtp_poll_s,
                 base_url=settings.mail_base_url,
+                flag_scan_s=settings.flag_scan_s,
             )
             app.state.mailer.start()
         try:

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     smtp_url: str = ""
     smtp_from: str = "circuflow@localhost"
     smtp_poll_s: float = Field(default=5.0, gt=0, le=3600)  # how often the worker looks for e-mails due
+    # How often the notice worker tells enterprises of new flags (README: Notifications); 0: not in this process.
+    flag_scan_s: float = Field(default=600.0, ge=0, le=86400)
     mail_base_url: str = ""  # the service's address as readers reach it, to make the links in e-mails whole
 
     @model_validator(mode="after")

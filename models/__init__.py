@@ -14,7 +14,7 @@ from models.accounts import (
 )
 from models.battery import Battery, BatteryEvent, RecoveryReport
 from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, LicenceRevision, WhitelistEntry
-from models.notices import Notice, NoticePreference
+from models.notices import FlagNotice, Notice, NoticePreference
 from models.reference import Park, Region, Target, TargetCategory, WasteCategory
 from models.waste import (
     Declaration,
@@ -42,6 +42,7 @@ __all__ = [
     "Licence",
     "LicenceRevision",
     "NumberCounter",
+    "FlagNotice",
     "Notice",
     "NoticePreference",
     "Park",

@@ -46,3 +46,14 @@ class NoticePreference(SQLModel, table=True):
     email: str = Field(default="", max_length=254)
     mail_enabled: bool = True
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class FlagNotice(SQLModel, table=True):
+    """A flag already announced to its enterprise: its key (kind, year and subject, hashed), so it is told once."""
+
+    __tablename__ = "flag_notice"
+    key: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=32)
+    year: int
+    subject: str = Field(max_length=128)
+    announced_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

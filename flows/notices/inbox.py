@@ -33,6 +33,7 @@ KINDS = (
     "correction_approved",
     "correction_rejected",
     "flag_raised",
+    "flag_found",
     "period_locked",
     "period_unlocked",
 )

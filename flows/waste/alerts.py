@@ -3,17 +3,21 @@
 Flags are computed on the fly (flows/waste/flags.py keeps no flag table), so a flag is announced when the record
 that raises it is written, checked on that one record with the flag's own condition: a weight gap beyond the
 manifests' tolerance when weights are recorded or corrected, a receiver without a valid licence when a batch is
-dispatched. A flag that arises later from other records (a licence lapsing, a year's capacity filling) is not announced.
+dispatched. Every other flag, and one that arises later from other records (a licence lapsing, a year's capacity
+filling), is announced by the scan of flows/waste/flag_alerts.py; both mark the flag told in flag_notice under one key.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, func
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
 from flows.access.accounts import Principal
@@ -21,9 +25,23 @@ from flows.access.trail import snapshot
 from flows.kernel.clock import local_date
 from flows.notices.inbox import bilingual, notify, of_enterprises, of_users, term
 from flows.waste.rates import licensed_receiver, route_activity
-from models import CorrectionRequest, Enterprise, Manifest
+from models import CorrectionRequest, Enterprise, FlagNotice, Manifest
 
 WEIGHT_FIELDS = ("weight_dispatched_t", "weight_received_t", "rejected_t")
+
+
+def flag_key(kind: str, year: int, subject: str) -> str:
+    """The key a flag is told under: its kind, year and subject ("manifest/12"), hashed."""
+    return hashlib.sha256(f"{kind}|{year}|{subject}".encode()).hexdigest()
+
+
+def mark_told(*, session: Session, kind: str, year: int, subject: str, now: datetime) -> bool:
+    """Record a flag as announced; False when it was already (by another writer too: the key is the primary key)."""
+    table = FlagNotice.__table__  # type: ignore[attr-defined]
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    row = {"key": flag_key(kind, year, subject), "kind": kind, "year": year, "subject": subject[:128]}
+    written = insert(table).values(**row, announced_at=now).on_conflict_do_nothing().returning(table.c.key)
+    return session.execute(written).first() is not None
 
 
 def _name(session: Session, enterprise_id: int | None) -> dict[str, str]:
@@ -87,7 +105,10 @@ def manifest_step(
             }
             to = of_enterprises(batch.shipper_id, batch.receiver_id)
             # The one who dispatched hears of the flag too: nothing on the form told them of it.
-            tell(to, "flag_raised", params, actor_too=True)
+            if mark_told(
+                session=session, kind="unlicensed_receiver", year=batch.year, subject=f"manifest/{batch.id}", now=now
+            ):
+                tell(to, "flag_raised", params, actor_too=True)
         return
     receiver = {"receiver": _name(session, batch.receiver_id), "reason": batch.rejection_reason or ""}
     if step == "reject":
@@ -108,6 +129,8 @@ def manifest_step(
             "tolerance_pct": _t(tolerance_pct),
         }
         tell(_others(principal, batch), "weight_gap", params)
+        # Told here (again after a correction): the scan then does not repeat it.
+        mark_told(session=session, kind="weight_discrepancy", year=batch.year, subject=f"manifest/{batch.id}", now=now)
 
 
 def correction_filed(
