@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 
 from app import downloads
+from app import years as year_memory
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
@@ -29,6 +30,7 @@ from flows.kernel.principal import Principal
 from flows.pages import batches as pages
 from flows.pages import exports
 from flows.pages.batches import BatchForm, BatchQuery, Problem
+from flows.pages.years import choose
 from flows.waste import corrections, manifests
 from models import Enterprise, Manifest, ManifestSource, WasteCategory
 from models.enums import ManifestStatus, Route, TransportMode, UserRole, Weighing
@@ -230,8 +232,10 @@ def _categories(session: Session) -> list[WasteCategory]:
 
 
 def _list_url(current: dict[str, str], **changes: Any) -> str:
-    merged = {**current, **{k: str(v) for k, v in changes.items()}}
-    query = {k: v for k, v in merged.items() if v and k in LIST_PARAMS and not (k == "page" and v == "1")}
+    merged = {**current, **{k: str(v) for k, v in changes.items() if v is not None}}
+    # An empty year stays in the URL: it is the reader's choice of every year, which a remembered year must not undo.
+    kept = {k: v for k, v in merged.items() if (v or k == "year") and k in LIST_PARAMS}
+    query = {k: v for k, v in kept.items() if not (k == "page" and v == "1")}
     return "/batches" + (f"?{urlencode(query)}" if query else "")
 
 
@@ -252,6 +256,11 @@ def batches_page(request: Request, session: SessionDep, lang: LanguageDep, princ
     """The viewer's batches: an enterprise's own (shipped and received); a bureau's or park's scope, read-only."""
     categories = _categories(session)
     raw = {k: v for k, v in request.query_params.items() if k in LIST_PARAMS}
+    years = pages.batch_years(session=session, principal=principal)
+    if "year" not in raw and (kept := year_memory.remembered(request)) is not None:
+        # No year asked: the one chosen on another page, where the scope has batches of it; else every year.
+        if choose(years, None, kept, 0) == kept:
+            raw["year"] = str(kept)
     query, problems = _list_query(raw, principal, {c.code for c in categories})
     if (fmt := downloads.wanted(request)) and not problems:
         table = exports.batches_table(session=session, principal=principal, query=query, lang=lang)
@@ -265,7 +274,7 @@ def batches_page(request: Request, session: SessionDep, lang: LanguageDep, princ
         "result": result,
         "problems": {f: problem_text(lang, p) for f, p in problems.items()},
         "counts": counts,
-        "years": pages.batch_years(session=session, principal=principal),
+        "years": years,
         "categories": categories,
         "routes": list(Route),
         "statuses": list(ManifestStatus),

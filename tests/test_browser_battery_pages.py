@@ -1,6 +1,6 @@
-"""The journey "register a battery and log its next steps" in a real headless Chromium, in Chinese at desktop width and
-in English at phone width: the form offers only the allowed steps, the counterpart is found by name, a refusal is
-shown at its field."""
+"""The battery work journeys (register a battery, log its next steps, import a file) in a real headless Chromium, each
+in Chinese and English at desktop and phone width: the form offers only the allowed steps, the counterpart is found by
+name, a refusal is shown at its field, and no page scrolls sideways. One served site per test walks all four views."""
 
 from __future__ import annotations
 
@@ -20,6 +20,16 @@ from tests.world import build_world
 
 BROWSER_PACK = code(BatteryLevel.pack, 701)
 SHOTS = Path("/tmp/shots-p14a")
+# (locale, width, height): Chinese and English, desktop and phone.
+VIEWS = (("zh-CN", 1280, 900), ("en", 1280, 900), ("zh-CN", 390, 844), ("en", 390, 844))
+TEXT = {
+    "zh-CN": {"register": "登记电池", "steps_maker": ["装车", "移交"], "installed": "已装车"},
+    "en": {
+        "register": "Register a battery",
+        "steps_maker": ["Installed in a vehicle", "Handed over"],
+        "installed": "installed",
+    },
+}
 
 
 @pytest.fixture
@@ -33,6 +43,15 @@ def _shot(page: Any, name: str) -> None:
     shutil.copyfile(path, SHOTS / f"{name}.png")
 
 
+def _view(locale: str, width: int) -> str:
+    return f"{'zh' if locale == 'zh-CN' else 'en'}-{'phone' if width < 600 else 'desktop'}"
+
+
+def _fits(page: Any, width: int) -> None:
+    """The page is no wider than the window: nothing scrolls sideways."""
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, page.url
+
+
 def _cookie(session: Session, settings: Settings, username: str) -> str:
     user = session.exec(select(User).where(col(User.username) == username)).one()
     return session_cookie_for(session, settings, user)
@@ -42,62 +61,79 @@ def _cookie(session: Session, settings: Settings, username: str) -> str:
 def test_register_and_log_battery_steps_in_the_browser(
     sync_playwright: Any, live_server: str, session: Session, settings: Settings, chain: Chain
 ) -> None:
-    with (
-        sync_playwright() as pw,
-        browser_page(pw, live_server, cookie=_cookie(session, settings, "ent1"), locale="zh-CN") as (page, _r, errors),
-    ):
-        page.goto(live_server + "/batteries")
-        page.locator("#register-battery").click()
-        page.wait_for_url(live_server + "/batteries/new")
-        assert page.locator("h1").inner_text() == "登记电池"
-        page.locator("#f-code").fill(BROWSER_PACK[:4] + "Q" + BROWSER_PACK[5:])
-        page.locator("#register-submit").click()
-        page.locator("#f-code-error").filter(has_text="电池").wait_for()
-        assert page.locator("#error-summary").is_visible()
-        _shot(page, "battery-register-refused-zh")
-        page.locator("#f-code").fill(BROWSER_PACK.lower())
-        page.locator("#f-mass_kg").fill("380")
-        page.locator("#register-submit").click()
-        page.wait_for_url(f"{live_server}/batteries/{BROWSER_PACK}?done=registered")
-        page.locator("#log-event").click()
-        page.wait_for_url(f"{live_server}/batteries/{BROWSER_PACK}/events/new")
-        assert page.locator("#step-list a").all_inner_texts() == ["装车", "移交"]
-        page.locator('a[data-step="transferred"]').click()
-        page.locator("#f-occurred_at").fill("2024-03-01T10:00")
-        page.locator("#f-counterpart").type("Chain veh", delay=40)
-        option = page.locator('#f-counterpart-options input[name="counterpart_id"]')
-        option.first.wait_for()
-        assert option.count() == 1
-        option.first.check()
-        _shot(page, "battery-event-transfer-zh")
-        page.locator("#event-submit").click()
-        page.wait_for_url(f"{live_server}/batteries/{BROWSER_PACK}?done=transferred")
-        assert [e for e in errors if "status of 422" not in e] == []  # a refusal answers 422, as it should
+    packs = [code(BatteryLevel.pack, 701 + i) for i in range(len(VIEWS))]
+    for pack, (locale, width, height) in zip(packs, VIEWS, strict=True):
+        text, view = TEXT[locale], _view(locale, width)
+        with (
+            sync_playwright() as pw,
+            browser_page(
+                pw, live_server, cookie=_cookie(session, settings, "ent1"), locale=locale, width=width, height=height
+            ) as (page, _r, errors),
+        ):
+            page.goto(live_server + "/batteries")
+            page.locator("#register-battery").click()
+            page.wait_for_url(live_server + "/batteries/new")
+            assert page.locator("h1").inner_text() == text["register"]
+            page.locator("#f-code").fill(pack[:4] + "Q" + pack[5:])
+            page.locator("#register-submit").click()
+            page.locator("#f-code-error").filter(has_text="Q").wait_for()
+            assert page.locator("#f-code").get_attribute("aria-invalid") == "true"
+            assert page.locator("#error-summary").is_visible()
+            _fits(page, width)
+            _shot(page, f"battery-register-refused-{view}")
+            page.locator("#f-code").fill(pack.lower())
+            page.locator("#f-mass_kg").fill("380")
+            page.locator("#register-submit").click()
+            page.wait_for_url(f"{live_server}/batteries/{pack}?done=registered")
+            _fits(page, width)
+            page.locator("#log-event").click()
+            page.wait_for_url(f"{live_server}/batteries/{pack}/events/new")
+            assert page.locator("#step-list a").all_inner_texts() == text["steps_maker"]
+            page.locator('a[data-step="transferred"]').click()
+            page.locator("#f-occurred_at").fill("2024-03-01T10:00")
+            page.locator("#f-counterpart").type("Chain veh", delay=40)
+            option = page.locator('#f-counterpart-options input[name="counterpart_id"]')
+            option.first.wait_for()
+            assert option.count() == 1
+            option.first.check()
+            _fits(page, width)
+            _shot(page, f"battery-event-transfer-{view}")
+            page.locator("#event-submit").click()
+            page.wait_for_url(f"{live_server}/batteries/{pack}?done=transferred")
+            assert [e for e in errors if "status of 422" not in e] == []  # a refusal answers 422, as it should
     session.expire_all()
-    pack = session.exec(select(Battery).where(col(Battery.code) == BROWSER_PACK)).one()
-    assert pack.holder_id == chain.vehicle
+    for pack in packs:
+        assert session.exec(select(Battery).where(col(Battery.code) == pack)).one().holder_id == chain.vehicle
 
-    with (
-        sync_playwright() as pw,
-        browser_page(
-            pw, live_server, cookie=_cookie(session, settings, "ent_vehicle"), locale="en", width=390, height=844
-        ) as (page, _r, errors),
-    ):
-        page.goto(f"{live_server}/batteries/{BROWSER_PACK}/events/new")
-        assert page.locator("#step-list a").all_inner_texts() == ["Installed in a vehicle", "Handed over"]
-        page.locator('a[data-step="installed"]').click()
-        page.locator("#f-occurred_at").fill("2024-03-04T09:30")
-        page.locator("#event-submit").click()
-        page.locator("#f-vin-error").filter(has_text="VIN").wait_for()
-        assert page.locator("#f-vin").get_attribute("aria-invalid") == "true"
-        _shot(page, "battery-event-refused-en-phone")
-        # The page is no wider than the phone: nothing scrolls sideways.
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390
-        page.locator("#f-vin").fill(VIN)
-        page.locator("#event-submit").click()
-        page.wait_for_url(f"{live_server}/batteries/{BROWSER_PACK}?done=installed")
-        assert page.locator('[data-figure="state"]').inner_text() == "installed"
-        assert [e for e in errors if "status of 422" not in e] == []  # a refusal answers 422, as it should
+    for pack, (locale, width, height) in zip(packs, VIEWS, strict=True):
+        text, view = TEXT[locale], _view(locale, width)
+        with (
+            sync_playwright() as pw,
+            browser_page(
+                pw,
+                live_server,
+                cookie=_cookie(session, settings, "ent_vehicle"),
+                locale=locale,
+                width=width,
+                height=height,
+            ) as (page, _r, errors),
+        ):
+            page.goto(f"{live_server}/batteries/{pack}/events/new")
+            assert page.locator("#step-list a").all_inner_texts() == text["steps_maker"]
+            page.locator('a[data-step="installed"]').click()
+            page.locator("#f-occurred_at").fill("2024-03-04T09:30")
+            page.locator("#event-submit").click()
+            page.locator("#f-vin-error").filter(has_text="VIN").wait_for()
+            assert page.locator("#f-vin").get_attribute("aria-invalid") == "true"
+            _fits(page, width)
+            _shot(page, f"battery-event-refused-{view}")
+            page.locator("#f-vin").fill(VIN)
+            page.locator("#event-submit").click()
+            page.wait_for_url(f"{live_server}/batteries/{pack}?done=installed")
+            assert page.locator('[data-figure="state"]').inner_text() == text["installed"]
+            _fits(page, width)
+            _shot(page, f"battery-installed-{view}")
+            assert [e for e in errors if "status of 422" not in e] == []  # a refusal answers 422, as it should
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -112,7 +148,7 @@ def test_import_a_file_of_events_in_the_browser(
         f"{chain.uscc['vehicle']}\n{BROWSER_PACK},fitted,2024-02-02T10:00,\n",
         encoding="utf-8-sig",
     )
-    for locale, width, height in (("en", 1280, 900), ("zh-CN", 390, 844)):
+    for first, (locale, width, height) in zip((True, False, False, False), VIEWS, strict=True):
         cookie = _cookie(session, settings, "ent1")
         with (
             sync_playwright() as pw,
@@ -121,20 +157,23 @@ def test_import_a_file_of_events_in_the_browser(
             page.goto(live_server + "/batteries")
             page.locator("#import-batteries").click()
             page.wait_for_url(live_server + "/batteries/import")
-            if locale == "en":
+            _fits(page, width)
+            if first:  # the battery the refused file names is registered once, by a file of batteries
                 page.locator('input[name="kind"][value="batteries"]').check()
                 page.locator("#f-file").set_input_files(str(good))
                 page.locator("#import-submit").click()
                 page.locator("#import-done").wait_for()
                 assert page.locator(f'#import-done a[href="/batteries/{BROWSER_PACK}"]').count() == 1
+                _fits(page, width)
+                _shot(page, f"battery-import-done-{_view(locale, width)}")
             page.locator('input[name="kind"][value="battery-events"]').check()
             page.locator("#f-file").set_input_files(str(bad))
             page.locator("#import-submit").click()
             page.locator("#import-refused").wait_for()
             assert page.locator('#import-refused tr[data-row="3"][data-column="type"]').count() == 1
-            assert page.evaluate("document.documentElement.scrollWidth") <= width
-            _shot(page, f"battery-import-refused-{locale}-{'phone' if width < 600 else 'desktop'}")
+            _fits(page, width)
+            _shot(page, f"battery-import-refused-{_view(locale, width)}")
             assert [e for e in errs if "status of 422" not in e] == []
     session.expire_all()
     pack = session.exec(select(Battery).where(col(Battery.code) == BROWSER_PACK)).one()
-    assert pack.holder_id == chain.maker  # the refused file moved nothing
+    assert pack.holder_id == chain.maker  # the refused files moved nothing

@@ -1,6 +1,7 @@
 """One year across pages: each page opens on the latest year declared in the reader's scope (not the newest year
-with a stray batch), a year chosen in a URL is remembered in a cookie by map, Sankey, dashboard, audit and park,
-the URL still wins, and the pickers offer only years with data (both databases)."""
+with a stray batch), a year chosen in a URL is remembered in a cookie by map, Sankey, dashboard, audit, park and the
+batch list, the URL still wins, and the pickers offer only years with data: the batch list's only years with batches
+in the reader's scope (both databases)."""
 
 from __future__ import annotations
 
@@ -89,3 +90,53 @@ def test_a_chosen_year_is_kept_across_pages_and_the_url_wins(client: TestClient,
     assert _chosen(_get(client, w, "bureau_sc", "/dashboard")) == 2024
     client.cookies.set("year", "x'--")
     assert _chosen(_get(client, w, "bureau_sc", "/map")) == 2024
+
+
+def _batch_years(text: str) -> list[int]:
+    """The years the batch list's year filter offers."""
+    select = re.search(r'<select id="f-year" name="year"[^>]*>(.*?)</select>', text, re.S)
+    assert select, "no year filter on the batch list"
+    return [int(y) for y in re.findall(r'<option value="(\d{4})"', select.group(1))]
+
+
+def _batches(text: str) -> int:
+    return len(re.findall(r'<tr data-batch="\d+"', text))
+
+
+def test_the_batch_list_offers_only_years_with_batches_in_scope(client: TestClient, session: Session) -> None:
+    w = _world(session)
+    # Sichuan sees the 2024 and 2026 batches; 2023 has declarations but no batch, so the list offers no 2023.
+    assert _batch_years(_get(client, w, "bureau_sc", "/batches")) == [2026, 2024]
+    assert _batch_years(_get(client, w, "bureau_pzh", "/batches")) == [2026, 2024]
+    # Deyang's enterprise never shipped a batch: its bureau and the enterprise are offered no year at all.
+    assert _batch_years(_get(client, w, "bureau_dy", "/batches")) == []
+    assert _batch_years(_get(client, w, "ent3", "/batches")) == []
+    assert _batch_years(_get(client, w, "ent1", "/batches")) == [2026, 2024]
+
+
+def test_the_batch_list_opens_on_the_remembered_year_and_every_year_stays_a_choice(
+    client: TestClient, session: Session
+) -> None:
+    w = _world(session)
+    everything = _get(client, w, "ent1", "/batches")
+    assert _batches(everything) == 5 and '" selected>' not in everything.split('id="f-year"')[1].split("</select>")[0]
+    # A year chosen on another page is the one the list opens on, and its links keep it.
+    _get(client, w, "ent1", "/sankey?year=2024")
+    assert client.cookies.get("year") == "2024"
+    kept = _get(client, w, "ent1", "/batches")
+    assert _chosen(kept) == 2024 and _batches(kept) == 3
+    assert 'href="/batches?year=2024&amp;sort=weight' in kept
+    # The URL wins, and "every year" chosen in it stays chosen on the next page of links (sorting, paging).
+    assert _batches(_get(client, w, "ent1", "/batches?year=2026")) == 2
+    assert client.cookies.get("year") == "2026"
+    every = _get(client, w, "ent1", "/batches?year=")
+    assert _batches(every) == 5 and 'href="/batches?year=&amp;sort=weight' in every
+    # A remembered year without batches in the scope (2023: declarations only) leaves the list on every year.
+    client.cookies.clear()  # the answer's cookie is kept per host: set() beside it would send both
+    client.cookies.set("year", "2023")
+    assert _batches(_get(client, w, "ent1", "/batches")) == 5
+    assert _batches(_get(client, w, "bureau_dy", "/batches")) == 0
+    # A forged cookie counts as none.
+    client.cookies.clear()
+    client.cookies.set("year", "x'--")
+    assert _batches(_get(client, w, "ent1", "/batches")) == 5
