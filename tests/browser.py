@@ -171,7 +171,7 @@ class DemoSite:
 
 def demo_settings(path: Path) -> Settings:
     """Settings of a served copy of the demo."""
-    return Settings(database_url=f"sqlite:///{path}", environment="test", secret_key="tour-secret-" * 3)
+    return Settings(database_url=f"sqlite:///{path}", environment="test", secret_key="tour-secret-" * 3, flag_scan_s=0)
 
 
 def sign_in(page: Any, site: DemoSite, username: str, *, then: str = "/") -> None:

@@ -141,7 +141,8 @@ def session(engine: Engine) -> Iterator[Session]:
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=db_url, data_dir=tmp_path, environment="test", secret_key=TEST_SECRET)
+    # No flag scan in the background of a test app: the scan is tested on its own (tests/test_flag_notices.py).
+    return Settings(database_url=db_url, data_dir=tmp_path, environment="test", secret_key=TEST_SECRET, flag_scan_s=0)
 
 
 @pytest.fixture
