@@ -133,6 +133,11 @@ def test_locks_correction_requests_and_decisions(client: TestClient, world: Worl
     asked = [n for n in _inbox(client, w, "ent2")["data"] if n["kind"] == "correction_requested"]
     assert len(asked) == 1 and "ticket re-read" in asked[0]["text"]
     assert asked[0]["link"] == f"/batches/{w.batch_received}"
+    # The bureaus above the parties hear that a decision awaits them, with a link to the queue; others do not.
+    for who in ("bureau_pzh", "bureau_sc"):
+        awaiting = [n for n in _inbox(client, w, who)["data"] if n["kind"] == "correction_awaiting"]
+        assert len(awaiting) == 1 and awaiting[0]["link"] == "/audit/corrections", who
+    assert not [n for n in _inbox(client, w, "bureau_dy")["data"] if n["kind"] == "correction_awaiting"]
     refused = client.post(
         f"/api/v1/corrections/{request.json()['id']}/reject", json={"note": "no ticket"}, headers=_as(w, "bureau_pzh")
     )

@@ -30,6 +30,7 @@ KINDS = (
     "weight_gap",
     "batch_corrected",
     "correction_requested",
+    "correction_awaiting",
     "correction_approved",
     "correction_rejected",
     "flag_raised",

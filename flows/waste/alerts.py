@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement, and_, func
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -25,7 +25,8 @@ from flows.access.trail import snapshot
 from flows.kernel.clock import local_date
 from flows.notices.inbox import bilingual, notify, of_enterprises, of_users, term
 from flows.waste.rates import licensed_receiver, route_activity
-from models import CorrectionRequest, Enterprise, FlagNotice, Manifest
+from models import CorrectionRequest, Enterprise, FlagNotice, Manifest, User
+from models.enums import UserRole
 
 WEIGHT_FIELDS = ("weight_dispatched_t", "weight_received_t", "rejected_t")
 
@@ -136,7 +137,7 @@ def manifest_step(
 def correction_filed(
     *, session: Session, principal: Principal, correction: CorrectionRequest, batch: Manifest | None, now: datetime
 ) -> None:
-    """A correction to a locked batch was filed: the other party hears of it."""
+    """A correction to a locked batch was filed: the other party hears of it, and the bureaus that may decide it."""
     if batch is None:
         return
     params = {"number": batch.number, "by": _name(session, correction.enterprise_id), "reason": correction.reason}
@@ -146,6 +147,21 @@ def correction_filed(
         kind="correction_requested",
         subject="manifest",
         subject_id=batch.id or 0,
+        params=params,
+        now=now,
+        actor_id=principal.user_id,
+    )
+    # The bureaus of the parties' counties, cities and province: one of them holds the lock and decides.
+    regions: set[str] = set()
+    for party in (session.get(Enterprise, batch.shipper_id), session.get(Enterprise, batch.receiver_id)):
+        if party is not None:
+            regions |= {r for r in (party.county_adcode, party.prefecture_adcode, party.province_adcode) if r}
+    notify(
+        session=session,
+        to=and_(col(User.role) == UserRole.bureau.value, col(User.scope_adcode).in_(sorted(regions))),
+        kind="correction_awaiting",
+        subject="correction",
+        subject_id=correction.id or 0,
         params=params,
         now=now,
         actor_id=principal.user_id,
