@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from app.auth import PrincipalDep, get_principal, utcnow
 from app.deps import SessionDep, SettingsDep
@@ -117,6 +120,28 @@ def import_upload(
         context["problem"] = exc
         status = 403 if isinstance(exc, Forbidden) else 422
     return render(request, "import.html", _page(session, principal, **context), lang=lang, status_code=status)
+
+
+class PastImportPublic(BaseModel):
+    """One import the caller made, as the audit log holds it (the import page lists the same)."""
+
+    at: datetime
+    kind: str
+    file: str
+    sha256: str
+    rows: int
+    inserted: int
+    updated: int
+    skipped: int
+    href: str | None = Field(description="the page where what was imported can be seen")
+
+
+@api_router.get("/imports", response_model=list[PastImportPublic])
+def import_history_api(session: SessionDep, principal: PrincipalDep) -> list[PastImportPublic]:
+    """The caller's latest imports, newest first: when, which kind, which file (and its SHA-256), what landed."""
+    return [
+        PastImportPublic(**asdict(past)) for past in import_help.import_history(session=session, principal=principal)
+    ]
 
 
 @api_router.post("/imports/{kind}")

@@ -134,3 +134,10 @@ def test_import_api(client: TestClient, session: Session) -> None:
         == 422
     )
     assert _batches(session) == 4
+    # The caller's history through the API: the file that landed, not the refused one; another account sees none.
+    history = client.get("/api/v1/imports", headers=headers)
+    assert history.status_code == 200, history.text
+    assert [(h["kind"], h["file"], h["inserted"]) for h in history.json()] == [("manifests", "m.csv", 1)]
+    assert history.json()[0]["href"] == "/batches?direction=out"
+    assert client.get("/api/v1/imports", headers=other).json() == []
+    assert client.get("/api/v1/imports").status_code == 401
