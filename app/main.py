@@ -33,6 +33,7 @@ from app import (
     web_dashboard,
     web_import,
     web_inbox,
+    web_inspection,
     web_map,
     web_places,
     web_print,
@@ -140,6 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_import.api_router, prefix="/api/v1")
     app.include_router(web_print.router)
     app.include_router(web_print.api_router, prefix="/api/v1")
+    app.include_router(web_inspection.router)
+    app.include_router(web_inspection.api_router, prefix="/api/v1")
     app.include_router(api_notifications.router, prefix="/api/v1")
     app.include_router(web_inbox.router)
     app.include_router(web_search.router)

@@ -160,3 +160,15 @@ def add_receiver_account(session: Session, w: World) -> World:
     w.principals["ent2"] = principal
     session.commit()
     return w
+
+
+def add_account(session: Session, w: World, name: str, enterprise_id: int) -> None:
+    """An enterprise account `name` with an API token (in w.tokens) for the given enterprise; commit."""
+    user = accounts.create_user(
+        session=session, username=name, password=PASSWORD, role="enterprise", now=NOW, enterprise_id=enterprise_id
+    )
+    _, raw = accounts.create_token(
+        session=session, principal=accounts.principal_of(user, Channel.api), name="t", now=NOW
+    )
+    session.commit()
+    w.tokens[name] = raw

@@ -327,9 +327,10 @@ def park_access(session: Session, principal: Principal, park_id: int, region_adc
 # The enterprise page
 
 
-def _enterprise_view(
+def enterprise_view(
     session: Session, principal: Principal, enterprise_id: int, year: int, today: date
 ) -> EnterpriseView:
+    """An enterprise's identity, place, roles, licences (against `year`) and listings; not found outside scope."""
     query = sa_select(Enterprise).where(col(Enterprise.id) == enterprise_id, readable_enterprises(principal))
     e = session.execute(query).scalar()
     if e is None or e.id is None:
@@ -491,7 +492,7 @@ def enterprise_page(
     """The enterprise page for a year (its latest year with data by default); not found outside the viewer's scope."""
     years = enterprise_years(session=session, enterprise_id=enterprise_id)
     chosen = year if year is not None else (years[0] if years else latest_year(session=session) or _today(now).year)
-    view = _enterprise_view(session, principal, enterprise_id, chosen, _today(now))
+    view = enterprise_view(session, principal, enterprise_id, chosen, _today(now))
     flows_in = enterprise_flows(
         session=session, principal=principal, enterprise_id=enterprise_id, year=chosen, direction="in"
     )
