@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -11,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
-from app.i18n import LanguageDep
+from app.i18n import LanguageDep, translate
 from app.params import Id
 from app.web import beijing, render, tonnes
 from app.web_audit import TABS
@@ -32,21 +34,38 @@ Note = Annotated[str, Form(max_length=MAX_TEXT)]
 VALUE = "value."  # the answer form names each corrected value "value.<field>"
 
 
-def _shown(value: Any) -> str:
+def _shown(lang: str, name: str, value: Any) -> str:
+    """A field's value as the pages write it: tonnes, Beijing times, routes in words."""
     if value is None or value == "":
         return "–"
-    if isinstance(value, float):
-        return tonnes(value)
+    if name.endswith("_at"):
+        try:
+            return beijing(datetime.fromisoformat(str(value)))
+        except ValueError:
+            return str(value)
+    if name == "route":
+        return translate(lang, f"batches.route.{value}")
+    if name.endswith("_t"):
+        try:
+            return tonnes(Decimal(str(value)))
+        except InvalidOperation:
+            return str(value)
     return str(value)
 
 
-def _tools() -> dict[str, Any]:
-    return {"shown": _shown, "local_time": beijing, "tabs": TABS, "current_tab": "asks", "value_prefix": VALUE}
+def _tools(lang: str) -> dict[str, Any]:
+    return {
+        "shown": partial(_shown, lang),
+        "local_time": beijing,
+        "tabs": TABS,
+        "current_tab": "asks",
+        "value_prefix": VALUE,
+    }
 
 
 def _list(request: Request, session: Any, principal: Principal, lang: str, tab: pages.Tab, offset: int) -> Response:
     page = pages.asks_page(session=session, principal=principal, tab=tab, now=utcnow(), offset=offset)
-    return render(request, "asks.html", {**_tools(), "p": page, "base": request.url.path}, lang=lang)
+    return render(request, "asks.html", {**_tools(lang), "p": page, "base": request.url.path}, lang=lang)
 
 
 @router.get("/audit/asks", name="audit_asks")
@@ -87,7 +106,7 @@ def ask_form(
 ) -> Response:
     """The form to ask the owner of a manifest's or declaration's fields to correct them."""
     form = pages.new_ask(session=session, principal=principal, table=table, row_id=row_id, now=utcnow())
-    return render(request, "ask_form.html", {**_tools(), "f": form, "data": {}}, lang=lang)
+    return render(request, "ask_form.html", {**_tools(lang), "f": form, "data": {}}, lang=lang)
 
 
 @router.post("/asks", name="ask_create")
@@ -131,7 +150,7 @@ def ask_create(
         session.rollback()
         form = pages.new_ask(session=session, principal=principal, table=table, row_id=row_id, now=now)
         data = {"fields": fields, "reason": reason, "due_on": due_on}
-        context = {**_tools(), "f": form, "data": data, "problem": exc}
+        context = {**_tools(lang), "f": form, "data": data, "problem": exc}
         return render(request, "ask_form.html", context, lang=lang, status_code=status_for(exc))
     return RedirectResponse(f"/asks/{ask.id}?done=sent", status_code=303)
 
@@ -140,7 +159,7 @@ def _detail(request: Request, session: Any, principal: Principal, lang: str, ask
     detail = pages.ask_detail(session=session, principal=principal, ask_id=ask_id, now=utcnow())
     problem = extra.get("problem")
     status = status_for(problem) if problem is not None else 200
-    return render(request, "ask.html", {**_tools(), "d": detail, **extra}, lang=lang, status_code=status)
+    return render(request, "ask.html", {**_tools(lang), "d": detail, **extra}, lang=lang, status_code=status)
 
 
 @router.get("/asks/{ask_id}", name="ask")
