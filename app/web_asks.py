@@ -63,36 +63,22 @@ def _tools(lang: str) -> dict[str, Any]:
     }
 
 
-def _list(request: Request, session: Any, principal: Principal, lang: str, tab: pages.Tab, offset: int) -> Response:
+@router.get("/audit/asks", name="audit_asks")
+@router.get("/asks", name="asks")
+def asks_list(
+    request: Request,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    tab: TabQuery = "sent",
+    offset: Offset = 0,
+) -> Response:
+    """The correction asks by tab: sent (open), answered, overdue (due and unanswered), closed; /audit/asks is the
+    bureau's tab of the audit workspace, /asks every reader's list (an enterprise: the asks sent to it)."""
+    if request.url.path == "/audit/asks":
+        correction_asks.require_auditor(principal)
     page = pages.asks_page(session=session, principal=principal, tab=tab, now=utcnow(), offset=offset)
     return render(request, "asks.html", {**_tools(lang), "p": page, "base": request.url.path}, lang=lang)
-
-
-@router.get("/audit/asks", name="audit_asks")
-def audit_asks(
-    request: Request,
-    session: SessionDep,
-    lang: LanguageDep,
-    principal: PrincipalDep,
-    tab: TabQuery = "sent",
-    offset: Offset = 0,
-) -> Response:
-    """The bureau's correction asks, by tab: sent (open), answered, overdue (due and unanswered), closed."""
-    correction_asks.require_auditor(principal)
-    return _list(request, session, principal, lang, tab, offset)
-
-
-@router.get("/asks", name="asks")
-def my_asks(
-    request: Request,
-    session: SessionDep,
-    lang: LanguageDep,
-    principal: PrincipalDep,
-    tab: TabQuery = "sent",
-    offset: Offset = 0,
-) -> Response:
-    """The correction asks the viewer may read (an enterprise: those sent to it), by tab."""
-    return _list(request, session, principal, lang, tab, offset)
 
 
 @router.get("/asks/new", name="ask_new")

@@ -14,15 +14,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from app.auth import SESSION_COOKIE, signed
 from app.settings import Settings
-from flows.access import accounts
 from flows.kernel.clock import CST
 from flows.kernel.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from flows.waste import correction_asks as asks
 from models import AuditLog, CorrectionAsk, CorrectionRequest, Declaration, Manifest
 from models.db import writer
 from models.notices import Notice
+from tests.test_web_audit import _sign_in as sign_in
 from tests.world import NOW, World, add_receiver_account, build_world, t
 
 DUE = date(2025, 3, 15)
@@ -363,12 +362,8 @@ def test_malformed_bodies_are_refused_naming_the_field(
 
 
 def _sign_in(client: TestClient, session: Session, settings: Settings, username: str, lang: str = "en") -> str:
-    user = accounts.get_user(session=session, username=username)
-    raw, csrf = accounts.start_session(session=session, user=user, now=NOW.replace(year=2099))
-    session.commit()
-    client.cookies.set(SESSION_COOKIE, signed(raw, settings.secret_key))
     client.cookies.set("lang", lang)
-    return csrf
+    return sign_in(client, session, settings, username)
 
 
 def test_the_pages_ask_answer_and_decide(client: TestClient, session: Session, settings: Settings) -> None:

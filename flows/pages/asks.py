@@ -10,12 +10,12 @@ from typing import Any, Literal
 from sqlmodel import Session
 
 from flows.access.accounts import Principal
-from flows.kernel.errors import InvalidInput, NotFound
+from flows.kernel.errors import NotFound
 from flows.kernel.messages import Term
 from flows.waste import correction_asks, declarations, manifests
 from flows.waste.correction_asks import ANSWERED, CLOSED, AskView
 from models import Declaration, Manifest
-from models.enums import ManifestStatus, UserRole
+from models.enums import UserRole
 
 Tab = Literal["sent", "answered", "overdue", "closed"]
 TABS: tuple[Tab, ...] = ("sent", "answered", "overdue", "closed")
@@ -121,13 +121,7 @@ def new_ask(*, session: Session, principal: Principal, table: str, row_id: int, 
     due = correction_asks.today(now) + timedelta(days=DEFAULT_DUE_DAYS)
     if table == "transfer_batch":
         batch = manifests.get_manifest(session=session, principal=principal, batch_id=row_id)
-        if ManifestStatus(batch.status) not in manifests.STEPS["correct"].from_status:
-            raise InvalidInput(
-                "asks.not_correctable_yet",
-                field="row_id",
-                number=batch.number,
-                status=Term(f"waste.status.{ManifestStatus(batch.status).value}"),
-            )
+        correction_asks.ensure_correctable(batch)
         choices = [(name, owner, _value(batch, name)) for name, owner in manifests.CORRECTABLE.items()]
         return NewAsk(table, row_id, batch.number, batch.year, choices, due)
     if table == "declaration":

@@ -97,6 +97,17 @@ def require_auditor(principal: Principal) -> None:
         raise Forbidden("asks.auditors_only")
 
 
+def ensure_correctable(batch: Manifest) -> None:
+    """Refuse a batch that the correction step does not take yet (a draft, or one still on its way)."""
+    if ManifestStatus(batch.status) not in _CORRECTABLE_STATUSES:
+        raise Conflict(
+            "asks.not_correctable_yet",
+            field="row_id",
+            number=batch.number,
+            status=Term(f"waste.status.{ManifestStatus(batch.status).value}"),
+        )
+
+
 def _target(
     session: Session, principal: Principal, table: str, row_id: int, fields: list[str]
 ) -> tuple[int, str | None, int]:
@@ -104,13 +115,7 @@ def _target(
     if table == "transfer_batch":
         batch = manifests.get_manifest(session=session, principal=principal, batch_id=row_id)
         session.exec(select(Manifest.id).where(Manifest.id == row_id).with_for_update())
-        if ManifestStatus(batch.status) not in _CORRECTABLE_STATUSES:
-            raise Conflict(
-                "asks.not_correctable_yet",
-                field="row_id",
-                number=batch.number,
-                status=Term(f"waste.status.{ManifestStatus(batch.status).value}"),
-            )
+        ensure_correctable(batch)
         unknown = [f for f in fields if f not in manifests.CORRECTABLE]
         if unknown:
             raise InvalidInput("asks.unknown_field", field="fields", column=Term("asks.field.fields"), name=unknown[0])
