@@ -403,3 +403,16 @@ def test_the_pages_ask_answer_and_decide(client: TestClient, session: Session, s
     session.expire_all()
     batch = session.get(Manifest, w.batch_received)
     assert batch is not None and batch.weight_received_t == t(29.5)
+
+
+def test_declaration_rows_show_the_mark(client: TestClient, session: Session, settings: Settings) -> None:
+    w = build_world(session)
+    ask = _ask(session, w, table="declaration", row_id=w.decl_e1, fields=["utilised_t"])
+    _sign_in(client, session, settings, "ent1", "zh-CN")
+    page = client.get(f"/enterprises/{w.e1}?year=2023")
+    assert page.status_code == 200 and f'data-under-correction="{ask.id}"' in page.text and "更正中" in page.text
+    _sign_in(client, session, settings, "bureau_pzh")
+    rows = client.get(f"/audit/rows?kind=declarations&enterprise={w.e1}&year=2023")
+    assert rows.status_code == 200 and f'data-under-correction="{ask.id}"' in rows.text
+    other = client.get(f"/audit/rows?kind=declarations&enterprise={w.e1}&year=2024")
+    assert "data-under-correction" not in other.text
