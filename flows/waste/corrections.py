@@ -119,6 +119,8 @@ def request_correction(
         now=now,
         enterprises=(enterprise_id,),
     )
+    if asked:
+        return correction  # the ask tells the bureau that asked (flows/waste/correction_asks.py), in its own words
     batch = session.get(Manifest, int(payload["batch_id"])) if table == "transfer_batch" else None
     alerts.correction_filed(session=session, principal=principal, correction=correction, batch=batch, now=now)
     return correction
