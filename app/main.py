@@ -18,6 +18,7 @@ from sqlalchemy import event, text
 
 from app import (
     api,
+    api_asks,
     api_battery,
     api_licences,
     api_manifests,
@@ -27,6 +28,7 @@ from app import (
     files,
     login,
     web,
+    web_asks,
     web_audit,
     web_batches,
     web_battery_work,
@@ -128,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_manifests.router, prefix="/api/v1")
     app.include_router(api_battery.router, prefix="/api/v1")
     app.include_router(api_licences.router, prefix="/api/v1")
+    app.include_router(api_asks.router, prefix="/api/v1")
     app.include_router(web.router)
     app.include_router(login.router)
     app.include_router(web_import.router)
@@ -138,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_battery_work.router)  # before web_trace: /batteries/new is not a code
     app.include_router(web_trace.router)
     app.include_router(web_audit.router)
+    app.include_router(web_asks.router)
     app.include_router(web_import.api_router, prefix="/api/v1")
     app.include_router(web_print.router)
     app.include_router(web_print.api_router, prefix="/api/v1")

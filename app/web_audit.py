@@ -26,6 +26,7 @@ from flows.kernel.bounds import MAX_ID, MAX_OFFSET
 from flows.kernel.clock import CST
 from flows.kernel.errors import DomainError, InvalidInput
 from flows.kernel.principal import Principal
+from flows.pages import asks as ask_pages
 from flows.pages import audit as audit_workspace
 from flows.pages import audit_export, exports
 from flows.pages.audit import AuditRow, ScopeArgs
@@ -51,6 +52,7 @@ TABS = (
     ("flags", "/audit/flags"),
     ("locks", "/audit/locks"),
     ("corrections", "/audit/corrections"),
+    ("asks", "/audit/asks"),
 )
 
 
@@ -264,6 +266,7 @@ def rows_page(
         if page.offset + page.limit < page.count
         else None,
         "current_tab": "audit",
+        "asks": ask_pages.open_asks(session=session, table="declaration", row_ids=[d.id for d in page.declarations]),
     }
     return render(request, "audit_rows.html", context, lang=lang)
 

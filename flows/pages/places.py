@@ -191,6 +191,7 @@ class DeclarationRow:
     disposed_t: Weight
     stored_t: Weight
     dumped_t: Weight
+    id: int | None = None  # the declaration's row: the "under correction" mark looks its asks up by it
 
 
 @dataclass(frozen=True)
@@ -481,6 +482,7 @@ def declarations_of(*, session: Session, enterprise_id: int, year: int, counted:
             disposed_t=decl.disposed_t,
             stored_t=decl.stored_t,
             dumped_t=decl.dumped_t,
+            id=decl.id,
         )
         for decl, name_zh, name_en in session.execute(query)
     ]
