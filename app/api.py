@@ -30,9 +30,11 @@ from flows.kernel.bounds import MAX_QUERY_TEXT, Code, Name, Password, ShortText,
 from flows.kernel.bounds import Id as IdField
 from flows.pages.stats import table_counts
 from flows.waste import correction_asks, corrections, declarations
+from maps.datum import Datum, point_to_wgs84
 from maps.geometry import to_geojson
 from maps.layers import parks_layer, regions_layer
 from maps.locate import locate
+from maps.regions import SOURCE as REGION_SOURCE
 from models.enterprise import EnterprisePublic
 from models.enums import RegionLevel, UserRole
 from models.reference import ParkPublic, RegionPublic
@@ -458,6 +460,8 @@ def region_geojson(session: SessionDep, adcode: CodePath) -> dict[str, Any]:
     """One division's full boundary as a GeoJSON Feature."""
     region = directory.get_region(session=session, adcode=adcode)
     props = RegionPublic.model_validate(region).model_dump(mode="json")
+    # RFC 7946 coordinates are WGS84; said outright, since the source (AMap) was not and was converted on load.
+    props |= {"datum": "WGS84", "source": REGION_SOURCE}
     return {"type": "Feature", "id": adcode, "geometry": to_geojson(region.geom), "properties": props}
 
 
@@ -484,8 +488,10 @@ def locate_point(
     session: SessionDep,
     lon: Annotated[float, Query(ge=-180, le=180)],
     lat: Annotated[float, Query(ge=-90, le=90)],
+    datum: Datum = Datum.wgs84,
 ) -> LocationPublic:
-    """The province, prefecture, county and park a WGS84 point lies in."""
+    """The province, prefecture, county and park a point lies in (WGS84, or GCJ-02 / BD-09 moved to WGS84 first)."""
+    lon, lat = point_to_wgs84(lon, lat, datum)
     return LocationPublic(**locate(session=session, lon=lon, lat=lat).as_dict())
 
 

@@ -71,7 +71,7 @@ def add_enterprise(
     loc = try_locate(session=session, lon=lon, lat=lat)
     name_zh, name_en = name or (f"测试企业{n}", f"Test Enterprise {n}")
     e = Enterprise(
-        uscc=make_uscc(f"91510000MA0000{n:03d}"),
+        uscc=make_uscc(f"91510000MA000{n:03d}"),
         name_zh=name_zh,
         name_en=name_en,
         lon=lon,
