@@ -81,17 +81,16 @@ def test_the_map_reads_and_its_view_travels_by_link(demo_site: DemoSite, locale:
             assert not [n for n in names if re.search(r"[\u4e00-\u9fff]", n)], names
         visible = page.locator("#flow-map .map-label:not(.map-label--hidden)").count()
         assert visible >= 12, visible
-        screenshot(page, f"mapread-{lang}-desktop")
 
         # The slider draws the largest N flows and says how many tonnes they carry.
         slider = page.locator("#map-top")
         count = int(slider.get_attribute("max") or 0)
         assert page.locator(DRAWN).count() == count > 20
-        slider.fill("5")
-        _drawn_after(page, 5)
+        slider.fill("12")
+        _drawn_after(page, 12)
         status = page.locator("#map-top-status").inner_text()
-        assert "5" in status and str(count) in status and "%" in status
-        assert _query(page.url)["top"] == "5"
+        assert "12" in status and str(count) in status and "%" in status
+        assert _query(page.url)["top"] == "12"
         # The largest flow (Panzhihua within itself) is a circle as large as the widest line is wide.
         radii = page.eval_on_selector_all(
             DRAWN, "els => els.filter(e => !e.classList.contains('flow-line')).map(e => e.getBBox().width / 2)"
@@ -106,6 +105,7 @@ def test_the_map_reads_and_its_view_travels_by_link(demo_site: DemoSite, locale:
         page.wait_for_selector('#map-details [data-select^="flow:"]')
         selection = _query(page.url)["sel"]
         assert selection.startswith("flow:prefecture:")
+        screenshot(page, f"mapread-{lang}-desktop")
         zoom = page.evaluate(VIEW)["zoom"]
         page.locator("#flow-map .leaflet-control-zoom-in").click()
         wait_until(page, f"(new URLSearchParams(location.search).get('at') || '').endsWith(',{zoom + 1:g}')")
@@ -118,24 +118,26 @@ def test_the_map_reads_and_its_view_travels_by_link(demo_site: DemoSite, locale:
         other = page.context.new_page()
         other.goto(link)
         other.wait_for_selector(READY)
-        _drawn_after(other, 5)
+        _drawn_after(other, 12)
         other.wait_for_selector(f'#map-details [data-select="flow:{selection.split(":", 2)[2].replace(":", ">")}"]')
         again = other.evaluate(VIEW)
         assert again["zoom"] == view["zoom"], (again, view, link)
-        assert abs(again["lat"] - view["lat"]) < 1e-3 and abs(again["lng"] - view["lng"]) < 1e-3, (again, view, link)
+        # The same centre to a few pixels (a layout change as the details arrive re-centres to the pixel).
+        pixels = (view["n"] - view["s"]) / 100
+        assert abs(again["lat"] - view["lat"]) < pixels and abs(again["lng"] - view["lng"]) < pixels, (again, view)
         other.close()
 
         # Back and forward walk the reader's choices (moving the map is not one of them).
         page.go_back()
         wait_until(page, "!new URLSearchParams(location.search).has('sel')")
         page.wait_for_selector("#map-details .map-details__empty")
-        _drawn_after(page, 5)
+        _drawn_after(page, 12)
         page.go_back()
         wait_until(page, "!new URLSearchParams(location.search).has('top')")
         _drawn_after(page, count)
         assert slider.input_value() == str(count)
         page.go_forward()
-        _drawn_after(page, 5)
+        _drawn_after(page, 12)
         page.go_forward()
         page.wait_for_selector('#map-details [data-select^="flow:"]')
 
