@@ -82,6 +82,9 @@ def test_the_map_reads_and_its_view_travels_by_link(demo_site: DemoSite, locale:
         visible = page.locator("#flow-map .map-label:not(.map-label--hidden)").count()
         assert visible >= 12, visible
 
+        # The year shown is in the address, even when it came from the reader's last visit.
+        assert _query(page.url)["year"] == page.locator("#flow-map").get_attribute("data-year")
+
         # The slider draws the largest N flows and says how many tonnes they carry.
         slider = page.locator("#map-top")
         count = int(slider.get_attribute("max") or 0)
@@ -154,6 +157,26 @@ def test_the_map_reads_and_its_view_travels_by_link(demo_site: DemoSite, locale:
         colours = image.convert("RGB").getcolors(maxcolors=1 << 20) or []
         assert len(colours) > 200  # the regions, flows, names and heading, not a blank canvas
         keep(data, f"mapread-{lang}-export")
+
+        # Another year from the filters (the view swapped in place) keeps N; back brings the year before as it was.
+        year = page.locator("#map-year").input_value()
+        other_year = next(
+            y for y in page.eval_on_selector_all("#map-year option", "os => os.map(o => o.value)") if y != year
+        )
+        page.select_option("#map-year", other_year)
+        wait_until(
+            page,
+            f"(document.querySelector('#flow-map') || {{dataset: {{}}}}).dataset.flows.includes('year={other_year}')",
+        )
+        page.wait_for_selector(READY)
+        assert _query(page.url)["year"] == other_year and "sel" not in _query(page.url)
+        page.go_back()
+        wait_until(
+            page, f"(document.querySelector('#flow-map') || {{dataset: {{}}}}).dataset.flows.includes('year={year}')"
+        )
+        page.wait_for_selector(READY)
+        _drawn_after(page, 12)
+        page.wait_for_selector('#map-details [data-select^="flow:"]')
 
         assert not [u for u in requests if not u.startswith(demo_site.url)]
         assert not errors, errors

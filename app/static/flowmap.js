@@ -11,6 +11,7 @@
  *   data-flow-max-tonnes, data-flow-max-px  the one scale of lines (width) and internal flows' circles (radius)
  *   data-level        the level of the flows drawn (prefecture or enterprise), for the selection in the address
  *   data-selection    what to open beside the map at first (from the address: region:, park:, enterprise:, flow:)
+ *   data-year         the year shown, written into the address when it came from the reader's last visit
  * A range input #map-top draws the largest N flows only; #map-export downloads the view as a PNG; the address
  * follows the view (top, sel, at = lat,lon,zoom) and the back and forward buttons walk it.
  * When everything is drawn the element gets data-flows-ready="true".
@@ -18,6 +19,13 @@
  */
 (function () {
   "use strict";
+
+  // htmx runs the page's scripts again when it restores a page from history: one copy of the listeners is enough
+  // (the first copy's htmx:load listener draws the restored map).
+  if (window.circuflowFlowMap) {
+    return;
+  }
+  window.circuflowFlowMap = true;
 
   var LINE_OPACITY = 0.72;
   var CIRCLE_OPACITY = 0.9;
@@ -523,6 +531,8 @@
             state.restoring = true;
             openDetails(el, path);
           }
+          // The year shown goes into the address too: without it a link would open another reader's latest year.
+          writeAddress(state, { year: el.dataset.year }, false);
           el.dataset.flowsReady = "true";
         })
         .catch(function (error) {
