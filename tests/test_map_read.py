@@ -56,6 +56,15 @@ def test_regions_carry_their_name_and_a_label_point_inside(client: TestClient, s
             assert shape(feature["geometry"]).buffer(1e-6).contains(Point(*props["label_point"])), props["adcode"]
 
 
+def test_the_api_regions_carry_their_label_point(client: TestClient, session: Session) -> None:
+    w = _world(session)
+    features = _get(client, w, "ent1", "/api/v1/regions/geojson?level=prefecture").json()["features"]
+    assert features
+    for feature in features:
+        inside = shape(feature["geometry"]).buffer(1e-6)
+        assert inside.contains(Point(*feature["properties"]["label_point"])), feature["id"]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The largest N flows, one scale
 
