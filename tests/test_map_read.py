@@ -91,6 +91,8 @@ def test_top_flows_state_their_count_and_tonnes(client: TestClient, session: Ses
     assert 'id="map-link" href="/map?year=2024&amp;top=1"' in page
     zh = _get(client, w, "admin", "/map?year=2024", **{"Accept-Language": "zh-CN"}).text
     assert "全部 2 条流向" in zh
+    empty = _get(client, w, "admin", "/map?year=2023").text  # a year without flows: nothing to count
+    assert 'id="map-top"' not in empty and 'id="map-top-status"' not in empty and 'id="map-export"' in empty
 
     for query in ("top=0", "top=-1", "top=abc", "top=100001"):
         for url in (f"/map?year=2024&{query}", f"/map/layers/flows.geojson?year=2024&{query}"):
