@@ -170,6 +170,7 @@ def test_the_map_reads_and_its_view_travels_by_link(demo_site: DemoSite, locale:
         )
         page.wait_for_selector(READY)
         assert _query(page.url)["year"] == other_year and "sel" not in _query(page.url)
+        assert _query(page.url)["top"] == "12"
         page.go_back()
         wait_until(
             page, f"(document.querySelector('#flow-map') || {{dataset: {{}}}}).dataset.flows.includes('year={year}')"

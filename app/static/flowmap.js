@@ -286,6 +286,11 @@
       }
     });
     state.top = n;
+    var slider = document.getElementById("map-top");
+    if (slider) {
+      // Sent with the filters only when it leaves flows out: all of one year's flows stay all of the next one's.
+      slider.name = n < count ? "top" : "";
+    }
     var status = document.getElementById("map-top-status");
     if (status && count) {
       var total = state.totalTonnes;
