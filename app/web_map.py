@@ -307,9 +307,9 @@ def map_context(
         "layer": layer,
         "levels": flowmap.LEVELS,
         "rr": rr,
-        # Without regions to colour (a park's or an enterprise's map), or narrowed to a park: zoom to the flows.
-        "fit_layers": (rr is None or f.park is not None) and park_id is None,
-        # A park's map (a park manager's own, or narrowed to one) opens on the park's boundary.
+        # Without regions to colour (an enterprise's map): zoom to the flows. A park's map (a park manager's own, or
+        # one narrowed to a park) opens on the park's boundary instead.
+        "fit_layers": rr is None and park_id is None,
         "fit_bounds": json.dumps(flowmap.park_bounds(session=session, park_id=park_id)) if park_id else "",
         "top": _top_context(lang, shown),
         "scale": {

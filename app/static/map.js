@@ -238,6 +238,8 @@
     var lang = el.dataset.lang || document.documentElement.lang || "zh-CN";
     var map = L.map(el, {
       zoomSnap: 0.25,
+      // Street level at most: beyond it a boundary map shows nothing more, and a view's address names zoom 0 to 18.
+      maxZoom: 18,
       // A small overview map inside a scrolling page must not capture the wheel; +/- and the keyboard still zoom.
       scrollWheelZoom: false,
       attributionControl: true,
