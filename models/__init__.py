@@ -16,6 +16,7 @@ from models.battery import Battery, BatteryEvent, RecoveryReport
 from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, LicenceRevision, WhitelistEntry
 from models.notices import FlagNotice, Notice, NoticePreference
 from models.reference import Park, Region, Target, TargetCategory, WasteCategory
+from models.revisions import RateRevision
 from models.waste import (
     Declaration,
     Manifest,
@@ -47,6 +48,7 @@ __all__ = [
     "NoticePreference",
     "Park",
     "PeriodLock",
+    "RateRevision",
     "RecoveryReport",
     "Region",
     "Target",

@@ -15,7 +15,7 @@ from flows.access.trail import record, snapshot
 from flows.kernel.bounds import MAX_ID
 from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from flows.kernel.messages import Term
-from flows.waste import alerts, manifests
+from flows.waste import alerts, manifests, revisions
 from flows.waste.declarations import apply_declaration, parse_declaration
 from models import CorrectionRequest, Manifest
 from models.enums import UserRole
@@ -137,7 +137,12 @@ def decide_correction(
     correction.decision_note = note.strip() or None
     session.add(correction)
     if approve:
+        published = revisions.published_figures(session=session, correction=correction)
         APPLIERS[correction.table_name](session, principal, correction.payload, now)
+        session.flush()
+        revisions.record_revisions(
+            session=session, principal=principal, correction=correction, published=published, now=now
+        )
     session.flush()
     record(
         session=session,
@@ -152,6 +157,18 @@ def decide_correction(
     )
     alerts.correction_decided(session=session, principal=principal, correction=correction, now=now)
     return correction
+
+
+def preview_correction(
+    *, session: Session, principal: Principal, correction_id: int, now: datetime
+) -> revisions.Effect:
+    """What approving a pending correction would do to the rates and gaps of its region and province."""
+    if principal.role not in (UserRole.bureau, UserRole.admin):
+        raise Forbidden("waste.bureau_approves")
+    correction = _visible(session, principal, correction_id)
+    return revisions.preview(
+        session=session, principal=principal, correction=correction, apply=APPLIERS[correction.table_name], now=now
+    )
 
 
 def _visible(
