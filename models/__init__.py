@@ -17,7 +17,7 @@ from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, LicenceRe
 from models.files import Attachment
 from models.notices import FlagNotice, Notice, NoticePreference
 from models.reference import Park, Region, Target, TargetCategory, WasteCategory
-from models.revisions import RateRevision
+from models.revisions import CorrectionAttachment, RateRevision
 from models.waste import (
     Declaration,
     Manifest,
@@ -32,6 +32,7 @@ __all__ = [
     "Attachment",
     "ManifestCorrection",
     "ApiToken",
+    "CorrectionAttachment",
     "CorrectionRequest",
     "LoginFailure",
     "LoginSession",

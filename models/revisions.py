@@ -39,3 +39,11 @@ class RateRevision(ExactWeights, SQLModel, table=True):
     manifest_before_t: Decimal = Field(sa_column=tonnes_column("manifest_before_t"))
     manifest_after_t: Decimal = Field(sa_column=tonnes_column("manifest_after_t"))
     revised_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class CorrectionAttachment(SQLModel, table=True):
+    """An evidence file a correction request carries (a weighbridge ticket, a letter)."""
+
+    __tablename__ = "correction_attachment"
+    correction_id: int = Field(foreign_key="correction_request.id", primary_key=True)
+    attachment_id: int = Field(foreign_key="attachment.id", primary_key=True, index=True)

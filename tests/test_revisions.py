@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,14 +15,16 @@ from sqlmodel import Session, col, select
 
 from flows.access import locks
 from flows.access.accounts import system_principal
-from flows.kernel.errors import Conflict, Forbidden
+from flows.access.files import FileStore, store_attachment
+from flows.kernel.errors import Conflict, Forbidden, InvalidInput
 from flows.waste import corrections, rates
-from flows.waste.revisions import Tolerance
-from models import CorrectionRequest, Declaration, Licence, RateRevision
+from flows.waste.revisions import Tolerance, evidence_of
+from models import AuditLog, CorrectionRequest, Declaration, Licence, RateRevision
 from models.enums import LicenceActivity
 from tests.world import NOW, World, add_receiver_account, build_world, t
 
 PZH, PROVINCE = "510400", "510000"
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
 def _declaration_correction(session: Session, w: World, utilised: float = 90) -> CorrectionRequest:
@@ -52,6 +55,45 @@ def test_tolerance_needs_both_the_share_and_the_tonnes_exceeded() -> None:
     assert not tolerance.exceeded(Decimal(1000), Decimal(1050))  # 50 t but 5 %: within
     assert tolerance.exceeded(Decimal(0), Decimal(11))
     assert not tolerance.exceeded(Decimal(0), Decimal(10))
+
+
+def test_a_change_beyond_the_tolerance_needs_an_attachment(session: Session, tmp_path: Path) -> None:
+    w = build_world(session, with_tokens=False)
+    ent1 = w.principals["ent1"]
+    locks.lock_period(session=session, principal=w.principals["bureau_pzh"], adcode=PZH, year=2023, now=NOW)
+    payload = {"enterprise_id": w.e1, "category_code": "SW01", "year": 2023, "generated_t": 100, "utilised_t": 5}
+    with pytest.raises(InvalidInput) as refused:
+        corrections.request_correction(
+            session=session, principal=ent1, table="declaration", payload=payload, reason="re-read", now=NOW
+        )
+    assert refused.value.field == "attachment_ids" and "80.0 t" in refused.value.render("en")
+    assert "地磅单" in refused.value.render("zh-CN")
+    # A wider tolerance (a setting) lets it through without one.
+    wide = Tolerance(share=Decimal("0.95"), tonnes=Decimal(10))
+    session.rollback()
+    store = FileStore(root=tmp_path / "files", max_bytes=2**20)
+    ticket = store_attachment(
+        session=session, principal=ent1, store=store, data=PDF, filename="磅单.pdf", enterprise_id=w.e1, now=NOW
+    )
+    locks.lock_period(session=session, principal=w.principals["bureau_pzh"], adcode=PZH, year=2023, now=NOW)
+    correction = corrections.request_correction(
+        session=session,
+        principal=ent1,
+        table="declaration",
+        payload=payload,
+        reason="re-read",
+        now=NOW,
+        attachment_ids=[ticket.id],
+    )
+    assert correction.id is not None
+    loose = corrections.request_correction(
+        session=session, principal=ent1, table="declaration", payload=payload, reason="x", now=NOW, tolerance=wide
+    )
+    session.commit()
+    evidence = evidence_of(session=session, correction_ids=[correction.id, loose.id or 0])
+    assert [a.sha256 for a in evidence[correction.id]] == [ticket.sha256] and loose.id not in evidence
+    logged = session.exec(select(AuditLog).where(AuditLog.action == "request_correction")).all()
+    assert logged[0].after is not None and logged[0].after["attachment_ids"] == [ticket.id]
 
 
 def test_preview_equals_the_rates_after_approval(session: Session) -> None:

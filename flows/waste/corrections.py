@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -78,9 +78,18 @@ def _owner_and_year(
 
 
 def request_correction(
-    *, session: Session, principal: Principal, table: str, payload: dict[str, Any], reason: str, now: datetime
+    *,
+    session: Session,
+    principal: Principal,
+    table: str,
+    payload: dict[str, Any],
+    reason: str,
+    now: datetime,
+    attachment_ids: Sequence[object] = (),
+    tolerance: revisions.Tolerance = revisions.DEFAULT_TOLERANCE,
 ) -> CorrectionRequest:
-    """File a correction to a locked period; it waits for a bureau's decision."""
+    """File a correction to a locked period, with evidence when a weight changes beyond the tolerance; it waits
+    for a bureau's decision."""
     if table not in APPLIERS:
         raise InvalidInput("waste.correction_table", field="table", column=Term("field.table"), table=table)
     if not reason.strip():
@@ -89,6 +98,16 @@ def request_correction(
     ensure_write_for_enterprise(principal, enterprise_id, Term(f"waste.table.{table}"))
     if lock_for(session=session, enterprise_id=enterprise_id, year=year) is None:
         raise Conflict("waste.year_not_locked", field="year", year=year, table=Term(f"waste.table.{table}"))
+    evidence = revisions.check_evidence(
+        session=session,
+        principal=principal,
+        table=table,
+        enterprise_id=enterprise_id,
+        year=year,
+        payload=payload,
+        attachment_ids=attachment_ids,
+        tolerance=tolerance,
+    )
     correction = CorrectionRequest(
         table_name=table,
         enterprise_id=enterprise_id,
@@ -100,6 +119,7 @@ def request_correction(
     )
     session.add(correction)
     session.flush()
+    revisions.attach_evidence(session=session, correction=correction, attachments=evidence)
     record(
         session=session,
         principal=principal,
@@ -107,7 +127,8 @@ def request_correction(
         table="correction_request",
         row_id=correction.id,
         before=None,
-        after=snapshot(correction),
+        # The files' hashes are in the log since their upload; the request names which ones it rests on.
+        after={**(snapshot(correction) or {}), "attachment_ids": [a.id for a in evidence]},
         now=now,
         enterprises=(enterprise_id,),
     )

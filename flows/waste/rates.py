@@ -469,13 +469,28 @@ ROW_KINDS: dict[RateBy, dict[str, str]] = {
 
 
 def _mark_revisions(session: Session, report: RateReport, group: RateBy | None) -> None:
-    row_kind = ROW_KINDS.get(group, {}).get(report.scope.kind) if group else None
-    rows = [row for row in report.rows or [] if row.key is not None] if row_kind else []
-    wanted = [(report.scope.kind, report.scope.key), *((row_kind or "", row.key or "") for row in rows)]
-    marks = marks_for(session=session, year=report.year, categories=report.categories, scopes=wanted)
-    report.revisions = marks.get((report.scope.kind, report.scope.key), [])
-    for row in rows:
-        row.revisions = marks.get((row_kind or "", row.key or ""), [])
+    scope = (report.scope.kind, report.scope.key)
+    marks = marks_for(session=session, year=report.year, categories=report.categories, scopes=[scope])
+    report.revisions = marks.get(scope, [])
+    if group is not None and report.rows:
+        mark_rows(
+            session, year=report.year, categories=report.categories, scope=report.scope, by=group, rows=report.rows
+        )
+
+
+def mark_rows(
+    session: Session, *, year: int, categories: Sequence[str], scope: ScopeRef, by: RateBy, rows: Sequence[RateRow]
+) -> None:
+    """Put on each row of a breakdown of `scope` the revisions of its figure, if any."""
+    kind = ROW_KINDS.get(by, {}).get(scope.kind)
+    if kind is None:
+        return
+    keyed = [row for row in rows if row.key is not None]
+    marks = marks_for(
+        session=session, year=year, categories=categories, scopes=[(kind, row.key or "") for row in keyed]
+    )
+    for row in keyed:
+        row.revisions = marks.get((kind, row.key or ""), [])
 
 
 # ---------------------------------------------------------------------------------------------------------------

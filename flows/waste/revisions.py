@@ -3,7 +3,7 @@ approval, and the revisions of a locked year's figures that an approval records.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -13,15 +13,26 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from flows.access.accounts import Principal
+from flows.access.files import attachments_for_use
 from flows.access.locks import lock_for
 from flows.access.scope import ScopeRef
 from flows.access.trail import record, snapshot
-from flows.kernel.errors import DomainError, Forbidden, NotFound
+from flows.kernel.errors import DomainError, Forbidden, InvalidInput, NotFound
+from flows.kernel.messages import Term
 from flows.kernel.principal import system_principal
 from flows.waste import manifests, rates
 from flows.waste.revision_marks import category_key
-from models import CorrectionRequest, Declaration, Enterprise, Manifest, ManifestShare, RateRevision
+from models import (
+    CorrectionAttachment,
+    CorrectionRequest,
+    Declaration,
+    Enterprise,
+    Manifest,
+    ManifestShare,
+    RateRevision,
+)
 from models.enums import Channel
+from models.files import Attachment
 
 DECLARATION_WEIGHTS = (
     "generated_t",
@@ -94,6 +105,61 @@ def weight_changes(
 def beyond(changes: list[WeightChange], tolerance: Tolerance) -> list[WeightChange]:
     """The changes that need evidence."""
     return [change for change in changes if tolerance.exceeded(change.before, change.after)]
+
+
+def check_evidence(
+    *,
+    session: Session,
+    principal: Principal,
+    table: str,
+    enterprise_id: int,
+    year: int,
+    payload: dict[str, Any],
+    attachment_ids: Sequence[object],
+    tolerance: Tolerance,
+) -> list[Attachment]:
+    """The attachments a correction names, refused naming the field when a weight changes beyond the tolerance
+    and there are none."""
+    attachments = attachments_for_use(session=session, principal=principal, ids=attachment_ids)
+    over = beyond(
+        weight_changes(session=session, table=table, enterprise_id=enterprise_id, year=year, payload=payload),
+        tolerance,
+    )
+    if over and not attachments:
+        raise InvalidInput(
+            "revisions.evidence_required",
+            field="attachment_ids",
+            column=Term("field.attachment_ids"),
+            weight=Term(f"field.{over[0].field}"),
+            before=f"{over[0].before:,.1f}",
+            after=f"{over[0].after:,.1f}",
+            share=f"{tolerance.share * 100:.0f}",
+            tonnes=f"{tolerance.tonnes:,.0f}",
+        )
+    return attachments
+
+
+def attach_evidence(*, session: Session, correction: CorrectionRequest, attachments: Sequence[Attachment]) -> None:
+    """Link a new correction to its evidence files."""
+    for attachment in attachments:
+        session.add(CorrectionAttachment(correction_id=correction.id or 0, attachment_id=attachment.id or 0))
+    session.flush()
+
+
+def evidence_of(*, session: Session, correction_ids: Sequence[int]) -> dict[int, list[Attachment]]:
+    """The evidence files of each correction, in the order they were given."""
+    if not correction_ids:
+        return {}
+    query = (
+        sa_select(col(CorrectionAttachment.correction_id), Attachment)
+        .join(Attachment, col(Attachment.id) == col(CorrectionAttachment.attachment_id))
+        .where(col(CorrectionAttachment.correction_id).in_(list(correction_ids)))
+        .order_by(col(Attachment.id))
+    )
+    out: dict[int, list[Attachment]] = {}
+    for correction_id, attachment in session.execute(query).all():
+        out.setdefault(correction_id, []).append(attachment)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""rate revisions: the sums behind a locked year's figures before and after an approved correction
+"""rate revisions: the sums behind a locked year's figures before and after an approved correction; the evidence
+files a correction request carries
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-07 13:00:00.000000
 """
 
@@ -12,7 +13,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0016"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
@@ -43,9 +44,20 @@ def upgrade() -> None:
     )
     op.create_index("ix_rate_revision_correction_id", "rate_revision", ["correction_id"])
     op.create_index("ix_revision_year_scope", "rate_revision", ["year", "scope_kind", "scope_key"])
+    op.create_table(
+        "correction_attachment",
+        sa.Column("correction_id", sa.Integer(), nullable=False),
+        sa.Column("attachment_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["attachment_id"], ["attachment.id"]),
+        sa.ForeignKeyConstraint(["correction_id"], ["correction_request.id"]),
+        sa.PrimaryKeyConstraint("correction_id", "attachment_id"),
+    )
+    op.create_index("ix_correction_attachment_attachment_id", "correction_attachment", ["attachment_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_correction_attachment_attachment_id", table_name="correction_attachment")
+    op.drop_table("correction_attachment")
     op.drop_index("ix_revision_year_scope", table_name="rate_revision")
     op.drop_index("ix_rate_revision_correction_id", table_name="rate_revision")
     op.drop_table("rate_revision")
