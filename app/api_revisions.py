@@ -40,7 +40,8 @@ class FiguresPublic(BaseModel):
     """A scope's rate, target and gap to it (in points), with the sums behind them."""
 
     rate: float | None
-    target: float | None
+    target: float | None  # the year's value on the target path, else the next target's
+    target_year: int | None
     gap_pts: float | None
     generated_t: Tonnes
     utilised_t: Tonnes
@@ -69,6 +70,7 @@ def _figures(f: Figures) -> FiguresPublic:
     return FiguresPublic(
         rate=f.rate,
         target=f.target,
+        target_year=f.target_year,
         gap_pts=f.gap_pts,
         generated_t=f.generated_t,
         utilised_t=f.utilised_t,

@@ -124,7 +124,9 @@ def test_preview_equals_the_rates_after_approval(session: Session) -> None:
         after = _rate(session, 2023, region=scope.after.ref.key)
         assert scope.after.rate == after.rate and scope.after.rate != scope.now.rate
         assert scope.after.utilised_t == after.utilised_t
-        assert scope.after.gap_pts == (None if after.target is None else (after.rate or 0) * 100 - after.target * 100)
+        target = after.target if after.target is not None else (after.next_target.value if after.next_target else None)
+        assert scope.after.target == target
+        assert scope.after.gap_pts == (None if target is None else ((after.rate or 0) - target) * 100)
 
 
 def test_a_city_auditor_previews_its_city_only(session: Session) -> None:

@@ -35,6 +35,7 @@ class EffectLine:
     rate_now: float | None
     rate_after: float | None
     target: float | None
+    target_year: int | None
     gap_now: float | None  # points
     gap_after: float | None
     manifest_now: Decimal
@@ -140,6 +141,7 @@ def corrections_support(
                 rate_now=s.now.rate,
                 rate_after=s.after.rate,
                 target=s.now.target,
+                target_year=s.now.target_year,
                 gap_now=s.now.gap_pts,
                 gap_after=s.after.gap_pts,
                 manifest_now=s.now.manifest_utilised_t,

@@ -173,7 +173,8 @@ class Figures:
     ref: ScopeRef
     categories: list[str]
     rate: float | None
-    target: float | None
+    target: float | None  # the year's value on the target path, else the next target's (as the drill-down holds it)
+    target_year: int | None
     generated_t: Decimal
     utilised_t: Decimal
     utilised_prior_t: Decimal
@@ -197,11 +198,15 @@ ScopeKey = tuple[str, str]
 def _figures(session: Session, principal: Principal, year: int, kind: str, key: str) -> Figures:
     named: dict[str, Any] = {kind: int(key)} if kind in ("park", "enterprise") else {"region": key}
     report = rates.utilisation(session=session, principal=principal, year=year, **named)
+    target, target_year = report.target, year if report.target is not None else None
+    if target is None and report.next_target is not None:
+        target, target_year = report.next_target.value, report.next_target.year
     return Figures(
         ref=report.scope,
         categories=list(report.categories),
         rate=report.rate,
-        target=report.target,
+        target=target,
+        target_year=target_year,
         generated_t=Decimal(report.generated_t),
         utilised_t=Decimal(report.utilised_t),
         utilised_prior_t=Decimal(report.utilised_prior_t),
