@@ -4,7 +4,6 @@ published figures carry a "revised" mark. Screenshots: revisions-form, revisions
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -12,37 +11,22 @@ import pytest
 from sqlmodel import Session
 
 from app.settings import Settings
-from flows.access import accounts, locks
-from models import Licence
-from models.enums import LicenceActivity
-from tests.browser import browser_page, screenshot, session_cookie_for
-from tests.test_revisions import PDF
-from tests.world import NOW, World, build_world, t
+from flows.access import locks
+from tests.browser import browser_page, screenshot
+from tests.test_browser_daily import PHONE, _cookie
+from tests.test_revisions import PDF, license_e2
+from tests.world import NOW, World, build_world
 
-PHONE = {"width": 390, "height": 844}
 WORDS = {
     "zh-CN": {"requested": "更正申请已提交", "revised": "已修订", "before": "修订前 80.0%，现 42.5%"},
     "en": {"requested": "Correction requested", "revised": "revised", "before": "was 80.0%, now 42.5%"},
 }
 
 
-def _cookie(session: Session, settings: Settings, username: str) -> str:
-    return session_cookie_for(session, settings, accounts.get_user(session=session, username=username))
-
-
 def _prepare(session: Session) -> World:
     """The access world with E2 licensed to utilise SW01, and Panzhihua's 2023 and 2024 locked."""
     w = build_world(session)
-    session.add(
-        Licence(
-            enterprise_id=w.e2,
-            category_code="SW01",
-            activity=LicenceActivity.utilisation,
-            capacity_t=t(1000),
-            licence_no="L-E2",
-            valid_from=date(2020, 1, 1),
-        )
-    )
+    license_e2(session, w)
     for year in (2023, 2024):
         locks.lock_period(session=session, principal=w.principals["bureau_pzh"], adcode="510400", year=year, now=NOW)
     session.commit()

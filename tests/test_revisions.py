@@ -17,7 +17,7 @@ from flows.access import locks
 from flows.access.accounts import system_principal
 from flows.access.files import FileStore, store_attachment
 from flows.kernel.errors import Conflict, Forbidden, InvalidInput
-from flows.waste import corrections, rates
+from flows.waste import corrections, rates, revisions
 from flows.waste.revisions import Tolerance, evidence_of
 from models import AuditLog, CorrectionRequest, Declaration, Licence, RateRevision
 from models.enums import LicenceActivity
@@ -37,10 +37,30 @@ def _declaration_correction(session: Session, w: World, utilised: float = 90) ->
     return correction
 
 
+def license_e2(session: Session, w: World) -> None:
+    """E2, the receiver of the world's batches, licensed to utilise SW01: its receipts count bottom-up."""
+    licence = Licence(
+        enterprise_id=w.e2,
+        category_code="SW01",
+        activity=LicenceActivity.utilisation,
+        capacity_t=t(1000),
+        licence_no="L-E2",
+        valid_from=date(2020, 1, 1),
+    )
+    session.add(licence)
+
+
 def _approve(session: Session, w: World, who: str, correction: CorrectionRequest) -> None:
     assert correction.id is not None
     corrections.decide_correction(
         session=session, principal=w.principals[who], correction_id=correction.id, approve=True, note="", now=NOW
+    )
+
+
+def _preview(session: Session, w: World, who: str, correction: CorrectionRequest) -> revisions.Effect:
+    assert correction.id is not None
+    return corrections.preview_correction(
+        session=session, principal=w.principals[who], correction_id=correction.id, now=NOW
     )
 
 
@@ -101,9 +121,7 @@ def test_preview_equals_the_rates_after_approval(session: Session) -> None:
     correction = _declaration_correction(session, w)
     assert correction.id is not None
     before = {key: _rate(session, 2023, region=key) for key in (PZH, PROVINCE)}
-    effect = corrections.preview_correction(
-        session=session, principal=w.principals["bureau_sc"], correction_id=correction.id, now=NOW
-    )
+    effect = _preview(session, w, "bureau_sc", correction)
     session.rollback()
     assert effect.problem is None
     assert [(s.now.ref.kind, s.now.ref.key) for s in effect.scopes] == [("prefecture", PZH), ("province", PROVINCE)]
@@ -111,14 +129,7 @@ def test_preview_equals_the_rates_after_approval(session: Session) -> None:
     assert session.get(Declaration, w.decl_e1).utilised_t == 80  # type: ignore[union-attr]
     for scope in effect.scopes:
         assert scope.now.rate == before[scope.now.ref.key].rate
-    corrections.decide_correction(
-        session=session,
-        principal=w.principals["bureau_sc"],
-        correction_id=correction.id,
-        approve=True,
-        note="",
-        now=NOW,
-    )
+    _approve(session, w, "bureau_sc", correction)
     session.commit()
     for scope in effect.scopes:
         after = _rate(session, 2023, region=scope.after.ref.key)
@@ -133,9 +144,7 @@ def test_a_city_auditor_previews_its_city_only(session: Session) -> None:
     w = build_world(session, with_tokens=False)
     correction = _declaration_correction(session, w)
     assert correction.id is not None
-    effect = corrections.preview_correction(
-        session=session, principal=w.principals["bureau_pzh"], correction_id=correction.id, now=NOW
-    )
+    effect = _preview(session, w, "bureau_pzh", correction)
     assert [s.now.ref.key for s in effect.scopes] == [PZH]
     with pytest.raises(Forbidden):
         corrections.preview_correction(
@@ -149,14 +158,7 @@ def test_approval_in_a_locked_year_marks_the_figures_revised(session: Session) -
     correction = _declaration_correction(session, w)
     assert correction.id is not None
     assert _rate(session, 2023, region=PROVINCE).revisions == []
-    corrections.decide_correction(
-        session=session,
-        principal=w.principals["bureau_pzh"],
-        correction_id=correction.id,
-        approve=True,
-        note="",
-        now=NOW,
-    )
+    _approve(session, w, "bureau_pzh", correction)
     session.commit()
     stored = session.exec(select(RateRevision).order_by(col(RateRevision.id))).all()
     assert {(r.scope_kind, r.scope_key) for r in stored} >= {
@@ -184,30 +186,14 @@ def test_rejection_and_unlocked_years_leave_no_revision(session: Session) -> Non
     correction = _declaration_correction(session, w)
     assert correction.id is not None
     locks.unlock_period(session=session, principal=w.principals["bureau_pzh"], adcode=PZH, year=2023, now=NOW)
-    corrections.decide_correction(
-        session=session,
-        principal=w.principals["bureau_pzh"],
-        correction_id=correction.id,
-        approve=True,
-        note="",
-        now=NOW,
-    )
+    _approve(session, w, "bureau_pzh", correction)
     session.commit()
     assert session.exec(select(RateRevision)).all() == []
 
 
 def test_a_manifest_correction_previews_and_revises_the_bottom_up_figure(session: Session) -> None:
     w = add_receiver_account(session, build_world(session, with_tokens=False))
-    session.add(
-        Licence(
-            enterprise_id=w.e2,
-            category_code="SW01",
-            activity=LicenceActivity.utilisation,
-            capacity_t=t(1000),
-            licence_no="L-E2",
-            valid_from=date(2020, 1, 1),
-        )
-    )
+    license_e2(session, w)
     session.commit()
     assert _rate(session, 2024, region=PZH).manifest_utilised_t == Decimal("29.8")
     locks.lock_period(session=session, principal=w.principals["bureau_pzh"], adcode=PZH, year=2024, now=NOW)
@@ -217,19 +203,10 @@ def test_a_manifest_correction_previews_and_revises_the_bottom_up_figure(session
     )
     session.commit()
     assert correction.id is not None
-    effect = corrections.preview_correction(
-        session=session, principal=w.principals["bureau_pzh"], correction_id=correction.id, now=NOW
-    )
+    effect = _preview(session, w, "bureau_pzh", correction)
     session.rollback()
     assert effect.problem is None and len(effect.scopes) == 1
-    corrections.decide_correction(
-        session=session,
-        principal=w.principals["bureau_pzh"],
-        correction_id=correction.id,
-        approve=True,
-        note="",
-        now=NOW,
-    )
+    _approve(session, w, "bureau_pzh", correction)
     session.commit()
     after = _rate(session, 2024, region=PZH)
     assert effect.scopes[0].now.manifest_utilised_t == Decimal("29.8")

@@ -8,12 +8,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.auth import SESSION_COOKIE, signed
 from app.settings import Settings
 from app.web import pct
-from flows.access import accounts
 from models import CorrectionAttachment, CorrectionRequest, PeriodLock
 from tests.test_revisions import PDF
+from tests.test_web_audit import _sign_in
 from tests.world import NOW, World, build_world
 
 PZH, PROVINCE = "510400", "510000"
@@ -21,14 +20,6 @@ PZH, PROVINCE = "510400", "510000"
 
 def _as(w: World, role: str, lang: str = "en") -> dict[str, str]:
     return {"Authorization": f"Bearer {w.tokens[role]}", "Accept-Language": lang}
-
-
-def _sign_in(client: TestClient, session: Session, settings: Settings, username: str) -> str:
-    user = accounts.get_user(session=session, username=username)
-    raw, csrf = accounts.start_session(session=session, user=user, now=NOW.replace(year=2099))
-    session.commit()
-    client.cookies.set(SESSION_COOKIE, signed(raw, settings.secret_key))
-    return csrf
 
 
 def _file_beyond_tolerance(client: TestClient, w: World) -> tuple[int, int]:

@@ -21,6 +21,7 @@ from flows.kernel.errors import DomainError, Forbidden, InvalidInput, NotFound
 from flows.kernel.messages import Term
 from flows.kernel.principal import system_principal
 from flows.waste import manifests, rates
+from flows.waste.declarations import FIGURES
 from flows.waste.revision_marks import category_key
 from models import (
     CorrectionAttachment,
@@ -34,15 +35,6 @@ from models import (
 from models.enums import Channel
 from models.files import Attachment
 
-DECLARATION_WEIGHTS = (
-    "generated_t",
-    "utilised_t",
-    "utilised_prior_t",
-    "disposed_t",
-    "disposed_prior_t",
-    "stored_t",
-    "dumped_t",
-)
 MANIFEST_WEIGHTS = ("weight_dispatched_t", "weight_received_t", "rejected_t")
 
 
@@ -91,7 +83,7 @@ def weight_changes(
                 col(Declaration.year) == year,
             )
         ).scalar_one_or_none()
-        pairs = [(name, getattr(current, name, None), payload.get(name)) for name in DECLARATION_WEIGHTS]
+        pairs = [(name, getattr(current, name, None), payload.get(name)) for name in FIGURES]
     else:
         batch = session.get(Manifest, int(payload["batch_id"]))
         if batch is None:
