@@ -8,6 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from app.main import create_app
 from app.settings import Settings
 from app.web import pct
 from models import CorrectionAttachment, CorrectionRequest, PeriodLock
@@ -115,3 +116,22 @@ def test_the_batch_form_takes_a_weighbridge_ticket_in_a_locked_year(client: Test
     [correction] = session.exec(select(CorrectionRequest)).all()
     [link] = session.exec(select(CorrectionAttachment)).all()
     assert link.correction_id == correction.id
+
+
+def test_the_tolerance_is_a_setting(session: Session, settings: Settings) -> None:
+    w = build_world(session)
+    session.add(PeriodLock(region_adcode=PZH, year=2023, locked_at=NOW))
+    session.commit()
+    wide = settings.model_copy(update={"correction_tolerance_pct": 95.0})
+    body = {
+        "table": "declaration",
+        "reason": "utilised tonnes mistyped",
+        "payload": {"enterprise_id": w.e1, "category_code": "SW01", "year": 2023, "generated_t": 100, "utilised_t": 5},
+    }
+    with TestClient(create_app(wide)) as client:
+        assert client.post("/api/v1/corrections", json=body, headers=_as(w, "ent1")).status_code == 201
+        _sign_in(client, session, wide, "bureau_pzh")
+        assert (
+            "more than 95% and more than 10.0 t"
+            in client.get("/audit/corrections", headers={"Accept-Language": "en"}).text
+        )

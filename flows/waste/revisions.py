@@ -125,8 +125,8 @@ def check_evidence(
             weight=Term(f"field.{over[0].field}"),
             before=f"{over[0].before:,.1f}",
             after=f"{over[0].after:,.1f}",
-            share=f"{tolerance.share * 100:.0f}",
-            tonnes=f"{tolerance.tonnes:,.0f}",
+            share=f"{(tolerance.share * 100).normalize():f}",
+            tonnes=f"{tolerance.tonnes:,.1f}",
         )
     return attachments
 
