@@ -2,7 +2,7 @@
 files a correction request carries
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0018
 Create Date: 2026-12-07 13:00:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0016"
-down_revision = "0013"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
