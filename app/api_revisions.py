@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, UploadFile
 from pydantic import BaseModel
+from sqlmodel import Session
 
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep, SettingsDep
+from app.files import upload_bytes
 from app.params import Id
 from app.settings import Settings
+from flows.access import files
+from flows.access.files import FileStore
 from flows.access.scope import ScopeRef
+from flows.kernel.principal import Principal
 from flows.waste import corrections
 from flows.waste.revisions import Figures, Tolerance
 from models.quantity import Tonnes
@@ -34,6 +40,24 @@ def tolerance_of(settings: Settings) -> Tolerance:
 
 
 ToleranceDep = Annotated[Tolerance, Depends(tolerance)]
+
+
+def stored_evidence(
+    *, session: Session, principal: Principal, store: FileStore, upload: UploadFile | None, now: datetime
+) -> list[int]:
+    """A page form's evidence file, stored in the request's transaction (kept only if the correction is filed)."""
+    if upload is None or not upload.filename:
+        return []
+    attachment = files.store_attachment(
+        session=session,
+        principal=principal,
+        store=store,
+        data=upload_bytes(upload, store),
+        filename=upload.filename,
+        enterprise_id=principal.enterprise_id,
+        now=now,
+    )
+    return [attachment.id] if attachment.id is not None else []
 
 
 class FiguresPublic(BaseModel):

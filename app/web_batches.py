@@ -15,16 +15,14 @@ from sqlmodel import Session, col, select
 
 from app import downloads
 from app import years as year_memory
-from app.api_revisions import ToleranceDep, tolerance_of
+from app.api_revisions import ToleranceDep, stored_evidence, tolerance_of
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
-from app.files import FileStoreDep, upload_bytes
+from app.files import FileStoreDep
 from app.i18n import LanguageDep, field_label, local_name, say, translate
 from app.params import Id
 from app.web import beijing, is_fragment_request, render
-from flows.access import files
-from flows.access.files import FileStore
 from flows.access.locks import lock_for
 from flows.kernel.bounds import MAX_ID, MAX_TEXT, check_text
 from flows.kernel.clock import CST
@@ -822,7 +820,7 @@ def batch_correct(
         )
         if locked:
             payload = {"batch_id": batch_id, "changes": changes, "reason": reason}
-            evidence = _evidence(session, principal, store, file, now)
+            evidence = stored_evidence(session=session, principal=principal, store=store, upload=file, now=now)
             corrections.request_correction(
                 session=session,
                 principal=principal,
@@ -840,24 +838,6 @@ def batch_correct(
         return {}
 
     return _act(request, data, session, principal, lang, batch_id, "correct", run)
-
-
-def _evidence(
-    session: Session, principal: Principal, store: FileStore, upload: UploadFile | None, now: datetime
-) -> list[int]:
-    """The uploaded evidence stored in this request's transaction (so kept only if the correction is filed)."""
-    if upload is None or not upload.filename:
-        return []
-    attachment = files.store_attachment(
-        session=session,
-        principal=principal,
-        store=store,
-        data=upload_bytes(upload, store),
-        filename=upload.filename,
-        enterprise_id=principal.enterprise_id,
-        now=now,
-    )
-    return [attachment.id] if attachment.id is not None else []
 
 
 # ---- Editing a draft --------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -11,6 +12,7 @@ from sqlmodel import Session, select
 from app.main import create_app
 from app.settings import Settings
 from app.web import pct
+from flows.kernel.clock import CST
 from models import CorrectionAttachment, CorrectionRequest, PeriodLock
 from tests.test_revisions import PDF
 from tests.test_web_audit import _sign_in
@@ -135,3 +137,34 @@ def test_the_tolerance_is_a_setting(session: Session, settings: Settings) -> Non
             "more than 95% and more than 10.0 t"
             in client.get("/audit/corrections", headers={"Accept-Language": "en"}).text
         )
+
+
+def test_an_asked_correction_beyond_the_tolerance_carries_evidence(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    w = build_world(session)
+    due = (datetime.now(UTC).astimezone(CST).date() + timedelta(days=7)).isoformat()
+    asked = {"table": "transfer_batch", "row_id": w.batch_received, "fields": ["weight_dispatched_t"], "due_on": due}
+    made = client.post("/api/v1/correction-asks", json={**asked, "reason": "ticket"}, headers=_as(w, "bureau_pzh"))
+    assert made.status_code == 201, made.text
+    url = f"/api/v1/correction-asks/{made.json()['id']}/answer"
+    answer = {"action": "file", "values": {"weight_dispatched_t": 5}, "reason": "misread"}
+    refused = client.post(url, json=answer, headers=_as(w, "ent1"))
+    assert refused.status_code == 422 and "attachment_ids" in refused.text
+    # The page's answer form takes the ticket.
+    csrf = _sign_in(client, session, settings, "ent1")
+    page = client.get(f"/asks/{made.json()['id']}", headers={"Accept-Language": "en"})
+    assert 'enctype="multipart/form-data"' in page.text and "more than 10% and more than 10.0 t" in page.text
+    form = {"action": "file", "value.weight_dispatched_t": "5", "reason": "misread", "csrf_token": csrf}
+    bare = client.post(f"/asks/{made.json()['id']}/answer", data=form)
+    assert bare.status_code == 422 and 'aria-invalid="true"' in bare.text
+    filed = client.post(
+        f"/asks/{made.json()['id']}/answer",
+        data=form,
+        files={"file": ("ticket.pdf", PDF, "application/pdf")},
+        follow_redirects=False,
+    )
+    assert filed.status_code == 303, filed.text
+    session.expire_all()
+    [link] = session.exec(select(CorrectionAttachment)).all()
+    assert session.get(CorrectionRequest, link.correction_id) is not None
