@@ -21,6 +21,7 @@ from flows.waste import corrections, rates, revisions
 from flows.waste.revisions import Tolerance, evidence_of
 from models import AuditLog, CorrectionRequest, Declaration, Licence, RateRevision
 from models.enums import LicenceActivity
+from tests.test_cli_reports import _json
 from tests.world import NOW, World, add_receiver_account, build_world, t
 
 PZH, PROVINCE = "510400", "510000"
@@ -253,3 +254,21 @@ def test_concurrent_approvals_record_one_revision(engine: Engine, backend: str) 
     with Session(engine) as session:
         stored = session.exec(select(RateRevision).where(RateRevision.scope_kind == "province")).all()
         assert len(stored) == 1
+
+
+def test_rate_json_carries_the_revisions_as_an_added_key(cli_env: dict[str, str], session: Session) -> None:
+    w = build_world(session, with_tokens=False)
+    plain = _json("rate", "--year", "2023", "--region", PROVINCE, "--by", "region")
+    correction = _declaration_correction(session, w)
+    _approve(session, w, "bureau_pzh", correction)
+    session.commit()
+    body = _json("rate", "--year", "2023", "--region", PROVINCE, "--by", "region")
+    assert set(body) == set(plain) and plain["revisions"] == []
+    [mark] = body["revisions"]
+    assert (mark["correction_id"], mark["rate_before"], mark["rate_after"]) == (
+        correction.id,
+        plain["rate"],
+        body["rate"],
+    )
+    row = next(r for r in body["rows"] if r["key"] == PZH)
+    assert row["revisions"][0]["utilised_after_t"] == 90
