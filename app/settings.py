@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # Evidence files (weighbridge tickets, letters): kept outside the database, under their SHA-256.
     attachments_dir: Path | None = None  # default: <data_dir>/attachments
     max_attachment_mb: float = Field(default=10, gt=0, le=100)
+    # A correction that changes a weight by more than this share AND more than these tonnes needs an attachment.
+    correction_tolerance_pct: float = Field(default=10, ge=0, le=100)
+    correction_tolerance_t: float = Field(default=10, ge=0, le=1_000_000)
 
     def smtp_target(self) -> SmtpTarget | None:
         """Where notifications are e-mailed; None when e-mail is off."""

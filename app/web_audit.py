@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from app import downloads
 from app import years as year_memory
+from app.api_revisions import tolerance_of
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
@@ -29,6 +30,7 @@ from flows.kernel.principal import Principal
 from flows.pages import asks as ask_pages
 from flows.pages import audit as audit_workspace
 from flows.pages import audit_export, exports
+from flows.pages import revisions as revision_pages
 from flows.pages.audit import AuditRow, ScopeArgs
 from flows.pages.dashboard import declared_years
 from flows.pages.years import choose
@@ -513,10 +515,22 @@ def unlock_year(
 # Corrections
 
 
-def _corrections_context(session: Any, principal: Principal, lang: str, **extra: Any) -> dict[str, Any]:
+def _corrections_context(
+    request: Request, session: Any, principal: Principal, lang: str, **extra: Any
+) -> dict[str, Any]:
     lines = audit_workspace.correction_lines(session=session, principal=principal)
+    support = revision_pages.corrections_support(
+        session=session,
+        principal=principal,
+        correction_ids=[c.id for c in lines],
+        tolerance=tolerance_of(request.app.state.settings),
+        now=utcnow(),
+    )
+    # The previews applied each correction in a savepoint; nothing of them may reach a commit.
+    session.rollback()
     return {
         **_tools(),
+        "support": support,
         "pending": [c for c in lines if c.status == "pending"],
         "decided": [c for c in lines if c.status != "pending"],
         "fmt": _value,
@@ -546,7 +560,10 @@ def corrections_page(
     audit_workspace.require_auditor(principal)
     message = translate(lang, f"audit.corrections.{done}", id=id) if done and id else None
     return render(
-        request, "audit_corrections.html", _corrections_context(session, principal, lang, message=message), lang=lang
+        request,
+        "audit_corrections.html",
+        _corrections_context(request, session, principal, lang, message=message),
+        lang=lang,
     )
 
 
@@ -562,7 +579,7 @@ def _decide(
     except DomainError as exc:
         session.rollback()
         context = _corrections_context(
-            session, principal, lang, problem=exc, problem_field=exc.field, problem_id=correction_id, note=note
+            request, session, principal, lang, problem=exc, problem_field=exc.field, problem_id=correction_id, note=note
         )
         return render(request, "audit_corrections.html", context, lang=lang, status_code=status_for(exc))
     done = "approved" if approve else "rejected"

@@ -9,15 +9,17 @@ from functools import partial
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 
 from app import downloads
 from app import years as year_memory
+from app.api_revisions import ToleranceDep, stored_evidence, tolerance_of
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
+from app.files import FileStoreDep
 from app.i18n import LanguageDep, field_label, local_name, say, translate
 from app.params import Id
 from app.web import beijing, is_fragment_request, render
@@ -33,6 +35,7 @@ from flows.pages import exports
 from flows.pages.batches import BatchForm, BatchQuery, Problem
 from flows.pages.years import choose
 from flows.waste import corrections, manifests
+from flows.waste.revisions import Tolerance
 from models import Enterprise, Manifest, ManifestSource, WasteCategory
 from models.enums import ManifestStatus, Route, TransportMode, UserRole, Weighing
 
@@ -51,6 +54,7 @@ FIELD_OF = {
     "weight_received_kg": "weight_received",
     "rejected_t": "rejected",
     "rejected_kg": "rejected",
+    "attachment_ids": "file",
 }
 DEFAULT_DESCENDING = {"date": True, "weight": True, "number": False, "status": False}
 
@@ -570,6 +574,10 @@ def batch_search(
 # ---- One batch --------------------------------------------------------------------------------------------------
 
 
+def _tolerance(request: Request) -> Tolerance:
+    return tolerance_of(request.app.state.settings)
+
+
 def _detail_context(
     session: Session,
     principal: Principal,
@@ -580,6 +588,7 @@ def _detail_context(
     problems: dict[str, Problem] | None = None,
     failed: str | None = None,
     data: dict[str, str] | None = None,
+    tolerance: Tolerance | None = None,
 ) -> dict[str, Any]:
     d = pages.batch_detail(session=session, principal=principal, batch_id=batch_id)
     status = d.row.status
@@ -601,6 +610,7 @@ def _detail_context(
         "failed": failed,
         "data": data or {},
         "is_bureau": principal.role in (UserRole.bureau, UserRole.admin),
+        "evidence_tolerance": tolerance,
         "now_local": utcnow().astimezone(CST).strftime("%Y-%m-%dT%H:%M"),
         "tonnes": tonnes,
         "beijing": beijing,
@@ -618,7 +628,7 @@ def batch_page(
 ) -> Response:
     """One batch: its parties, weights shipped and received with the gap, its steps, and what the viewer may do now."""
     done = request.query_params.get("done")
-    context = _detail_context(session, principal, lang, batch_id, done=done)
+    context = _detail_context(session, principal, lang, batch_id, done=done, tolerance=_tolerance(request))
     return render(request, "batch.html", context, lang=lang, block="batch")
 
 
@@ -652,7 +662,7 @@ def _act(
             done = outcome if isinstance(outcome, str) else step
             if not is_fragment_request(request):
                 return RedirectResponse(f"/batches/{batch_id}?done={done}", status_code=303)
-            context = _detail_context(session, principal, lang, batch_id, done=done)
+            context = _detail_context(session, principal, lang, batch_id, done=done, tolerance=_tolerance(request))
             return render(request, "batch.html", context, lang=lang, block="batch")
         problems = outcome
         status = 422
@@ -666,7 +676,9 @@ def _act(
         problems = {problem.field: problem}
         status = status_for(exc)
     session.rollback()
-    context = _detail_context(session, principal, lang, batch_id, problems=problems, failed=step, data=data)
+    context = _detail_context(
+        session, principal, lang, batch_id, problems=problems, failed=step, data=data, tolerance=_tolerance(request)
+    )
     return render(request, "batch.html", context, lang=lang, block="batch", status_code=status)
 
 
@@ -780,9 +792,13 @@ def batch_correct(
     lang: LanguageDep,
     principal: PrincipalDep,
     data: FormDep,
+    store: FileStoreDep,
+    tolerance: ToleranceDep,
+    file: Annotated[UploadFile | None, File(description="evidence: a weighbridge ticket, PDF or image")] = None,
 ) -> Response:
     """A party corrects its own weight of a closed batch, saying why; in a locked year the correction is filed
-    for a bureau to approve, and nothing changes until then."""
+    for a bureau to approve, with evidence when the weight changes beyond the tolerance, and nothing changes until
+    then."""
 
     def run(batch: Manifest, data: dict[str, str], now: datetime) -> dict[str, Problem] | str:
         what = data.get("what", "")
@@ -804,8 +820,16 @@ def batch_correct(
         )
         if locked:
             payload = {"batch_id": batch_id, "changes": changes, "reason": reason}
+            evidence = stored_evidence(session=session, principal=principal, store=store, upload=file, now=now)
             corrections.request_correction(
-                session=session, principal=principal, table="transfer_batch", payload=payload, reason=reason, now=now
+                session=session,
+                principal=principal,
+                table="transfer_batch",
+                payload=payload,
+                reason=reason,
+                now=now,
+                attachment_ids=evidence,
+                tolerance=tolerance,
             )
             return "correction_requested"
         manifests.correct(

@@ -18,6 +18,7 @@ from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, LicenceRe
 from models.files import Attachment
 from models.notices import FlagNotice, Notice, NoticePreference
 from models.reference import Park, Region, Target, TargetCategory, WasteCategory
+from models.revisions import CorrectionAttachment, RateRevision
 from models.waste import (
     Declaration,
     Manifest,
@@ -33,6 +34,7 @@ __all__ = [
     "ManifestCorrection",
     "ApiToken",
     "CorrectionAsk",
+    "CorrectionAttachment",
     "CorrectionRequest",
     "LoginFailure",
     "LoginSession",
@@ -51,6 +53,7 @@ __all__ = [
     "NoticePreference",
     "Park",
     "PeriodLock",
+    "RateRevision",
     "RecoveryReport",
     "Region",
     "Target",

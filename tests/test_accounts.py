@@ -283,7 +283,7 @@ def test_locked_period_refuses_writes_until_a_correction_is_approved(session: Se
             session=session, principal=bureau_pzh, correction_id=correction.id, approve=False, note="", now=NOW
         )
     actions = [e.action for e in session.exec(select(AuditLog).order_by(col(AuditLog.id))).all()]
-    assert actions[-4:] == ["lock", "request_correction", "correction", "approve_correction"]
+    assert actions[-5:] == ["lock", "request_correction", "correction", "revise_figures", "approve_correction"]
 
 
 def test_rejected_correction_changes_nothing(session: Session) -> None:

@@ -477,6 +477,7 @@ def drill_down(
         else:
             # A second breakdown of the same scope, categories and target (a prefecture's counties after its parks).
             rows = rates.breakdown_rows(session, scope, by, report.categories, (year, year), report.target)
+            rates.mark_rows(session, year=year, categories=report.categories, scope=scope.ref, by=by, rows=rows)
         extras = declared_extras(session, scope.condition, report.categories, year, [_group_column(kind)])
         counts: dict[str, int] = {}
         keys_of = flag_keys(kind, places)
