@@ -539,7 +539,7 @@ def batch_create(
 
 def _locked_only(problems: dict[str, Problem]) -> bool:
     """The form is refused for the locked year alone, so it may go on as a late filing."""
-    return list(problems) == ["dispatched_at"] and problems["dispatched_at"].code == "locked"
+    return list(problems) == ["dispatched_at"] and problems["dispatched_at"].code == "locked_new"
 
 
 def _file_late(

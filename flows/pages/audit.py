@@ -21,6 +21,7 @@ from sqlmodel import Session, col
 from flows.access.locks import list_locks
 from flows.access.scope import Scope, ScopeRef, require_role, resolve_scope
 from flows.kernel.adcode import lineage, prefecture_of, region_prefix, within
+from flows.kernel.clock import CST
 from flows.kernel.errors import InvalidInput
 from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
@@ -1082,6 +1083,12 @@ def _late_manifest(session: Session, payload: dict[str, Any]) -> tuple[str, list
             shown[key] = parties.get(int(payload[key]), (str(payload[key]), None))[0]
     if payload.get("weight_dispatched_t") is not None:
         shown["weight_dispatched_t"] = float(payload["weight_dispatched_t"])
+    if payload.get("dispatched_at"):
+        # Kept as filed (a time without an offset is Beijing time); shown in Beijing time, as the queue shows times.
+        at = datetime.fromisoformat(str(payload["dispatched_at"]))
+        shown["dispatched_at"] = (
+            (at if at.tzinfo else at.replace(tzinfo=CST)).astimezone(CST).strftime("%Y-%m-%d %H:%M")
+        )
     changes = [Change(k, None, shown[k]) for k in LATE_MANIFEST_FIELDS if shown.get(k) is not None]
     return str(payload.get("category_code") or ""), changes
 
