@@ -19,7 +19,7 @@ from app.settings import Settings
 from flows.kernel.errors import Forbidden, InvalidInput
 from flows.waste import lock_checklist
 from flows.waste.flags import list_flags
-from models import AuditLog, CorrectionRequest, Declaration, Manifest, PeriodLock
+from models import AuditLog, CorrectionRequest, Declaration, Enterprise, Manifest, PeriodLock
 from tests.browser import serve
 from tests.test_integrity import _at_once, _post
 from tests.world import NOW, World, build_world
@@ -336,3 +336,69 @@ def test_a_late_filing_approved_twice_at_once_is_written_once(server: str, sessi
         )
     ).one()
     assert approvals == 1
+
+
+# ---- declaration import -------------------------------------------------------------------------------------------
+
+
+def _declarations_csv(session: Session, w: World) -> bytes:
+    uscc = session.get(Enterprise, w.e1).uscc  # type: ignore[union-attr]
+    lines = [
+        "uscc,year,category,generated_t,utilised_t,disposed_t,stored_t,dumped_t",
+        f"{uscc},2021,SW02,40,30,0,10,0",  # new, in locked 2021
+        f"{uscc},2022,SW01,10,5,0,5,0",  # an open year: written directly
+    ]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def test_an_import_files_new_declarations_of_a_locked_year_late_when_given_a_reason(
+    client: TestClient, session: Session, world: World
+) -> None:
+    w = world
+    body = _declarations_csv(session, w)
+    refused = client.post(
+        "/api/v1/imports/declarations", files={"file": ("d.csv", body, "text/csv")}, headers=_as(w, "ent1")
+    )
+    assert refused.status_code == 422
+    assert [e["line"] for e in refused.json()["errors"]] == [2]
+    assert "late filing" in refused.json()["errors"][0]["reason"]
+
+    filed = client.post(
+        "/api/v1/imports/declarations",
+        files={"file": ("d.csv", body, "text/csv")},
+        data={"late_reason": "the 2021 ledger was found in an archive"},
+        headers=_as(w, "ent1"),
+    )
+    assert filed.status_code == 201, filed.text
+    assert (filed.json()["inserted"], filed.json()["late_filed"]) == (1, 1)
+    session.expire_all()
+    request = session.exec(select(CorrectionRequest).where(CorrectionRequest.table_name == "late_declaration")).one()
+    assert request.year == 2021 and request.payload["category_code"] == "SW02"
+    assert request.reason == "the 2021 ledger was found in an archive"
+    assert session.exec(select(Declaration).where(Declaration.year == 2021)).first() is None
+
+    # A stored declaration of a locked year still needs a correction, reason or not.
+    _lock(session, "510400", 2023)
+    uscc = session.get(Enterprise, w.e1).uscc  # type: ignore[union-attr]
+    stored = f"uscc,year,category,generated_t,utilised_t,disposed_t,stored_t,dumped_t\n{uscc},2023,SW01,99,0,0,99,0\n"
+    again = client.post(
+        "/api/v1/imports/declarations",
+        files={"file": ("s.csv", stored.encode(), "text/csv")},
+        data={"late_reason": "x"},
+        headers=_as(w, "ent1"),
+    )
+    assert again.status_code == 422 and "correction" in again.json()["errors"][0]["reason"]
+
+
+def test_the_import_page_offers_the_late_reason(client: TestClient, session: Session, world: World) -> None:
+    w = world
+    page = client.get("/import", headers=_as(w, "ent1", "zh-CN"))
+    assert 'name="late_reason"' in page.text and "逾期补报原因" in page.text
+    done = client.post(
+        "/import",
+        data={"kind": "declarations", "late_reason": "档案中找到 2021 年台账"},
+        files={"file": ("d.csv", _declarations_csv(session, w), "text/csv")},
+        headers=_as(w, "ent1", "zh-CN"),
+    )
+    assert done.status_code == 200, done.text[:500]
+    assert 'data-figure="late_filed">1<' in done.text and 'id="import-late-filed"' in done.text
