@@ -57,11 +57,10 @@ WORDS = {
 
 def _world(session: Session) -> World:
     w = build_world(session, with_tokens=False)
-    for key, (zh, en) in NAMES.items():
-        e = session.get(Enterprise, getattr(w, key))
-        assert e is not None
-        e.name_zh, e.name_en = zh, en
-        session.add(e)
+    # The names of the batch pages' journey, so that the pictures read as a real province would.
+    named = {getattr(w, key): names for key, names in NAMES.items()}
+    for enterprise in session.exec(select(Enterprise)).all():
+        enterprise.name_zh, enterprise.name_en = named[enterprise.id or 0]
     session.commit()
     return w
 

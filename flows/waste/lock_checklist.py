@@ -5,10 +5,9 @@ The auditor sees the list, then confirms; the lock keeps the counts it was confi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 
+from pydantic import BaseModel, Field, computed_field
 from sqlalchemy import and_, exists, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -19,12 +18,12 @@ from flows.access.scope import ensure_region_in_scope, region_clause, require_ro
 from flows.waste.flags import list_flags
 from models import CorrectionRequest, Declaration, Enterprise, Manifest, PeriodLock, Region
 from models.enums import ManifestStatus, UserRole
+from models.quantity import Tonnes
 
 SHOWN = 50  # rows listed per section; the counts are always whole
 
 
-@dataclass(frozen=True)
-class InTransit:
+class InTransit(BaseModel):
     """A batch dispatched and not yet received (or rejected)."""
 
     batch_id: int
@@ -34,11 +33,10 @@ class InTransit:
     receiver_zh: str
     receiver_en: str | None
     dispatched_at: datetime | None
-    weight_t: Decimal
+    weight_t: Tonnes
 
 
-@dataclass(frozen=True)
-class Undeclared:
+class Undeclared(BaseModel):
     """An enterprise of the region with manifests in the year and no declaration for it."""
 
     enterprise_id: int
@@ -48,8 +46,7 @@ class Undeclared:
     manifests: int
 
 
-@dataclass(frozen=True)
-class PendingRequest:
+class PendingRequest(BaseModel):
     """A correction or late filing that waits for a bureau's decision."""
 
     correction_id: int
@@ -58,8 +55,7 @@ class PendingRequest:
     enterprise_en: str | None
 
 
-@dataclass
-class LockChecklist:
+class LockChecklist(BaseModel):
     """The checklist of one region and year, each section counted in full and listed up to SHOWN rows."""
 
     adcode: str
@@ -71,10 +67,11 @@ class LockChecklist:
     undeclared_count: int
     open_flags: int
     pending_count: int
-    in_transit: list[InTransit] = field(default_factory=list)
-    undeclared: list[Undeclared] = field(default_factory=list)
-    pending: list[PendingRequest] = field(default_factory=list)
+    in_transit: list[InTransit] = Field(description=f"the first {SHOWN}, the oldest dispatch first")
+    undeclared: list[Undeclared] = Field(description=f"the first {SHOWN}, by name")
+    pending: list[PendingRequest] = Field(description=f"the first {SHOWN}, the oldest first")
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def clear(self) -> bool:
         """Nothing left open: locking changes nobody's pending work."""
@@ -145,7 +142,10 @@ def lock_checklist(*, session: Session, principal: Principal, adcode: str, year:
         .order_by(col(Enterprise.name_zh), col(Enterprise.id))
     )
     undeclared_count = session.execute(sa_select(func.count()).select_from(undeclared_query.subquery())).scalar_one()
-    undeclared = [Undeclared(*row) for row in session.execute(undeclared_query.limit(SHOWN))]
+    undeclared = [
+        Undeclared(enterprise_id=row[0], uscc=row[1], name_zh=row[2], name_en=row[3], manifests=row[4])
+        for row in session.execute(undeclared_query.limit(SHOWN))
+    ]
 
     waiting = and_(
         col(CorrectionRequest.status) == "pending",
@@ -175,10 +175,10 @@ def lock_checklist(*, session: Session, principal: Principal, adcode: str, year:
             InTransit(
                 batch_id=b.id or 0,
                 number=b.number,
-                shipper_zh=names.get(b.shipper_id, (str(b.shipper_id), None))[0],
-                shipper_en=names.get(b.shipper_id, (str(b.shipper_id), None))[1],
-                receiver_zh=names.get(b.receiver_id, (str(b.receiver_id), None))[0],
-                receiver_en=names.get(b.receiver_id, (str(b.receiver_id), None))[1],
+                shipper_zh=names[b.shipper_id][0],
+                shipper_en=names[b.shipper_id][1],
+                receiver_zh=names[b.receiver_id][0],
+                receiver_en=names[b.receiver_id][1],
                 dispatched_at=b.dispatched_at,
                 weight_t=b.weight_dispatched_t,
             )
@@ -189,8 +189,8 @@ def lock_checklist(*, session: Session, principal: Principal, adcode: str, year:
             PendingRequest(
                 correction_id=r.id or 0,
                 table=r.table_name,
-                enterprise_zh=names.get(r.enterprise_id, (str(r.enterprise_id), None))[0],
-                enterprise_en=names.get(r.enterprise_id, (str(r.enterprise_id), None))[1],
+                enterprise_zh=names[r.enterprise_id][0],
+                enterprise_en=names[r.enterprise_id][1],
             )
             for r in requests
         ],
