@@ -31,7 +31,7 @@ from flows.access.scope import require_role
 from flows.kernel.bounds import MAX_QUERY_TEXT, Code, Name, Password, ShortText, Text
 from flows.kernel.bounds import Id as IdField
 from flows.pages.stats import table_counts
-from flows.waste import correction_asks, corrections, declarations, revisions
+from flows.waste import correction_asks, corrections, declarations, lock_checklist, revisions
 from maps.datum import Datum, point_to_wgs84
 from maps.geometry import to_geojson
 from maps.layers import parks_layer, regions_layer
@@ -154,6 +154,7 @@ class ChainPublic(BaseModel):
 class LockCreate(BaseModel):
     region_adcode: Code
     year: int = Field(ge=2000, le=2100)
+    confirm: bool = Field(default=False, description="true once GET /locks/checklist was reviewed; refused otherwise")
 
 
 class LockPublic(BaseModel):
@@ -340,9 +341,14 @@ def list_locks(session: SessionDep, principal: PrincipalDep) -> list[LockPublic]
 
 @router.post("/locks", response_model=LockPublic, status_code=201, tags=["audit"])
 def lock_period(body: LockCreate, session: SessionDep, principal: PrincipalDep) -> LockPublic:
-    """Lock a reporting year for a region (bureaus of that region or above)."""
-    lock = locks.lock_period(
-        session=session, principal=principal, adcode=body.region_adcode, year=body.year, now=utcnow()
+    """Lock a reporting year for a region (bureaus of that region or above), its checklist confirmed."""
+    lock = lock_checklist.lock_year(
+        session=session,
+        principal=principal,
+        adcode=body.region_adcode,
+        year=body.year,
+        confirm=body.confirm,
+        now=utcnow(),
     )
     session.commit()
     return LockPublic.model_validate(lock, from_attributes=True)

@@ -21,6 +21,7 @@ from app import (
     api_asks,
     api_battery,
     api_licences,
+    api_lockcheck,
     api_manifests,
     api_notifications,
     api_reports,
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_licences.router, prefix="/api/v1")
     app.include_router(api_asks.router, prefix="/api/v1")
     app.include_router(api_revisions.router, prefix="/api/v1")
+    app.include_router(api_lockcheck.router, prefix="/api/v1")
     app.include_router(web.router)
     app.include_router(login.router)
     app.include_router(web_import.router)

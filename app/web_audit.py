@@ -34,6 +34,7 @@ from flows.pages import revisions as revision_pages
 from flows.pages.audit import AuditRow, ScopeArgs
 from flows.pages.dashboard import declared_years
 from flows.pages.years import choose
+from flows.waste import lock_checklist
 from flows.waste.flags import Flag, FlagKind
 from models.quantity import json_default
 
@@ -465,22 +466,59 @@ def _form_failure(
 ) -> Response:
     session.rollback()
     year = extra.pop("year", None) or _year(session, principal, None)[0]
+    if exc.field == "confirm":
+        # Locking unconfirmed: the checklist again, beside the refusal.
+        extra["checklist"] = lock_checklist.lock_checklist(
+            session=session, principal=principal, adcode=extra["chosen_region"], year=year
+        )
     context = _locks_context(session, principal, lang, year, problem=exc, problem_field=exc.field, **extra)
     return render(request, "audit_locks.html", context, lang=lang, status_code=status_for(exc))
 
 
+@router.get("/audit/locks/checklist", name="audit_lock_checklist")
+def lock_checklist_page(
+    request: Request,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    region_adcode: Annotated[str, Query(max_length=6)],
+    year: Annotated[int, Query(ge=2000, le=2100)],
+) -> Response:
+    """Before a year locks: what is still open in it, and the confirmation that locks it."""
+    audit_workspace.require_auditor(principal)
+    adcode = region_adcode.strip()
+    try:
+        checklist = lock_checklist.lock_checklist(session=session, principal=principal, adcode=adcode, year=year)
+    except DomainError as exc:
+        return _form_failure(request, session, principal, lang, exc, year=year, chosen_region=adcode)
+    context = _locks_context(session, principal, lang, year, checklist=checklist, chosen_region=adcode)
+    return render(request, "audit_locks.html", context, lang=lang)
+
+
 def _change_lock(
-    request: Request, session: Any, principal: Principal, lang: str, region_adcode: str, year: int, *, lock: bool
+    request: Request,
+    session: Any,
+    principal: Principal,
+    lang: str,
+    region_adcode: str,
+    year: int,
+    *,
+    lock: bool,
+    confirm: bool = False,
 ) -> Response:
     """Lock or unlock a year for a region, then back to the list saying so (or the form with the refusal)."""
     audit_workspace.require_auditor(principal)
-    change = locks.lock_period if lock else locks.unlock_period
     adcode = region_adcode.strip()
     try:
-        change(session=session, principal=principal, adcode=adcode, year=year, now=utcnow())
+        if lock:
+            lock_checklist.lock_year(
+                session=session, principal=principal, adcode=adcode, year=year, confirm=confirm, now=utcnow()
+            )
+        else:
+            locks.unlock_period(session=session, principal=principal, adcode=adcode, year=year, now=utcnow())
         session.commit()
     except DomainError as exc:
-        return _form_failure(request, session, principal, lang, exc, year=year, chosen_region=region_adcode)
+        return _form_failure(request, session, principal, lang, exc, year=year, chosen_region=adcode)
     done = "locked" if lock else "unlocked"
     return RedirectResponse(link("/audit/locks", done=done, region=adcode, year=year), status_code=303)
 
@@ -493,9 +531,10 @@ def lock_year(
     principal: PrincipalDep,
     region_adcode: Annotated[str, Form(max_length=6)],
     year: Annotated[int, Form(ge=2000, le=2100)],
+    confirm: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
-    """Lock a reporting year for a region; enterprises' direct writes to it are refused from now on."""
-    return _change_lock(request, session, principal, lang, region_adcode, year, lock=True)
+    """Lock a reporting year for a region, its checklist confirmed; direct writes to it are refused from now on."""
+    return _change_lock(request, session, principal, lang, region_adcode, year, lock=True, confirm=confirm == "true")
 
 
 @router.post("/audit/locks/unlock", name="audit_unlock")

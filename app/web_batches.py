@@ -9,7 +9,7 @@ from functools import partial
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 
@@ -34,7 +34,7 @@ from flows.pages import batches as pages
 from flows.pages import exports
 from flows.pages.batches import BatchForm, BatchQuery, Problem
 from flows.pages.years import choose
-from flows.waste import corrections, manifests
+from flows.waste import corrections, late_filings, manifests
 from flows.waste.revisions import Tolerance
 from models import Enterprise, Manifest, ManifestSource, WasteCategory
 from models.enums import ManifestStatus, Route, TransportMode, UserRole, Weighing
@@ -337,7 +337,7 @@ def _form_of(data: dict[str, str]) -> BatchForm:
         weight=data.get("weight", ""),
         unit=data.get("unit", "t") or "t",
         dispatched_at=data.get("dispatched_at", ""),
-        dispatch=data.get("action") == "dispatch",
+        dispatch=data.get("action") in ("dispatch", "late"),
         vehicle_plate=data.get("vehicle_plate", ""),
         transport_mode=data.get("transport_mode", ""),
         packaging=data.get("packaging", ""),
@@ -462,11 +462,18 @@ def _kept(session: Session, batch: Manifest) -> dict[str, Any]:
 
 
 @router.get("/batches/new", name="batch_new")
-def batch_new(request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep) -> Response:
+def batch_new(
+    request: Request,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    late: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+) -> Response:
     """The logging form: receiver, category, route, weight; saved as a draft or dispatched at once."""
     shipper = _ensure_logger(principal)
     # A key minted with the form: a double submit (or a retry after a lost answer) finds the batch made first.
     context = _form_context(session, lang, shipper, {"unit": "t"}, {}, key=secrets.token_urlsafe(18))
+    context["late_filed"] = late
     return render(request, "batch_form.html", context, lang=lang, block="form")
 
 
@@ -492,6 +499,12 @@ def batch_create(
     checked = pages.check_batch_form(session=session, form=form, shipper_id=shipper, now=now)
     problems = dict(checked.problems)
     status = 422
+    late = data.get("action") == "late" and _locked_only(problems)
+    if late:
+        # The lock is why it is late, not a fault of the batch: only the reason is asked for in its place.
+        problems.pop("dispatched_at")
+        if not data.get("late_reason", "").strip():
+            problems["late_reason"] = Problem("late_reason", "late_reason")
     if not problems:
         assert checked.receiver is not None and checked.weight_t is not None
         body: dict[str, Any] = {
@@ -506,6 +519,8 @@ def batch_create(
         }
         if form.dispatch:
             body["dispatched_at"] = checked.dispatched_at or now
+        if late:
+            return _file_late(request, session, lang, principal, shipper, data, body, now)
         try:
             manifest = manifests.parse_manifest(body)
             batch, _new = manifests.create_manifest(session=session, principal=principal, manifest=manifest, now=now)
@@ -519,7 +534,45 @@ def batch_create(
             problems[problem.field] = problem
             status = status_for(exc)
     context = _form_context(session, lang, shipper, data, problems, key=key)
+    if _locked_only(checked.problems):
+        lock = checked.problems["dispatched_at"].params
+        region = local_name(lang, lock["region_zh"], lock["region_en"])
+        context["late_offer"] = translate(lang, "batches.form.late_help", year=lock["year"], region=region)
     return render(request, "batch_form.html", context, lang=lang, block="form", status_code=status)
+
+
+def _locked_only(problems: dict[str, Problem]) -> bool:
+    """The form is refused for the locked year alone, so it may go on as a late filing."""
+    return list(problems) == ["dispatched_at"] and problems["dispatched_at"].code == "locked_new"
+
+
+def _file_late(
+    request: Request,
+    session: Session,
+    lang: str,
+    principal: Principal,
+    shipper: int | None,
+    data: dict[str, str],
+    body: dict[str, Any],
+    now: datetime,
+) -> Response:
+    """Hold the batch as a late filing for a bureau to approve; the form again, with the refusal, if it is refused."""
+    try:
+        filed = corrections.request_correction(
+            session=session,
+            principal=principal,
+            table=late_filings.MANIFEST,
+            payload=body,
+            reason=data.get("late_reason", ""),
+            now=now,
+        )
+        session.commit()
+    except DomainError as exc:
+        session.rollback()
+        problem = _domain_problem(session, exc, None, "create")
+        context = _form_context(session, lang, shipper, data, {problem.field: problem}, key=body["idempotency_key"])
+        return render(request, "batch_form.html", context, lang=lang, block="form", status_code=status_for(exc))
+    return _redirect(request, f"/batches/new?late={filed.id}")
 
 
 @router.post("/batches/new/check", name="batch_check")

@@ -23,6 +23,7 @@ from tests.access_cases_battery_work import BATTERY_WORK_CASES
 from tests.access_cases_daily import DAILY_CASES
 from tests.access_cases_inspection import INSPECTION_CASES
 from tests.access_cases_licences import LICENCE_CASES
+from tests.access_cases_lockcheck import LOCKCHECK_CASES
 from tests.access_cases_manifests import MANIFEST_CASES
 from tests.access_cases_map import MAP_CASES
 from tests.access_cases_notices import NOTICE_CASES
@@ -56,6 +57,7 @@ CASES: list[Case] = [
     *INSPECTION_CASES,
     *ASKS_CASES,
     *REVISION_CASES,
+    *LOCKCHECK_CASES,
 ]
 
 # Routes exercised by their own tests: sign-in and sign-out need a browser session, uploads a multipart body

@@ -28,7 +28,9 @@ def _prepare(session: Session) -> World:
     w = build_world(session)
     license_e2(session, w)
     for year in (2023, 2024):
-        locks.lock_period(session=session, principal=w.principals["bureau_pzh"], adcode="510400", year=year, now=NOW)
+        locks.lock_period(
+            session=session, principal=w.principals["bureau_pzh"], adcode="510400", year=year, now=NOW, confirmed=True
+        )
     session.commit()
     return w
 

@@ -29,7 +29,9 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
 def _declaration_correction(session: Session, w: World, utilised: float = 90) -> CorrectionRequest:
-    locks.lock_period(session=session, principal=w.principals["bureau_pzh"], adcode=PZH, year=2023, now=NOW)
+    locks.lock_period(
+        session=session, principal=w.principals["bureau_pzh"], adcode=PZH, year=2023, now=NOW, confirmed=True
+    )
     payload = {"enterprise_id": w.e1, "category_code": "SW01", "year": 2023, "generated_t": 100, "utilised_t": utilised}
     correction = corrections.request_correction(
         session=session, principal=w.principals["ent1"], table="declaration", payload=payload, reason="re-read", now=NOW
@@ -81,7 +83,9 @@ def test_tolerance_needs_both_the_share_and_the_tonnes_exceeded() -> None:
 def test_a_change_beyond_the_tolerance_needs_an_attachment(session: Session, tmp_path: Path) -> None:
     w = build_world(session, with_tokens=False)
     ent1 = w.principals["ent1"]
-    locks.lock_period(session=session, principal=w.principals["bureau_pzh"], adcode=PZH, year=2023, now=NOW)
+    locks.lock_period(
+        session=session, principal=w.principals["bureau_pzh"], adcode=PZH, year=2023, now=NOW, confirmed=True
+    )
     payload = {"enterprise_id": w.e1, "category_code": "SW01", "year": 2023, "generated_t": 100, "utilised_t": 5}
     with pytest.raises(InvalidInput) as refused:
         corrections.request_correction(
@@ -96,7 +100,9 @@ def test_a_change_beyond_the_tolerance_needs_an_attachment(session: Session, tmp
     ticket = store_attachment(
         session=session, principal=ent1, store=store, data=PDF, filename="磅单.pdf", enterprise_id=w.e1, now=NOW
     )
-    locks.lock_period(session=session, principal=w.principals["bureau_pzh"], adcode=PZH, year=2023, now=NOW)
+    locks.lock_period(
+        session=session, principal=w.principals["bureau_pzh"], adcode=PZH, year=2023, now=NOW, confirmed=True
+    )
     correction = corrections.request_correction(
         session=session,
         principal=ent1,
@@ -197,7 +203,9 @@ def test_a_manifest_correction_previews_and_revises_the_bottom_up_figure(session
     license_e2(session, w)
     session.commit()
     assert _rate(session, 2024, region=PZH).manifest_utilised_t == Decimal("29.8")
-    locks.lock_period(session=session, principal=w.principals["bureau_pzh"], adcode=PZH, year=2024, now=NOW)
+    locks.lock_period(
+        session=session, principal=w.principals["bureau_pzh"], adcode=PZH, year=2024, now=NOW, confirmed=True
+    )
     payload = {"batch_id": w.batch_received, "changes": {"weight_received_t": 25}, "reason": "re-weighed"}
     correction = corrections.request_correction(
         session=session, principal=w.principals["ent2"], table="transfer_batch", payload=payload, reason="x", now=NOW

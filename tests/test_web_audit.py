@@ -293,10 +293,11 @@ def test_locked_year_refuses_writes_until_unlocked(client: TestClient, session: 
     page = client.get("/audit/locks")
     assert page.status_code == 200 and 'name="region_adcode"' in page.text
     assert client.post("/audit/locks", data={"region_adcode": "510400", "year": YEAR}).status_code == 403  # no CSRF
-    locked = client.post("/audit/locks", data={"region_adcode": "510400", "year": YEAR, "csrf_token": csrf})
+    form = {"region_adcode": "510400", "year": YEAR, "csrf_token": csrf, "confirm": "true"}
+    locked = client.post("/audit/locks", data=form)
     assert locked.status_code == 200  # followed the redirect back to the list
     assert f'data-lock="510400/{YEAR}"' in locked.text and "bureau_pzh" in locked.text
-    again = client.post("/audit/locks", data={"region_adcode": "510400", "year": YEAR, "csrf_token": csrf})
+    again = client.post("/audit/locks", data=form)
     assert again.status_code == 409 and 'role="alert"' in again.text
     drill = client.get(f"/audit?year={YEAR}")
     assert 'class="audit-lock"' in drill.text

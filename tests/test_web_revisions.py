@@ -27,7 +27,9 @@ def _as(w: World, role: str, lang: str = "en") -> dict[str, str]:
 
 def _file_beyond_tolerance(client: TestClient, w: World) -> tuple[int, int]:
     """Lock Panzhihua's 2023 and file E1's utilised tonnes 80 -> 5 with a weighbridge ticket: (correction, file)."""
-    locked = client.post("/api/v1/locks", json={"region_adcode": PZH, "year": 2023}, headers=_as(w, "bureau_pzh"))
+    locked = client.post(
+        "/api/v1/locks", json={"region_adcode": PZH, "year": 2023, "confirm": True}, headers=_as(w, "bureau_pzh")
+    )
     assert locked.status_code == 201
     body: dict[str, Any] = {
         "table": "declaration",

@@ -15,7 +15,7 @@ from flows.access.trail import record, snapshot
 from flows.kernel.bounds import MAX_ID
 from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from flows.kernel.messages import Term
-from flows.waste import alerts, manifests, revisions
+from flows.waste import alerts, late_filings, manifests, revisions
 from flows.waste.declarations import apply_declaration, parse_declaration
 from models import CorrectionRequest, Manifest
 from models.enums import UserRole
@@ -43,7 +43,12 @@ def _apply_manifest(session: Session, principal: Principal, payload: dict[str, A
 
 
 # What each correctable table needs: how to read the enterprise and year from a payload, and how to apply it.
-APPLIERS: dict[str, Applier] = {"declaration": _apply_declaration, "transfer_batch": _apply_manifest}
+APPLIERS: dict[str, Applier] = {
+    "declaration": _apply_declaration,
+    "transfer_batch": _apply_manifest,
+    late_filings.MANIFEST: late_filings.apply_manifest,
+    late_filings.DECLARATION: late_filings.apply_declaration_late,
+}
 
 
 def _owner_and_year(
@@ -95,10 +100,14 @@ def request_correction(
         raise InvalidInput("waste.correction_table", field="table", column=Term("field.table"), table=table)
     if not reason.strip():
         raise InvalidInput("waste.correction_reason", field="reason", column=Term("field.reason"))
-    enterprise_id, year, payload = _owner_and_year(session, principal, table, payload)
+    if table in late_filings.TABLES:
+        enterprise_id, year, payload, parties = late_filings.checked(session, principal, table, payload)
+    else:
+        enterprise_id, year, payload = _owner_and_year(session, principal, table, payload)
+        parties = (enterprise_id,)
     ensure_write_for_enterprise(principal, enterprise_id, Term(f"waste.table.{table}"))
     # A correction a bureau asked for waits for its decision, locked year or not.
-    if not asked and lock_for(session=session, enterprise_id=enterprise_id, year=year) is None:
+    if not asked and all(lock_for(session=session, enterprise_id=party, year=year) is None for party in parties):
         raise Conflict("waste.year_not_locked", field="year", year=year, table=Term(f"waste.table.{table}"))
     evidence = revisions.check_evidence(
         session=session,
