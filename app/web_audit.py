@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -16,8 +17,9 @@ from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
 from app.i18n import LanguageDep, local_name, translate
+from app.numbers import numbers
 from app.params import Id
-from app.web import beijing, pct, render, tonnes
+from app.web import beijing, render
 from flows.access import locks
 from flows.access.scope import resolve_scope
 from flows.battery import audit as battery_audit
@@ -67,7 +69,7 @@ def link(path: str, *parts: Mapping[str, Any] | None, **params: Any) -> str:
 
 
 def _tools() -> dict[str, Any]:
-    return {"tonnes": tonnes, "pct": pct, "link": link, "local_time": beijing, "tabs": TABS}
+    return {"link": link, "local_time": beijing, "tabs": TABS}
 
 
 def _year(session: Any, principal: Principal, year: int | None, remembered: int | None = None) -> tuple[int, list[int]]:
@@ -512,17 +514,17 @@ def _corrections_context(session: Any, principal: Principal, lang: str, **extra:
         **_tools(),
         "pending": [c for c in lines if c.status == "pending"],
         "decided": [c for c in lines if c.status != "pending"],
-        "fmt": _value,
+        "fmt": partial(_value, lang),
         "current_tab": "corrections",
         **extra,
     }
 
 
-def _value(value: Any) -> str:
+def _value(lang: str, value: Any) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        return tonnes(value)
+        return numbers(lang).tonnes(value)
     return json.dumps(value, ensure_ascii=False, default=json_default) if isinstance(value, dict | list) else str(value)
 
 

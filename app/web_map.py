@@ -17,6 +17,7 @@ from app import years as year_memory
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, translate
+from app.numbers import numbers
 from app.params import CodePath, Id
 from app.web import pct, render
 from flows.access import directory
@@ -63,11 +64,8 @@ ROUTES: tuple[str, ...] = tuple(r.value for r in Route)
 
 
 def tonnes(lang: str, value: float | Decimal | None) -> str:
-    """Tonnes with thousands separators, to one decimal below 1,000 t."""
-    if value is None:
-        return "–"
-    text = f"{value:,.0f}" if abs(Decimal(value)) >= 1000 else f"{value:,.1f}"
-    return translate(lang, "map.tonnes", value=text)
+    """Tonnes as every page writes them (app.numbers)."""
+    return numbers(lang).tonnes(value)
 
 
 def _name(lang: str, zh: str | None, en: str | None) -> str:
@@ -222,7 +220,7 @@ def _flow_rows(lang: str, layer: flowmap.FlowLayer, f: FlowFilter) -> list[dict[
 
 def _labels(lang: str) -> dict[str, str]:
     """Words the map's script puts in tooltips (no other text is built in JavaScript)."""
-    keys = ("within", "batches", "sent", "received", "tonnes_unit")
+    keys = ("within", "batches", "sent", "received")
     labels = {key: translate(lang, f"map.js.{key}") for key in keys}
     labels.update({key: translate(lang, f"flowmap.js.{key}") for key in ("utilised", "held", "forwarded")})
     labels.update({f"role.{r.value}": translate(lang, f"map.erole.{r.value}") for r in flowmap.ROLE_ORDER})
@@ -764,9 +762,7 @@ def sankey_page(
         scope_name = _name(lang, *names.get(scope_region, (scope_region, None)))
     else:
         scope_name = translate(lang, f"sankey.scope.{principal.role.value}")
-    labels = {key: translate(lang, f"flowmap.sankey.js.{key}") for key in ("in", "out", "held")} | {
-        "unit": translate(lang, "map.js.tonnes_unit")
-    }
+    labels = {key: translate(lang, f"flowmap.sankey.js.{key}") for key in ("in", "out", "held")}
     t = data.total
     context = {
         "year": chosen,
