@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any
 
@@ -10,16 +9,7 @@ from jinja2 import Environment, pass_context
 from jinja2.runtime import Context
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from flows.kernel.numbers import DEFAULT_WAN_THRESHOLD, Number, Numbers
-
-# The setting CIRCUFLOW_WAN_T_THRESHOLD of the app serving this request (NumberStyle sets it), so that a figure
-# formatted anywhere in a request, in a route or in a template, uses the same units.
-_threshold: ContextVar[Decimal] = ContextVar("wan_t_threshold", default=DEFAULT_WAN_THRESHOLD)
-
-
-def numbers(lang: str) -> Numbers:
-    """The number style of this request in `lang`."""
-    return Numbers(lang, _threshold.get())
+from flows.kernel.numbers import Number, Numbers, number_style, wan_threshold
 
 
 class NumberStyle:
@@ -30,15 +20,12 @@ class NumberStyle:
         self.wan_threshold = wan_threshold
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        token = _threshold.set(self.wan_threshold)
-        try:
+        with wan_threshold(self.wan_threshold):
             await self.app(scope, receive, send)
-        finally:
-            _threshold.reset(token)
 
 
 def _of(context: Context) -> Numbers:
-    return numbers(str(context.get("lang", "zh-CN")))
+    return number_style(str(context.get("lang", "zh-CN")))
 
 
 @pass_context
@@ -71,13 +58,13 @@ def points(context: Context, value: Number | None, signed: bool = True) -> str:
     return _of(context).points(value, signed=signed)
 
 
-def wan_threshold() -> str:
+def threshold() -> str:
     """The threshold of this request, for app/static/numbers.js (<body data-wan-threshold>)."""
-    return str(_threshold.get())
+    return str(number_style("en").wan_threshold)
 
 
 HELPERS: dict[str, Any] = {
-    "wan_threshold": wan_threshold,
+    "wan_threshold": threshold,
     "tonnes": tonnes,
     "count": count,
     "pct": pct,

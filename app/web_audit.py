@@ -17,7 +17,6 @@ from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
 from app.i18n import LanguageDep, local_name, translate
-from app.numbers import numbers
 from app.params import Id
 from app.web import beijing, render
 from flows.access import locks
@@ -26,6 +25,7 @@ from flows.battery import audit as battery_audit
 from flows.kernel.bounds import MAX_ID, MAX_OFFSET
 from flows.kernel.clock import CST
 from flows.kernel.errors import DomainError, InvalidInput
+from flows.kernel.numbers import number_style
 from flows.kernel.principal import Principal
 from flows.pages import audit as audit_workspace
 from flows.pages import audit_export, exports
@@ -524,7 +524,7 @@ def _value(lang: str, value: Any) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        return numbers(lang).tonnes(value)
+        return number_style(lang).tonnes(value)
     return json.dumps(value, ensure_ascii=False, default=json_default) if isinstance(value, dict | list) else str(value)
 
 

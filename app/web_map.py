@@ -17,7 +17,6 @@ from app import years as year_memory
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.i18n import LanguageDep, local_name, translate
-from app.numbers import numbers
 from app.params import CodePath, Id
 from app.web import pct, render
 from flows.access import directory
@@ -25,6 +24,7 @@ from flows.kernel.adcode import within
 from flows.kernel.bounds import MAX_ID
 from flows.kernel.errors import InvalidInput, NotFound
 from flows.kernel.messages import Term
+from flows.kernel.numbers import number_style
 from flows.kernel.principal import Principal
 from flows.pages import exports
 from flows.pages import map as flowmap
@@ -65,7 +65,7 @@ ROUTES: tuple[str, ...] = tuple(r.value for r in Route)
 
 def tonnes(lang: str, value: float | Decimal | None) -> str:
     """Tonnes as every page writes them (app.numbers)."""
-    return numbers(lang).tonnes(value)
+    return number_style(lang).tonnes(value)
 
 
 def _name(lang: str, zh: str | None, en: str | None) -> str:

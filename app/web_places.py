@@ -19,12 +19,12 @@ from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
 from app.i18n import LanguageDep, local_name, say, translate
-from app.numbers import numbers
 from app.params import Id, IdQuery
 from app.web import beijing, pct, render
 from flows.access import directory
 from flows.kernel.bounds import MAX_TEXT, check_text, label
 from flows.kernel.errors import Conflict, InvalidInput, NotFound
+from flows.kernel.numbers import number_style
 from flows.kernel.principal import Principal
 from flows.pages import exports, places
 from flows.pages.places import FlowRow, LinkRow, Member, ParkPage
@@ -107,7 +107,9 @@ def _enterprise_overlay(page: places.EnterprisePage, lang: str) -> str:
             c = row.counterpart
             name = local_name(lang, c.name_zh, c.name_en)
             there = (c.lon, c.lat)
-            label = translate(lang, f"places.map.flow_{direction}", name=name, tonnes=numbers(lang).tonnes(moved_t))
+            label = translate(
+                lang, f"places.map.flow_{direction}", name=name, tonnes=number_style(lang).tonnes(moved_t)
+            )
             style = {
                 "color": LIGHT_BLUE if direction == "in" else DARK_ORANGE,
                 "weight": _weight(moved_t, largest),
@@ -163,7 +165,7 @@ def _park_overlay(page: ParkPage, lang: str) -> str:
             "places.map.link",
             shipper=local_name(lang, s.name_zh, s.name_en),
             receiver=local_name(lang, r.name_zh, r.name_en),
-            tonnes=numbers(lang).tonnes(totals[key]),
+            tonnes=number_style(lang).tonnes(totals[key]),
         )
         style = {"color": DARK_ORANGE, "weight": _weight(totals[key], largest), "opacity": 0.75}
         features.append(_line((s.lon, s.lat), (r.lon, r.lat), label, style, kind="link"))
@@ -189,7 +191,7 @@ def _flag_text(lang: str, kind: str, ev: dict[str, Any], scope_name: str) -> str
 
     def n(key: str) -> str:
         value = ev.get(key)
-        return numbers(lang).tonnes(value) if isinstance(value, int | float | Decimal) else "–"
+        return number_style(lang).tonnes(value) if isinstance(value, int | float | Decimal) else "–"
 
     def word(prefix: str, key: str) -> str:
         value = ev.get(key)
@@ -209,7 +211,7 @@ def _flag_text(lang: str, kind: str, ev: dict[str, Any], scope_name: str) -> str
         "received": n("weight_received_t"),
         "route": word("places.route", "route"),
         "activity": word("places.doing", "activity"),
-        "pct": numbers(lang).percent(ev["difference_pct"], signed=True)
+        "pct": number_style(lang).percent(ev["difference_pct"], signed=True)
         if isinstance(ev.get("difference_pct"), int | float | Decimal)
         else "–",
         "rate": pct(float(ev["rate"])) if isinstance(ev.get("rate"), int | float | Decimal) else "–",

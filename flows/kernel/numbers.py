@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
@@ -84,3 +87,34 @@ class Numbers:
         shown = _exact(value).quantize(_TENTH, rounding=ROUND_HALF_UP)
         text = _signed(f"{abs(shown):.1f}", shown < 0, signed and shown != 0)
         return f"{text} 个百分点" if self.lang == "zh-CN" else f"{text} pt"
+
+
+# The threshold of the service answering now (CIRCUFLOW_WAN_T_THRESHOLD, set per request by app.numbers.NumberStyle),
+# so that a figure written anywhere during a request, by a page or in a domain message, takes the same unit.
+_threshold: ContextVar[Decimal] = ContextVar("wan_t_threshold", default=DEFAULT_WAN_THRESHOLD)
+
+
+def number_style(lang: str) -> Numbers:
+    """The number style in force now, in `lang`."""
+    return Numbers(lang, _threshold.get())
+
+
+@contextmanager
+def wan_threshold(threshold: Decimal) -> Iterator[None]:
+    """Write figures with this threshold while the block runs."""
+    token = _threshold.set(threshold)
+    try:
+        yield
+    finally:
+        _threshold.reset(token)
+
+
+@dataclass(frozen=True)
+class TonnesParam:
+    """A message parameter in tonnes: `{name_t:t}` in a catalogue writes it as the pages do; other specs as before."""
+
+    value: Number
+    lang: str
+
+    def __format__(self, spec: str) -> str:
+        return number_style(self.lang).tonnes(self.value) if spec == "t" else format(self.value, spec)
