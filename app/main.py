@@ -18,20 +18,24 @@ from sqlalchemy import event, text
 
 from app import (
     api,
+    api_asks,
     api_battery,
     api_licences,
     api_manifests,
     api_notifications,
     api_reports,
     errors,
+    files,
     login,
     web,
+    web_asks,
     web_audit,
     web_batches,
     web_battery_work,
     web_dashboard,
     web_import,
     web_inbox,
+    web_inspection,
     web_map,
     web_places,
     web_print,
@@ -128,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_manifests.router, prefix="/api/v1")
     app.include_router(api_battery.router, prefix="/api/v1")
     app.include_router(api_licences.router, prefix="/api/v1")
+    app.include_router(api_asks.router, prefix="/api/v1")
     app.include_router(web.router)
     app.include_router(login.router)
     app.include_router(web_import.router)
@@ -138,13 +143,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_battery_work.router)  # before web_trace: /batteries/new is not a code
     app.include_router(web_trace.router)
     app.include_router(web_audit.router)
+    app.include_router(web_asks.router)
     app.include_router(web_import.api_router, prefix="/api/v1")
     app.include_router(web_print.router)
     app.include_router(web_print.api_router, prefix="/api/v1")
+    app.include_router(web_inspection.router)
+    app.include_router(web_inspection.api_router, prefix="/api/v1")
     app.include_router(api_notifications.router, prefix="/api/v1")
     app.include_router(web_inbox.router)
     app.include_router(web_search.router)
     app.include_router(web_search.api_router, prefix="/api/v1")
+    app.include_router(files.router)
+    app.include_router(files.api_router, prefix="/api/v1")
 
     @app.get("/api/v1/openapi.json", include_in_schema=False)
     def openapi(_principal: PrincipalDep) -> JSONResponse:

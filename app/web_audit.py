@@ -27,6 +27,7 @@ from flows.kernel.clock import CST
 from flows.kernel.errors import DomainError, InvalidInput
 from flows.kernel.numbers import number_style
 from flows.kernel.principal import Principal
+from flows.pages import asks as ask_pages
 from flows.pages import audit as audit_workspace
 from flows.pages import audit_export, exports
 from flows.pages.audit import AuditRow, ScopeArgs
@@ -52,6 +53,7 @@ TABS = (
     ("flags", "/audit/flags"),
     ("locks", "/audit/locks"),
     ("corrections", "/audit/corrections"),
+    ("asks", "/audit/asks"),
 )
 
 
@@ -204,6 +206,9 @@ def _exports(kind: str, scope: dict[str, str], year: int) -> list[dict[str, str]
     )
     if kind != "enterprise":  # the flow layer filters by region or park
         items.append({"key": "flows", "href": link(FLOWS_LAYER, scope, year=year), "type": "GeoJSON"})
+    else:
+        sheet = link(f"/enterprises/{scope['enterprise']}/inspection.pdf", year=year)
+        items.insert(0, {"key": "inspection", "href": sheet, "type": "PDF"})
     return items
 
 
@@ -262,6 +267,7 @@ def rows_page(
         if page.offset + page.limit < page.count
         else None,
         "current_tab": "audit",
+        "asks": ask_pages.open_asks(session=session, table="declaration", row_ids=[d.id for d in page.declarations]),
     }
     return render(request, "audit_rows.html", context, lang=lang)
 
@@ -609,6 +615,16 @@ def _report(session: Any, principal: Principal, year: int | None, args: ScopeArg
     return audit_export.audit_report(session=session, principal=principal, year=chosen, args=args)
 
 
+def report_file(report: audit_export.AuditReport, fmt: str, lang: str) -> Response:
+    """The audit report as a file to save: the formatted workbook, or the breakdown as one CSV table."""
+    if fmt == "xlsx":
+        body = audit_export.xlsx_bytes(report, lang, partial(translate, lang))
+        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    else:
+        body, media = audit_export.csv_bytes(report, lang), "text/csv; charset=utf-8"
+    return Response(body, media_type=media, headers=_disposition(_filename(report, fmt)))
+
+
 @router.get("/audit/export.xlsx", name="audit_export_xlsx")
 def export_xlsx(
     session: SessionDep,
@@ -620,10 +636,7 @@ def export_xlsx(
     enterprise: EnterpriseId = None,
 ) -> Response:
     """The audit report of the scope and year as a workbook (summary, breakdown, declarations, flags)."""
-    report = _report(session, principal, year, _args(region, park, enterprise))
-    body = audit_export.xlsx_bytes(report, lang)
-    media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    return Response(body, media_type=media, headers=_disposition(_filename(report, "xlsx")))
+    return report_file(_report(session, principal, year, _args(region, park, enterprise)), "xlsx", lang)
 
 
 @router.get("/audit/export.csv", name="audit_export_csv")
@@ -637,9 +650,7 @@ def export_csv(
     enterprise: EnterpriseId = None,
 ) -> Response:
     """The breakdown of the audit report as one CSV table (UTF-8 with a BOM, for Excel)."""
-    report = _report(session, principal, year, _args(region, park, enterprise))
-    body = audit_export.csv_bytes(report, lang)
-    return Response(body, media_type="text/csv; charset=utf-8", headers=_disposition(_filename(report, "csv")))
+    return report_file(_report(session, principal, year, _args(region, park, enterprise)), "csv", lang)
 
 
 def _geojson(data: dict[str, Any]) -> Response:

@@ -12,8 +12,10 @@ from models.accounts import (
     PeriodLock,
     User,
 )
+from models.asks import CorrectionAsk
 from models.battery import Battery, BatteryEvent, RecoveryReport
 from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, LicenceRevision, WhitelistEntry
+from models.files import Attachment
 from models.notices import FlagNotice, Notice, NoticePreference
 from models.reference import Park, Region, Target, TargetCategory, WasteCategory
 from models.waste import (
@@ -27,8 +29,10 @@ from models.waste import (
 )
 
 __all__ = [
+    "Attachment",
     "ManifestCorrection",
     "ApiToken",
+    "CorrectionAsk",
     "CorrectionRequest",
     "LoginFailure",
     "LoginSession",

@@ -15,11 +15,13 @@ from sqlalchemy import Engine, text
 from app.main import create_app
 from app.settings import Settings
 from tests.access_cases import BASE_CASES, ROLES, Case
+from tests.access_cases_asks import ASKS_CASES
 from tests.access_cases_audit import AUDIT_CASES
 from tests.access_cases_batches import BATCHES_CASES
 from tests.access_cases_battery import BATTERY_CASES, NOBODY, SEEDED_CASES, seed_batteries
 from tests.access_cases_battery_work import BATTERY_WORK_CASES
 from tests.access_cases_daily import DAILY_CASES
+from tests.access_cases_inspection import INSPECTION_CASES
 from tests.access_cases_licences import LICENCE_CASES
 from tests.access_cases_manifests import MANIFEST_CASES
 from tests.access_cases_map import MAP_CASES
@@ -50,12 +52,17 @@ CASES: list[Case] = [
     *NOTICE_CASES,
     *BATTERY_WORK_CASES,
     *DAILY_CASES,
+    *INSPECTION_CASES,
+    *ASKS_CASES,
 ]
 
 # Routes exercised by their own tests: sign-in and sign-out need a browser session, uploads a multipart body
 # (tests/test_web_import.py checks them role by role).
 OWN_TESTS = {("POST", "/login"), ("POST", "/logout"), ("POST", "/import"), ("POST", "/api/v1/imports/{kind}")}
 OWN_TESTS |= {("POST", "/batteries/import")}  # tests/test_battery_pages.py, role by role
+# tests/test_attachments.py, role by role: the upload is multipart, and a read needs the bytes in the test's store.
+OWN_TESTS |= {("POST", "/api/v1/attachments"), ("GET", "/api/v1/attachments/{attachment_id}")}
+OWN_TESTS |= {("GET", "/attachments/{attachment_id}")}
 
 
 def _walk(routes: list[Any], prefix: str = "") -> set[tuple[str, str]]:
@@ -95,6 +102,7 @@ def _fingerprint(engine: Engine) -> str:
             "api_token",
             "period_lock",
             "correction_request",
+            "correction_ask",
             "audit_log",
             "login_session",
             "battery",

@@ -37,6 +37,10 @@ KINDS = (
     "flag_found",
     "period_locked",
     "period_unlocked",
+    "ask_sent",
+    "ask_answered",
+    "ask_decided",
+    "ask_withdrawn",
 )
 MAX_PAGE = 200
 _MOMENT = DateTime(timezone=True)
@@ -157,6 +161,8 @@ def link_of(notice: Notice, role: UserRole | str) -> str | None:
     """The page of the thing the notification is about, for a reader of this role (None: no page of theirs)."""
     if notice.subject == "manifest":
         return f"/batches/{notice.subject_id}"
+    if notice.subject == "ask":
+        return f"/asks/{notice.subject_id}"
     auditor = str(role) in (UserRole.bureau.value, UserRole.admin.value)
     if notice.subject == "lock" and auditor:
         return f"/audit/locks?year={int((notice.params or {}).get('year') or 0)}"
