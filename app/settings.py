@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +12,7 @@ from sqlalchemy import Engine
 
 from flows.access.trail import derive_key
 from flows.kernel.bounds import MB, UploadLimits
+from flows.kernel.numbers import DEFAULT_WAN_THRESHOLD
 from flows.notices.mail import SmtpTarget, parse_smtp_url
 from models.db import make_engine, writer
 
@@ -48,6 +50,8 @@ class Settings(BaseSettings):
     # How often the notice worker tells enterprises of new flags (README: Notifications); 0: not in this process.
     flag_scan_s: float = Field(default=600.0, ge=0, le=86400)
     mail_base_url: str = ""  # the service's address as readers reach it, to make the links in e-mails whole
+    # From this many tonnes on, pages write 万吨 (kt / Mt in English), as bureaus do (README: Numbers).
+    wan_t_threshold: Decimal = Field(default=DEFAULT_WAN_THRESHOLD, ge=0, le=10**9)
 
     @model_validator(mode="after")
     def _defaults_and_checks(self) -> Settings:

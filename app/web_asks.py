@@ -17,12 +17,13 @@ from app.errors import status_for
 from app.files import FileStoreDep
 from app.i18n import LanguageDep, translate
 from app.params import Id
-from app.web import beijing, render, tonnes
+from app.web import beijing, render
 from app.web_audit import TABS
 from app.web_batches import FormDep
 from flows.kernel.bounds import MAX_ID, MAX_OFFSET, MAX_TEXT
 from flows.kernel.errors import DomainError, InvalidInput
 from flows.kernel.messages import Term
+from flows.kernel.numbers import number_style
 from flows.kernel.principal import Principal
 from flows.pages import asks as pages
 from flows.waste import correction_asks
@@ -49,7 +50,7 @@ def _shown(lang: str, name: str, value: Any) -> str:
         return translate(lang, f"batches.route.{value}")
     if name.endswith("_t"):
         try:
-            return tonnes(Decimal(str(value)))
+            return number_style(lang).tonnes(Decimal(str(value)))
         except InvalidOperation:
             return str(value)
     return str(value)

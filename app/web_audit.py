@@ -19,13 +19,14 @@ from app.deps import SessionDep
 from app.errors import status_for
 from app.i18n import LanguageDep, local_name, translate
 from app.params import Id
-from app.web import beijing, pct, render, tonnes
+from app.web import beijing, render
 from flows.access import locks
 from flows.access.scope import resolve_scope
 from flows.battery import audit as battery_audit
 from flows.kernel.bounds import MAX_ID, MAX_OFFSET
 from flows.kernel.clock import CST
 from flows.kernel.errors import DomainError, InvalidInput
+from flows.kernel.numbers import number_style
 from flows.kernel.principal import Principal
 from flows.pages import asks as ask_pages
 from flows.pages import audit as audit_workspace
@@ -73,7 +74,7 @@ def link(path: str, *parts: Mapping[str, Any] | None, **params: Any) -> str:
 
 
 def _tools() -> dict[str, Any]:
-    return {"tonnes": tonnes, "pct": pct, "link": link, "local_time": beijing, "tabs": TABS}
+    return {"link": link, "local_time": beijing, "tabs": TABS}
 
 
 def _year(session: Any, principal: Principal, year: int | None, remembered: int | None = None) -> tuple[int, list[int]]:
@@ -572,17 +573,17 @@ def _corrections_context(
         "support": support,
         "pending": [c for c in lines if c.status == "pending"],
         "decided": [c for c in lines if c.status != "pending"],
-        "fmt": _value,
+        "fmt": partial(_value, lang),
         "current_tab": "corrections",
         **extra,
     }
 
 
-def _value(value: Any) -> str:
+def _value(lang: str, value: Any) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        return tonnes(value)
+        return number_style(lang).tonnes(value)
     return json.dumps(value, ensure_ascii=False, default=json_default) if isinstance(value, dict | list) else str(value)
 
 

@@ -62,8 +62,8 @@ DEFAULT_DESCENDING = {"date": True, "weight": True, "number": False, "status": F
 # ---- Wording ----------------------------------------------------------------------------------------------------
 
 
-def tonnes(value: float | Decimal | None) -> str:
-    """A weight in tonnes as the pages print it: thousands separated, at most three decimals (kilograms)."""
+def exact_tonnes(value: float | Decimal | None) -> str:
+    """A weight to the kilogram, as a form takes it and its refusals quote it (pages print `app.numbers.tonnes`)."""
     if value is None:
         return "–"
     text = f"{value:,.3f}".rstrip("0").rstrip(".")
@@ -76,7 +76,7 @@ def problem_text(lang: str, problem: Problem) -> str:
     # A refusal of the domain travels as the error itself: worded here, in the reader's language.
     params = {k: say(lang, v) if isinstance(v, (DomainError, Message)) else v for k, v in problem.params.items()}
     params = {
-        k: tonnes(v) if isinstance(v, Decimal) else translate(lang, v) if isinstance(v, Term) else v
+        k: exact_tonnes(v) if isinstance(v, Decimal) else translate(lang, v) if isinstance(v, Term) else v
         for k, v in params.items()
     }
     if "region_zh" in params:
@@ -290,7 +290,6 @@ def batches_page(request: Request, session: SessionDep, lang: LanguageDep, princ
         "prev_href": _list_url(current, page=result.page - 1) if result.page > 1 else None,
         "next_href": _list_url(current, page=result.page + 1) if result.page < result.pages else None,
         "list_url": lambda **kw: _list_url({}, **kw),
-        "tonnes": tonnes,
         "beijing": beijing,
         "downloads": downloads.links(request),
     }
@@ -416,7 +415,6 @@ def _form_context(
         "batch": batch,
         "idempotency_key": key,
         "now_local": utcnow().astimezone(CST).strftime("%Y-%m-%dT%H:%M"),
-        "tonnes": tonnes,
         "transport_modes": list(TransportMode),
         "weighings": list(Weighing),
         "handover_limits": pages.HANDOVER_LIMITS,
@@ -595,7 +593,7 @@ def batch_check(
         if party is not None:
             note = translate(lang, "batches.form.chosen", name=local_name(lang, party.name_zh, party.name_en))
     if problem is None and field == "weight" and checked.weight_t is not None and form.unit == "kg":
-        note = translate(lang, "batches.form.in_tonnes", weight=tonnes(checked.weight_t))
+        note = translate(lang, "batches.form.in_tonnes", weight=exact_tonnes(checked.weight_t))
     context = {"message": problem_text(lang, problem) if problem else "", "field": field, "note": note}
     return render(request, "_batch_check.html", context, lang=lang, block="check")
 
@@ -665,7 +663,6 @@ def _detail_context(
         "is_bureau": principal.role in (UserRole.bureau, UserRole.admin),
         "evidence_tolerance": tolerance,
         "now_local": utcnow().astimezone(CST).strftime("%Y-%m-%dT%H:%M"),
-        "tonnes": tonnes,
         "beijing": beijing,
         "label": partial(field_label, lang),
         "tolerance": f"{float(manifests.WEIGHT_TOLERANCE * 100):g}",
@@ -915,12 +912,12 @@ def _draft_data(session: Session, batch: Manifest) -> dict[str, str]:
         "carrier_q": carrier.uscc if carrier else "",
         "category": batch.category_code,
         "route": str(batch.route),
-        "weight": tonnes(batch.weight_dispatched_t).replace(",", ""),
+        "weight": exact_tonnes(batch.weight_dispatched_t).replace(",", ""),
         "unit": "t",
         **{name: str(value) for name, value in kept.items() if name != "sources" and value},
         **{f"source_number_{i}": number for i, (number, _) in enumerate(kept["sources"])},
         **{
-            f"source_tonnes_{i}": tonnes(weight).replace(",", "")
+            f"source_tonnes_{i}": exact_tonnes(weight).replace(",", "")
             for i, (_, weight) in enumerate(kept["sources"])
             if weight is not None
         },

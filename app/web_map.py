@@ -24,6 +24,7 @@ from flows.kernel.adcode import within
 from flows.kernel.bounds import MAX_ID
 from flows.kernel.errors import InvalidInput, NotFound
 from flows.kernel.messages import Term
+from flows.kernel.numbers import number_style
 from flows.kernel.principal import Principal
 from flows.pages import exports
 from flows.pages import map as flowmap
@@ -91,11 +92,8 @@ ROUTES: tuple[str, ...] = tuple(r.value for r in Route)
 
 
 def tonnes(lang: str, value: float | Decimal | None) -> str:
-    """Tonnes with thousands separators, to one decimal below 1,000 t."""
-    if value is None:
-        return "–"
-    text = f"{value:,.0f}" if abs(Decimal(value)) >= 1000 else f"{value:,.1f}"
-    return translate(lang, "map.tonnes", value=text)
+    """Tonnes as every page writes them (app.numbers)."""
+    return number_style(lang).tonnes(value)
 
 
 def _name(lang: str, zh: str | None, en: str | None) -> str:
@@ -265,7 +263,7 @@ def _top_context(lang: str, shown: flowmap.TopFlows) -> dict[str, Any]:
 
 def _labels(lang: str) -> dict[str, str]:
     """Words the map's script puts in tooltips and in the top-N line (no other text is built in JavaScript)."""
-    keys = ("within", "batches", "sent", "received", "tonnes_unit")
+    keys = ("within", "batches", "sent", "received")
     labels = {key: translate(lang, f"map.js.{key}") for key in keys}
     for key in ("status", "all"):
         labels[f"top.{key}"] = translate(
@@ -838,9 +836,7 @@ def sankey_page(
         scope_name = _name(lang, *names.get(scope_region, (scope_region, None)))
     else:
         scope_name = translate(lang, f"sankey.scope.{principal.role.value}")
-    labels = {key: translate(lang, f"flowmap.sankey.js.{key}") for key in ("in", "out", "held")} | {
-        "unit": translate(lang, "map.js.tonnes_unit")
-    }
+    labels = {key: translate(lang, f"flowmap.sankey.js.{key}") for key in ("in", "out", "held")}
     t = data.total
     context = {
         "year": chosen,

@@ -51,9 +51,8 @@
     });
   }
 
-  function formatTonnes(value, lang, unit) {
-    var digits = Math.abs(value) >= 1000 ? 0 : 1;
-    return value.toLocaleString(lang, { maximumFractionDigits: digits, minimumFractionDigits: digits }) + " " + unit;
+  function formatTonnes(value, lang) {
+    return window.circuflowNumbers.tonnes(value, { lang: lang });
   }
 
   // Tooltips are HTML: names come from the database and are escaped.
@@ -137,7 +136,7 @@
           ? labels.within.replace("{place}", nameOf(p, "from", lang))
           : nameOf(p, "from", lang) + " → " + nameOf(p, "to", lang);
         featureLayer.bindTooltip(
-          route + "<br>" + formatTonnes(p.tonnes, lang, labels.tonnes_unit) + " · " + labels.batches.replace("{n}", p.batches),
+          route + "<br>" + formatTonnes(p.tonnes, lang) + " · " + labels.batches.replace("{n}", p.batches),
           { sticky: true }
         );
         featureLayer.on("click", function (event) {
@@ -197,14 +196,14 @@
         var roles = (p.roles || []).map(function (r) { return escapeHtml(labels["role." + r] || r); }).join(", ");
         var text = nameOf(p, "name", lang) + (roles ? "<br>" + roles : "");
         if (p.sent_t || p.received_t) {
-          text += "<br>" + labels.sent + " " + formatTonnes(p.sent_t, lang, labels.tonnes_unit) +
-            " · " + labels.received + " " + formatTonnes(p.received_t, lang, labels.tonnes_unit);
+          text += "<br>" + labels.sent + " " + formatTonnes(p.sent_t, lang) +
+            " · " + labels.received + " " + formatTonnes(p.received_t, lang);
           // What was received became: utilised here (allocated), or for an intermediary held and forwarded.
           if (p.held_t || p.forwarded_t) {
-            text += "<br>" + labels.held + " " + formatTonnes(p.held_t, lang, labels.tonnes_unit) +
-              " · " + labels.forwarded + " " + formatTonnes(p.forwarded_t, lang, labels.tonnes_unit);
+            text += "<br>" + labels.held + " " + formatTonnes(p.held_t, lang) +
+              " · " + labels.forwarded + " " + formatTonnes(p.forwarded_t, lang);
           } else if (p.utilised_t) {
-            text += "<br>" + labels.utilised + " " + formatTonnes(p.utilised_t, lang, labels.tonnes_unit);
+            text += "<br>" + labels.utilised + " " + formatTonnes(p.utilised_t, lang);
           }
         }
         featureLayer.bindTooltip(text, { direction: "top", offset: [0, -4] });
@@ -297,7 +296,7 @@
       status.textContent = state.labels[n < count ? "top.status" : "top.all"]
         .replace("{n}", n.toLocaleString(state.lang))
         .replace("{count}", count.toLocaleString(state.lang))
-        .replace("{tonnes}", formatTonnes(tonnes, state.lang, state.labels.tonnes_unit))
+        .replace("{tonnes}", formatTonnes(tonnes, state.lang))
         .replace("{share}", total > 0 ? truncatedPercent(tonnes / total) : "–");
       status.dataset.shown = String(n);
     }
