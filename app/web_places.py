@@ -356,7 +356,7 @@ def _enterprise_response(
         ),
         # Changes of location, divisions, park and roles, from the audit log; edited by administrators.
         "history": registry.history(session=session, table="enterprise", row_id=enterprise_id),
-        "park_names": web_registry.park_names(session, lang),
+        "names": web_registry.history_names(session, lang),
         "edit_href": f"/enterprises/{enterprise_id}/edit" if principal.is_admin else None,
     }
     # An htmx write swaps the licences card alone; every other request gets the page (or its content).

@@ -53,9 +53,11 @@ async def _form(request: Request) -> tuple[dict[str, str], dict[str, list[str]],
     return single, multi, upload
 
 
-def park_names(session: Session, lang: str) -> dict[int, str]:
-    """Each park's name in the reader's language: the histories name parks, not their ids."""
-    return {p.id: local_name(lang, p.name_zh, p.name_en) for p in directory.list_parks(session=session)}
+def history_names(session: Session, lang: str) -> dict[str, dict[Any, str]]:
+    """Parks and regions by name in the reader's language: the histories name them, not their ids and codes."""
+    parks = {p.id: local_name(lang, p.name_zh, p.name_en) for p in directory.list_parks(session=session)}
+    regions = {r.adcode: local_name(lang, r.name_zh, r.name_en) for r in directory.list_regions(session=session)}
+    return {"parks": parks, "regions": regions}
 
 
 def _problems(lang: str, exc: DomainError, fields: tuple[str, ...]) -> dict[str, str]:
@@ -236,7 +238,7 @@ def _enterprise_form(
         "datums": [d.value for d in Datum],
         "parks": directory.list_parks(session=session),
         "history": registry.history(session=session, table="enterprise", row_id=enterprise_id),
-        "park_names": park_names(session, lang),
+        "names": history_names(session, lang),
         "beijing": beijing,
     }
     return render(request, "enterprise_edit.html", context, lang=lang, status_code=status_code)
@@ -334,7 +336,7 @@ def _park_form(
         "statuses": [v.value for v in TransformationStatus],
         "datums": [d.value for d in Datum],
         "history": registry.history(session=session, table="park", row_id=park_id),
-        "park_names": {},
+        "names": history_names(session, lang),
         "beijing": beijing,
     }
     return render(request, "park_edit.html", context, lang=lang, status_code=status_code)

@@ -17,7 +17,9 @@ import openpyxl
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
+from typer.testing import CliRunner
 
+from app.cli import cli
 from app.settings import Settings
 from flows.battery import whitelist
 from flows.battery.chain import RowsRefused, read_table
@@ -433,3 +435,19 @@ def test_the_park_edit_page_takes_a_boundary_file(client: TestClient, world: Wor
     broken = {"boundary": ("park.geojson", b"{not json", "application/geo+json")}
     refused = client.post(f"/parks/{w.park_a}/edit", data=data | {"version": "2"}, files=broken, headers=en)
     assert refused.status_code == 422 and 'id="pf-boundary-error"' in refused.text
+
+
+def test_the_command_line_imports_the_whitelist(
+    cli_env: dict[str, str], world: World, session: Session, tmp_path: Path
+) -> None:
+    good = _csv_file(
+        tmp_path, [HEADER, [_uscc(session, world.e2), "二", "再生利用", "2024年本", "第一批", "2024-12-20", ""]]
+    )
+    result = CliRunner().invoke(cli, ["import", "whitelist", str(good)], env=cli_env)
+    assert result.exit_code == 0, result.output
+    assert "1 created" in result.output
+    bad = _csv_file(
+        tmp_path, [HEADER, [_uscc(session, world.e2), "二", "冶炼", "2024年本", "第一批", "2024-12-20", ""]]
+    )
+    refused = CliRunner().invoke(cli, ["import", "whitelist", str(bad)], env=cli_env)
+    assert refused.exit_code == 1 and "line 2, activity" in refused.output

@@ -3,9 +3,13 @@
 (function () {
   "use strict";
 
+  // Tests (and page scripts) reach a drawn map through window.circuflowPickers.get(el) once data-map-ready is set.
+  var pickers = (window.circuflowPickers = new Map());
+
   function baseMap(el) {
     var map = L.map(el, { zoomSnap: 0.25, scrollWheelZoom: false });
     map.attributionControl.setPrefix(false);
+    pickers.set(el, map);
     if (el.dataset.attribution) {
       map.attributionControl.addAttribution(el.dataset.attribution);
     }
@@ -54,6 +58,7 @@
     marker.on("dragend", function () {
       pick(marker.getLatLng());
     });
+    el.dataset.mapReady = "true";
     // Typed WGS84 coordinates move the marker; others are converted by the server when saved.
     [lon, lat].forEach(function (input) {
       input.addEventListener("change", function () {
@@ -73,6 +78,7 @@
       interactive: false,
     }).addTo(map);
     map.fitBounds(shape.getBounds(), { padding: [20, 20] });
+    el.dataset.mapReady = "true";
   }
 
   function start() {
