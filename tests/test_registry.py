@@ -27,7 +27,9 @@ from flows.kernel.errors import Forbidden
 from flows.waste.imports import import_enterprises
 from maps.datum import wgs84_to_gcj02
 from models import AuditLog, Enterprise, EnterpriseRoleLink, Park, WhitelistEntry
+from tests.access_cases_battery import build_chain
 from tests.browser import serve
+from tests.test_battery_audit import ADMIN, _flags, _p, _register, _to_collected, _walk
 from tests.world import NOW, World, build_world
 
 
@@ -451,3 +453,28 @@ def test_the_command_line_imports_the_whitelist(
     )
     refused = CliRunner().invoke(cli, ["import", "whitelist", str(bad)], env=cli_env)
     assert refused.exit_code == 1 and "line 2, activity" in refused.output
+
+
+def test_the_chain_audit_reads_the_entries_valid_on_the_events_day(session: Session) -> None:
+    chain = build_chain(session, build_world(session))
+    battery_code = _p(1)
+    _register(session, chain, {"code": battery_code})
+    _walk(session, battery_code, [*_to_collected(chain)])
+    _walk(
+        session, battery_code, [("transferred", "2024-01-21T10:00", chain.outlet, {"counterpart_id": chain.unlisted})]
+    )
+    assert set(_flags(session, "unlisted_receiver")) == {battery_code}
+    listing = {
+        "uscc": _uscc(session, chain.unlisted),
+        "activity": "再生利用",
+        "edition": "2019年本",
+        "batch": "第四批",
+        "listed_on": "2024-01-01",
+    }
+    written = whitelist.save_entry(session=session, principal=ADMIN, data=listing, now=NOW)
+    session.commit()
+    assert _flags(session, "unlisted_receiver") == {}
+    assert written.entry.id is not None
+    whitelist.delist(session=session, principal=ADMIN, entry_id=written.entry.id, delisted_on="2024-01-21", now=NOW)
+    session.commit()
+    assert set(_flags(session, "unlisted_receiver")) == {battery_code}  # delisted from the handover's day on

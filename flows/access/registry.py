@@ -168,25 +168,39 @@ def edit_enterprise(
             session.flush()
             session.add_all(EnterpriseRoleLink(enterprise_id=enterprise_id, role=EnterpriseRole(r)) for r in wanted)
             roles = wanted
-    after = _state(e, roles)
+    _keep(session, principal, e, "enterprise", before, _state(e, roles), now)
+    return e
+
+
+def _keep(
+    session: Session,
+    principal: Principal,
+    row: Enterprise | Park,
+    table: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Count an edit that changed something up one version and audit it; False when it changed nothing."""
     if {k: v for k, v in after.items() if k != "version"} == {k: v for k, v in before.items() if k != "version"}:
-        return e
-    e.version += 1
-    after["version"] = e.version
-    session.add(e)
+        return False
+    row.version += 1
+    after["version"] = row.version
+    session.add(row)
     session.flush()
+    ids = (row.id,) if isinstance(row, Enterprise) else ()
     record(
         session=session,
         principal=principal,
         action="edit",
-        table="enterprise",
-        row_id=enterprise_id,
+        table=table,
+        row_id=row.id,
         before=before,
         after=after,
         now=now,
-        enterprises=(enterprise_id,),
+        enterprises=ids,
     )
-    return e
+    return True
 
 
 def audit_enterprise_change(
@@ -197,12 +211,14 @@ def audit_enterprise_change(
     before: dict[str, Any],
     after: dict[str, Any],
     now: datetime,
+    action: str = "import",
 ) -> None:
-    """Keep an imported change of an enterprise's location, divisions, park or roles in its history."""
+    """Keep a change of an enterprise's location, divisions, park or roles made by other means than an edit (an
+    import, a park's new boundary) in its history."""
     record(
         session=session,
         principal=principal,
-        action="import",
+        action=action,
         table="enterprise",
         row_id=enterprise_id,
         before=before,
@@ -317,24 +333,7 @@ def edit_park(*, session: Session, principal: Principal, park_id: int, data: obj
         )
         p.boundary, p.region_adcode = placed.boundary, placed.region_adcode
         moved = True
-    after = _park_state(p)
-    if {k: v for k, v in after.items() if k != "version"} == {k: v for k, v in before.items() if k != "version"}:
-        return p
-    p.version += 1
-    after["version"] = p.version
-    session.add(p)
-    session.flush()
-    record(
-        session=session,
-        principal=principal,
-        action="edit",
-        table="park",
-        row_id=park_id,
-        before=before,
-        after=after,
-        now=now,
-    )
-    if moved:
+    if _keep(session, principal, p, "park", before, _park_state(p), now) and moved:
         _replace_enterprises(session, principal, p, now)
     return p
 
@@ -368,16 +367,14 @@ def _replace_enterprises(session: Session, principal: Principal, park: Park, now
         e.version += 1
         session.add(e)
         session.flush()
-        record(
+        audit_enterprise_change(
             session=session,
             principal=principal,
-            action="park_boundary",
-            table="enterprise",
-            row_id=e.id,
+            enterprise_id=e.id,
             before=before,
             after=_state(e, roles),
             now=now,
-            enterprises=(e.id,),
+            action="park_boundary",
         )
 
 
