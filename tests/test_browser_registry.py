@@ -47,7 +47,8 @@ def test_the_whitelist_journey(
 ) -> None:
     w = world
     with sync_playwright() as pw, browser_page(pw, live_server, cookie=admin_cookie) as (page, requests, errors):
-        page.goto(f"{live_server}/whitelist")
+        page.goto(f"{live_server}/batteries")
+        page.click("#whitelist-link")
         assert page.locator("h1").inner_text() == "动力电池白名单"
         page.fill("#wl-uscc", _uscc(session, w.e2))
         page.select_option("#wl-activity", "recycling")
