@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from app.settings import Settings, write_engine_for
 from flows.battery import chain as battery
+from flows.battery import whitelist
 from flows.battery.code import parse_battery_code
 from flows.kernel.errors import DomainError, InvalidInput
 from flows.kernel.principal import system_principal
@@ -211,9 +212,45 @@ def import_battery_events(
     _import("battery-events", path, enterprise)
 
 
+def import_whitelist(
+    path: Annotated[
+        Path, typer.Argument(help="CSV (UTF-8 or GB18030) or XLSX: uscc, activity, edition, batch, listed_on, ...")
+    ],
+) -> None:
+    """Import the battery whitelist as it now stands: all rows land, or none; a stored entry's key replaces it."""
+    try:
+        rows, lines = battery.read_table(path, Settings().upload_limits())
+        with _session() as session:
+            done = whitelist.save_entries(
+                session=session,
+                principal=system_principal(Channel.import_),
+                rows=rows,
+                lines=lines,
+                now=datetime.now(UTC),
+            )
+            session.commit()
+    except battery.RowsRefused as exc:
+        err.print(
+            f"[red]refused:[/red] {len({e.row for e in exc.errors})} of {exc.total} rows are wrong; nothing was saved"
+        )
+        for e in exc.errors:
+            err.print(f"  line {e.row}, {e.column}: {e.reason}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    except DomainError as exc:
+        _fail(exc.message)
+        return
+    counts = {outcome: sum(w.outcome == outcome for w in done) for outcome in ("created", "replaced", "unchanged")}
+    out.print(
+        f"imported the whitelist: {counts['created']} created, {counts['replaced']} replaced, "
+        f"{counts['unchanged']} unchanged",
+        highlight=False,
+    )
+
+
 def register(cli: typer.Typer, validate_cli: typer.Typer, import_cli: typer.Typer) -> None:
     """Add the battery commands to the main command and its validate and import groups."""
     validate_cli.command("battery")(validate_battery)
     cli.command("trace")(trace_cmd)
     import_cli.command("batteries")(import_batteries)
     import_cli.command("battery-events")(import_battery_events)
+    import_cli.command("whitelist")(import_whitelist)

@@ -24,6 +24,7 @@ from app import (
     api_lockcheck,
     api_manifests,
     api_notifications,
+    api_registry,
     api_reports,
     api_revisions,
     errors,
@@ -41,6 +42,7 @@ from app import (
     web_map,
     web_places,
     web_print,
+    web_registry,
     web_search,
     web_trace,
 )
@@ -134,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_manifests.router, prefix="/api/v1")
     app.include_router(api_battery.router, prefix="/api/v1")
     app.include_router(api_licences.router, prefix="/api/v1")
+    app.include_router(api_registry.router, prefix="/api/v1")
     app.include_router(api_asks.router, prefix="/api/v1")
     app.include_router(api_revisions.router, prefix="/api/v1")
     app.include_router(api_lockcheck.router, prefix="/api/v1")
@@ -144,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_map.router)
     app.include_router(web_batches.router)
     app.include_router(web_places.router)
+    app.include_router(web_registry.router)
     app.include_router(web_battery_work.router)  # before web_trace: /batteries/new is not a code
     app.include_router(web_trace.router)
     app.include_router(web_audit.router)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 
-from app import downloads
+from app import downloads, web_registry
 from app import years as year_memory
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
@@ -21,7 +21,7 @@ from app.errors import status_for
 from app.i18n import LanguageDep, local_name, say, translate
 from app.params import Id, IdQuery
 from app.web import beijing, pct, render
-from flows.access import directory
+from flows.access import directory, registry
 from flows.kernel.bounds import MAX_TEXT, check_text, label
 from flows.kernel.errors import Conflict, InvalidInput, NotFound
 from flows.kernel.numbers import number_style
@@ -349,6 +349,10 @@ def _enterprise_response(
         "asks": ask_pages.open_asks(
             session=session, table="declaration", row_ids=[d.id for d in page.declarations if d.id]
         ),
+        # Changes of location, divisions, park and roles, from the audit log; edited by administrators.
+        "history": registry.history(session=session, table="enterprise", row_id=enterprise_id),
+        "names": web_registry.history_names(session, lang),
+        "edit_href": f"/enterprises/{enterprise_id}/edit" if principal.is_admin else None,
     }
     # An htmx write swaps the licences card alone; every other request gets the page (or its content).
     block = "licences" if request.method == "POST" else "content"
@@ -430,6 +434,7 @@ def park(
         "flag_rows": _flag_rows(lang, page.flags, name) if page.flags else [],
         "open_flags": sum(page.flags.counts.values()) if page.flags else 0,
         "downloads": downloads.links(request) if page.links or page.boundary else None,
+        "edit_href": f"/parks/{park_id}/edit" if principal.is_admin else None,
     }
     return render(request, "park.html", context, lang=lang)
 

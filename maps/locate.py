@@ -72,11 +72,14 @@ _cache: dict[tuple[Any, ...], _ShapelyIndex] = {}
 
 
 def _fingerprint(session: Session) -> tuple[Any, ...]:
-    # Cheap to compute, and changes whenever a region or park is added, removed or reshaped.
+    # Cheap to compute, and changes whenever a region or park is added, removed or reshaped (an edited park counts
+    # its version up: a new boundary may be as long as the old one).
     bind = session.get_bind()
     regions = session.exec(select(func.count()).select_from(Region)).one()
     parks = session.exec(
-        select(func.count(), func.max(Park.id), func.sum(func.length(Park.boundary))).select_from(Park)
+        select(
+            func.count(), func.max(Park.id), func.sum(func.length(Park.boundary)), func.sum(Park.version)
+        ).select_from(Park)
     ).one()
     return (str(bind.engine.url), regions, *parks)
 

@@ -34,6 +34,8 @@ class Enterprise(EnterpriseBase, table=True):
     county_adcode: str | None = Field(default=None, foreign_key="region.adcode", index=True)
     park_id: int | None = Field(default=None, foreign_key="park.id", index=True)
     location_overridden: bool = False
+    # Counts edits made on a page or through the API: an edit names the version it read, so of two at once one wins.
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class EnterprisePublic(EnterpriseBase):
@@ -42,6 +44,8 @@ class EnterprisePublic(EnterpriseBase):
     prefecture_adcode: str | None
     county_adcode: str | None
     park_id: int | None
+    location_overridden: bool = False
+    version: int = 1
     roles: list[str] = []
 
 
@@ -119,6 +123,9 @@ class WhitelistEntry(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     enterprise_id: int = Field(foreign_key="enterprise.id", index=True)
     kind: WhitelistKind = Field(sa_type=ENUM_STR)
+    edition: str = Field(
+        default="", max_length=32, sa_column_kwargs={"server_default": ""}, description="the conditions' edition"
+    )
     batch: str = Field(max_length=32, description="the published list it appeared in")
     listed_on: date
-    revoked_on: date | None = None
+    revoked_on: date | None = Field(default=None, description="delisted from this day on")

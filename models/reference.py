@@ -54,10 +54,13 @@ class Park(ParkBase, table=True):
     )
     id: int | None = Field(default=None, primary_key=True)
     boundary: Any = Field(sa_column=Column(Geometry("MULTIPOLYGON"), nullable=False))
+    # Counts edits made on a page or through the API: an edit names the version it read, so of two at once one wins.
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class ParkPublic(ParkBase):
     id: int
+    version: int = 1
 
 
 class WasteCategoryBase(SQLModel):

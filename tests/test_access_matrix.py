@@ -29,6 +29,7 @@ from tests.access_cases_map import MAP_CASES
 from tests.access_cases_notices import NOTICE_CASES
 from tests.access_cases_places import PLACES_CASES
 from tests.access_cases_print import PRINT_CASES
+from tests.access_cases_registry import REGISTRY_CASES
 from tests.access_cases_reports import REPORT_CASES
 from tests.access_cases_revisions import REVISION_CASES
 from tests.access_cases_trace import SEEDED_TRACE_CASES, TRACE_CASES
@@ -58,6 +59,7 @@ CASES: list[Case] = [
     *ASKS_CASES,
     *REVISION_CASES,
     *LOCKCHECK_CASES,
+    *REGISTRY_CASES,
 ]
 
 # Routes exercised by their own tests: sign-in and sign-out need a browser session, uploads a multipart body
@@ -67,6 +69,7 @@ OWN_TESTS |= {("POST", "/batteries/import")}  # tests/test_battery_pages.py, rol
 # tests/test_attachments.py, role by role: the upload is multipart, and a read needs the bytes in the test's store.
 OWN_TESTS |= {("POST", "/api/v1/attachments"), ("GET", "/api/v1/attachments/{attachment_id}")}
 OWN_TESTS |= {("GET", "/attachments/{attachment_id}")}
+OWN_TESTS |= {("POST", "/whitelist/import")}  # tests/test_registry.py: the upload is multipart
 
 
 def _walk(routes: list[Any], prefix: str = "") -> set[tuple[str, str]]:
@@ -113,6 +116,7 @@ def _fingerprint(engine: Engine) -> str:
             "battery_event",
             "licence",
             "licence_revision",
+            "whitelist_entry",
             "notice",
             "notice_preference",
             "rate_revision",

@@ -50,11 +50,23 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     ),
     Column("note", "备注", ""),
 )
+# The whitelist as MIIT publishes it; the name is for the reader of the file (the credit code says who).
+WHITELIST_COLUMNS: tuple[Column, ...] = (
+    Column("uscc", "统一社会信用代码", "91510000MA0000058A"),
+    Column("name", "企业名称", "四川示例循环科技有限公司"),
+    Column("activity", "类型", "再生利用"),
+    Column("edition", "版本", "2024年本"),
+    Column("batch", "批次", "第一批"),
+    Column("listed_on", "公告日期", "2024-12-20"),
+    Column("delisted_on", "撤销日期", ""),
+)
 KINDS: dict[str, tuple[Column, ...]] = {"batteries": BATTERY_COLUMNS, "battery-events": EVENT_COLUMNS}
+# Every file with a template: the workers' kinds and the whitelist its keepers import.
+TEMPLATES: dict[str, tuple[Column, ...]] = KINDS | {"whitelist": WHITELIST_COLUMNS}
 # The Chinese headers (and their forms with the unit in parentheses), read as the keys they stand for.
 ALIASES: dict[str, str] = {
     name: c.key
-    for columns in KINDS.values()
+    for columns in TEMPLATES.values()
     for c in columns
     for name in (c.zh, c.zh.replace("_", "（", 1) + "）" if "_" in c.zh else c.zh)
 } | {"报告单位统一社会信用代码": "reporter_uscc", "生产企业统一社会信用代码": "maker_uscc"}
@@ -67,7 +79,7 @@ def alias(header: str) -> str | None:
 
 def template_csv(kind: str) -> bytes:
     """A template file: UTF-8 with a byte-order mark (Excel reads it so), Chinese headers, one example row."""
-    columns = KINDS[kind]
+    columns = TEMPLATES[kind]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([c.zh for c in columns])
@@ -82,8 +94,8 @@ def template_xlsx(kind: str) -> bytes:
     book = Workbook()
     sheet = book.active
     assert sheet is not None
-    sheet.title = "电池" if kind == "batteries" else "电池事件"
-    columns = KINDS[kind]
+    sheet.title = {"batteries": "电池", "whitelist": "白名单"}.get(kind, "电池事件")
+    columns = TEMPLATES[kind]
     sheet.append([c.zh for c in columns])
     sheet.append([c.example for c in columns])
     out = io.BytesIO()

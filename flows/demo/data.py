@@ -243,6 +243,8 @@ WHITELIST_BATCHES: dict[str, tuple[str, date]] = {
     "2024-5": ("MIIT-2024-5", date(2024, 5, 20)),
 }
 REVOKED_ON = date(2023, 6, 30)
+# The edition of the standard conditions each batch was published under (2016年本 until the 2019年本 took over).
+WHITELIST_EDITIONS: tuple[tuple[date, str], ...] = ((date(2020, 1, 1), "2016年本"), (date(2024, 12, 1), "2019年本"))
 
 # ---------------------------------------------------------------------------------------------------------------
 # Per-category behaviour of the declarations: utilisation share in 2020, yearly rise, share of the rest disposed.

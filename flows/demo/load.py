@@ -37,6 +37,7 @@ from flows.demo.data import (
     SUFFIXES,
     TARGET_PATH,
     WHITELIST_BATCHES,
+    WHITELIST_EDITIONS,
     Kind,
     ParkSpec,
 )
@@ -148,6 +149,11 @@ def _insert(
         if progress:
             progress(stage, start + len(chunk), total)
     return ids
+
+
+def _edition(listed: date) -> str:
+    """The edition of the standard conditions a batch listed on that day was published under."""
+    return next((name for before, name in WHITELIST_EDITIONS if listed < before), "2024年本")
 
 
 def _insert_plain(
@@ -887,7 +893,14 @@ class _Demo:
             kind = WhitelistKind.cascade_use if ent.has(EnterpriseRole.cascade_user) else WhitelistKind.recycling
             revoked = REVOKED_ON if ent.kind.key == "recycler_revoked" else None
             rows.append(
-                {"enterprise_id": ent.id, "kind": kind, "batch": batch, "listed_on": listed, "revoked_on": revoked}
+                {
+                    "enterprise_id": ent.id,
+                    "kind": kind,
+                    "edition": _edition(listed),
+                    "batch": batch,
+                    "listed_on": listed,
+                    "revoked_on": revoked,
+                }
             )
         first_recycler = self.of_kind("recycler")[0]
         batch, listed = WHITELIST_BATCHES["2021-3"]
@@ -895,6 +908,7 @@ class _Demo:
             {
                 "enterprise_id": first_recycler.id,
                 "kind": WhitelistKind.cascade_use,
+                "edition": _edition(listed),
                 "batch": batch,
                 "listed_on": listed,
                 "revoked_on": None,

@@ -41,6 +41,7 @@ from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
+from flows.access import registry
 from flows.access.locks import ensure_unlocked, guard_year
 from flows.access.trail import record, serialise_writers
 from flows.kernel.bounds import (
@@ -1023,16 +1024,12 @@ class _Enterprises(_Importer):
                 continue
 
             stored = self.stored.get(r.uscc)
-            place: tuple[str | None, str | None, str | None, int | None] = (
-                loc.province,
-                loc.prefecture,
-                loc.county,
-                loc.park,
+            place, overridden = registry.derived_place(
+                loc=loc,
+                moved=stored is None or (stored.lon, stored.lat) != (r.lon, r.lat),
+                overridden=stored is not None and stored.overridden,
+                stored=stored.place if stored is not None else None,
             )
-            overridden = False
-            if stored is not None and stored.overridden and (stored.lon, stored.lat) == (r.lon, r.lat):
-                # A region or park set by hand stays while the point stays where it was.
-                place, overridden = stored.place, True
             name_en = stored.name_en if stored is not None and keep_name_en else r.name_en
             values: dict[str, Any] = {
                 "name_zh": r.name,
@@ -1072,14 +1069,58 @@ class _Enterprises(_Importer):
             )
             self.inserted += len(inserts)
         if updates:
-            self.session.execute(update(table).where(table.c.id == bindparam("b_id")), [v for _, v in updates])
+            # A page edit names the version it read: an import in between makes it stale.
+            bump = update(table).where(table.c.id == bindparam("b_id")).values(version=table.c.version + 1)
+            self.session.execute(bump, [v for _, v in updates])
             ids = [v["b_id"] for _, v in updates]
             roles_table = _table_of(EnterpriseRoleLink)
             self.session.execute(delete(roles_table).where(roles_table.c.enterprise_id.in_(ids)))
             role_rows.extend({"enterprise_id": v["b_id"], "role": role} for r, v in updates for role in sorted(r.roles))
             self.updated += len(updates)
+            self._keep_history(updates)
         if role_rows:
             self.session.execute(insert(_table_of(EnterpriseRoleLink)), role_rows)
+
+    def _keep_history(self, updates: list[tuple[_EnterpriseRow, dict[str, Any]]]) -> None:
+        """A moved point or changed roles goes into the enterprise's history, as an edit on its page does."""
+        for r, v in updates:
+            stored = self.stored[r.uscc]
+            before = self._state(
+                stored.name, stored.name_en, stored.lon, stored.lat, stored.place, stored.overridden, stored.roles
+            )
+            place = (v["province_adcode"], v["prefecture_adcode"], v["county_adcode"], v["park_id"])
+            after = self._state(r.name, v["name_en"], r.lon, r.lat, place, v["location_overridden"], r.roles)
+            registry.audit_enterprise_change(
+                session=self.session,
+                principal=replace(self.principal, channel=Channel.import_),
+                enterprise_id=stored.id,
+                before=before,
+                after=after,
+                now=self.now,
+            )
+
+    @staticmethod
+    def _state(
+        name: str,
+        name_en: str | None,
+        lon: float,
+        lat: float,
+        place: registry.Place,
+        overridden: bool,
+        roles: frozenset[str],
+    ) -> dict[str, Any]:
+        return {
+            "name_zh": name,
+            "name_en": name_en,
+            "lon": lon,
+            "lat": lat,
+            "province_adcode": place[0],
+            "prefecture_adcode": place[1],
+            "county_adcode": place[2],
+            "park_id": place[3],
+            "location_overridden": overridden,
+            "roles": sorted(roles),
+        }
 
 
 @dataclass
