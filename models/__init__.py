@@ -14,6 +14,7 @@ from models.accounts import (
 )
 from models.battery import Battery, BatteryEvent, RecoveryReport
 from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, LicenceRevision, WhitelistEntry
+from models.flagwork import FlagEntry, FlagWork
 from models.notices import FlagNotice, Notice, NoticePreference
 from models.reference import Park, Region, Target, TargetCategory, WasteCategory
 from models.waste import (
@@ -42,7 +43,9 @@ __all__ = [
     "Licence",
     "LicenceRevision",
     "NumberCounter",
+    "FlagEntry",
     "FlagNotice",
+    "FlagWork",
     "Notice",
     "NoticePreference",
     "Park",
