@@ -20,6 +20,7 @@ from tests.access_cases_batches import BATCHES_CASES
 from tests.access_cases_battery import BATTERY_CASES, NOBODY, SEEDED_CASES, seed_batteries
 from tests.access_cases_battery_work import BATTERY_WORK_CASES
 from tests.access_cases_daily import DAILY_CASES
+from tests.access_cases_flagwork import FLAGWORK_CASES
 from tests.access_cases_licences import LICENCE_CASES
 from tests.access_cases_manifests import MANIFEST_CASES
 from tests.access_cases_map import MAP_CASES
@@ -50,6 +51,7 @@ CASES: list[Case] = [
     *NOTICE_CASES,
     *BATTERY_WORK_CASES,
     *DAILY_CASES,
+    *FLAGWORK_CASES,
 ]
 
 # Routes exercised by their own tests: sign-in and sign-out need a browser session, uploads a multipart body
@@ -103,6 +105,8 @@ def _fingerprint(engine: Engine) -> str:
             "licence_revision",
             "notice",
             "notice_preference",
+            "flag_work",
+            "flag_entry",
         ):
             # Using a token stamps its last_used_at: bookkeeping, not a change made by the request.
             cols = {"park": "id, name_zh, region_adcode", "api_token": "id, user_id, name, token_hash, revoked_at"}.get(
