@@ -25,6 +25,7 @@ from app import (
     api_notifications,
     api_reports,
     errors,
+    files,
     login,
     web,
     web_audit,
@@ -147,6 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_inbox.router)
     app.include_router(web_search.router)
     app.include_router(web_search.api_router, prefix="/api/v1")
+    app.include_router(files.router)
+    app.include_router(files.api_router, prefix="/api/v1")
 
     @app.get("/api/v1/openapi.json", include_in_schema=False)
     def openapi(_principal: PrincipalDep) -> JSONResponse:

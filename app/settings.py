@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     max_import_rows: int = Field(default=200_000, ge=1, le=10_000_000)  # rows below the header of an imported file
     # Python's csv module refuses a longer field on its own (a process-wide switch): 128 KB is also the most.
     max_csv_field_kb: int = Field(default=128, ge=1, le=128)
+    # Evidence files (weighbridge tickets, letters): kept outside the database, under their SHA-256.
+    attachments_dir: Path | None = None  # default: <data_dir>/attachments
+    max_attachment_mb: float = Field(default=10, gt=0, le=100)
 
     def smtp_target(self) -> SmtpTarget | None:
         """Where notifications are e-mailed; None when e-mail is off."""

@@ -14,6 +14,7 @@ from models.accounts import (
 )
 from models.battery import Battery, BatteryEvent, RecoveryReport
 from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, LicenceRevision, WhitelistEntry
+from models.files import Attachment
 from models.flagwork import FlagEntry, FlagWork
 from models.notices import FlagNotice, Notice, NoticePreference
 from models.reference import Park, Region, Target, TargetCategory, WasteCategory
@@ -28,6 +29,7 @@ from models.waste import (
 )
 
 __all__ = [
+    "Attachment",
     "ManifestCorrection",
     "ApiToken",
     "CorrectionRequest",

@@ -58,6 +58,9 @@ CASES: list[Case] = [
 # (tests/test_web_import.py checks them role by role).
 OWN_TESTS = {("POST", "/login"), ("POST", "/logout"), ("POST", "/import"), ("POST", "/api/v1/imports/{kind}")}
 OWN_TESTS |= {("POST", "/batteries/import")}  # tests/test_battery_pages.py, role by role
+# tests/test_attachments.py, role by role: the upload is multipart, and a read needs the bytes in the test's store.
+OWN_TESTS |= {("POST", "/api/v1/attachments"), ("GET", "/api/v1/attachments/{attachment_id}")}
+OWN_TESTS |= {("GET", "/attachments/{attachment_id}")}
 
 
 def _walk(routes: list[Any], prefix: str = "") -> set[tuple[str, str]]:
