@@ -13,7 +13,7 @@ from app.params import IdQuery, Offset, checked_json
 from app.scope import ScopeDep
 from flows.kernel.bounds import MAX_DECLARED_T
 from flows.waste import flag_work, flags
-from flows.waste.flag_work import BulkChange, EntryIn, EntryPublic, FlagChange, FlagStatus, WorkPage
+from flows.waste.flag_work import AnswerIn, BulkChange, EntryIn, EntryPublic, FlagChange, FlagStatus, WorkPage
 from flows.waste.flags import Tolerances
 from models import FlagWork
 
@@ -135,8 +135,10 @@ def note(key: Key, body: EntryIn, session: SessionDep, principal: PrincipalDep) 
 
 
 @router.post("/flags/{key}/answers", response_model=EntryPublic, status_code=201)
-def answer(key: Key, body: EntryIn, session: SessionDep, principal: PrincipalDep) -> EntryPublic:
-    """The enterprise's answer to a flag on it; its bureaus are told."""
-    entry = flag_work.answer_flag(session=session, principal=principal, key=key, text=body.text, now=utcnow())
+def answer(key: Key, body: AnswerIn, session: SessionDep, principal: PrincipalDep) -> EntryPublic:
+    """The enterprise's answer to a flag on it, naming an evidence file uploaded first if any; its bureaus are told."""
+    entry = flag_work.answer_flag(
+        session=session, principal=principal, key=key, text=body.text, attachment_id=body.attachment_id, now=utcnow()
+    )
     session.commit()
     return flag_work.entry_public(session, entry)

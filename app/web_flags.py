@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
+from app.files import FileStoreDep, upload_bytes
 from app.i18n import LanguageDep, safe_next
 from app.web import beijing, render, tonnes
 from flows.kernel.errors import DomainError
@@ -113,11 +114,20 @@ def note(
 
 @router.post("/flags/{key}/answers", name="flag_answer")
 def answer(
-    request: Request, key: Key, session: SessionDep, lang: LanguageDep, principal: PrincipalDep, text: TextField
+    request: Request,
+    key: Key,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    store: FileStoreDep,
+    text: TextField,
+    file: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    """The enterprise answers a flag on it."""
+    """The enterprise answers a flag on it, with an evidence file if it sends one."""
+    given = file is not None and bool(file.filename)
+    upload = flag_work.Upload(store, upload_bytes(file, store), file.filename or "") if file and given else None
     try:
-        flag_work.answer_flag(session=session, principal=principal, key=key, text=text, now=utcnow())
+        flag_work.answer_flag(session=session, principal=principal, key=key, text=text, upload=upload, now=utcnow())
         session.commit()
     except DomainError as exc:
         return _failed(request, session, principal, lang, key, exc)

@@ -54,4 +54,5 @@ class FlagEntry(SQLModel, table=True):
     body: str = Field(max_length=2000)
     enterprise_id: int | None = Field(default=None, foreign_key="enterprise.id", description="who answered")
     author_id: int | None = Field(default=None, foreign_key="user_account.id")
+    attachment_id: int | None = Field(default=None, foreign_key="attachment.id", description="the answer's evidence")
     written_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

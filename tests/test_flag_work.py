@@ -24,6 +24,8 @@ from tests.browser import serve
 from tests.test_web_audit import _sign_in
 from tests.world import NOW, World, build_world, t
 
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
 
 @pytest.fixture
 def world(session: Session) -> World:
@@ -188,8 +190,25 @@ def test_the_api_lists_filters_changes_and_bulk_changes_all_or_nothing(
     note = client.post(f"/api/v1/flags/{keys[w.e3]}/notes", json={"text": "see the 2024 audit"}, headers=bureau)
     assert note.status_code == 201 and note.json()["kind"] == "note"
     assert client.post(f"/api/v1/flags/{keys[w.e3]}/notes", json={"text": ""}, headers=bureau).status_code == 422
-    answer = client.post(f"/api/v1/flags/{keys[w.e3]}/answers", json={"text": "stock"}, headers=_as(w, "ent3"))
+    ticket = client.post(
+        "/api/v1/attachments",
+        files={"file": ("ticket.pdf", PDF, "application/pdf")},
+        data={"enterprise_id": str(w.e3)},
+        headers=_as(w, "ent3"),
+    ).json()
+    answer = client.post(
+        f"/api/v1/flags/{keys[w.e3]}/answers",
+        json={"text": "stock", "attachment_id": ticket["id"]},
+        headers=_as(w, "ent3"),
+    )
     assert answer.status_code == 201, answer.text
+    assert answer.json()["attachment"]["filename"] == "ticket.pdf"
+    foreign = client.post(
+        f"/api/v1/flags/{keys[w.e3]}/answers",
+        json={"text": "stock", "attachment_id": ticket["id"]},
+        headers=_as(w, "ent1"),
+    )
+    assert foreign.status_code == 404
     assert client.post(f"/api/v1/flags/{keys[w.e3]}/answers", json={"text": "x"}, headers=bureau).status_code == 403
     seen = client.get("/api/v1/flags", params={"year": 2023, "kind": "balance_break"}, headers=_as(w, "ent3")).json()
     assert [a["text"] for a in seen["data"][0]["answers"]] == ["stock"] and seen["data"][0]["notes"] == []
@@ -229,14 +248,26 @@ def test_the_flag_page_takes_a_status_and_an_answer(
     csrf = _sign_in(client, session, settings, "ent1")
     page = client.get(f"/flags/{key}")
     assert page.status_code == 200 and 'id="answer-form"' in page.text and 'id="work-form"' not in page.text
-    sent = client.post(f"/flags/{key}/answers", data={"text": "stock drawn down", "csrf_token": csrf})
-    assert sent.status_code == 200 and "stock drawn down" in sent.text
+    sent = client.post(
+        f"/flags/{key}/answers",
+        data={"text": "stock drawn down", "csrf_token": csrf},
+        files={"file": ("ticket.pdf", PDF, "application/pdf")},
+    )
+    assert sent.status_code == 200 and "stock drawn down" in sent.text and "ticket.pdf" in sent.text
+    refused = client.post(
+        f"/flags/{key}/answers",
+        data={"text": "and this", "csrf_token": csrf},
+        files={"file": ("notes.txt", b"plain words", "text/plain")},
+    )
+    assert refused.status_code == 422 and 'id="flag-problem"' in refused.text and "and this" not in refused.text
     assert key in client.get("/flags").text
     csrf = _sign_in(client, session, settings, "bureau_pzh")
     refused = client.post(f"/flags/{key}", data={"status": "dismissed", "assignee_id": "", "csrf_token": csrf})
     assert refused.status_code == 422 and 'id="flag-problem"' in refused.text
     done = client.post(f"/flags/{key}", data={"status": "resolved", "assignee_id": "", "csrf_token": csrf})
     assert done.status_code == 200 and 'id="flag-history"' in done.text and "stock drawn down" in done.text
+    link = done.text.split('href="/attachments/')[1].split('"')[0]
+    assert client.get(f"/attachments/{link}").content == PDF
 
 
 def test_two_bureaus_resolving_one_flag_at_once_leave_one_winner(

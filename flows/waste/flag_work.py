@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from flows.access.files import FileStore, attachments_for_use, store_attachment
 from flows.access.scope import Scope, can_read_enterprise, readable_enterprises, require_role, resolve_scope
 from flows.access.trail import record, snapshot
 from flows.kernel.bounds import MAX_ID
@@ -30,7 +31,7 @@ from flows.kernel.principal import Principal, principal_of
 from flows.notices.inbox import bilingual, notify, of_enterprises, of_users, term
 from flows.waste.alerts import flag_key
 from flows.waste.flags import Flag, FlagKind, list_flags
-from models import AuditLog, Enterprise, FlagEntry, FlagNotice, FlagWork, User
+from models import Attachment, AuditLog, Enterprise, FlagEntry, FlagNotice, FlagWork, User
 from models.enums import Channel, UserRole
 
 MAX_TEXT = 2000  # a note or an answer
@@ -79,10 +80,24 @@ class BulkChange(FlagChange):
 
 
 class EntryIn(BaseModel):
-    """A note or an answer."""
+    """A note."""
 
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+class AnswerIn(EntryIn):
+    """An answer, with the id of an evidence file uploaded first (POST /api/v1/attachments) if any."""
+
+    attachment_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+
+
+class AttachmentRef(BaseModel):
+    """An answer's evidence file: its number, name and type (the bytes at /attachments/{id})."""
+
+    id: int
+    filename: str
+    media_type: str
 
 
 class EntryPublic(BaseModel):
@@ -94,6 +109,7 @@ class EntryPublic(BaseModel):
     author: str | None
     enterprise_id: int | None
     written_at: datetime
+    attachment: AttachmentRef | None = None
 
 
 class WorkedFlag(Flag):
@@ -185,6 +201,15 @@ def _reads_subject(session: Session, principal: Principal, subject: str, parties
     except DomainError:
         return False
     return False
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file sent with an answer, and the store that keeps it."""
+
+    store: FileStore
+    data: bytes
+    filename: str
 
 
 @dataclass(frozen=True)
@@ -372,7 +397,14 @@ def bulk_change(*, session: Session, principal: Principal, change: BulkChange, n
 
 
 def _write_entry(
-    session: Session, principal: Principal, found: Found, kind: str, text: str, now: datetime, enterprise_id: int | None
+    session: Session,
+    principal: Principal,
+    found: Found,
+    kind: str,
+    text: str,
+    now: datetime,
+    enterprise_id: int | None,
+    attachment_id: int | None = None,
 ) -> FlagEntry:
     body = text.strip()
     if not body:
@@ -385,6 +417,7 @@ def _write_entry(
         body=body,
         enterprise_id=enterprise_id,
         author_id=principal.user_id,
+        attachment_id=attachment_id,
         written_at=now,
     )
     session.add(entry)
@@ -416,14 +449,39 @@ def _bureaus_of(session: Session, enterprise_id: int) -> ColumnElement[bool]:
     return and_(col(User.role) == UserRole.bureau.value, col(User.scope_adcode).in_(regions))
 
 
-def answer_flag(*, session: Session, principal: Principal, key: str, text: str, now: datetime) -> FlagEntry:
-    """An enterprise's answer to a flag on it; the bureaus of its county and city (and the assignee) are told."""
+def answer_flag(
+    *,
+    session: Session,
+    principal: Principal,
+    key: str,
+    text: str,
+    now: datetime,
+    attachment_id: int | None = None,
+    upload: Upload | None = None,
+) -> FlagEntry:
+    """An enterprise's answer to a flag on it, with an evidence file (uploaded before, or with the answer) if any.
+
+    The bureaus of its county and city (and the assignee) are told.
+    """
     if principal.role is not UserRole.enterprise or principal.enterprise_id is None:
         raise Forbidden("flagwork.only_enterprise_answers")
     found = find_flag(session=session, principal=principal, key=key, for_update=True, now=now)
     if principal.enterprise_id not in found.parties:
         raise Forbidden("flagwork.not_your_flag")
-    entry = _write_entry(session, principal, found, "answer", text, now, principal.enterprise_id)
+    if upload is not None:
+        stored = store_attachment(
+            session=session,
+            principal=principal,
+            store=upload.store,
+            data=upload.data,
+            filename=upload.filename,
+            enterprise_id=principal.enterprise_id,
+            now=now,
+        )
+        attachment_id = stored.id
+    elif attachment_id is not None:
+        attachments_for_use(session=session, principal=principal, ids=[attachment_id])
+    entry = _write_entry(session, principal, found, "answer", text, now, principal.enterprise_id, attachment_id)
     work = found.work
     told = _bureaus_of(session, principal.enterprise_id)
     if work is not None and work.assignee_id is not None:
@@ -480,8 +538,9 @@ def usernames(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
     return {u.id: u.display_name or u.username for u in rows if u.id is not None}
 
 
-def _public(entry: FlagEntry, names: dict[int, str]) -> EntryPublic:
+def _public(entry: FlagEntry, names: dict[int, str], files: dict[int, Attachment]) -> EntryPublic:
     assert entry.id is not None
+    file = files.get(entry.attachment_id) if entry.attachment_id else None
     return EntryPublic(
         id=entry.id,
         kind=entry.kind,
@@ -489,12 +548,22 @@ def _public(entry: FlagEntry, names: dict[int, str]) -> EntryPublic:
         author=names.get(entry.author_id) if entry.author_id else None,
         enterprise_id=entry.enterprise_id,
         written_at=entry.written_at,
+        attachment=AttachmentRef(id=file.id, filename=file.filename, media_type=file.media_type)
+        if file is not None and file.id is not None
+        else None,
     )
+
+
+def _files(session: Session, entries: Iterable[FlagEntry]) -> dict[int, Attachment]:
+    ids = {e.attachment_id for e in entries if e.attachment_id is not None}
+    if not ids:
+        return {}
+    return {a.id: a for a in session.exec(select(Attachment).where(col(Attachment.id).in_(ids))).all() if a.id}
 
 
 def entry_public(session: Session, entry: FlagEntry) -> EntryPublic:
     """A note or an answer as the API gives it."""
-    return _public(entry, usernames(session, [entry.author_id]))
+    return _public(entry, usernames(session, [entry.author_id]), _files(session, [entry]))
 
 
 def with_work(*, session: Session, principal: Principal, flags: Sequence[Flag]) -> list[WorkedFlag]:
@@ -506,10 +575,11 @@ def with_work(*, session: Session, principal: Principal, flags: Sequence[Flag]) 
         session,
         [w.assignee_id for w in works.values()] + [e.author_id for es in notes.values() for e in es],
     )
+    files = _files(session, (e for es in notes.values() for e in es))
     lines = []
     for flag, key in zip(flags, keys, strict=True):
         work = works.get(key)
-        said = [_public(e, names) for e in notes.get(key, [])]
+        said = [_public(e, names, files) for e in notes.get(key, [])]
         lines.append(
             WorkedFlag(
                 # The fields as they are (a dump would turn the finding's parameters into text).

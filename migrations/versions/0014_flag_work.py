@@ -1,7 +1,7 @@
 """flag work: each audit flag's status, assignee and reason, and the notes and answers written on it
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-07 13:00:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
@@ -51,12 +51,14 @@ def upgrade() -> None:
         sa.Column("body", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
         sa.Column("enterprise_id", sa.Integer(), nullable=True),
         sa.Column("author_id", sa.Integer(), nullable=True),
+        sa.Column("attachment_id", sa.Integer(), nullable=True),
         sa.Column("written_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("kind IN ('note', 'answer')", name="ck_flag_entry_kind"),
         sa.CheckConstraint("length(body) > 0", name="ck_flag_entry_body"),
         sa.ForeignKeyConstraint(["flag_key"], ["flag_work.key"]),
         sa.ForeignKeyConstraint(["enterprise_id"], ["enterprise.id"]),
         sa.ForeignKeyConstraint(["author_id"], ["user_account.id"]),
+        sa.ForeignKeyConstraint(["attachment_id"], ["attachment.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(op.f("ix_flag_entry_flag_key"), "flag_entry", ["flag_key"])
