@@ -304,8 +304,8 @@ def flags_page(
     outside_parks: bool = False,
     category: Annotated[str | None, Query(max_length=9)] = None,
     status: Annotated[str | None, Query(max_length=16)] = None,
-    assignee: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    sort: Annotated[str | None, Query(pattern="^-?size$")] = None,
+    assignee: Annotated[str | None, Query(max_length=12, pattern="^[0-9]*$")] = None,
+    sort: Annotated[str | None, Query(pattern="^(-?size)?$")] = None,
     offset: Offset = 0,
 ) -> Response:
     """The flags of a scope with their work, filtered by kind, status, region, year, enterprise and assignee."""
@@ -319,8 +319,9 @@ def flags_page(
         None if enterprise_id else region, None if enterprise_id else park, enterprise_id, outside_parks, category
     )
     kind = kind or None
-    status = status or None
-    filters = {**args.params(), "year": chosen, "kind": kind, "status": status, "assignee": assignee, "sort": sort}
+    status, sort = status or None, sort or None
+    assignee_id = int(assignee) if assignee else None
+    filters = {**args.params(), "year": chosen, "kind": kind, "status": status, "assignee": assignee_id, "sort": sort}
     if name:
         filters["enterprise"] = name
     context: dict[str, Any] = {
@@ -377,7 +378,7 @@ def flags_page(
             args=args,
             kinds=kind,
             status=status,
-            assignee_id=assignee,
+            assignee_id=assignee_id,
             name=name,
             sort=sort,
             offset=0 if fmt else offset,
@@ -403,7 +404,7 @@ def flags_page(
             status=status,
             status_counts=queue.page.status_counts,
             status_links={s: link("/audit/flags", filters, status=s, offset=None) for s in queue.page.status_counts},
-            assignee=assignee,
+            assignee=assignee_id,
             assignees=queue.assignees,
             sort=sort,
             size_link=link("/audit/flags", filters, sort=None if sort == "size" else "size"),
