@@ -95,11 +95,10 @@ def get_flags(
         limit=None,
         tolerances=Tolerances(**{k: v for k, v in given.items() if v is not None}),
     )
-    lines = flag_work.with_work(session=session, principal=principal, flags=every.data)
     return flag_work.filter_work(
         session=session,
         principal=principal,
-        lines=lines,
+        flags=every.data,
         status=status,
         assignee_id=assignee_id,
         name=name,

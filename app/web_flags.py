@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
@@ -60,6 +62,18 @@ def _failed(request: Request, session: Any, principal: Principal, lang: str, key
     return _page(request, session, principal, lang, key, status_for(exc), problem=exc, problem_field=exc.field)
 
 
+def _acted(
+    request: Request, session: Any, principal: Principal, lang: str, key: str, done: str, act: Callable[..., object]
+) -> Response:
+    """Do one thing to a flag and go back to its page saying so, or show the page with the refusal."""
+    try:
+        act(session=session, principal=principal, key=key, now=utcnow())
+        session.commit()
+    except DomainError as exc:
+        return _failed(request, session, principal, lang, key, exc)
+    return RedirectResponse(f"/flags/{key}?done={done}", status_code=303)
+
+
 @router.get("/flags", name="my_flags")
 def my_flags(
     request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep, year: YearQuery = None
@@ -92,11 +106,10 @@ def change(
     """Set a flag's status or assignee from its page."""
     try:
         body = flag_work.parse_change(_change(status, assignee_id, reason))
-        flag_work.change_flag(session=session, principal=principal, key=key, change=body, now=utcnow())
-        session.commit()
     except DomainError as exc:
         return _failed(request, session, principal, lang, key, exc)
-    return RedirectResponse(f"/flags/{key}?done=changed", status_code=303)
+    act = partial(flag_work.change_flag, change=body)
+    return _acted(request, session, principal, lang, key, "changed", act)
 
 
 @router.post("/flags/{key}/notes", name="flag_note")
@@ -104,12 +117,7 @@ def note(
     request: Request, key: Key, session: SessionDep, lang: LanguageDep, principal: PrincipalDep, text: TextField
 ) -> Response:
     """Add a bureau's note to a flag."""
-    try:
-        flag_work.add_note(session=session, principal=principal, key=key, text=text, now=utcnow())
-        session.commit()
-    except DomainError as exc:
-        return _failed(request, session, principal, lang, key, exc)
-    return RedirectResponse(f"/flags/{key}?done=noted", status_code=303)
+    return _acted(request, session, principal, lang, key, "noted", partial(flag_work.add_note, text=text))
 
 
 @router.post("/flags/{key}/answers", name="flag_answer")
@@ -126,12 +134,8 @@ def answer(
     """The enterprise answers a flag on it, with an evidence file if it sends one."""
     given = file is not None and bool(file.filename)
     upload = flag_work.Upload(store, upload_bytes(file, store), file.filename or "") if file and given else None
-    try:
-        flag_work.answer_flag(session=session, principal=principal, key=key, text=text, upload=upload, now=utcnow())
-        session.commit()
-    except DomainError as exc:
-        return _failed(request, session, principal, lang, key, exc)
-    return RedirectResponse(f"/flags/{key}?done=answered", status_code=303)
+    act = partial(flag_work.answer_flag, text=text, upload=upload)
+    return _acted(request, session, principal, lang, key, "answered", act)
 
 
 @router.post("/audit/flags/bulk", name="flags_bulk")

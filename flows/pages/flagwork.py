@@ -71,11 +71,10 @@ def work_queue(
     every = audit.flag_queue(
         session=session, principal=principal, year=year, args=args, kinds=kinds, offset=0, limit=ROW_CAP
     )
-    lines = flag_work.with_work(session=session, principal=principal, flags=every.data)
     page = flag_work.filter_work(
         session=session,
         principal=principal,
-        lines=lines,
+        flags=every.data,
         status=status,
         assignee_id=assignee_id,
         name=name,

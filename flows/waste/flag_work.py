@@ -632,7 +632,7 @@ def filter_work(
     *,
     session: Session,
     principal: Principal,
-    lines: Sequence[WorkedFlag],
+    flags: Sequence[Flag],
     status: Sequence[str] | str | None = None,
     assignee_id: int | None = None,
     name: str | None = None,
@@ -641,13 +641,13 @@ def filter_work(
     limit: int | None = None,
     year: int | None = None,
 ) -> WorkPage:
-    """The flags narrowed by status, assignee and enterprise name, sorted by size if asked, a page of them."""
+    """The flags with their work, narrowed by status, assignee and enterprise name, sorted by size if asked, a page."""
     if offset < 0:
         raise InvalidInput("waste.flag.negative_offset", field="offset")
     if sort and sort not in SORTS:
         raise InvalidInput("flagwork.unknown_sort", field="sort", sorts=", ".join(SORTS))
     statuses = parse_statuses(status)
-    chosen = list(lines)
+    chosen = with_work(session=session, principal=principal, flags=flags)
     if name and name.strip():
         named = enterprises_named(session=session, principal=principal, name=name)
         chosen = [f for f in chosen if named & set(f.enterprise_ids)]
