@@ -95,7 +95,7 @@ def get_flags(
         limit=None,
         tolerances=Tolerances(**{k: v for k, v in given.items() if v is not None}),
     )
-    return flag_work.filter_work(
+    page = flag_work.filter_work(
         session=session,
         principal=principal,
         flags=every.data,
@@ -107,6 +107,8 @@ def get_flags(
         limit=limit,
         year=year,
     )
+    # What the list was computed over, as the API has always said it.
+    return page.model_copy(update={"scope": every.scope, "kinds": every.kinds, "tolerances": every.tolerances})
 
 
 @router.patch("/flags/{key}", response_model=WorkPublic)

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from flows.access.files import FileStore, attachments_for_use, store_attachment
-from flows.access.scope import Scope, can_read_enterprise, readable_enterprises, require_role, resolve_scope
+from flows.access.scope import Scope, ScopeRef, can_read_enterprise, readable_enterprises, require_role, resolve_scope
 from flows.access.trail import record, snapshot
 from flows.kernel.bounds import MAX_ID
 from flows.kernel.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
@@ -129,6 +129,9 @@ class WorkedFlag(Flag):
 class WorkPage(BaseModel):
     """A page of flags with their work, the counts by kind and by status, after the filters."""
 
+    scope: ScopeRef | None = None
+    kinds: list[FlagKind] = Field(default_factory=list)
+    tolerances: dict[str, float] = Field(default_factory=dict)
     year: int | None
     counts: dict[str, int]
     status_counts: dict[str, int]
