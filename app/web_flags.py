@@ -142,7 +142,7 @@ def answer(
 def bulk(
     session: SessionDep,
     principal: PrincipalDep,
-    keys: Annotated[list[str], Form(max_length=flag_work.MAX_BULK)],
+    keys: Annotated[list[str], Form(max_length=flag_work.MAX_BULK)] = [],  # noqa: B006 (FastAPI copies it)
     status: StatusField = "",
     assignee_id: AssigneeField = "keep",
     reason: ReasonField = "",

@@ -179,6 +179,8 @@ def test_the_api_lists_filters_changes_and_bulk_changes_all_or_nothing(
     assert refused.status_code == 404, refused.text
     session.expire_all()
     assert session.get(FlagWork, keys[w.e1]).status == "under_review"  # type: ignore[union-attr]
+    nothing = client.post("/api/v1/flags/bulk", json={"keys": [], "status": "resolved"}, headers=bureau)
+    assert nothing.status_code == 422 and nothing.json()["field"] == "keys"
     done = client.post(
         "/api/v1/flags/bulk",
         json={"keys": [keys[w.e1], keys[w.e3]], "status": "dismissed", "reason": "duplicate"},
@@ -228,7 +230,10 @@ def test_the_queue_page_shows_status_and_downloads_it_in_words(
     )
     session.commit()
     client.cookies.set("lang", "zh-CN")
-    _sign_in(client, session, settings, "bureau_sc")
+    csrf = _sign_in(client, session, settings, "bureau_sc")
+    sent = {"status": "resolved", "csrf_token": csrf}
+    nothing = client.post("/audit/flags/bulk", data=sent, headers={"Accept": "text/html"}, follow_redirects=False)
+    assert nothing.status_code == 422 and "请至少选择一条" in nothing.text
     page = client.get("/audit/flags", params={"year": 2023, "status": "resolved"})
     assert page.status_code == 200 and key in page.text and "已解决" in page.text
     found = client.get("/audit/flags", params={"year": 2023, "enterprise": "测试企业1"})

@@ -76,7 +76,7 @@ def parse_change(data: dict[str, Any], model: type[FlagChange] = FlagChange) -> 
 class BulkChange(FlagChange):
     """One change applied to many flags, all or none."""
 
-    keys: list[str] = Field(min_length=1, max_length=MAX_BULK)
+    keys: list[str] = Field(max_length=MAX_BULK)
 
 
 class EntryIn(BaseModel):
@@ -388,6 +388,8 @@ def bulk_change(*, session: Session, principal: Principal, change: BulkChange, n
     """One change over many flags in one transaction: every flag changes, or (the first refusal raised) none does."""
     _require_worker(principal)
     keys = list(dict.fromkeys(k.strip().lower() for k in change.keys))
+    if not keys:
+        raise InvalidInput("flagwork.none_selected", field="keys")
     one = FlagChange.model_validate(change.model_dump(include=change.model_fields_set - {"keys"}))
     done = []
     for row, key in enumerate(keys, start=1):
