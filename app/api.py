@@ -29,10 +29,12 @@ from flows.access.scope import require_role
 from flows.kernel.bounds import MAX_QUERY_TEXT, Code, Name, Password, ShortText, Text
 from flows.kernel.bounds import Id as IdField
 from flows.pages.stats import table_counts
-from flows.waste import corrections, declarations
+from flows.waste import correction_asks, corrections, declarations
+from maps.datum import Datum, point_to_wgs84
 from maps.geometry import to_geojson
 from maps.layers import parks_layer, regions_layer
 from maps.locate import locate
+from maps.regions import SOURCE as REGION_SOURCE
 from models.enterprise import EnterprisePublic
 from models.enums import RegionLevel, UserRole
 from models.reference import ParkPublic, RegionPublic
@@ -156,6 +158,20 @@ class LockPublic(BaseModel):
     year: int
     locked_by: int | None
     locked_at: datetime
+
+
+class DeclarationView(DeclarationPublic):
+    under_correction: list[int] = Field(
+        default_factory=list, description="the open correction asks of a bureau on this declaration (their ids)"
+    )
+
+
+def _declaration_views(session: Any, rows: list[Any]) -> list[DeclarationView]:
+    asks = correction_asks.under_correction(session=session, table="declaration", row_ids=[d.id for d in rows])
+    return [
+        DeclarationView(**DeclarationPublic.model_validate(d).model_dump(), under_correction=asks.get(d.id, []))
+        for d in rows
+    ]
 
 
 class CorrectionCreate(BaseModel):
@@ -377,7 +393,7 @@ def reject_correction(
 # --- declarations ----------------------------------------------------------------------------------------------
 
 
-@router.get("/declarations", response_model=list[DeclarationPublic], tags=["declarations"])
+@router.get("/declarations", response_model=list[DeclarationView], tags=["declarations"])
 def list_declarations(
     session: SessionDep,
     principal: PrincipalDep,
@@ -385,12 +401,12 @@ def list_declarations(
     enterprise_id: IdQuery = None,
     offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[DeclarationPublic]:
-    """Declarations in the caller's scope."""
+) -> list[DeclarationView]:
+    """Declarations in the caller's scope, each with the bureau's open correction asks on it."""
     rows = declarations.list_declarations(
         session=session, principal=principal, year=year, enterprise_id=enterprise_id, offset=offset, limit=limit
     )
-    return [DeclarationPublic.model_validate(d) for d in rows]
+    return _declaration_views(session, rows)
 
 
 @router.post("/declarations", response_model=DeclarationPublic, tags=["declarations"])
@@ -406,12 +422,11 @@ def save_declaration(
     return DeclarationPublic.model_validate(row)
 
 
-@router.get("/declarations/{declaration_id}", response_model=DeclarationPublic, tags=["declarations"])
-def get_declaration(declaration_id: Id, session: SessionDep, principal: PrincipalDep) -> DeclarationPublic:
-    """One declaration in scope."""
-    return DeclarationPublic.model_validate(
-        declarations.get_declaration(session=session, principal=principal, declaration_id=declaration_id)
-    )
+@router.get("/declarations/{declaration_id}", response_model=DeclarationView, tags=["declarations"])
+def get_declaration(declaration_id: Id, session: SessionDep, principal: PrincipalDep) -> DeclarationView:
+    """One declaration in scope, with the bureau's open correction asks on it."""
+    row = declarations.get_declaration(session=session, principal=principal, declaration_id=declaration_id)
+    return _declaration_views(session, [row])[0]
 
 
 # --- reference data: regions and parks (every signed-in account) -----------------------------------------------
@@ -445,6 +460,8 @@ def region_geojson(session: SessionDep, adcode: CodePath) -> dict[str, Any]:
     """One division's full boundary as a GeoJSON Feature."""
     region = directory.get_region(session=session, adcode=adcode)
     props = RegionPublic.model_validate(region).model_dump(mode="json")
+    # RFC 7946 coordinates are WGS84; said outright, since the source (AMap) was not and was converted on load.
+    props |= {"datum": "WGS84", "source": REGION_SOURCE}
     return {"type": "Feature", "id": adcode, "geometry": to_geojson(region.geom), "properties": props}
 
 
@@ -471,8 +488,10 @@ def locate_point(
     session: SessionDep,
     lon: Annotated[float, Query(ge=-180, le=180)],
     lat: Annotated[float, Query(ge=-90, le=90)],
+    datum: Datum = Datum.wgs84,
 ) -> LocationPublic:
-    """The province, prefecture, county and park a WGS84 point lies in."""
+    """The province, prefecture, county and park a point lies in (WGS84, or GCJ-02 / BD-09 moved to WGS84 first)."""
+    lon, lat = point_to_wgs84(lon, lat, datum)
     return LocationPublic(**locate(session=session, lon=lon, lat=lat).as_dict())
 
 

@@ -13,7 +13,7 @@ from app.deps import SessionDep
 from app.params import Id, IdQuery, Offset, TextQuery, YearQuery, checked_json, described_by
 from flows.kernel.bounds import MAX_MANIFEST_T, Code, Key, Moment, Reason, Text
 from flows.kernel.bounds import Id as IdField
-from flows.waste import chains, manifests
+from flows.waste import chains, correction_asks, manifests
 from flows.waste.chains import ManifestChain
 from models import Manifest, ManifestCorrection
 from models.enums import ManifestStatus, Route, TransportMode, Weighing
@@ -60,6 +60,9 @@ class CorrectionEntry(BaseModel):
 
 class ManifestDetail(ManifestPublic):
     corrections: list[CorrectionEntry]
+    under_correction: list[int] = Field(
+        default_factory=list, description="the open correction asks of a bureau on this manifest (their ids)"
+    )
 
 
 class ManifestsPage(BaseModel):
@@ -245,7 +248,9 @@ def list_(
 def read(batch_id: Id, session: SessionDep, principal: PrincipalDep) -> ManifestDetail:
     """One manifest with its correction history."""
     batch = manifests.get_manifest(session=session, principal=principal, batch_id=batch_id)
-    return _detail(batch, manifests.corrections_of(session=session, batch_id=batch_id))
+    detail = _detail(batch, manifests.corrections_of(session=session, batch_id=batch_id))
+    asks = correction_asks.under_correction(session=session, table="transfer_batch", row_ids=[batch_id])
+    return detail.model_copy(update={"under_correction": asks.get(batch_id, [])})
 
 
 @router.get("/manifests/{batch_id}/chain", response_model=ManifestChain)

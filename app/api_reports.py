@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
 
 from app.auth import PrincipalDep, get_principal
 from app.deps import SessionDep
+from app.i18n import LanguageDep
 from app.scope import ScopeDep
-from flows.kernel.bounds import MAX_QUERY_TEXT
+from app.web_audit import report_file
+from flows.kernel.bounds import MAX_ID, MAX_QUERY_TEXT
+from flows.pages import audit_export
+from flows.pages.audit import ScopeArgs
 from flows.waste import rates
 from flows.waste.rates import RateReport, TrendReport
 from flows.waste.targets import DEFAULT_WINDOW
@@ -76,3 +81,36 @@ def get_trend(
         to_year=to_year,
         window=window,
     )
+
+
+ReportFormat = Annotated[Literal["xlsx", "csv"], Path(description="xlsx: the formatted workbook; csv: the breakdown")]
+LangQuery = Annotated[Literal["zh-CN", "en"] | None, Query(description="the file's language (else the caller's)")]
+ScopeId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+
+
+@router.get(
+    "/reports/audit.{fmt}",
+    response_class=Response,
+    tags=["audit"],
+    responses={
+        200: {
+            "content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}, "text/csv": {}},
+            "description": "the audit report",
+        }
+    },
+)
+def audit_report_file(
+    session: SessionDep,
+    principal: PrincipalDep,
+    language: LanguageDep,
+    fmt: ReportFormat,
+    year: Year,
+    region: Annotated[str | None, Query(max_length=6, description="adcode of the scope")] = None,
+    park: ScopeId = None,
+    enterprise: ScopeId = None,
+    lang: LangQuery = None,
+) -> Response:
+    """The audit report of a scope and year, as on the audit page: a formatted workbook, or its breakdown as CSV."""
+    args = ScopeArgs(region=region, park=park, enterprise=enterprise)
+    report = audit_export.audit_report(session=session, principal=principal, year=year, args=args)
+    return report_file(report, fmt, lang or language)

@@ -31,6 +31,7 @@ from flows.kernel.uscc import validate_uscc
 from flows.pages.stats import table_counts
 from flows.waste import chains
 from flows.waste.flag_alerts import announce_flags
+from maps.datum import Datum, point_to_wgs84
 from maps.locate import locate as locate_point
 from maps.parks import create_parks, read_parks_file
 from models import Enterprise
@@ -219,10 +220,14 @@ def locate(
     lon: Annotated[float, typer.Argument(help="Longitude, WGS84 degrees.")],
     lat: Annotated[float, typer.Argument(help="Latitude, WGS84 degrees.")],
     as_json: JsonOpt = False,
+    datum: Annotated[
+        Datum, typer.Option("--datum", help="The point's datum: wgs84, gcj02 (AMap, Tencent) or bd09 (Baidu).")
+    ] = Datum.wgs84,
 ) -> None:
     """Name the province, prefecture, county and park a point lies in."""
     settings = _settings()
     engine = write_engine_for(settings)
+    lon, lat = point_to_wgs84(lon, lat, datum)
     try:
         with Session(engine) as session:
             loc = locate_point(session=session, lon=lon, lat=lat)
@@ -502,10 +507,13 @@ def audit_verify(
 def import_parks(
     path: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage or Shapefile with a name_zh column.")],
     no_repair: Annotated[bool, typer.Option("--no-repair", help="Refuse self-crossing polygons instead.")] = False,
+    datum: Annotated[
+        Datum, typer.Option("--datum", help="The lon/lat datum of the file: wgs84, gcj02 (AMap, Tencent) or bd09.")
+    ] = Datum.wgs84,
 ) -> None:
     """Import industrial parks with their boundaries; each is placed in the county that holds it."""
     try:
-        specs = read_parks_file(path)
+        specs = read_parks_file(path, datum)
         with _session() as session:
             parks = create_parks(specs, session=session, repair=not no_repair)
             for park in parks:

@@ -6,7 +6,11 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
+from functools import partial
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -15,10 +19,13 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session
 
+from app.i18n import translate
 from app.settings import Settings
 from flows.access.accounts import system_principal
-from flows.access.scope import ScopeRef
+from flows.access.scope import ScopeRef, resolve_scope
 from flows.kernel.errors import DomainError
+from flows.pages import audit_export, inspection
+from flows.pages.audit import ScopeArgs
 from flows.waste import flags, rates
 from flows.waste.flags import FlagPage
 from flows.waste.rates import RateFigures, RateReport, TrendReport, percent_truncated
@@ -36,6 +43,16 @@ EnterpriseOpt = Annotated[str | None, typer.Option("--enterprise", help="Credit 
 CategoriesOpt = Annotated[
     str | None, typer.Option("--categories", help="Comma-separated category codes, instead of a target's set.")
 ]
+
+
+class Lang(StrEnum):
+    """The languages a report file is written in."""
+
+    zh = "zh-CN"
+    en = "en"
+
+
+LangOpt = Annotated[Lang, typer.Option("--lang", help="Language of the file.")]
 TargetOpt = Annotated[str | None, typer.Option("--target", help="Name of the target whose categories and path to use.")]
 
 TABLE_WIDTH = 110
@@ -263,8 +280,15 @@ def audit(
     offset: Annotated[int, typer.Option("--offset", help="Skip this many flags.")] = 0,
     limit: Annotated[int | None, typer.Option("--limit", help="At most this many flags (default: all).")] = None,
     as_json: JsonOpt = False,
+    xlsx: Annotated[
+        Path | None, typer.Option("--xlsx", help="Write the audit report of the scope as a formatted workbook here.")
+    ] = None,
+    lang: LangOpt = Lang.zh,
 ) -> None:
     """The audit flags of a year: balance breaks, rates above 100%, weight gaps, licence and capacity faults."""
+    if xlsx is not None:
+        _audit_workbook(xlsx, year, region, park, enterprise, lang.value)
+        return
     try:
         with _session() as session:
             page = flags.list_flags(
@@ -287,6 +311,53 @@ def audit(
     _audit_table(page)
 
 
+def _enterprise_id(session: Session, enterprise: str) -> int:
+    """The id of an enterprise named by credit code or id (not found: an error naming --enterprise)."""
+    return int(resolve_scope(session=session, principal=system_principal(), enterprise=enterprise).ref.key)
+
+
+def _audit_workbook(
+    path: Path, year: int, region: str | None, park: int | None, enterprise: str | None, lang: str
+) -> None:
+    """The audit report of a scope and year as the audit page's workbook, written to `path`."""
+    try:
+        with _session() as session:
+            ident = _enterprise_id(session, enterprise) if enterprise else None
+            args = ScopeArgs(region=region, park=park, enterprise=ident)
+            report = audit_export.audit_report(session=session, principal=system_principal(), year=year, args=args)
+            body = audit_export.xlsx_bytes(report, lang, partial(translate, lang))
+    except DomainError as exc:
+        _fail(exc)
+        return
+    path.write_bytes(body)
+    out.print(f"wrote {path} ({len(body):,} bytes)", highlight=False)
+
+
+def inspection_sheet(
+    enterprise: Annotated[str, typer.Option("--enterprise", help="Credit code (or id) of the enterprise.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the PDF.")],
+    year: Annotated[int | None, typer.Option("--year", help="Reporting year (default: its latest).")] = None,
+    lang: LangOpt = Lang.zh,
+) -> None:
+    """The inspection sheet of an enterprise (PDF): licences, flows, capacity by month, declaration, flags."""
+    try:
+        with _session() as session:
+            printed = inspection.printed_sheet(
+                session=session,
+                principal=system_principal(),
+                enterprise_id=_enterprise_id(session, enterprise),
+                year=year,
+                lang=lang.value,
+                words=partial(translate, lang.value),
+                now=datetime.now(UTC),
+            )
+    except DomainError as exc:
+        _fail(exc)
+        return
+    out_path.write_bytes(printed.pdf)
+    out.print(f"wrote {out_path} ({len(printed.pdf):,} bytes)", highlight=False)
+
+
 def _audit_table(page: FlagPage) -> None:
     out.print(f"Audit flags {page.year}: {_scope_line(page.scope)}", highlight=False)
     for name, n in page.counts.items():
@@ -301,3 +372,4 @@ def register(cli: typer.Typer) -> None:
     cli.command("rate")(rate)
     cli.command("trend")(trend)
     cli.command("audit")(audit)
+    cli.command("inspection")(inspection_sheet)

@@ -18,6 +18,7 @@ from sqlalchemy import event, text
 
 from app import (
     api,
+    api_asks,
     api_battery,
     api_flags,
     api_licences,
@@ -28,6 +29,7 @@ from app import (
     files,
     login,
     web,
+    web_asks,
     web_audit,
     web_batches,
     web_battery_work,
@@ -35,6 +37,7 @@ from app import (
     web_flags,
     web_import,
     web_inbox,
+    web_inspection,
     web_map,
     web_places,
     web_print,
@@ -130,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_manifests.router, prefix="/api/v1")
     app.include_router(api_battery.router, prefix="/api/v1")
     app.include_router(api_licences.router, prefix="/api/v1")
+    app.include_router(api_asks.router, prefix="/api/v1")
     app.include_router(web.router)
     app.include_router(login.router)
     app.include_router(web_import.router)
@@ -141,9 +145,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_trace.router)
     app.include_router(web_audit.router)
     app.include_router(web_flags.router)
+    app.include_router(web_asks.router)
     app.include_router(web_import.api_router, prefix="/api/v1")
     app.include_router(web_print.router)
     app.include_router(web_print.api_router, prefix="/api/v1")
+    app.include_router(web_inspection.router)
+    app.include_router(web_inspection.api_router, prefix="/api/v1")
     app.include_router(api_notifications.router, prefix="/api/v1")
     app.include_router(web_inbox.router)
     app.include_router(web_search.router)

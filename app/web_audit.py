@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -25,6 +26,7 @@ from flows.kernel.bounds import MAX_ID, MAX_OFFSET
 from flows.kernel.clock import CST
 from flows.kernel.errors import DomainError, InvalidInput
 from flows.kernel.principal import Principal
+from flows.pages import asks as ask_pages
 from flows.pages import audit as audit_workspace
 from flows.pages import audit_export, exports, flagwork
 from flows.pages.audit import AuditRow, ScopeArgs
@@ -50,6 +52,7 @@ TABS = (
     ("flags", "/audit/flags"),
     ("locks", "/audit/locks"),
     ("corrections", "/audit/corrections"),
+    ("asks", "/audit/asks"),
 )
 
 
@@ -202,6 +205,9 @@ def _exports(kind: str, scope: dict[str, str], year: int) -> list[dict[str, str]
     )
     if kind != "enterprise":  # the flow layer filters by region or park
         items.append({"key": "flows", "href": link(FLOWS_LAYER, scope, year=year), "type": "GeoJSON"})
+    else:
+        sheet = link(f"/enterprises/{scope['enterprise']}/inspection.pdf", year=year)
+        items.insert(0, {"key": "inspection", "href": sheet, "type": "PDF"})
     return items
 
 
@@ -260,6 +266,7 @@ def rows_page(
         if page.offset + page.limit < page.count
         else None,
         "current_tab": "audit",
+        "asks": ask_pages.open_asks(session=session, table="declaration", row_ids=[d.id for d in page.declarations]),
     }
     return render(request, "audit_rows.html", context, lang=lang)
 
@@ -635,6 +642,16 @@ def _report(session: Any, principal: Principal, year: int | None, args: ScopeArg
     return audit_export.audit_report(session=session, principal=principal, year=chosen, args=args)
 
 
+def report_file(report: audit_export.AuditReport, fmt: str, lang: str) -> Response:
+    """The audit report as a file to save: the formatted workbook, or the breakdown as one CSV table."""
+    if fmt == "xlsx":
+        body = audit_export.xlsx_bytes(report, lang, partial(translate, lang))
+        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    else:
+        body, media = audit_export.csv_bytes(report, lang), "text/csv; charset=utf-8"
+    return Response(body, media_type=media, headers=_disposition(_filename(report, fmt)))
+
+
 @router.get("/audit/export.xlsx", name="audit_export_xlsx")
 def export_xlsx(
     session: SessionDep,
@@ -646,10 +663,7 @@ def export_xlsx(
     enterprise: EnterpriseId = None,
 ) -> Response:
     """The audit report of the scope and year as a workbook (summary, breakdown, declarations, flags)."""
-    report = _report(session, principal, year, _args(region, park, enterprise))
-    body = audit_export.xlsx_bytes(report, lang)
-    media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    return Response(body, media_type=media, headers=_disposition(_filename(report, "xlsx")))
+    return report_file(_report(session, principal, year, _args(region, park, enterprise)), "xlsx", lang)
 
 
 @router.get("/audit/export.csv", name="audit_export_csv")
@@ -663,9 +677,7 @@ def export_csv(
     enterprise: EnterpriseId = None,
 ) -> Response:
     """The breakdown of the audit report as one CSV table (UTF-8 with a BOM, for Excel)."""
-    report = _report(session, principal, year, _args(region, park, enterprise))
-    body = audit_export.csv_bytes(report, lang)
-    return Response(body, media_type="text/csv; charset=utf-8", headers=_disposition(_filename(report, "csv")))
+    return report_file(_report(session, principal, year, _args(region, park, enterprise)), "csv", lang)
 
 
 def _geojson(data: dict[str, Any]) -> Response:

@@ -27,6 +27,7 @@ from flows.kernel.clock import CST
 from flows.kernel.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PeriodLocked
 from flows.kernel.messages import Message, Term
 from flows.kernel.principal import Principal
+from flows.pages import asks as ask_pages
 from flows.pages import batches as pages
 from flows.pages import exports
 from flows.pages.batches import BatchForm, BatchQuery, Problem
@@ -606,6 +607,8 @@ def _detail_context(
         "label": partial(field_label, lang),
         "tolerance": f"{float(manifests.WEIGHT_TOLERANCE * 100):g}",
         "chain": pages.batch_chain(session=session, principal=principal, batch=d.batch),
+        "asks": ask_pages.open_asks(session=session, table="transfer_batch", row_ids=[batch_id]).get(batch_id, []),
+        "can_ask": principal.role in (UserRole.bureau, UserRole.admin) and "correct" in manifests.next_steps(status),
     }
 
 

@@ -25,7 +25,8 @@ from flows.access import directory
 from flows.kernel.bounds import MAX_TEXT, check_text, label
 from flows.kernel.errors import Conflict, InvalidInput, NotFound
 from flows.kernel.principal import Principal
-from flows.pages import exports, places
+from flows.pages import asks as ask_pages
+from flows.pages import exports, inspection, places
 from flows.pages.places import FlowRow, LinkRow, Member, ParkPage
 from flows.waste import licences
 from models import WasteCategory
@@ -347,6 +348,12 @@ def _enterprise_response(
         "categories": _categories(session) if e.may_license else [],
         "beijing": beijing,
         "downloads": downloads.links(request) if page.flows_in or page.flows_out else None,
+        "inspection_href": (
+            f"/enterprises/{e.id}/inspection.pdf?year={page.year}" if inspection.may_inspect(principal) else None
+        ),
+        "asks": ask_pages.open_asks(
+            session=session, table="declaration", row_ids=[d.id for d in page.declarations if d.id]
+        ),
     }
     # An htmx write swaps the licences card alone; every other request gets the page (or its content).
     block = "licences" if request.method == "POST" else "content"

@@ -68,7 +68,11 @@ def _pdf(request: Request, doc: PrintedManifest, *, lang: str, secret: str, by: 
         printed_at=utcnow(),
         printed_by=by,
     )
-    filename = f"manifest-{re.sub(r'[^A-Za-z0-9_-]', '_', doc.number)}-{lang}.pdf"
+    return pdf_response(body, f"manifest-{re.sub(r'[^A-Za-z0-9_-]', '_', doc.number)}-{lang}.pdf", lang)
+
+
+def pdf_response(body: bytes, filename: str, lang: str) -> Response:
+    """A printed document, shown inline by the browser's viewer and never kept by a cache."""
     return Response(
         body,
         media_type="application/pdf",

@@ -110,7 +110,7 @@ def fill_province(
         ents.append(
             {
                 "id": i,
-                "uscc": make_uscc(f"91{county}{i:09d}"),
+                "uscc": make_uscc(f"91{county}{i:08d}"),
                 "name_zh": f"基准企业{i}",
                 "lon": point.x,
                 "lat": point.y,

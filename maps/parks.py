@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from flows.kernel.bounds import label
 from flows.kernel.errors import Conflict, InvalidInput
 from flows.kernel.messages import Term, msg
+from maps.datum import Datum, geometry_to_wgs84
 from maps.geometry import from_geojson, to_multipolygon
 from maps.locate import try_locate
 from models import Park
@@ -122,8 +123,11 @@ def create_park(spec: ParkSpec, *, session: Session, repair: bool = True) -> Par
     return create_parks([spec], session=session, repair=repair)[0]
 
 
-def read_parks_file(path: Path) -> list[ParkSpec]:
-    """Read parks from a GeoJSON, GeoPackage or Shapefile; columns as ParkSpec's fields, CRS converted to 4326."""
+def read_parks_file(path: Path, datum: Datum = Datum.wgs84) -> list[ParkSpec]:
+    """Read parks from a GeoJSON, GeoPackage or Shapefile; columns as ParkSpec's fields, CRS converted to 4326.
+
+    A file drawn on AMap or Tencent (GCJ-02) or Baidu (BD-09) maps says so by `datum`: its lon/lat are moved to WGS84.
+    """
     try:
         frame = gpd.read_file(path)
     except Exception as exc:  # noqa: BLE001 - pyogrio raises several types; the user needs the message
@@ -147,7 +151,7 @@ def read_parks_file(path: Path) -> list[ParkSpec]:
                 transformation_status=str(record.get("transformation_status") or TransformationStatus.not_started),
                 transformation_year=int(year) if year not in (None, "") and year == year else None,
                 waste_free=bool(record.get("waste_free") or False),
-                boundary=geom,
+                boundary=geometry_to_wgs84(geom, datum),
             )
         )
     return specs

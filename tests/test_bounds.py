@@ -39,7 +39,7 @@ HEADER = "shipper_uscc,receiver_uscc,category,route,weight_dispatched_t\n"
 
 
 def _uscc(n: int) -> str:
-    return make_uscc(f"91510000MA0000{n:03d}")
+    return make_uscc(f"91510000MA000{n:03d}")
 
 
 @pytest.fixture

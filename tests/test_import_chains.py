@@ -68,7 +68,7 @@ ZH = {
 
 def uscc(n: int) -> str:
     """The credit code of enterprise n of the world (1-3) or added by the test (10: the collector)."""
-    return make_uscc(f"91510000MA0000{n:03d}")
+    return make_uscc(f"91510000MA000{n:03d}")
 
 
 G1, U, G2, COLLECTOR = 1, 2, 3, 10

@@ -71,11 +71,11 @@ def world(session: Session) -> World:
 
 def _uscc(n: int) -> str:
     """The credit code of the world's enterprise e1, e2 or e3."""
-    return make_uscc(f"91510000MA0000{n:03d}")
+    return make_uscc(f"91510000MA000{n:03d}")
 
 
 def _new_uscc(n: int) -> str:
-    return make_uscc(f"91510400MA7{n:06d}")
+    return make_uscc(f"91510400MA{n:06d}")
 
 
 def _wrong_check(code: str) -> str:

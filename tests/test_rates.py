@@ -50,7 +50,7 @@ class Builder:
     def enterprise(self, county: str, park: int | None = None, name: str = "") -> int:
         self.n += 1
         e = Enterprise(
-            uscc=make_uscc(f"91510000MB{self.n:07d}"),
+            uscc=make_uscc(f"91510000MB{self.n:06d}"),
             name_zh=name or f"企业{self.n}",
             lon=104.0,
             lat=30.0,

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from flows.kernel.uscc import ALPHABET, check_character, make_uscc, validate_uscc
+from flows.kernel.uscc import ALPHABET, check_character, make_uscc, organisation_check, validate_uscc
 
 # The example code printed in GB 32100-2015 guidance material.
 VALID = ["91350100M000100Y43"]
@@ -54,12 +54,28 @@ def test_every_single_character_change_is_caught() -> None:
 def test_make_uscc_round_trip() -> None:
     rng = random.Random(7)
     for _ in range(200):
-        body = "".join(rng.choice(ALPHABET) for _ in range(17))
+        body = "".join(rng.choice(ALPHABET) for _ in range(16))
         code = make_uscc(body)
-        assert code[:17] == body and code[17] == check_character(body)
+        assert code[:16] == body and code[17] == check_character(code[:17])
         assert validate_uscc(code).ok
 
 
 def test_make_uscc_refuses_bad_body() -> None:
     with pytest.raises(ValueError):
-        make_uscc("9135010OM000100Y4")
+        make_uscc("9135010OM000100Y")
+
+
+def test_the_embedded_organisation_code_is_checked() -> None:
+    # A code whose own check character is right but whose organisation code (GB 11714) is wrong.
+    first17 = "91350100M000100Y5"
+    code = first17 + check_character(first17)
+    result = validate_uscc(code)
+    assert not result.ok and result.problem is not None
+    assert result.problem.code == "kernel.uscc_wrong_organisation_check"
+    assert "M000100Y5" in result.reason and "'4'" in result.reason
+
+
+def test_organisation_check_characters_of_published_codes() -> None:
+    # GB 11714's mod-11 check: 10 is written X and 11 is written 0.
+    assert organisation_check("M000100Y") == "4"
+    assert {organisation_check(f"{n:08d}") for n in range(20_000_000, 20_000_400)} >= {"X", "0"}

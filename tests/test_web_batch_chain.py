@@ -16,10 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
-from flows.access import accounts
 from models import Enterprise, Manifest, ManifestShare, ManifestSource
-from models.enums import Channel, EnterpriseRole, ManifestStatus
-from tests.world import NOW, PASSWORD, World, add_enterprise, add_receiver_account, build_world
+from models.enums import EnterpriseRole, ManifestStatus
+from tests.world import World, add_account, add_enterprise, add_receiver_account, build_world
 
 CAT = "SW04"  # coal gangue: no other row of the world uses it
 NAMES = {
@@ -45,17 +44,6 @@ def _admin(w: World, lang: str = "en") -> dict[str, str]:
 
 def _as(w: World, who: str, lang: str = "en") -> dict[str, str]:
     return {"Authorization": f"Bearer {w.tokens[who]}", "Accept-Language": lang}
-
-
-def _account(session: Session, w: World, name: str, enterprise_id: int) -> None:
-    user = accounts.create_user(
-        session=session, username=name, password=PASSWORD, role="enterprise", now=NOW, enterprise_id=enterprise_id
-    )
-    _, raw = accounts.create_token(
-        session=session, principal=accounts.principal_of(user, Channel.api), name="t", now=NOW
-    )
-    session.commit()
-    w.tokens[name] = raw
 
 
 def _move(
@@ -111,7 +99,7 @@ def build_chain(client: TestClient, session: Session) -> Chain:
     plant = add_enterprise(session, 11, 101.66, 26.57, EnterpriseRole.collector, PLANT)
     session.commit()
     add_receiver_account(session, w)
-    _account(session, w, "collector", collector)
+    add_account(session, w, "collector", collector)
     c = Chain(w, collector, plant)
     _move(client, c, "g1", w.e1, collector, "100", "transfer")
     _move(client, c, "g2", w.e3, collector, "50", "transfer")

@@ -221,7 +221,7 @@ def test_receiver_search_by_name_and_credit_code(client: TestClient, session: Se
     assert re.search(rf'value="{w.e3}" checked', by_code.text) and "Found: Test Enterprise 3." in by_code.text
     wrong = code[:17] + ("0" if code[17] != "0" else "1")
     assert f"should be “{code[17]}”" in search("ent1", wrong).text
-    unknown = make_uscc("91510000MA0000999")
+    unknown = make_uscc("91510000MA000999")
     assert f"no enterprise is registered with the credit code {unknown}" in search("ent1", unknown).text
     short = search("ent1", "测").text
     assert "Type at least 2 characters." in short and "radio" not in short

@@ -71,7 +71,7 @@ def add_enterprise(
     loc = try_locate(session=session, lon=lon, lat=lat)
     name_zh, name_en = name or (f"测试企业{n}", f"Test Enterprise {n}")
     e = Enterprise(
-        uscc=make_uscc(f"91510000MA0000{n:03d}"),
+        uscc=make_uscc(f"91510000MA000{n:03d}"),
         name_zh=name_zh,
         name_en=name_en,
         lon=lon,
@@ -160,3 +160,15 @@ def add_receiver_account(session: Session, w: World) -> World:
     w.principals["ent2"] = principal
     session.commit()
     return w
+
+
+def add_account(session: Session, w: World, name: str, enterprise_id: int) -> None:
+    """An enterprise account `name` with an API token (in w.tokens) for the given enterprise; commit."""
+    user = accounts.create_user(
+        session=session, username=name, password=PASSWORD, role="enterprise", now=NOW, enterprise_id=enterprise_id
+    )
+    _, raw = accounts.create_token(
+        session=session, principal=accounts.principal_of(user, Channel.api), name="t", now=NOW
+    )
+    session.commit()
+    w.tokens[name] = raw

@@ -32,7 +32,7 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     Column("code", "电池编码", "0D1PEA1L123456E650000101"),
     Column("type", "事件类型", "transferred"),
     Column("occurred_at", "发生时间", "2024-07-01T10:00"),
-    Column("counterpart_uscc", "对方统一社会信用代码", "91510000MA0000050H"),
+    Column("counterpart_uscc", "对方统一社会信用代码", "91510000MA0000058A"),
     Column("vin", "车辆识别代号", ""),
     Column("region_adcode", "行政区划代码", ""),
     Column("place", "地点", ""),

@@ -43,7 +43,7 @@ from flows.demo.data import (
 from flows.kernel.adcode import prefecture_of
 from flows.kernel.clock import CST
 from flows.kernel.errors import Conflict, NotFound
-from flows.kernel.uscc import make_uscc
+from flows.kernel.uscc import make_uscc, organisation_check
 from flows.waste import chains
 from flows.waste.manifests import reserve_numbers
 from flows.waste.reference import SICHUAN_TARGET_CATEGORIES
@@ -198,10 +198,7 @@ def _org_code(rng: random.Random) -> str:
         body = f"{rng.randint(20_000_000, 79_999_999)}"
     else:
         body = "MA6" + "".join(rng.choice("0123456789ABCDEFGHJKLMNPQRTUWXY") for _ in range(5))
-    weights = (3, 7, 9, 10, 5, 8, 4, 2)
-    total = sum((int(ch) if ch.isdigit() else ord(ch) - 55) * w for ch, w in zip(body, weights, strict=True))
-    check = 11 - total % 11
-    return body + ("X" if check == 10 else "0" if check == 11 else str(check))
+    return body + organisation_check(body)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -494,7 +491,7 @@ class _Demo:
             while org in orgs:
                 org = _org_code(rng)
             orgs.add(org)
-            ent.uscc = make_uscc("91" + ent.county + org[:9])
+            ent.uscc = make_uscc("91" + ent.county + org[:8])
 
     def of_kind(self, *keys: str) -> list[_Ent]:
         return [e for e in self.ents if e.kind.key in keys]
@@ -1320,7 +1317,7 @@ def _add_dismantler(session: Session) -> None:
     lon, lat = 104.2530, 30.8830  # Qingbaijiang, Chengdu
     loc = locate_many(session=session, points=[(lon, lat)])[0]
     e = Enterprise(
-        uscc=make_uscc("91510113MA6CJ0001"),
+        uscc=make_uscc("91510113MA6CJ001"),
         name_zh="成都青白江报废机动车回收拆解有限公司",
         name_en="Chengdu Qingbaijiang End-of-Life Vehicle Dismantling Co., Ltd.",
         lon=lon,

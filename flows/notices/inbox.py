@@ -40,6 +40,10 @@ KINDS = (
     "flag_worked",
     "flag_assigned",
     "flag_answered",
+    "ask_sent",
+    "ask_answered",
+    "ask_decided",
+    "ask_withdrawn",
 )
 MAX_PAGE = 200
 _MOMENT = DateTime(timezone=True)
@@ -162,6 +166,8 @@ def link_of(notice: Notice, role: UserRole | str) -> str | None:
         return f"/batches/{notice.subject_id}"
     if notice.subject == "flag":
         return f"/flags/{notice.subject_id}"
+    if notice.subject == "ask":
+        return f"/asks/{notice.subject_id}"
     auditor = str(role) in (UserRole.bureau.value, UserRole.admin.value)
     if notice.subject == "lock" and auditor:
         return f"/audit/locks?year={int((notice.params or {}).get('year') or 0)}"

@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.styles import Font
+from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from flows.kernel.adcode import prefecture_of, region_prefix
 from flows.kernel.errors import InvalidInput
-from flows.kernel.messages import render
+from flows.kernel.messages import Message, render
 from flows.kernel.principal import Principal
 from flows.pages.audit import (
+    OUTSIDE,
     AuditRow,
     DeclarationLine,
     DrillDown,
@@ -38,13 +39,13 @@ from flows.pages.audit import (
     resolve,
 )
 from flows.pages.map import RateClass, rate_class, region_layer, roles_of
+from flows.pages.printable import Words
 from flows.waste import rates
 from flows.waste.flags import Flag
 from flows.waste.rates import RateBy, percent_truncated
 from maps.layers import parks_layer
-from models import Enterprise
+from models import Enterprise, WasteCategory
 from models.enums import RegionLevel
-from models.quantity import json_default
 
 ALL_ROWS = 1_000_000  # the report lists every declaration of its scope and year
 
@@ -62,6 +63,10 @@ class AuditReport:
     declarations: list[DeclarationLine]
     declaration_totals: dict[str, Decimal]
     flags: list[Flag]
+    flag_states: list[str] = field(default_factory=list)  # one per flag (flag_states)
+    usccs: dict[int, str] = field(default_factory=dict)  # credit codes of the enterprises the report names
+    category_names: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # Chinese and English
+    enterprise_names: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # those the flags name
 
     @property
     def rows(self) -> list[AuditRow]:
@@ -82,12 +87,79 @@ def audit_report(*, session: Session, principal: Principal, year: int, args: Sco
         categories=drill.report.categories,
         limit=ALL_ROWS,
     )
+    named = {line.enterprise_id for line in declared.declarations}
+    named |= {int(row.key) for table in drill.tables if table.kind == "enterprise" for row in table.rows if row.key}
+    codes = {*drill.report.categories, *(line.category_code for line in declared.declarations)}
     return AuditReport(
         drill=drill,
         declarations=declared.declarations,
         declaration_totals=declared.totals,
         flags=drill.flags,
+        flag_states=flag_states(session=session, flags=drill.flags),
+        usccs=_usccs(session, named),
+        category_names={
+            code: (zh, en)
+            for code, zh, en in session.execute(
+                sa_select(col(WasteCategory.code), col(WasteCategory.name_zh), col(WasteCategory.name_en)).where(
+                    col(WasteCategory.code).in_(sorted(codes))
+                )
+            )
+        },
+        enterprise_names=enterprise_names(session, drill.flags),
     )
+
+
+def _usccs(session: Session, ids: set[int]) -> dict[int, str]:
+    wanted, found = sorted(ids), {}
+    for start in range(0, len(wanted), 500):  # a bounded IN list per query
+        query = sa_select(col(Enterprise.id), col(Enterprise.uscc)).where(
+            col(Enterprise.id).in_(wanted[start : start + 500])
+        )
+        found.update({int(i): str(u) for i, u in session.execute(query)})
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Flags in words: their state, and their findings with names where the catalogue would print ids
+
+
+FLAG_STATES = ("open", "under_review", "resolved", "dismissed")
+
+
+def flag_states(*, session: Session, flags: Sequence[Flag]) -> list[str]:
+    """The state of each flag (one of FLAG_STATES), as the reports print it: the one hook for the flag workflow."""
+    # Flags are computed from the data and have no stored state yet: each one is open until the workflow records one.
+    return ["open" for _flag in flags]
+
+
+NAMED_PARAMS = ("enterprise", "receiver", "shipper")  # finding parameters that hold an enterprise id
+
+
+def enterprise_names(session: Session, flags: Sequence[Flag]) -> dict[int, tuple[str, str | None]]:
+    """Chinese and English names of the enterprises the flags concern or name in their findings."""
+    ids = {e for f in flags for e in f.enterprise_ids}
+    ids |= {v for f in flags for k, v in f.params.items() if k in NAMED_PARAMS and isinstance(v, int)}
+    if not ids:
+        return {}
+    query = sa_select(col(Enterprise.id), col(Enterprise.name_zh), col(Enterprise.name_en)).where(
+        col(Enterprise.id).in_(sorted(ids))
+    )
+    return {row[0]: (row[1], row[2]) for row in session.execute(query)}
+
+
+def local(lang: str, name_zh: str | None, name_en: str | None) -> str:
+    """A name in the reader's language (the Chinese one when no English one is known)."""
+    return (name_en if lang == "en" and name_en else name_zh) or ""
+
+
+def finding_text(flag: Flag, lang: str, names: Mapping[int, tuple[str, str | None]]) -> str:
+    """A flag's finding in `lang`, naming enterprises by name rather than by id."""
+    params = dict(flag.params)
+    for key in NAMED_PARAMS:
+        ident = params.get(key)
+        if isinstance(ident, int) and ident in names:
+            params[key] = local(lang, *names[ident])
+    return Message(flag.code, params).render(lang)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -169,11 +241,7 @@ def csv_bytes(report: AuditReport, lang: str = "en") -> bytes:
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
-DECLARATION_COLUMNS = (
-    "id",
-    "enterprise_id",
-    "enterprise_zh",
-    "category_code",
+DECLARED_FIGURES = (
     "generated_t",
     "utilised_t",
     "utilised_prior_t",
@@ -182,68 +250,186 @@ DECLARATION_COLUMNS = (
     "stored_t",
     "dumped_t",
 )
-FLAG_COLUMNS = ("kind", "year", "subject", "enterprise_ids", "message", "evidence")
+
+# Number formats as a bureau writes its figures: tonnes to one decimal with separators, 万吨 to two, percentages
+# (already truncated to 0.1 pt) to one decimal, counts whole.
+T_FORMAT = "#,##0.0"
+WAN_FORMAT = "#,##0.00"
+PCT_FORMAT = '0.0"%"'
+COUNT_FORMAT = "#,##0"
+RATE_FORMAT = "0.000000"
+WAN = Decimal(10_000)
+TEXT_WIDTH = (10, 60)  # the narrowest and widest column, in characters
 
 
-def _sheet(wb: Workbook, title: str, header: list[str], rows: Iterator[list[Any]], first: bool = False) -> None:
+def _format_of(key: str) -> str | None:
+    if key.endswith("_t"):
+        return T_FORMAT
+    if key.endswith("_pct"):
+        return PCT_FORMAT
+    return {"rate": RATE_FORMAT, "declarations": COUNT_FORMAT, "flags": COUNT_FORMAT, "year": "0"}.get(key)
+
+
+def _display_width(value: Any, number_format: str | None) -> int:
+    if value is None:
+        return 0
+    if number_format and isinstance(value, (int, float, Decimal)):
+        return len(f"{value:,.2f}") + 1
+    text = str(value)
+    # A Chinese character takes two columns of a spreadsheet's width.
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+
+
+def _start(wb: Workbook, title: str, header: list[str], first: bool) -> Worksheet:
+    """A sheet with its bold, wrapped header row, frozen so that it stays in view."""
     ws = wb.active if first else wb.create_sheet()
-    assert ws is not None
+    assert isinstance(ws, Worksheet)
     ws.title = title[:31]  # Excel's limit
     ws.append(header)
     for cell in ws[1]:
         cell.font = Font(bold=True)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    ws.freeze_panes = "A2"
+    return ws
+
+
+def _write(
+    wb: Workbook, title: str, header: list[str], formats: list[str | None], rows: Iterator[list[Any]], first: bool
+) -> None:
+    """One table on its own sheet: number formats per column, widths from the content."""
+    ws = _start(wb, title, header, first)
+    widths = [min(_display_width(text, None), 24) for text in header]
     for row in rows:
         ws.append([safe_cell(value) for value in row])
-    ws.freeze_panes = "A2"
-    for index, text in enumerate(header, start=1):
-        ws.column_dimensions[get_column_letter(index)].width = max(10, min(40, len(str(text)) + 4))
+        for index, (cell, fmt) in enumerate(zip(ws[ws.max_row], formats, strict=True)):
+            if fmt is not None and isinstance(cell.value, (int, float, Decimal)):
+                cell.number_format = fmt
+            widths[index] = max(widths[index], _display_width(cell.value, fmt))
+    for index, width in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(index)].width = max(TEXT_WIDTH[0], min(TEXT_WIDTH[1], width + 2))
 
 
-def xlsx_bytes(report: AuditReport, lang: str = "en") -> bytes:
-    """The audit report as a workbook: summary, breakdown, the declarations of the formula, the flags."""
+def _category(report: AuditReport, lang: str, code: str) -> str:
+    zh, en = report.category_names.get(code, ("", None))
+    return f"{code} {local(lang, zh, en)}".strip()
+
+
+def _level(words: Words, kind: str) -> str:
+    return words(f"report.level.{kind}")
+
+
+def xlsx_bytes(report: AuditReport, lang: str, words: Words) -> bytes:
+    """The audit report as a formatted workbook, one sheet per table: summary, breakdown, declarations, flags.
+
+    Headers and findings in the reader's language, names rather than ids, tonnes, 万吨 and percentages formatted
+    as the pages write them. `words` gives a catalogue key's text in `lang` (the pages' catalogue).
+    """
     d = report.drill
     wb = Workbook()
     total = row_values(d.total)
+    zh = lang == "zh-CN"
 
-    def word(code: str) -> str:
-        return _word(lang, code)
+    def col(key: str) -> str:
+        return words(f"audit.col.{key}")
 
-    summary: list[list[Any]] = [
-        [word("audit.col.scope"), d.scope.name_zh or d.scope.key, d.scope.name_en or ""],
-        [word("audit.col.key"), d.scope.key, d.scope.kind],
-        [word("audit.col.year"), d.year, ""],
-        [word("audit.col.categories"), ", ".join(d.report.categories), d.report.category_source],
-        [word("audit.col.formula"), word("audit.formula"), ""],
-        *([word(f"audit.col.{k}"), total[k], ""] for k in FIGURE_COLUMNS),
-    ]
-    _sheet(wb, word("audit.sheet.summary"), [word("audit.col.item"), word("audit.col.value"), ""], iter(summary), True)
-    _sheet(
+    def name_of(row: AuditRow) -> str:
+        if row.kind == "park" and row.key == OUTSIDE:
+            return words("audit.outside_parks")
+        return local(lang, row.name_zh, row.name_en) or (row.key or "")
+
+    def code_of(row: AuditRow) -> str:
+        if row.kind == "enterprise":
+            return report.usccs.get(int(row.key or 0), "")
+        return "" if row.kind == "park" else row.key or ""
+
+    join = "、" if zh else ", "
+    # The summary: what the report covers, then each figure of the scope; in Chinese, tonnes in 万吨 beside them.
+    ws = _start(
         wb,
-        word("audit.sheet.breakdown"),
-        _header(lang, ROW_COLUMNS),
-        ([row_values(r)[k] for k in ROW_COLUMNS] for r in report.rows),
+        words("audit.sheet.summary"),
+        [col("item"), col("value"), words("report.col.value_wan_t") if zh else ""],
+        True,
     )
-    _sheet(
+    for fact in (
+        [col("scope"), local(lang, d.scope.name_zh, d.scope.name_en) or d.scope.key],
+        [words("report.col.level"), _level(words, d.scope.kind)],
+        [col("key"), d.scope.uscc or ("" if d.scope.kind == "park" else d.scope.key)],
+        [col("year"), d.year],
+        [
+            col("categories"),
+            join.join(_category(report, lang, c) for c in d.report.categories),
+            words(f"report.categories_{d.report.category_source}"),
+        ],
+        [col("formula"), words("audit.formula")],
+    ):
+        ws.append([safe_cell(v) for v in fact])
+    for key in FIGURE_COLUMNS:
+        if key == "rate":
+            continue  # the summary gives the rate as published; the breakdown keeps it at full precision
+        value = total[key]
+        wan = Decimal(value) / WAN if zh and key.endswith("_t") and value is not None else None
+        ws.append([col(key), value, wan])
+        ws.cell(ws.max_row, 2).number_format = _format_of(key) or "General"
+        ws.cell(ws.max_row, 3).number_format = WAN_FORMAT
+    ws.column_dimensions["A"].width = 34
+    ws.column_dimensions["B"].width = 60
+    ws.column_dimensions["C"].width = 16
+    for row in ws.iter_rows(min_row=2, max_col=2):
+        row[1].alignment = Alignment(wrap_text=True, vertical="top", horizontal="left")
+
+    figures = list(FIGURE_COLUMNS)
+    _write(
         wb,
-        word("audit.sheet.declarations"),
-        _header(lang, DECLARATION_COLUMNS),
-        ([getattr(line, k) for k in DECLARATION_COLUMNS] for line in report.declarations),
+        words("audit.sheet.breakdown"),
+        [words("report.col.level"), col("key"), words("report.col.name"), *(col(k) for k in figures)],
+        [None, None, None, *(_format_of(k) for k in figures)],
+        ([_level(words, r.kind), code_of(r), name_of(r), *(row_values(r)[k] for k in figures)] for r in report.rows),
+        False,
     )
-    _sheet(
+    _write(
         wb,
-        word("audit.sheet.flags"),
-        _header(lang, FLAG_COLUMNS),
+        words("audit.sheet.declarations"),
+        [
+            words("report.col.enterprise"),
+            words("report.col.uscc"),
+            words("report.col.category"),
+            *(col(k) for k in DECLARED_FIGURES),
+        ],
+        [None, None, None, *(T_FORMAT for _ in DECLARED_FIGURES)],
         (
             [
-                f.kind.value,
-                f.year,
-                f.subject,
-                ", ".join(str(e) for e in f.enterprise_ids),
-                f.finding().render(lang),
-                json.dumps(f.evidence, ensure_ascii=False, default=json_default),
+                local(lang, line.enterprise_zh, line.enterprise_en),
+                report.usccs.get(line.enterprise_id, ""),
+                _category(report, lang, line.category_code),
+                *(getattr(line, k) for k in DECLARED_FIGURES),
             ]
-            for f in report.flags
+            for line in report.declarations
         ),
+        False,
+    )
+    names = report.enterprise_names
+    _write(
+        wb,
+        words("audit.sheet.flags"),
+        [
+            words("report.col.kind"),
+            col("year"),
+            words("report.col.enterprises"),
+            words("report.col.finding"),
+            words("report.col.state"),
+        ],
+        [None, "0", None, None, None],
+        (
+            [
+                words(f"flag.{f.kind.value}"),
+                f.year,
+                join.join(local(lang, *names[e]) if e in names else str(e) for e in f.enterprise_ids),
+                finding_text(f, lang, names),
+                words(f"inspection.flag_state.{state}"),
+            ]
+            for f, state in zip(report.flags, report.flag_states, strict=True)
+        ),
+        False,
     )
     buffer = io.BytesIO()
     wb.save(buffer)

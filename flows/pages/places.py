@@ -191,6 +191,7 @@ class DeclarationRow:
     disposed_t: Weight
     stored_t: Weight
     dumped_t: Weight
+    id: int | None = None  # the declaration's row: the "under correction" mark looks its asks up by it
 
 
 @dataclass(frozen=True)
@@ -327,9 +328,10 @@ def park_access(session: Session, principal: Principal, park_id: int, region_adc
 # The enterprise page
 
 
-def _enterprise_view(
+def enterprise_view(
     session: Session, principal: Principal, enterprise_id: int, year: int, today: date
 ) -> EnterpriseView:
+    """An enterprise's identity, place, roles, licences (against `year`) and listings; not found outside scope."""
     query = sa_select(Enterprise).where(col(Enterprise.id) == enterprise_id, readable_enterprises(principal))
     e = session.execute(query).scalar()
     if e is None or e.id is None:
@@ -480,6 +482,7 @@ def declarations_of(*, session: Session, enterprise_id: int, year: int, counted:
             disposed_t=decl.disposed_t,
             stored_t=decl.stored_t,
             dumped_t=decl.dumped_t,
+            id=decl.id,
         )
         for decl, name_zh, name_en in session.execute(query)
     ]
@@ -491,7 +494,7 @@ def enterprise_page(
     """The enterprise page for a year (its latest year with data by default); not found outside the viewer's scope."""
     years = enterprise_years(session=session, enterprise_id=enterprise_id)
     chosen = year if year is not None else (years[0] if years else latest_year(session=session) or _today(now).year)
-    view = _enterprise_view(session, principal, enterprise_id, chosen, _today(now))
+    view = enterprise_view(session, principal, enterprise_id, chosen, _today(now))
     flows_in = enterprise_flows(
         session=session, principal=principal, enterprise_id=enterprise_id, year=chosen, direction="in"
     )

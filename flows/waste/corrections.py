@@ -78,16 +78,24 @@ def _owner_and_year(
 
 
 def request_correction(
-    *, session: Session, principal: Principal, table: str, payload: dict[str, Any], reason: str, now: datetime
+    *,
+    session: Session,
+    principal: Principal,
+    table: str,
+    payload: dict[str, Any],
+    reason: str,
+    now: datetime,
+    asked: bool = False,
 ) -> CorrectionRequest:
-    """File a correction to a locked period; it waits for a bureau's decision."""
+    """File a correction to a locked period (or one a bureau asked for); it waits for a bureau's decision."""
     if table not in APPLIERS:
         raise InvalidInput("waste.correction_table", field="table", column=Term("field.table"), table=table)
     if not reason.strip():
         raise InvalidInput("waste.correction_reason", field="reason", column=Term("field.reason"))
     enterprise_id, year, payload = _owner_and_year(session, principal, table, payload)
     ensure_write_for_enterprise(principal, enterprise_id, Term(f"waste.table.{table}"))
-    if lock_for(session=session, enterprise_id=enterprise_id, year=year) is None:
+    # A correction a bureau asked for waits for its decision, locked year or not.
+    if not asked and lock_for(session=session, enterprise_id=enterprise_id, year=year) is None:
         raise Conflict("waste.year_not_locked", field="year", year=year, table=Term(f"waste.table.{table}"))
     correction = CorrectionRequest(
         table_name=table,
@@ -111,6 +119,8 @@ def request_correction(
         now=now,
         enterprises=(enterprise_id,),
     )
+    if asked:
+        return correction  # the ask tells the bureau that asked (flows/waste/correction_asks.py), in its own words
     batch = session.get(Manifest, int(payload["batch_id"])) if table == "transfer_batch" else None
     alerts.correction_filed(session=session, principal=principal, correction=correction, batch=batch, now=now)
     return correction

@@ -66,6 +66,7 @@ from flows.kernel.uscc import validate_uscc
 from flows.waste import chains, licences
 from flows.waste.declarations import FIGURES, parse_declaration
 from flows.waste.manifests import MAX_SOURCES, FieldProblem, reserve_numbers
+from maps.datum import Datum, parse_datum, point_to_wgs84
 from maps.locate import locate_many
 from models import Declaration, Enterprise, EnterpriseRoleLink, Manifest, ManifestSource, PeriodLock, WasteCategory
 from models.enums import (
@@ -102,6 +103,8 @@ HEADER_ALIASES: dict[str, str] = {
     "lng": "lon",
     "纬度": "lat",
     "latitude": "lat",
+    "坐标系": "datum",
+    "坐标系统": "datum",
     # declarations
     "年份": "year",
     "年度": "year",
@@ -884,7 +887,7 @@ class _Stored:
 
 
 class _Enterprises(_Importer):
-    spec = _Spec("enterprises", "enterprise", ("uscc", "name", "roles", "lon", "lat"), ("name_en",))
+    spec = _Spec("enterprises", "enterprise", ("uscc", "name", "roles", "lon", "lat"), ("name_en", "datum"))
 
     @classmethod
     def authorise(cls, principal: Principal) -> int | None:
@@ -982,9 +985,21 @@ class _Enterprises(_Importer):
             except _Bad as exc:
                 self.fail(line, axis, exc.problem)
                 ok = False
+        datum = parse_datum(_cell(values, i["datum"]))
+        if datum is None:
+            allowed = [d.value for d in Datum]
+            self.fail(
+                line,
+                "datum",
+                msg("waste.import.unknown_datum", value=_quoted(_cell(values, i["datum"])), allowed=allowed),
+            )
+            ok = False
         self.check_ignored(line, values)
         if ok:
-            self.pending.append(_EnterpriseRow(line, check.code, name, name_en, point[0], point[1], roles))
+            assert datum is not None
+            # Stored in WGS84: a point taken from AMap, Tencent or Baidu maps is moved back onto GPS coordinates.
+            lon, lat = point_to_wgs84(point[0], point[1], datum)
+            self.pending.append(_EnterpriseRow(line, check.code, name, name_en, lon, lat, roles))
         if len(self.pending) >= CHUNK:
             self.flush()
 
