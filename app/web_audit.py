@@ -32,6 +32,7 @@ from flows.pages import audit_export, exports, flagwork
 from flows.pages.audit import AuditRow, ScopeArgs
 from flows.pages.dashboard import declared_years
 from flows.pages.years import choose
+from flows.waste.flag_work import WorkFilters
 from flows.waste.flags import Flag, FlagKind
 from models.quantity import json_default
 
@@ -384,10 +385,7 @@ def flags_page(
             year=chosen,
             args=args,
             kinds=kind,
-            status=status,
-            assignee_id=assignee_id,
-            name=name,
-            sort=sort,
+            filters=WorkFilters(status=status, assignee_id=assignee_id, name=name, sort=sort),
             offset=0 if fmt else offset,
             limit=None if fmt else FLAGS_PER_PAGE,
         )

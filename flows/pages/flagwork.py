@@ -18,7 +18,7 @@ from flows.pages import audit
 from flows.pages.audit import ScopeArgs
 from flows.pages.exports import ROW_CAP, Table
 from flows.waste import flag_work
-from flows.waste.flag_work import EntryPublic, FlagStatus, HistoryLine, WorkedFlag, WorkPage
+from flows.waste.flag_work import EntryPublic, FlagStatus, HistoryLine, WorkedFlag, WorkFilters, WorkPage
 from flows.waste.flags import Flag, list_flags
 from models import Enterprise, User
 from models.enums import UserRole
@@ -60,10 +60,7 @@ def work_queue(
     year: int | None,
     args: ScopeArgs,
     kinds: Sequence[str] | str | None = None,
-    status: Sequence[str] | str | None = None,
-    assignee_id: int | None = None,
-    name: str | None = None,
-    sort: str | None = None,
+    filters: WorkFilters = WorkFilters(),  # noqa: B008 (frozen)
     offset: int = 0,
     limit: int | None = 50,
 ) -> WorkQueue:
@@ -72,16 +69,7 @@ def work_queue(
         session=session, principal=principal, year=year, args=args, kinds=kinds, offset=0, limit=ROW_CAP
     )
     page = flag_work.filter_work(
-        session=session,
-        principal=principal,
-        flags=every.data,
-        status=status,
-        assignee_id=assignee_id,
-        name=name,
-        sort=sort,
-        offset=offset,
-        limit=limit,
-        year=year,
+        session=session, principal=principal, flags=every.data, filters=filters, offset=offset, limit=limit, year=year
     )
     return WorkQueue(
         year=year,

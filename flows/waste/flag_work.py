@@ -633,20 +633,28 @@ def enterprises_named(*, session: Session, principal: Principal, name: str) -> s
 SORTS = ("size", "-size")
 
 
+@dataclass(frozen=True)
+class WorkFilters:
+    """What a queue of flags is narrowed to (beyond scope, year and kind) and how it is ordered."""
+
+    status: Sequence[str] | str | None = None
+    assignee_id: int | None = None
+    name: str | None = None  # part of an enterprise's name
+    sort: str | None = None  # "size": largest tonnes first; "-size": smallest
+
+
 def filter_work(
     *,
     session: Session,
     principal: Principal,
     flags: Sequence[Flag],
-    status: Sequence[str] | str | None = None,
-    assignee_id: int | None = None,
-    name: str | None = None,
-    sort: str | None = None,
+    filters: WorkFilters,
     offset: int = 0,
     limit: int | None = None,
     year: int | None = None,
 ) -> WorkPage:
     """The flags with their work, narrowed by status, assignee and enterprise name, sorted by size if asked, a page."""
+    status, assignee_id, name, sort = filters.status, filters.assignee_id, filters.name, filters.sort
     if offset < 0:
         raise InvalidInput("waste.flag.negative_offset", field="offset")
     if sort and sort not in SORTS:
