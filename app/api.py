@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel, Field
 
+from app.api_revisions import ToleranceDep
 from app.auth import PrincipalDep, get_principal, utcnow
 from app.deps import SessionDep
 from app.params import (
@@ -25,16 +26,18 @@ from app.params import (
 from flows.access import accounts, directory, locks
 from flows.access import trail as audit
 from flows.access.accounts import Principal
+from flows.access.files import MAX_ATTACHMENTS
 from flows.access.scope import require_role
 from flows.kernel.bounds import MAX_QUERY_TEXT, Code, Name, Password, ShortText, Text
 from flows.kernel.bounds import Id as IdField
 from flows.pages.stats import table_counts
-from flows.waste import correction_asks, corrections, declarations
+from flows.waste import correction_asks, corrections, declarations, lock_checklist, revisions
 from maps.datum import Datum, point_to_wgs84
 from maps.geometry import to_geojson
 from maps.layers import parks_layer, regions_layer
 from maps.locate import locate
 from maps.regions import SOURCE as REGION_SOURCE
+from models import CorrectionRequest
 from models.enterprise import EnterprisePublic
 from models.enums import RegionLevel, UserRole
 from models.reference import ParkPublic, RegionPublic
@@ -151,6 +154,7 @@ class ChainPublic(BaseModel):
 class LockCreate(BaseModel):
     region_adcode: Code
     year: int = Field(ge=2000, le=2100)
+    confirm: bool = Field(default=False, description="true once GET /locks/checklist was reviewed; refused otherwise")
 
 
 class LockPublic(BaseModel):
@@ -178,6 +182,9 @@ class CorrectionCreate(BaseModel):
     table: ShortText = "declaration"
     payload: dict[str, Any]
     reason: Text = Field(min_length=1)
+    attachment_ids: list[int] = Field(
+        default_factory=list, max_length=MAX_ATTACHMENTS, description="evidence (POST /attachments) for large changes"
+    )
 
 
 class CorrectionDecision(BaseModel):
@@ -197,6 +204,7 @@ class CorrectionPublic(BaseModel):
     decided_by: int | None
     decided_at: datetime | None
     decision_note: str | None
+    attachment_ids: list[int] = []
 
 
 # --- who am I, tokens ---------------------------------------------------------------------------------------
@@ -333,9 +341,14 @@ def list_locks(session: SessionDep, principal: PrincipalDep) -> list[LockPublic]
 
 @router.post("/locks", response_model=LockPublic, status_code=201, tags=["audit"])
 def lock_period(body: LockCreate, session: SessionDep, principal: PrincipalDep) -> LockPublic:
-    """Lock a reporting year for a region (bureaus of that region or above)."""
-    lock = locks.lock_period(
-        session=session, principal=principal, adcode=body.region_adcode, year=body.year, now=utcnow()
+    """Lock a reporting year for a region (bureaus of that region or above), its checklist confirmed."""
+    lock = lock_checklist.lock_year(
+        session=session,
+        principal=principal,
+        adcode=body.region_adcode,
+        year=body.year,
+        confirm=body.confirm,
+        now=utcnow(),
     )
     session.commit()
     return LockPublic.model_validate(lock, from_attributes=True)
@@ -353,17 +366,37 @@ def unlock_period(adcode: CodePath, year: YearPath, session: SessionDep, princip
 def list_corrections(session: SessionDep, principal: PrincipalDep, status: TextQuery = None) -> list[CorrectionPublic]:
     """Corrections in scope, newest first."""
     rows = corrections.list_corrections(session=session, principal=principal, status=status)
-    return [CorrectionPublic.model_validate(c, from_attributes=True) for c in rows]
+    return _public(session, rows)
+
+
+def _public(session: Any, rows: list[CorrectionRequest]) -> list[CorrectionPublic]:
+    evidence = revisions.evidence_of(session=session, correction_ids=[c.id for c in rows if c.id is not None])
+    return [
+        CorrectionPublic.model_validate(c, from_attributes=True).model_copy(
+            update={"attachment_ids": [a.id for a in evidence.get(c.id or 0, [])]}
+        )
+        for c in rows
+    ]
 
 
 @router.post("/corrections", response_model=CorrectionPublic, status_code=201, tags=["audit"])
-def request_correction(body: CorrectionCreate, session: SessionDep, principal: PrincipalDep) -> CorrectionPublic:
-    """File a correction to a locked period, with its reason; it waits for a bureau's approval."""
+def request_correction(
+    body: CorrectionCreate, session: SessionDep, principal: PrincipalDep, tolerance: ToleranceDep
+) -> CorrectionPublic:
+    """File a correction to a locked period, with its reason (and attachments when a weight changes beyond the
+    tolerance); it waits for a bureau's approval."""
     correction = corrections.request_correction(
-        session=session, principal=principal, table=body.table, payload=body.payload, reason=body.reason, now=utcnow()
+        session=session,
+        principal=principal,
+        table=body.table,
+        payload=body.payload,
+        reason=body.reason,
+        now=utcnow(),
+        attachment_ids=body.attachment_ids,
+        tolerance=tolerance,
     )
     session.commit()
-    return CorrectionPublic.model_validate(correction, from_attributes=True)
+    return _public(session, [correction])[0]
 
 
 def _decide(session: Any, principal: Principal, correction_id: int, approve: bool, note: str) -> CorrectionPublic:
@@ -371,7 +404,7 @@ def _decide(session: Any, principal: Principal, correction_id: int, approve: boo
         session=session, principal=principal, correction_id=correction_id, approve=approve, note=note, now=utcnow()
     )
     session.commit()
-    return CorrectionPublic.model_validate(correction, from_attributes=True)
+    return _public(session, [correction])[0]
 
 
 @router.post("/corrections/{correction_id}/approve", response_model=CorrectionPublic, tags=["audit"])

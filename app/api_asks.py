@@ -8,9 +8,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from app.api_revisions import ToleranceDep
 from app.auth import PrincipalDep, get_principal, utcnow
 from app.deps import SessionDep
 from app.params import Id, Offset, checked_json
+from flows.access.files import MAX_ATTACHMENTS
 from flows.kernel.bounds import Code, Text
 from flows.kernel.bounds import Id as IdField
 from flows.waste import correction_asks
@@ -37,6 +39,9 @@ class AskAnswer(BaseModel):
     action: Literal["file", "contest"]
     values: dict[str, Any] = Field(default_factory=dict, description="corrected values, by field asked for (file)")
     reason: Text = Field(min_length=1, description="why the values are as filed, or why the ask is contested")
+    attachment_ids: list[int] = Field(
+        default_factory=list, max_length=MAX_ATTACHMENTS, description="evidence (POST /attachments) for large changes"
+    )
 
 
 class AskDecision(BaseModel):
@@ -159,7 +164,9 @@ def read(ask_id: Id, session: SessionDep, principal: PrincipalDep) -> AskPublic:
 
 
 @router.post("/correction-asks/{ask_id}/answer", response_model=AskPublic)
-def answer(ask_id: Id, body: AskAnswer, session: SessionDep, principal: PrincipalDep) -> AskPublic:
+def answer(
+    ask_id: Id, body: AskAnswer, session: SessionDep, principal: PrincipalDep, tolerance: ToleranceDep
+) -> AskPublic:
     """File the correction asked for (it waits for the bureau's decision) or contest the ask (the enterprise asked)."""
     correction_asks.answer_ask(
         session=session,
@@ -169,6 +176,8 @@ def answer(ask_id: Id, body: AskAnswer, session: SessionDep, principal: Principa
         values=body.values,
         reason=body.reason,
         now=utcnow(),
+        attachment_ids=body.attachment_ids,
+        tolerance=tolerance,
     )
     session.commit()
     return _one(session, principal, ask_id)

@@ -22,9 +22,11 @@ from app import (
     api_battery,
     api_flags,
     api_licences,
+    api_lockcheck,
     api_manifests,
     api_notifications,
     api_reports,
+    api_revisions,
     errors,
     files,
     login,
@@ -48,6 +50,7 @@ from app.admission import Admission
 from app.auth import PrincipalDep
 from app.limits import RequestLimits
 from app.mailer import Mailer
+from app.numbers import NumberStyle
 from app.security import SecurityHeaders
 from app.settings import Settings, engine_for
 from flows.access import trail as audit
@@ -126,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_bytes=int(settings.max_upload_mb * MB),
     )
     app.add_middleware(SecurityHeaders, tile_url=settings.tile_url)
+    app.add_middleware(NumberStyle, wan_threshold=settings.wan_t_threshold)
     errors.register(app)
     app.include_router(api.router, prefix="/api/v1")
     app.include_router(api_reports.router, prefix="/api/v1")
@@ -134,6 +138,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_battery.router, prefix="/api/v1")
     app.include_router(api_licences.router, prefix="/api/v1")
     app.include_router(api_asks.router, prefix="/api/v1")
+    app.include_router(api_revisions.router, prefix="/api/v1")
+    app.include_router(api_lockcheck.router, prefix="/api/v1")
     app.include_router(web.router)
     app.include_router(login.router)
     app.include_router(web_import.router)

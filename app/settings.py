@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +12,7 @@ from sqlalchemy import Engine
 
 from flows.access.trail import derive_key
 from flows.kernel.bounds import MB, UploadLimits
+from flows.kernel.numbers import DEFAULT_WAN_THRESHOLD
 from flows.notices.mail import SmtpTarget, parse_smtp_url
 from models.db import make_engine, writer
 
@@ -48,6 +50,8 @@ class Settings(BaseSettings):
     # How often the notice worker tells enterprises of new flags (README: Notifications); 0: not in this process.
     flag_scan_s: float = Field(default=600.0, ge=0, le=86400)
     mail_base_url: str = ""  # the service's address as readers reach it, to make the links in e-mails whole
+    # From this many tonnes on, pages write 万吨 (kt / Mt in English), as bureaus do (README: Numbers).
+    wan_t_threshold: Decimal = Field(default=DEFAULT_WAN_THRESHOLD, ge=0, le=10**9)
 
     @model_validator(mode="after")
     def _defaults_and_checks(self) -> Settings:
@@ -78,6 +82,9 @@ class Settings(BaseSettings):
     # Evidence files (weighbridge tickets, letters): kept outside the database, under their SHA-256.
     attachments_dir: Path | None = None  # default: <data_dir>/attachments
     max_attachment_mb: float = Field(default=10, gt=0, le=100)
+    # A correction that changes a weight by more than this share AND more than these tonnes needs an attachment.
+    correction_tolerance_pct: float = Field(default=10, ge=0, le=100)
+    correction_tolerance_t: float = Field(default=10, ge=0, le=1_000_000)
 
     def smtp_target(self) -> SmtpTarget | None:
         """Where notifications are e-mailed; None when e-mail is off."""

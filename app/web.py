@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,18 +27,20 @@ from app.i18n import (
     say,
     translate,
 )
+from app.numbers import install as install_numbers
 from flows.access import directory
 from flows.access.accounts import Principal
 from flows.kernel.adcode import prefecture_of
 from flows.kernel.clock import CST, stored_utc
 from flows.kernel.messages import msg
+from flows.kernel.numbers import Numbers
 from flows.pages.stats import scoped_counts
-from flows.waste.rates import percent_truncated
 from models.enums import RegionLevel
 from models.reference import ParkPublic, RegionPublic
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 templates = Jinja2Blocks(directory=TEMPLATES_DIR)
+install_numbers(templates.env)
 
 # Navigation of the whole service: (message key, route name). An entry whose route does not exist yet is shown
 # greyed out, so that pages added later light up in the menu by registering a route with that name.
@@ -150,12 +151,7 @@ def render(
 
 def pct(fraction: float | None) -> str:
     """A rate as published: in percent, truncated (never rounded up) to 0.1 pt; a dash when there is none."""
-    return "–" if fraction is None else f"{percent_truncated(fraction)}%"
-
-
-def tonnes(value: float | Decimal | None) -> str:
-    """Tonnes with thousands separators and one decimal; a dash when there is none."""
-    return "–" if value is None else f"{value:,.1f}"
+    return Numbers("en").rate(fraction)  # the same in either language
 
 
 def beijing(moment: datetime | None) -> str:

@@ -7,20 +7,23 @@ from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
+from app.api_revisions import ToleranceDep, stored_evidence, tolerance_of
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
+from app.files import FileStoreDep
 from app.i18n import LanguageDep, translate
 from app.params import Id
-from app.web import beijing, render, tonnes
+from app.web import beijing, render
 from app.web_audit import TABS
 from app.web_batches import FormDep
 from flows.kernel.bounds import MAX_ID, MAX_OFFSET, MAX_TEXT
 from flows.kernel.errors import DomainError, InvalidInput
 from flows.kernel.messages import Term
+from flows.kernel.numbers import number_style
 from flows.kernel.principal import Principal
 from flows.pages import asks as pages
 from flows.waste import correction_asks
@@ -47,7 +50,7 @@ def _shown(lang: str, name: str, value: Any) -> str:
         return translate(lang, f"batches.route.{value}")
     if name.endswith("_t"):
         try:
-            return tonnes(Decimal(str(value)))
+            return number_style(lang).tonnes(Decimal(str(value)))
         except InvalidOperation:
             return str(value)
     return str(value)
@@ -145,7 +148,9 @@ def _detail(request: Request, session: Any, principal: Principal, lang: str, ask
     detail = pages.ask_detail(session=session, principal=principal, ask_id=ask_id, now=utcnow())
     problem = extra.get("problem")
     status = status_for(problem) if problem is not None else 200
-    return render(request, "ask.html", {**_tools(lang), "d": detail, **extra}, lang=lang, status_code=status)
+    tolerance = tolerance_of(request.app.state.settings)
+    context = {**_tools(lang), "d": detail, "evidence_tolerance": tolerance, **extra}
+    return render(request, "ask.html", context, lang=lang, status_code=status)
 
 
 @router.get("/asks/{ask_id}", name="ask")
@@ -178,13 +183,26 @@ def _write(
 
 @router.post("/asks/{ask_id}/answer", name="ask_answer")
 def ask_answer(
-    request: Request, ask_id: Id, data: FormDep, session: SessionDep, lang: LanguageDep, principal: PrincipalDep
+    request: Request,
+    ask_id: Id,
+    data: FormDep,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    store: FileStoreDep,
+    tolerance: ToleranceDep,
+    file: Annotated[UploadFile | None, File(description="evidence: a weighbridge ticket, PDF or image")] = None,
 ) -> Response:
-    """The enterprise files the corrected values (they wait for the bureau) or contests the ask, saying why."""
+    """The enterprise files the corrected values (they wait for the bureau), with evidence for a change beyond the
+    tolerance, or contests the ask, saying why."""
     contest = data.get("action") == "contest"
     values = {k.removeprefix(VALUE): v for k, v in data.items() if k.startswith(VALUE) and v.strip()}
 
     def step() -> None:
+        now = utcnow()
+        evidence = (
+            [] if contest else stored_evidence(session=session, principal=principal, store=store, upload=file, now=now)
+        )
         correction_asks.answer_ask(
             session=session,
             principal=principal,
@@ -192,7 +210,9 @@ def ask_answer(
             contest=contest,
             values=values,
             reason=data.get("reason", ""),
-            now=utcnow(),
+            now=now,
+            attachment_ids=evidence,
+            tolerance=tolerance,
         )
 
     return _write(request, session, principal, lang, ask_id, "contested" if contest else "filed", step, data)

@@ -13,25 +13,29 @@ from fastapi.responses import RedirectResponse, Response
 
 from app import downloads
 from app import years as year_memory
+from app.api_revisions import tolerance_of
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
 from app.i18n import LanguageDep, local_name, translate
 from app.params import Id
-from app.web import beijing, pct, render, tonnes
+from app.web import beijing, render
 from flows.access import locks
 from flows.access.scope import resolve_scope
 from flows.battery import audit as battery_audit
 from flows.kernel.bounds import MAX_ID, MAX_OFFSET
 from flows.kernel.clock import CST
 from flows.kernel.errors import DomainError, InvalidInput
+from flows.kernel.numbers import number_style
 from flows.kernel.principal import Principal
 from flows.pages import asks as ask_pages
 from flows.pages import audit as audit_workspace
 from flows.pages import audit_export, exports, flagwork
+from flows.pages import revisions as revision_pages
 from flows.pages.audit import AuditRow, ScopeArgs
 from flows.pages.dashboard import declared_years
 from flows.pages.years import choose
+from flows.waste import lock_checklist
 from flows.waste.flag_work import WorkFilters
 from flows.waste.flags import Flag, FlagKind
 from models.quantity import json_default
@@ -71,7 +75,7 @@ def link(path: str, *parts: Mapping[str, Any] | None, **params: Any) -> str:
 
 
 def _tools() -> dict[str, Any]:
-    return {"tonnes": tonnes, "pct": pct, "link": link, "local_time": beijing, "tabs": TABS}
+    return {"link": link, "local_time": beijing, "tabs": TABS}
 
 
 def _year(session: Any, principal: Principal, year: int | None, remembered: int | None = None) -> tuple[int, list[int]]:
@@ -489,22 +493,59 @@ def _form_failure(
 ) -> Response:
     session.rollback()
     year = extra.pop("year", None) or _year(session, principal, None)[0]
+    if exc.field == "confirm":
+        # Locking unconfirmed: the checklist again, beside the refusal.
+        extra["checklist"] = lock_checklist.lock_checklist(
+            session=session, principal=principal, adcode=extra["chosen_region"], year=year
+        )
     context = _locks_context(session, principal, lang, year, problem=exc, problem_field=exc.field, **extra)
     return render(request, "audit_locks.html", context, lang=lang, status_code=status_for(exc))
 
 
+@router.get("/audit/locks/checklist", name="audit_lock_checklist")
+def lock_checklist_page(
+    request: Request,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    region_adcode: Annotated[str, Query(max_length=6)],
+    year: Annotated[int, Query(ge=2000, le=2100)],
+) -> Response:
+    """Before a year locks: what is still open in it, and the confirmation that locks it."""
+    audit_workspace.require_auditor(principal)
+    adcode = region_adcode.strip()
+    try:
+        checklist = lock_checklist.lock_checklist(session=session, principal=principal, adcode=adcode, year=year)
+    except DomainError as exc:
+        return _form_failure(request, session, principal, lang, exc, year=year, chosen_region=adcode)
+    context = _locks_context(session, principal, lang, year, checklist=checklist, chosen_region=adcode)
+    return render(request, "audit_locks.html", context, lang=lang)
+
+
 def _change_lock(
-    request: Request, session: Any, principal: Principal, lang: str, region_adcode: str, year: int, *, lock: bool
+    request: Request,
+    session: Any,
+    principal: Principal,
+    lang: str,
+    region_adcode: str,
+    year: int,
+    *,
+    lock: bool,
+    confirm: bool = False,
 ) -> Response:
     """Lock or unlock a year for a region, then back to the list saying so (or the form with the refusal)."""
     audit_workspace.require_auditor(principal)
-    change = locks.lock_period if lock else locks.unlock_period
     adcode = region_adcode.strip()
     try:
-        change(session=session, principal=principal, adcode=adcode, year=year, now=utcnow())
+        if lock:
+            lock_checklist.lock_year(
+                session=session, principal=principal, adcode=adcode, year=year, confirm=confirm, now=utcnow()
+            )
+        else:
+            locks.unlock_period(session=session, principal=principal, adcode=adcode, year=year, now=utcnow())
         session.commit()
     except DomainError as exc:
-        return _form_failure(request, session, principal, lang, exc, year=year, chosen_region=region_adcode)
+        return _form_failure(request, session, principal, lang, exc, year=year, chosen_region=adcode)
     done = "locked" if lock else "unlocked"
     return RedirectResponse(link("/audit/locks", done=done, region=adcode, year=year), status_code=303)
 
@@ -517,9 +558,10 @@ def lock_year(
     principal: PrincipalDep,
     region_adcode: Annotated[str, Form(max_length=6)],
     year: Annotated[int, Form(ge=2000, le=2100)],
+    confirm: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
-    """Lock a reporting year for a region; enterprises' direct writes to it are refused from now on."""
-    return _change_lock(request, session, principal, lang, region_adcode, year, lock=True)
+    """Lock a reporting year for a region, its checklist confirmed; direct writes to it are refused from now on."""
+    return _change_lock(request, session, principal, lang, region_adcode, year, lock=True, confirm=confirm == "true")
 
 
 @router.post("/audit/locks/unlock", name="audit_unlock")
@@ -539,23 +581,35 @@ def unlock_year(
 # Corrections
 
 
-def _corrections_context(session: Any, principal: Principal, lang: str, **extra: Any) -> dict[str, Any]:
+def _corrections_context(
+    request: Request, session: Any, principal: Principal, lang: str, **extra: Any
+) -> dict[str, Any]:
     lines = audit_workspace.correction_lines(session=session, principal=principal)
+    support = revision_pages.corrections_support(
+        session=session,
+        principal=principal,
+        correction_ids=[c.id for c in lines],
+        tolerance=tolerance_of(request.app.state.settings),
+        now=utcnow(),
+    )
+    # The previews applied each correction in a savepoint; nothing of them may reach a commit.
+    session.rollback()
     return {
         **_tools(),
+        "support": support,
         "pending": [c for c in lines if c.status == "pending"],
         "decided": [c for c in lines if c.status != "pending"],
-        "fmt": _value,
+        "fmt": partial(_value, lang),
         "current_tab": "corrections",
         **extra,
     }
 
 
-def _value(value: Any) -> str:
+def _value(lang: str, value: Any) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        return tonnes(value)
+        return number_style(lang).tonnes(value)
     return json.dumps(value, ensure_ascii=False, default=json_default) if isinstance(value, dict | list) else str(value)
 
 
@@ -572,7 +626,10 @@ def corrections_page(
     audit_workspace.require_auditor(principal)
     message = translate(lang, f"audit.corrections.{done}", id=id) if done and id else None
     return render(
-        request, "audit_corrections.html", _corrections_context(session, principal, lang, message=message), lang=lang
+        request,
+        "audit_corrections.html",
+        _corrections_context(request, session, principal, lang, message=message),
+        lang=lang,
     )
 
 
@@ -588,7 +645,7 @@ def _decide(
     except DomainError as exc:
         session.rollback()
         context = _corrections_context(
-            session, principal, lang, problem=exc, problem_field=exc.field, problem_id=correction_id, note=note
+            request, session, principal, lang, problem=exc, problem_field=exc.field, problem_id=correction_id, note=note
         )
         return render(request, "audit_corrections.html", context, lang=lang, status_code=status_for(exc))
     done = "approved" if approve else "rejected"

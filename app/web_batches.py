@@ -9,15 +9,17 @@ from functools import partial
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 
 from app import downloads
 from app import years as year_memory
+from app.api_revisions import ToleranceDep, stored_evidence, tolerance_of
 from app.auth import PrincipalDep, utcnow
 from app.deps import SessionDep
 from app.errors import status_for
+from app.files import FileStoreDep
 from app.i18n import LanguageDep, field_label, local_name, say, translate
 from app.params import Id
 from app.web import beijing, is_fragment_request, render
@@ -32,7 +34,8 @@ from flows.pages import batches as pages
 from flows.pages import exports
 from flows.pages.batches import BatchForm, BatchQuery, Problem
 from flows.pages.years import choose
-from flows.waste import corrections, manifests
+from flows.waste import corrections, late_filings, manifests
+from flows.waste.revisions import Tolerance
 from models import Enterprise, Manifest, ManifestSource, WasteCategory
 from models.enums import ManifestStatus, Route, TransportMode, UserRole, Weighing
 
@@ -51,6 +54,7 @@ FIELD_OF = {
     "weight_received_kg": "weight_received",
     "rejected_t": "rejected",
     "rejected_kg": "rejected",
+    "attachment_ids": "file",
 }
 DEFAULT_DESCENDING = {"date": True, "weight": True, "number": False, "status": False}
 
@@ -58,8 +62,8 @@ DEFAULT_DESCENDING = {"date": True, "weight": True, "number": False, "status": F
 # ---- Wording ----------------------------------------------------------------------------------------------------
 
 
-def tonnes(value: float | Decimal | None) -> str:
-    """A weight in tonnes as the pages print it: thousands separated, at most three decimals (kilograms)."""
+def exact_tonnes(value: float | Decimal | None) -> str:
+    """A weight to the kilogram, as a form takes it and its refusals quote it (pages print `app.numbers.tonnes`)."""
     if value is None:
         return "–"
     text = f"{value:,.3f}".rstrip("0").rstrip(".")
@@ -72,7 +76,7 @@ def problem_text(lang: str, problem: Problem) -> str:
     # A refusal of the domain travels as the error itself: worded here, in the reader's language.
     params = {k: say(lang, v) if isinstance(v, (DomainError, Message)) else v for k, v in problem.params.items()}
     params = {
-        k: tonnes(v) if isinstance(v, Decimal) else translate(lang, v) if isinstance(v, Term) else v
+        k: exact_tonnes(v) if isinstance(v, Decimal) else translate(lang, v) if isinstance(v, Term) else v
         for k, v in params.items()
     }
     if "region_zh" in params:
@@ -286,7 +290,6 @@ def batches_page(request: Request, session: SessionDep, lang: LanguageDep, princ
         "prev_href": _list_url(current, page=result.page - 1) if result.page > 1 else None,
         "next_href": _list_url(current, page=result.page + 1) if result.page < result.pages else None,
         "list_url": lambda **kw: _list_url({}, **kw),
-        "tonnes": tonnes,
         "beijing": beijing,
         "downloads": downloads.links(request),
     }
@@ -333,7 +336,7 @@ def _form_of(data: dict[str, str]) -> BatchForm:
         weight=data.get("weight", ""),
         unit=data.get("unit", "t") or "t",
         dispatched_at=data.get("dispatched_at", ""),
-        dispatch=data.get("action") == "dispatch",
+        dispatch=data.get("action") in ("dispatch", "late"),
         vehicle_plate=data.get("vehicle_plate", ""),
         transport_mode=data.get("transport_mode", ""),
         packaging=data.get("packaging", ""),
@@ -412,7 +415,6 @@ def _form_context(
         "batch": batch,
         "idempotency_key": key,
         "now_local": utcnow().astimezone(CST).strftime("%Y-%m-%dT%H:%M"),
-        "tonnes": tonnes,
         "transport_modes": list(TransportMode),
         "weighings": list(Weighing),
         "handover_limits": pages.HANDOVER_LIMITS,
@@ -458,11 +460,18 @@ def _kept(session: Session, batch: Manifest) -> dict[str, Any]:
 
 
 @router.get("/batches/new", name="batch_new")
-def batch_new(request: Request, session: SessionDep, lang: LanguageDep, principal: PrincipalDep) -> Response:
+def batch_new(
+    request: Request,
+    session: SessionDep,
+    lang: LanguageDep,
+    principal: PrincipalDep,
+    late: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+) -> Response:
     """The logging form: receiver, category, route, weight; saved as a draft or dispatched at once."""
     shipper = _ensure_logger(principal)
     # A key minted with the form: a double submit (or a retry after a lost answer) finds the batch made first.
     context = _form_context(session, lang, shipper, {"unit": "t"}, {}, key=secrets.token_urlsafe(18))
+    context["late_filed"] = late
     return render(request, "batch_form.html", context, lang=lang, block="form")
 
 
@@ -488,6 +497,12 @@ def batch_create(
     checked = pages.check_batch_form(session=session, form=form, shipper_id=shipper, now=now)
     problems = dict(checked.problems)
     status = 422
+    late = data.get("action") == "late" and _locked_only(problems)
+    if late:
+        # The lock is why it is late, not a fault of the batch: only the reason is asked for in its place.
+        problems.pop("dispatched_at")
+        if not data.get("late_reason", "").strip():
+            problems["late_reason"] = Problem("late_reason", "late_reason")
     if not problems:
         assert checked.receiver is not None and checked.weight_t is not None
         body: dict[str, Any] = {
@@ -502,6 +517,8 @@ def batch_create(
         }
         if form.dispatch:
             body["dispatched_at"] = checked.dispatched_at or now
+        if late:
+            return _file_late(request, session, lang, principal, shipper, data, body, now)
         try:
             manifest = manifests.parse_manifest(body)
             batch, _new = manifests.create_manifest(session=session, principal=principal, manifest=manifest, now=now)
@@ -515,7 +532,45 @@ def batch_create(
             problems[problem.field] = problem
             status = status_for(exc)
     context = _form_context(session, lang, shipper, data, problems, key=key)
+    if _locked_only(checked.problems):
+        lock = checked.problems["dispatched_at"].params
+        region = local_name(lang, lock["region_zh"], lock["region_en"])
+        context["late_offer"] = translate(lang, "batches.form.late_help", year=lock["year"], region=region)
     return render(request, "batch_form.html", context, lang=lang, block="form", status_code=status)
+
+
+def _locked_only(problems: dict[str, Problem]) -> bool:
+    """The form is refused for the locked year alone, so it may go on as a late filing."""
+    return list(problems) == ["dispatched_at"] and problems["dispatched_at"].code == "locked_new"
+
+
+def _file_late(
+    request: Request,
+    session: Session,
+    lang: str,
+    principal: Principal,
+    shipper: int | None,
+    data: dict[str, str],
+    body: dict[str, Any],
+    now: datetime,
+) -> Response:
+    """Hold the batch as a late filing for a bureau to approve; the form again, with the refusal, if it is refused."""
+    try:
+        filed = corrections.request_correction(
+            session=session,
+            principal=principal,
+            table=late_filings.MANIFEST,
+            payload=body,
+            reason=data.get("late_reason", ""),
+            now=now,
+        )
+        session.commit()
+    except DomainError as exc:
+        session.rollback()
+        problem = _domain_problem(session, exc, None, "create")
+        context = _form_context(session, lang, shipper, data, {problem.field: problem}, key=body["idempotency_key"])
+        return render(request, "batch_form.html", context, lang=lang, block="form", status_code=status_for(exc))
+    return _redirect(request, f"/batches/new?late={filed.id}")
 
 
 @router.post("/batches/new/check", name="batch_check")
@@ -538,7 +593,7 @@ def batch_check(
         if party is not None:
             note = translate(lang, "batches.form.chosen", name=local_name(lang, party.name_zh, party.name_en))
     if problem is None and field == "weight" and checked.weight_t is not None and form.unit == "kg":
-        note = translate(lang, "batches.form.in_tonnes", weight=tonnes(checked.weight_t))
+        note = translate(lang, "batches.form.in_tonnes", weight=exact_tonnes(checked.weight_t))
     context = {"message": problem_text(lang, problem) if problem else "", "field": field, "note": note}
     return render(request, "_batch_check.html", context, lang=lang, block="check")
 
@@ -570,6 +625,10 @@ def batch_search(
 # ---- One batch --------------------------------------------------------------------------------------------------
 
 
+def _tolerance(request: Request) -> Tolerance:
+    return tolerance_of(request.app.state.settings)
+
+
 def _detail_context(
     session: Session,
     principal: Principal,
@@ -580,6 +639,7 @@ def _detail_context(
     problems: dict[str, Problem] | None = None,
     failed: str | None = None,
     data: dict[str, str] | None = None,
+    tolerance: Tolerance | None = None,
 ) -> dict[str, Any]:
     d = pages.batch_detail(session=session, principal=principal, batch_id=batch_id)
     status = d.row.status
@@ -601,8 +661,8 @@ def _detail_context(
         "failed": failed,
         "data": data or {},
         "is_bureau": principal.role in (UserRole.bureau, UserRole.admin),
+        "evidence_tolerance": tolerance,
         "now_local": utcnow().astimezone(CST).strftime("%Y-%m-%dT%H:%M"),
-        "tonnes": tonnes,
         "beijing": beijing,
         "label": partial(field_label, lang),
         "tolerance": f"{float(manifests.WEIGHT_TOLERANCE * 100):g}",
@@ -618,7 +678,7 @@ def batch_page(
 ) -> Response:
     """One batch: its parties, weights shipped and received with the gap, its steps, and what the viewer may do now."""
     done = request.query_params.get("done")
-    context = _detail_context(session, principal, lang, batch_id, done=done)
+    context = _detail_context(session, principal, lang, batch_id, done=done, tolerance=_tolerance(request))
     return render(request, "batch.html", context, lang=lang, block="batch")
 
 
@@ -652,7 +712,7 @@ def _act(
             done = outcome if isinstance(outcome, str) else step
             if not is_fragment_request(request):
                 return RedirectResponse(f"/batches/{batch_id}?done={done}", status_code=303)
-            context = _detail_context(session, principal, lang, batch_id, done=done)
+            context = _detail_context(session, principal, lang, batch_id, done=done, tolerance=_tolerance(request))
             return render(request, "batch.html", context, lang=lang, block="batch")
         problems = outcome
         status = 422
@@ -666,7 +726,9 @@ def _act(
         problems = {problem.field: problem}
         status = status_for(exc)
     session.rollback()
-    context = _detail_context(session, principal, lang, batch_id, problems=problems, failed=step, data=data)
+    context = _detail_context(
+        session, principal, lang, batch_id, problems=problems, failed=step, data=data, tolerance=_tolerance(request)
+    )
     return render(request, "batch.html", context, lang=lang, block="batch", status_code=status)
 
 
@@ -780,9 +842,13 @@ def batch_correct(
     lang: LanguageDep,
     principal: PrincipalDep,
     data: FormDep,
+    store: FileStoreDep,
+    tolerance: ToleranceDep,
+    file: Annotated[UploadFile | None, File(description="evidence: a weighbridge ticket, PDF or image")] = None,
 ) -> Response:
     """A party corrects its own weight of a closed batch, saying why; in a locked year the correction is filed
-    for a bureau to approve, and nothing changes until then."""
+    for a bureau to approve, with evidence when the weight changes beyond the tolerance, and nothing changes until
+    then."""
 
     def run(batch: Manifest, data: dict[str, str], now: datetime) -> dict[str, Problem] | str:
         what = data.get("what", "")
@@ -804,8 +870,16 @@ def batch_correct(
         )
         if locked:
             payload = {"batch_id": batch_id, "changes": changes, "reason": reason}
+            evidence = stored_evidence(session=session, principal=principal, store=store, upload=file, now=now)
             corrections.request_correction(
-                session=session, principal=principal, table="transfer_batch", payload=payload, reason=reason, now=now
+                session=session,
+                principal=principal,
+                table="transfer_batch",
+                payload=payload,
+                reason=reason,
+                now=now,
+                attachment_ids=evidence,
+                tolerance=tolerance,
             )
             return "correction_requested"
         manifests.correct(
@@ -838,12 +912,12 @@ def _draft_data(session: Session, batch: Manifest) -> dict[str, str]:
         "carrier_q": carrier.uscc if carrier else "",
         "category": batch.category_code,
         "route": str(batch.route),
-        "weight": tonnes(batch.weight_dispatched_t).replace(",", ""),
+        "weight": exact_tonnes(batch.weight_dispatched_t).replace(",", ""),
         "unit": "t",
         **{name: str(value) for name, value in kept.items() if name != "sources" and value},
         **{f"source_number_{i}": number for i, (number, _) in enumerate(kept["sources"])},
         **{
-            f"source_tonnes_{i}": tonnes(weight).replace(",", "")
+            f"source_tonnes_{i}": exact_tonnes(weight).replace(",", "")
             for i, (_, weight) in enumerate(kept["sources"])
             if weight is not None
         },

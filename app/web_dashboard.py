@@ -62,12 +62,14 @@ def dashboard_page(
             "rate": pct(row.rate),
             "raw": row.rate,
             "generated_t": row.generated_t,
+            "revisions": row.revisions,
         }
         for row in d.ranking
     ]
     context = {
         "d": d,
         "rate": pct(d.rate.rate),
+        "pct": pct,
         "target": pct(d.rate.target) if d.rate.target is not None else None,
         "next_target": d.rate.next_target,
         "projection": d.trend.projection,

@@ -14,7 +14,7 @@ from app.deps import SessionDep
 from app.errors import status_for
 from app.files import FileStoreDep, upload_bytes
 from app.i18n import LanguageDep, safe_next
-from app.web import beijing, render, tonnes
+from app.web import beijing, render
 from flows.kernel.errors import DomainError
 from flows.kernel.principal import Principal
 from flows.pages import flagwork
@@ -49,7 +49,6 @@ def _page(
     context = {
         "page": page,
         "statuses": [s.value for s in FlagStatus],
-        "tonnes": tonnes,
         "local_time": beijing,
         "back": "/audit/flags" if page.can_work else "/flags",
         **extra,
@@ -82,7 +81,7 @@ def my_flags(
     if principal.is_admin or principal.role is UserRole.bureau:
         return RedirectResponse("/audit/flags", status_code=303)
     lines = flagwork.own_flags(session=session, principal=principal, year=year)
-    context = {"lines": lines, "tonnes": tonnes, "year": year}
+    context = {"lines": lines, "year": year}
     return render(request, "flags_mine.html", context, lang=lang)
 
 

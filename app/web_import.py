@@ -30,7 +30,7 @@ api_router = APIRouter(dependencies=[Depends(get_principal)], tags=["imports"])
 
 
 def _run(
-    kind: str, upload: UploadFile, session: Any, principal: Principal, settings: Settings
+    kind: str, upload: UploadFile, session: Any, principal: Principal, settings: Settings, late_reason: str = ""
 ) -> imports.ImportSummary:
     if kind not in imports.IMPORTERS:
         raise InvalidInput(
@@ -45,6 +45,8 @@ def _run(
         # The name lands in the audit log: as sent, cut short, with anything no text column can hold escaped.
         name=printable(upload.filename or kind, 200),
         limits=settings.upload_limits(),
+        # New declarations of a locked year are filed late with the reason given; nothing else takes one.
+        **({"late_reason": late_reason} if kind == "declarations" and late_reason.strip() else {}),
     )
     session.commit()
     return summary
@@ -103,11 +105,12 @@ def import_upload(
     settings: SettingsDep,
     kind: Annotated[str, Form(max_length=32)],
     file: Annotated[UploadFile, File()],
+    late_reason: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Run the import and show what landed, or every refused row (nothing is saved then)."""
-    context: dict[str, Any] = {"kind": kind}
+    context: dict[str, Any] = {"kind": kind, "late_reason": late_reason}
     try:
-        context["summary"] = _run(kind, file, session, principal, settings)
+        context["summary"] = _run(kind, file, session, principal, settings, late_reason)
         context["imported_href"] = import_help.imported_href(kind, principal)
         status = 200
     except imports.ImportRefused as exc:
@@ -152,10 +155,14 @@ def import_api(
     principal: PrincipalDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File()],
+    late_reason: Annotated[str, Form(max_length=1000)] = "",
 ) -> JSONResponse:
-    """Import a CSV or XLSX file of enterprises, declarations or manifests: all rows land, or none."""
+    """Import a CSV or XLSX file of enterprises, declarations or manifests: all rows land, or none.
+
+    Declarations: with late_reason, a new row of a locked year is filed as a late filing instead of refused.
+    """
     try:
-        summary = _run(kind, file, session, principal, settings)
+        summary = _run(kind, file, session, principal, settings, late_reason)
     except imports.ImportRefused as exc:
         session.rollback()
         body = {

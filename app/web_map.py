@@ -24,6 +24,7 @@ from flows.kernel.adcode import within
 from flows.kernel.bounds import MAX_ID
 from flows.kernel.errors import InvalidInput, NotFound
 from flows.kernel.messages import Term
+from flows.kernel.numbers import number_style
 from flows.kernel.principal import Principal
 from flows.pages import exports
 from flows.pages import map as flowmap
@@ -42,14 +43,42 @@ TOP_FLOWS = 15  # rows of the flow list under the map; the GeoJSON layer has the
 YearQuery = Annotated[int | None, Query(ge=2000, le=2100)]
 TextQuery = Annotated[str | None, Query(max_length=16)]
 ParkQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+# The largest N flows drawn (all by default); beyond the flows there are, all are drawn.
+TopQuery = Annotated[int | None, Query(ge=1, le=100_000)]
 
-# Region fills by rate class: Tableau colour-blind-safe colours, and a pattern besides the colour for the classes
-# below the target and for missing data (app/templates/map.html defines the patterns), so no class rests on hue.
+# The map's colours, in one place for the region fills, the symbols, the legend and the script. The region classes
+# keep the Tableau colour-blind-safe colours (and patterns besides: no class rests on hue); selection, hover, battery
+# chains and parks take Okabe-Ito and Paul Tol colours that stay apart from them and from each other under simulated
+# protanopia, deuteranopia and tritanopia (tests/test_map_read.py measures it).
+PALETTE: dict[str, str] = {
+    "meets": "#006ba4",
+    "near": "#ffbc79",
+    "below": "#c85200",  # hatched with white
+    "over_100": "#595959",  # cross-hatched with white
+    "no_data": "#e3e7ec",  # dotted grey
+    "outline": "#12304d",
+    "flow": "#12304d",
+    "hover": "#33bbee",
+    "selected": "#000000",  # drawn on a white casing, so that it reads on every fill
+    "casing": "#ffffff",
+    "park": "#332288",
+    "park_fill": "#88ccee",
+    "generator": "#595959",
+    "utiliser": "#006ba4",  # a ring: white inside
+    "disposer": "#000000",
+    "intermediary": "#a2c8ec",
+    "battery": "#cc79a7",
+    "battery_ring": "#882255",
+    "label": "#1a1a1a",
+}
+
+# Region fills by rate class: the classes below the target and missing data are patterns (app/templates/map.html
+# defines them from PALETTE), so no class rests on hue.
 RATE_STYLES: dict[RateClass, dict[str, Any]] = {
-    cls: {"color": "#12304d", "weight": 1.2, "className": f"map-region map-region--{cls.value}", **fill}
+    cls: {"color": PALETTE["outline"], "weight": 1.2, "className": f"map-region map-region--{cls.value}", **fill}
     for cls, fill in (
-        (RateClass.meets, {"fillColor": "#006ba4", "fillOpacity": 0.55}),
-        (RateClass.near, {"fillColor": "#ffbc79", "fillOpacity": 0.8}),
+        (RateClass.meets, {"fillColor": PALETTE["meets"], "fillOpacity": 0.55}),
+        (RateClass.near, {"fillColor": PALETTE["near"], "fillOpacity": 0.8}),
         (RateClass.below, {"fillColor": "url(#map-pattern-below)", "fillOpacity": 0.85}),
         (RateClass.over_100, {"fillColor": "url(#map-pattern-over)", "fillOpacity": 0.85}),
         (RateClass.no_data, {"fillColor": "url(#map-pattern-none)", "fillOpacity": 0.7, "color": "#595959"}),
@@ -63,11 +92,8 @@ ROUTES: tuple[str, ...] = tuple(r.value for r in Route)
 
 
 def tonnes(lang: str, value: float | Decimal | None) -> str:
-    """Tonnes with thousands separators, to one decimal below 1,000 t."""
-    if value is None:
-        return "–"
-    text = f"{value:,.0f}" if abs(Decimal(value)) >= 1000 else f"{value:,.1f}"
-    return translate(lang, "map.tonnes", value=text)
+    """Tonnes as every page writes them (app.numbers)."""
+    return number_style(lang).tonnes(value)
 
 
 def _name(lang: str, zh: str | None, en: str | None) -> str:
@@ -220,10 +246,29 @@ def _flow_rows(lang: str, layer: flowmap.FlowLayer, f: FlowFilter) -> list[dict[
     return rows
 
 
+def _top_context(lang: str, shown: flowmap.TopFlows) -> dict[str, Any]:
+    return {
+        "shown": shown.shown,
+        "count": shown.count,
+        "text": translate(
+            lang,
+            "mapread.top.status" if shown.shown < shown.count else "mapread.top.all",
+            n=f"{shown.shown:,}",
+            count=f"{shown.count:,}",
+            tonnes=tonnes(lang, shown.tonnes),
+            share=pct(shown.share),
+        ),
+    }
+
+
 def _labels(lang: str) -> dict[str, str]:
-    """Words the map's script puts in tooltips (no other text is built in JavaScript)."""
-    keys = ("within", "batches", "sent", "received", "tonnes_unit")
+    """Words the map's script puts in tooltips and in the top-N line (no other text is built in JavaScript)."""
+    keys = ("within", "batches", "sent", "received")
     labels = {key: translate(lang, f"map.js.{key}") for key in keys}
+    for key in ("status", "all"):
+        labels[f"top.{key}"] = translate(
+            lang, f"mapread.top.{key}", n="{n}", count="{count}", tonnes="{tonnes}", share="{share}"
+        )
     labels.update({key: translate(lang, f"flowmap.js.{key}") for key in ("utilised", "held", "forwarded")})
     labels.update({f"role.{r.value}": translate(lang, f"map.erole.{r.value}") for r in flowmap.ROLE_ORDER})
     return labels
@@ -237,14 +282,21 @@ def map_context(
     f: FlowFilter,
     years: list[int],
     level: str,
+    top: int | None = None,
+    selection: str | None = None,
+    view: flowmap.MapView | None = None,
 ) -> dict[str, Any]:
-    """Everything the map page shows for a filter."""
+    """Everything the map page shows for a filter, and the view a link asked for (top-N, selection, centre)."""
     layer = flowmap.flow_layer(session=session, principal=principal, f=f, level=level)
+    shown = layer.top(top)
+    scale = layer.scale()
     rr = flowmap.region_rates(session=session, principal=principal, year=f.year, region=f.region)
     own = _own_rate(session, principal, f.year) if rr is None else None
     present = {r.cls for r in rr.regions} if rr else set()
+    park_id = f.park or (principal.park_id if principal.role is UserRole.park_manager else None)
     classes = [c for c in flowmap.RATE_CLASSES if c is not RateClass.over_100 or c in present]
     query = _query(f, level=level if level != "auto" else None)
+    top_query = {"top": shown.shown} if shown.shown < shown.count else {}
     region_query = urlencode({k: v for k, v in f.query().items() if k in ("year", "region")})
     return {
         "f": f,
@@ -253,8 +305,20 @@ def map_context(
         "layer": layer,
         "levels": flowmap.LEVELS,
         "rr": rr,
-        # Without regions to colour (a park's or an enterprise's map), or narrowed to a park: zoom to the flows.
-        "fit_layers": rr is None or f.park is not None,
+        # Without regions to colour (an enterprise's map): zoom to the flows. A park's map (a park manager's own, or
+        # one narrowed to a park) opens on the park's boundary instead.
+        "fit_layers": rr is None and park_id is None,
+        "fit_bounds": json.dumps(flowmap.park_bounds(session=session, park_id=park_id)) if park_id else "",
+        "top": _top_context(lang, shown),
+        "scale": {
+            "max_tonnes": scale.max_tonnes,
+            "max_px": scale.max_px,
+            "samples": [{"px": scale.px(t), "label": tonnes(lang, t)} for t in scale.samples()],
+        },
+        "palette": PALETTE,
+        "palette_json": json.dumps(PALETTE),
+        "selection": selection or "",
+        "view": view.text() if view else "",
         "own": own,
         "own_rate": pct(own.rate) if own else None,
         "own_target": pct(own.target or (own.next_target.value if own.next_target else None)) if own else None,
@@ -275,7 +339,7 @@ def map_context(
         "flows_url": f"/map/layers/flows.geojson?{query}",
         "enterprises_url": f"/map/layers/enterprises.geojson?{query}",
         "regions_url": f"/map/layers/regions.geojson?{region_query}",
-        "page_url": f"/map?{query}",
+        "page_url": f"/map?{_query(f, level=level if level != 'auto' else None, **top_query)}",
         "detail_query": _query(f),
         "labels": json.dumps(_labels(lang), ensure_ascii=False, default=json_default, allow_nan=False),
         "audit_href": "/audit?" + urlencode({"region": f.region or principal.scope_adcode or "510000", "year": f.year}),
@@ -294,11 +358,16 @@ def map_page(
     region: TextQuery = None,
     park: Annotated[str | None, Query(max_length=12)] = None,
     level: Annotated[str, Query(max_length=12)] = "auto",
+    top: TopQuery = None,
+    sel: Annotated[str | None, Query(max_length=64)] = None,
+    at: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
-    """The flow map of a year: regions by rate against the target, parks, enterprises and the flows between them."""
+    """The flow map of a year: regions by rate against the target, parks, enterprises and the flows between them;
+    `top` draws the largest flows only, `sel` opens a place or flow beside the map, `at` is lat,lon,zoom."""
     chosen, years = _chosen_year(request, session, principal, year)
     f, _ = _filter(session, principal, chosen, category, route, region, _park_id(park))
-    context = map_context(request, session, principal, lang, f, years, level)
+    selection, view = flowmap.parse_selection(sel), flowmap.parse_view(at)
+    context = map_context(request, session, principal, lang, f, years, level, top, selection, view)
     return render(request, "map.html", context, lang=lang, block="map_view")
 
 
@@ -331,10 +400,12 @@ def flows_geojson(
     region: TextQuery = None,
     park: Annotated[str | None, Query(max_length=12)] = None,
     level: Annotated[str, Query(max_length=12)] = "auto",
+    top: TopQuery = None,
 ) -> Response:
-    """Received tonnes between places as GeoJSON lines (and points for a prefecture's flows within itself)."""
+    """Received tonnes between places as GeoJSON lines (and points for a prefecture's flows within itself), the
+    largest `top` of them when asked."""
     f, _ = _filter(session, principal, year, category, route, region, _park_id(park))
-    return _geojson(flowmap.flow_layer(session=session, principal=principal, f=f, level=level).geojson())
+    return _geojson(flowmap.flow_layer(session=session, principal=principal, f=f, level=level).geojson(top))
 
 
 @router.get("/map/layers/enterprises.geojson", name="map_enterprises_geojson")
@@ -370,6 +441,7 @@ def regions_geojson(
     for feature in data["features"]:
         props = feature["properties"]
         name = _name(lang, props["name_zh"], props["name_en"])
+        props["name"] = name  # the place label, in the reader's language
         found = by_adcode.get(props["adcode"])
         if rr is None:
             props["label"] = name
@@ -764,9 +836,7 @@ def sankey_page(
         scope_name = _name(lang, *names.get(scope_region, (scope_region, None)))
     else:
         scope_name = translate(lang, f"sankey.scope.{principal.role.value}")
-    labels = {key: translate(lang, f"flowmap.sankey.js.{key}") for key in ("in", "out", "held")} | {
-        "unit": translate(lang, "map.js.tonnes_unit")
-    }
+    labels = {key: translate(lang, f"flowmap.sankey.js.{key}") for key in ("in", "out", "held")}
     t = data.total
     context = {
         "year": chosen,

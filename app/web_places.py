@@ -20,10 +20,11 @@ from app.deps import SessionDep
 from app.errors import status_for
 from app.i18n import LanguageDep, local_name, say, translate
 from app.params import Id, IdQuery
-from app.web import beijing, pct, render, tonnes
+from app.web import beijing, pct, render
 from flows.access import directory
 from flows.kernel.bounds import MAX_TEXT, check_text, label
 from flows.kernel.errors import Conflict, InvalidInput, NotFound
+from flows.kernel.numbers import number_style
 from flows.kernel.principal import Principal
 from flows.pages import asks as ask_pages
 from flows.pages import exports, inspection, places
@@ -50,11 +51,6 @@ BLUE, ORANGE, DARK_ORANGE, LIGHT_BLUE, GREY, DARK_GREY, NAVY = (
 )
 # Roles that take waste in to use or treat it (the receivers of a circular link).
 USER_ROLES = frozenset({"utiliser", "recycler", "disposer", "cascade_user"})
-
-
-def _whole(value: float) -> str:
-    # The headline tiles drop the tenth from ten thousand tonnes up, where it no longer fits nor matters.
-    return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:,.1f}"
 
 
 def _role_group(roles: list[str]) -> str:
@@ -112,7 +108,9 @@ def _enterprise_overlay(page: places.EnterprisePage, lang: str) -> str:
             c = row.counterpart
             name = local_name(lang, c.name_zh, c.name_en)
             there = (c.lon, c.lat)
-            label = translate(lang, f"places.map.flow_{direction}", name=name, tonnes=tonnes(moved_t))
+            label = translate(
+                lang, f"places.map.flow_{direction}", name=name, tonnes=number_style(lang).tonnes(moved_t)
+            )
             style = {
                 "color": LIGHT_BLUE if direction == "in" else DARK_ORANGE,
                 "weight": _weight(moved_t, largest),
@@ -168,7 +166,7 @@ def _park_overlay(page: ParkPage, lang: str) -> str:
             "places.map.link",
             shipper=local_name(lang, s.name_zh, s.name_en),
             receiver=local_name(lang, r.name_zh, r.name_en),
-            tonnes=tonnes(totals[key]),
+            tonnes=number_style(lang).tonnes(totals[key]),
         )
         style = {"color": DARK_ORANGE, "weight": _weight(totals[key], largest), "opacity": 0.75}
         features.append(_line((s.lon, s.lat), (r.lon, r.lat), label, style, kind="link"))
@@ -194,7 +192,7 @@ def _flag_text(lang: str, kind: str, ev: dict[str, Any], scope_name: str) -> str
 
     def n(key: str) -> str:
         value = ev.get(key)
-        return tonnes(value) if isinstance(value, int | float | Decimal) else "–"
+        return number_style(lang).tonnes(value) if isinstance(value, int | float | Decimal) else "–"
 
     def word(prefix: str, key: str) -> str:
         value = ev.get(key)
@@ -214,7 +212,7 @@ def _flag_text(lang: str, kind: str, ev: dict[str, Any], scope_name: str) -> str
         "received": n("weight_received_t"),
         "route": word("places.route", "route"),
         "activity": word("places.doing", "activity"),
-        "pct": f"{float(ev['difference_pct']):+.2f}"
+        "pct": number_style(lang).percent(ev["difference_pct"], signed=True)
         if isinstance(ev.get("difference_pct"), int | float | Decimal)
         else "–",
         "rate": pct(float(ev["rate"])) if isinstance(ev.get("rate"), int | float | Decimal) else "–",
@@ -329,9 +327,6 @@ def _enterprise_response(
         "p": page,
         "e": e,
         "name": name,
-        "pct": pct,
-        "tonnes": tonnes,
-        "whole": _whole,
         "overlay": _enterprise_overlay(page, lang),
         "prefecture": e.prefecture.key if e.prefecture else None,
         "batches_href": lambda row, direction: (
@@ -428,9 +423,6 @@ def park(
         "p": page,
         "park": page.park,
         "name": name,
-        "pct": pct,
-        "tonnes": tonnes,
-        "whole": _whole,
         "members": [{"m": m, "group": _role_group(m.roles)} for m in members],
         "batches_href": batches_href,
         "overlay": _park_overlay(page, lang),

@@ -7,6 +7,7 @@ from typing import Any
 import shapely
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
+from shapely.ops import polylabel
 from shapely.validation import explain_validity
 
 from flows.kernel.bounds import label
@@ -72,3 +73,19 @@ def check_lonlat(lon: float, lat: float, *, row: int | None = None) -> None:
         raise InvalidInput(
             "maps.coordinate_outside", field="lat", row=row, column=Term("field.lat"), value=str(lat), low=-90, high=90
         )
+
+
+def label_point(geom: BaseGeometry, *, tolerance: float = 0.01) -> tuple[float, float]:
+    """Where a place's name sits: the pole of inaccessibility of its largest part, always inside (lon, lat)."""
+    # The centroid of a crescent or of a prefecture with islands may fall outside it; the point furthest from every
+    # edge of the largest part is inside and where the eye expects the name.
+    parts = list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom]
+    largest = max(parts, key=lambda p: p.area)
+    point = polylabel(largest, tolerance) if isinstance(largest, Polygon) else largest.representative_point()
+    return point.x, point.y
+
+
+def lat_lon_bounds(geom: BaseGeometry) -> list[list[float]]:
+    """A geometry's extent as Leaflet reads it: [[south, west], [north, east]]."""
+    west, south, east, north = geom.bounds
+    return [[south, west], [north, east]]

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from maps.geometry import to_geojson
+from maps.geometry import label_point, to_geojson
 from models import Park, Region
 from models.enums import RegionLevel
 
@@ -14,7 +14,8 @@ from models.enums import RegionLevel
 def regions_layer(
     *, session: Session, level: RegionLevel, parent: str | None = None, tolerance: float = 0.005
 ) -> dict[str, Any]:
-    """Regions of one level as a FeatureCollection, simplified for display (tolerance in degrees)."""
+    """Regions of one level as a FeatureCollection, simplified for display (tolerance in degrees), each with the
+    point where its name goes."""
     query = select(Region).where(Region.level == level)
     if parent is not None:
         query = query.where(Region.parent_adcode == parent)
@@ -32,6 +33,8 @@ def regions_layer(
                     "name_en": region.name_en,
                     "level": str(region.level),
                     "parent_adcode": region.parent_adcode,
+                    # Where a map writes the region's name: inside the outline drawn.
+                    "label_point": [round(c, 4) for c in label_point(geom)],
                 },
             }
         )

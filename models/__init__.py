@@ -19,6 +19,7 @@ from models.files import Attachment
 from models.flagwork import FlagEntry, FlagWork
 from models.notices import FlagNotice, Notice, NoticePreference
 from models.reference import Park, Region, Target, TargetCategory, WasteCategory
+from models.revisions import CorrectionAttachment, RateRevision
 from models.waste import (
     Declaration,
     Manifest,
@@ -34,6 +35,7 @@ __all__ = [
     "ManifestCorrection",
     "ApiToken",
     "CorrectionAsk",
+    "CorrectionAttachment",
     "CorrectionRequest",
     "LoginFailure",
     "LoginSession",
@@ -54,6 +56,7 @@ __all__ = [
     "NoticePreference",
     "Park",
     "PeriodLock",
+    "RateRevision",
     "RecoveryReport",
     "Region",
     "Target",

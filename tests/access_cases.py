@@ -75,7 +75,7 @@ BASE_CASES: list[Case] = [
         "/api/v1/locks",
         GOVERNS_PZH,
         _const("/api/v1/locks"),
-        lambda w: {"region_adcode": "510400", "year": 2022},
+        lambda w: {"region_adcode": "510400", "year": 2022, "confirm": True},
         writes=True,
     ),
     Case("DELETE", "/api/v1/locks/{adcode}/{year}", GOVERNS_PZH, _const("/api/v1/locks/510400/2021"), writes=True),

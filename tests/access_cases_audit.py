@@ -24,7 +24,7 @@ AUDIT_CASES: list[Case] = [
         "/audit/locks",
         GOVERNS_PZH,
         lambda w: "/audit/locks",
-        lambda w: {"region_adcode": "510400", "year": "2022"},
+        lambda w: {"region_adcode": "510400", "year": "2022", "confirm": "true"},
         writes=True,
         extra=FORM,
     ),

@@ -24,12 +24,14 @@ from tests.access_cases_daily import DAILY_CASES
 from tests.access_cases_flagwork import FLAGWORK_CASES
 from tests.access_cases_inspection import INSPECTION_CASES
 from tests.access_cases_licences import LICENCE_CASES
+from tests.access_cases_lockcheck import LOCKCHECK_CASES
 from tests.access_cases_manifests import MANIFEST_CASES
 from tests.access_cases_map import MAP_CASES
 from tests.access_cases_notices import NOTICE_CASES
 from tests.access_cases_places import PLACES_CASES
 from tests.access_cases_print import PRINT_CASES
 from tests.access_cases_reports import REPORT_CASES
+from tests.access_cases_revisions import REVISION_CASES
 from tests.access_cases_trace import SEEDED_TRACE_CASES, TRACE_CASES
 from tests.world import World, build_world
 
@@ -56,6 +58,8 @@ CASES: list[Case] = [
     *FLAGWORK_CASES,
     *INSPECTION_CASES,
     *ASKS_CASES,
+    *REVISION_CASES,
+    *LOCKCHECK_CASES,
 ]
 
 # Routes exercised by their own tests: sign-in and sign-out need a browser session, uploads a multipart body
@@ -115,6 +119,8 @@ def _fingerprint(engine: Engine) -> str:
             "notice_preference",
             "flag_work",
             "flag_entry",
+            "rate_revision",
+            "correction_attachment",
         ):
             # Using a token stamps its last_used_at: bookkeeping, not a change made by the request.
             cols = {"park": "id, name_zh, region_adcode", "api_token": "id, user_id, name, token_hash, revoked_at"}.get(

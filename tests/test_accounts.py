@@ -233,10 +233,10 @@ def test_locked_period_refuses_writes_until_a_correction_is_approved(session: Se
     ent1, bureau_pzh, bureau_dy = w.principals["ent1"], w.principals["bureau_pzh"], w.principals["bureau_dy"]
     payload = {"enterprise_id": w.e1, "category_code": "SW01", "year": 2023, "generated_t": 100, "utilised_t": 90}
     with pytest.raises(Forbidden):
-        locks.lock_period(session=session, principal=bureau_dy, adcode="510400", year=2023, now=NOW)
+        locks.lock_period(session=session, principal=bureau_dy, adcode="510400", year=2023, now=NOW, confirmed=True)
     with pytest.raises(Forbidden):
-        locks.lock_period(session=session, principal=ent1, adcode="510400", year=2023, now=NOW)
-    locks.lock_period(session=session, principal=bureau_pzh, adcode="510400", year=2023, now=NOW)
+        locks.lock_period(session=session, principal=ent1, adcode="510400", year=2023, now=NOW, confirmed=True)
+    locks.lock_period(session=session, principal=bureau_pzh, adcode="510400", year=2023, now=NOW, confirmed=True)
     session.commit()
     with pytest.raises(PeriodLocked, match="locked for region 510400"):
         declarations.save_declaration(
@@ -283,7 +283,7 @@ def test_locked_period_refuses_writes_until_a_correction_is_approved(session: Se
             session=session, principal=bureau_pzh, correction_id=correction.id, approve=False, note="", now=NOW
         )
     actions = [e.action for e in session.exec(select(AuditLog).order_by(col(AuditLog.id))).all()]
-    assert actions[-4:] == ["lock", "request_correction", "correction", "approve_correction"]
+    assert actions[-5:] == ["lock", "request_correction", "correction", "revise_figures", "approve_correction"]
 
 
 def test_rejected_correction_changes_nothing(session: Session) -> None:
@@ -316,7 +316,9 @@ def test_correction_of_an_unlocked_year_is_refused(session: Session) -> None:
 
 def test_province_lock_covers_every_prefecture(session: Session) -> None:
     w = build_world(session, with_tokens=False)
-    locks.lock_period(session=session, principal=w.principals["bureau_sc"], adcode="510000", year=2024, now=NOW)
+    locks.lock_period(
+        session=session, principal=w.principals["bureau_sc"], adcode="510000", year=2024, now=NOW, confirmed=True
+    )
     payload = {"enterprise_id": w.e3, "category_code": "SW01", "year": 2024, "generated_t": 1}
     with pytest.raises(PeriodLocked):
         declarations.save_declaration(

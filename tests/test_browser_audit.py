@@ -53,6 +53,9 @@ def test_auditor_drills_down_locks_the_year_and_a_write_is_refused(
         page.get_by_label("地区", exact=True).select_option("510400")
         page.get_by_label("年度", exact=True).fill(str(YEAR))
         page.locator("#lock-form button[type=submit]").click()
+        page.wait_for_url("**/audit/locks/checklist?*")
+        page.locator("#lock-confirm").check()
+        page.locator("#lock-confirm-form button[type=submit]").click()
         page.wait_for_url("**/audit/locks?done=locked*")
         assert "已锁定" in page.locator("#audit-status").inner_text()
         assert page.locator(f'#locks-table tr[data-lock="510400/{YEAR}"]').count() == 1

@@ -46,7 +46,7 @@ def test_log_a_forwarding_and_read_its_chain(
             page.get_by_label("重量来源（称重或估算）").select_option("weighed")
             # The lots the collector holds are listed, open, with what is left of each.
             held = page.locator("#held-lots-list")
-            assert f"{m['g1']['number']} · {CAT} · 接收 100 吨，尚余 10 吨" in held.inner_text()
+            assert f"{m['g1']['number']} · {CAT} · 接收 100.00 吨，尚余 10.00 吨" in held.inner_text()
             page.get_by_label("批次号，第 1 行").fill(m["g1"]["number"])
             page.get_by_label("转出量（吨），第 1 行").fill("1,5")
             page.get_by_role("button", name="保存并发运").click()
@@ -66,8 +66,8 @@ def test_log_a_forwarding_and_read_its_chain(
             page.wait_for_url(re.compile(r".*/batches/\d+\?done=dispatch$"))
             ident = int(page.url.split("/batches/")[1].split("?")[0])
             drew = page.locator("#chain-drew")
-            assert "8 吨" in drew.locator(f'tr[data-batch="{m["g1"]["id"]}"]').inner_text()
-            assert "4 吨" in drew.locator(f'tr[data-batch="{m["g2"]["id"]}"]').inner_text()
+            assert "8.00 吨" in drew.locator(f'tr[data-batch="{m["g1"]["id"]}"]').inner_text()
+            assert "4.00 吨" in drew.locator(f'tr[data-batch="{m["g2"]["id"]}"]').inner_text()
             assert page.locator('[data-handover="vehicle_plate"]').inner_text().startswith("川D·12345")
             assert not [u for u in requests if not u.startswith(live_server)]
             # The refused submission answers 422, which Chromium logs; nothing else may go wrong.

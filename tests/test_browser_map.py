@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import Session
 
 from app.settings import Settings
-from app.web_map import RATE_STYLES
+from app.web_map import PALETTE, RATE_STYLES
 from flows.pages import map as flowmap
 from flows.waste.movements import parse_filter
 from models import Declaration, Manifest, User
@@ -108,11 +108,12 @@ def test_flow_map_in_chromium(
         details = page.locator('#map-details [data-select^="flow:"]')
         details.wait_for()
         assert page.evaluate("window.__stayed") is True
-        assert page.url == live_server + "/map?year=2024"
         assert "→" in page.locator("#map-details h2").inner_text()
         selected = details.get_attribute("data-select")
         assert selected == f"flow:{lines.nth(longest).get_attribute('data-flow')}"
-        assert lines.nth(longest).get_attribute("stroke") == "#c85200"  # highlighted on the map
+        # The address names the selection, so that a link opens it again.
+        assert page.url == live_server + "/map?year=2024&sel=flow:enterprise:" + selected[5:].replace(">", ":")
+        assert lines.nth(longest).get_attribute("stroke") == PALETTE["selected"]  # highlighted on the map
 
         # The same from the keyboard: the flow list's links load the details and move the focus to them.
         row = page.locator("#map-flows tbody tr").last

@@ -82,7 +82,7 @@ def test_enterprise_and_park_pages_in_chromium(
         )
         assert own == [101.72, 26.58, 9]
         assert page.locator("#flows-out tbody tr").count() == 2
-        assert "产废单位" in page.locator(".places-header").inner_text()
+        assert "产生单位" in page.locator(".places-header").inner_text()
         screenshot(page, "enterprise")
 
         page.locator('.lang-switch a[hreflang="en"]').click()

@@ -39,7 +39,7 @@ from tests.browser import (
 def test_dashboard_of_the_provincial_auditor(demo_site: DemoSite) -> None:
     with playwright_entry()() as pw, browser_page(pw, demo_site.url) as (page, requests, errors):
         sign_in(page, demo_site, "auditor.sichuan", then="/dashboard")
-        assert page.locator("h1").inner_text().startswith("仪表板")
+        assert page.locator("h1").inner_text().startswith("仪表盘")
         rate = page.locator('[data-figure="rate"]').inner_text()
         assert rate.endswith("%") and 0 < float(rate.rstrip("%")) < 100
         assert page.locator("#ranking tbody tr").count() == 21  # every prefecture, ranked
@@ -168,7 +168,7 @@ def test_journey_log_a_batch_confirm_it_and_see_it_on_the_map_and_in_the_rate(
             screenshot(page, "journey-map")
 
             page.goto(f"{url}/dashboard?year={year}")
-            assert page.locator('[data-figure="manifest_utilised_t"]').inner_text() == "36.4 吨"
+            assert page.locator('[data-figure="manifest_utilised_t"]').inner_text() == "36.40 吨"
             assert not [u for u in requests if not u.startswith(url)]
             assert not errors, errors
 

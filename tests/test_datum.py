@@ -186,7 +186,9 @@ def test_the_upgrade_converts_an_existing_database(engine: Engine, session: Sess
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, ScriptDirectory.from_config(cfg).get_revision("0018").down_revision)
+        before = ScriptDirectory.from_config(cfg).get_revision("0018")
+        assert before is not None and isinstance(before.down_revision, str)
+        command.downgrade(cfg, before.down_revision)
     # The database as an earlier version left it: AMap's boundaries, counties without English names, and an
     # enterprise placed in Shifang by them (one more whose place was set by hand).
     with Session(engine) as old:

@@ -94,7 +94,7 @@ def test_one_scan_tells_each_flag_once_to_its_enterprises_users(session: Session
     declared = [n for n in told if n.subject == "declaration"]
     assert {n.user_id for n in declared} == {w.users["ent1"]}
     assert len(declared) == sum(1 for _, subject, _ in flags if subject.startswith("declaration/"))
-    assert any("off by 50.0 t" in text_of(n, "en") for n in declared)
+    assert any("off by 50.00 t" in text_of(n, "en") for n in declared)
     assert all("2026" in text_of(n, "zh-CN") for n in declared)
     forwarding = [n for n in told if "SC2026-0000001" in text_of(n, "en") and n.subject == "manifest"]
     assert {n.user_id for n in forwarding} >= {w.principals["ent2"].user_id}
@@ -157,7 +157,7 @@ def test_a_flag_that_clears_and_comes_back_is_told_again(session: Session, world
     session.commit()
     again = _notices(session)[before:]
     assert sorted(n.user_id for n in again) == sorted([world.users["ent1"], world.users["bureau_pzh"]])
-    assert all("off by 50.0 t" in text_of(n, "en") for n in again)
+    assert all("off by 50.00 t" in text_of(n, "en") for n in again)
     # A key marked within the hour is kept though its flag is not seen: a mark made during a scan is never lost.
     declaration.stored_t = t(50)
     session.add(declaration)

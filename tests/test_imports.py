@@ -304,8 +304,10 @@ def test_declarations_of_a_locked_year_are_refused(session: Session, world: Worl
         import_declarations(session=session, principal=ADMIN, source=path, now=NOW)
     errors = refusal(exc)
     assert len(errors) == 1 and errors[0][:2] == (2, "年度")
+    # A new declaration has nothing to correct: the refusal names the late-filing path.
     assert errors[0][2] == (
-        "2021 is locked for region 510400: file a correction with a reason; it takes effect when a bureau approves it"
+        "2021 is locked for region 510400: a new declaration of a locked year is filed as a late filing; give the"
+        " reason it comes late with the import, and a bureau approves it"
     )
 
 

@@ -172,7 +172,9 @@ def test_a_correction_approved_and_rejected_at_once_is_one_of_them(server: str, 
 
 def test_parallel_locks_and_unlocks_leave_one(server: str, world: World, session: Session) -> None:
     w = world
-    lock = _post(f"{server}/api/v1/locks", _as(w, "bureau_sc"), {"region_adcode": "510600", "year": 2023})
+    lock = _post(
+        f"{server}/api/v1/locks", _as(w, "bureau_sc"), {"region_adcode": "510600", "year": 2023, "confirm": True}
+    )
     responses = _at_once([lock] * 4)
     assert _statuses(responses) == Counter({201: 1, 409: 3}), [r.text for r in responses]
 

@@ -181,7 +181,9 @@ def test_locked_year_refuses_steps_and_takes_an_approved_correction(client: Test
     w = world
     assert (
         client.post(
-            "/api/v1/locks", json={"region_adcode": "510400", "year": 2024}, headers=_as(w, "bureau_pzh")
+            "/api/v1/locks",
+            json={"region_adcode": "510400", "year": 2024, "confirm": True},
+            headers=_as(w, "bureau_pzh"),
         ).status_code
         == 201
     )

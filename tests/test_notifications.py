@@ -110,7 +110,9 @@ def test_refusals_gaps_and_corrections_reach_the_shipper(client: TestClient, wor
 
 def test_locks_correction_requests_and_decisions(client: TestClient, world: World) -> None:
     w = world
-    locked = client.post("/api/v1/locks", json={"region_adcode": "510400", "year": 2024}, headers=_as(w, "bureau_pzh"))
+    locked = client.post(
+        "/api/v1/locks", json={"region_adcode": "510400", "year": 2024, "confirm": True}, headers=_as(w, "bureau_pzh")
+    )
     assert locked.status_code == 201, locked.text
     # Everyone whose scope lies in Panzhihua, and the province's bureau above it; not the bureau that locked it.
     for who in ("ent1", "ent2", "park_a", "bureau_sc"):

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, func, select
 from app.auth import SESSION_COOKIE, signed
 from app.settings import Settings
 from flows.access import accounts
+from flows.kernel.numbers import Numbers
 from flows.waste import rates
 from flows.waste.flags import list_flags
 from models import CorrectionRequest, Declaration, Licence, Manifest, PeriodLock
@@ -104,8 +105,13 @@ def _sign_in(client: TestClient, session: Session, settings: Settings, username:
     return csrf
 
 
+UNITS = {"吨", "万吨", "t", "kt", "Mt"}
+
+
 def _text(html: str) -> str:
-    return unescape(re.sub(r"<[^>]+>", " ", html)).split()[0] if html.strip() else ""
+    # The figure with its unit ("8.00 吨"), without what follows it (a standing mark, a note).
+    words = unescape(re.sub(r"<[^>]+>", " ", html)).split()
+    return " ".join(words[:2] if len(words) > 1 and words[1] in UNITS else words[:1])
 
 
 def _rows(page: str, table: str) -> dict[str, dict[str, tuple[str, str | None]]]:
@@ -125,7 +131,7 @@ def _rows(page: str, table: str) -> dict[str, dict[str, tuple[str, str | None]]]
 
 
 def _t(value: float | Decimal) -> str:
-    return f"{value:,.1f}"
+    return Numbers("zh-CN").tonnes(value)
 
 
 def _pct(value: float | None) -> str:
@@ -293,10 +299,11 @@ def test_locked_year_refuses_writes_until_unlocked(client: TestClient, session: 
     page = client.get("/audit/locks")
     assert page.status_code == 200 and 'name="region_adcode"' in page.text
     assert client.post("/audit/locks", data={"region_adcode": "510400", "year": YEAR}).status_code == 403  # no CSRF
-    locked = client.post("/audit/locks", data={"region_adcode": "510400", "year": YEAR, "csrf_token": csrf})
+    form = {"region_adcode": "510400", "year": YEAR, "csrf_token": csrf, "confirm": "true"}
+    locked = client.post("/audit/locks", data=form)
     assert locked.status_code == 200  # followed the redirect back to the list
     assert f'data-lock="510400/{YEAR}"' in locked.text and "bureau_pzh" in locked.text
-    again = client.post("/audit/locks", data={"region_adcode": "510400", "year": YEAR, "csrf_token": csrf})
+    again = client.post("/audit/locks", data=form)
     assert again.status_code == 409 and 'role="alert"' in again.text
     drill = client.get(f"/audit?year={YEAR}")
     assert 'class="audit-lock"' in drill.text

@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
+from flows.kernel.numbers import Numbers
 from models import Enterprise, Manifest, ManifestShare, ManifestSource
 from models.enums import EnterpriseRole, ManifestStatus
 from tests.world import World, add_account, add_enterprise, add_receiver_account, build_world
@@ -145,7 +146,7 @@ def _stored(session: Session, origin: int) -> dict[str, Decimal]:
 
 
 def _t(value: Decimal) -> str:
-    return f"{value:,.3f}".rstrip("0").rstrip(".") + " t"
+    return Numbers("en").tonnes(value)
 
 
 def test_the_page_shows_where_the_tonnes_of_a_first_batch_ended(
@@ -156,13 +157,13 @@ def test_the_page_shows_where_the_tonnes_of_a_first_batch_ended(
     assert page.status_code == 200
     # By hand: 60 t of G1's 100 went to the plant and 30 t straight to the utiliser; the plant sent on 45 t of its
     # 90 (two thirds G1's: 30 t). Final 30 + 30, held 10 at the collector and 30 at the plant.
-    assert _figures(page.text) == {"final": "60 t", "held": "40 t", "transit": "0 t"}
+    assert _figures(page.text) == {"final": "60.00 t", "held": "40.00 t", "transit": "0.00 t"}
     stored = _stored(session, g1["id"])
     assert _figures(page.text) == {k: _t(v) for k, v in stored.items()}
     ended = _rows(page.text, "ended")
     m = chain.m
     assert set(ended) == {g1["id"], m["p1"]["id"], m["f"]["id"], m["p2"]["id"]}
-    assert ended[m["f"]["id"]].startswith("Final") and ended[m["f"]["id"]].endswith("30 t")
+    assert ended[m["f"]["id"]].startswith("Final") and ended[m["f"]["id"]].endswith("30.00 t")
     assert NAMES["e2"][1] in ended[m["f"]["id"]]
     # Through which hops: the plant's lot, then its forwarding.
     assert f"{m['p1']['number']} → {m['p2']['number']}" in ended[m["p2"]["id"]]
@@ -170,11 +171,11 @@ def test_the_page_shows_where_the_tonnes_of_a_first_batch_ended(
     assert ended[g1["id"]].startswith("Held") and "still in this batch" in ended[g1["id"]]
     onward = _rows(page.text, "onward")
     assert list(onward) == [m["p1"]["id"], m["p2"]["id"], m["f"]["id"]]
-    assert onward[m["p1"]["id"]].endswith("60 t") and onward[m["p2"]["id"]].endswith("45 t")
+    assert onward[m["p1"]["id"]].endswith("60.00 t") and onward[m["p2"]["id"]].endswith("45.00 t")
 
     second = client.get(f"/batches/{g2['id']}", headers=_admin(chain.w, "zh-CN"))
     # G2: 30 t to the plant (15 t of it on to the utiliser), 15 t on the road, 5 t left at the collector.
-    assert _figures(second.text) == {"final": "15 吨", "held": "20 吨", "transit": "15 吨"}
+    assert _figures(second.text) == {"final": "15.00 吨", "held": "20.00 吨", "transit": "15.00 吨"}
     assert {k: v.replace(" 吨", " t") for k, v in _figures(second.text).items()} == {
         k: _t(v) for k, v in _stored(session, g2["id"]).items()
     }
@@ -186,12 +187,12 @@ def test_the_page_shows_what_went_into_a_forwarding(client: TestClient, session:
     page = client.get(f"/batches/{m['p2']['id']}", headers=_admin(chain.w))
     drew = _rows(page.text, "drew")
     assert list(drew) == [m["p1"]["id"]]
-    assert drew[m["p1"]["id"]].endswith("45 t named, pro rata")
+    assert drew[m["p1"]["id"]].endswith("45.00 t named, pro rata")
     assert "Its tonnes are at their final step: this batch ends the chain." in page.text
     made = _rows(page.text, "made")
     assert made == {
-        m["g1"]["id"]: f"{m['g1']['number']} {NAMES['e1'][1]} 30 t at its final step",
-        m["g2"]["id"]: f"{m['g2']['number']} {NAMES['e3'][1]} 15 t at its final step",
+        m["g1"]["id"]: f"{m['g1']['number']} {NAMES['e1'][1]} 30.00 t at its final step",
+        m["g2"]["id"]: f"{m['g2']['number']} {NAMES['e3'][1]} 15.00 t at its final step",
     }
     session.expire_all()
     shares = session.exec(select(ManifestShare).where(ManifestShare.manifest_id == m["p2"]["id"])).all()
@@ -201,18 +202,18 @@ def test_the_page_shows_what_went_into_a_forwarding(client: TestClient, session:
     # The plant's lot: made of both first batches, held there but for the 45 t it sent on.
     lot = client.get(f"/batches/{m['p1']['id']}", headers=_admin(chain.w))
     assert {i: t.split(" held")[0].split()[-2] for i, t in _rows(lot.text, "made").items()} == {
-        m["g1"]["id"]: "30",
-        m["g2"]["id"]: "15",
+        m["g1"]["id"]: "30.00",
+        m["g2"]["id"]: "15.00",
     }
     assert list(_rows(lot.text, "onward")) == [m["p2"]["id"]]
     # Named with its tonnes, and the batch pages link to each other.
     direct = client.get(f"/batches/{m['f']['id']}", headers=_admin(chain.w, "zh-CN"))
-    assert _rows(direct.text, "drew")[m["g1"]["id"]].endswith("30 吨 已列明，按填写吨数")
+    assert _rows(direct.text, "drew")[m["g1"]["id"]].endswith("30.00 吨 已列明，按填写吨数")
     assert f'href="/batches/{m["g1"]["id"]}"' in direct.text
     # A plain batch of the world: a first batch, straight to its final step.
     plain = client.get(f"/batches/{chain.w.batch_received}", headers=_admin(chain.w))
     assert 'id="chain-first"' in plain.text and 'id="chain-direct"' in plain.text
-    assert _figures(plain.text) == {"final": "29.8 t", "held": "0 t", "transit": "0 t"}
+    assert _figures(plain.text) == {"final": "29.80 t", "held": "0.00 t", "transit": "0.00 t"}
     draft = client.get(f"/batches/{chain.w.batch_draft}", headers=_admin(chain.w))
     assert 'id="chain-none"' in draft.text
 
@@ -240,7 +241,7 @@ def test_names_outside_the_viewers_rights_stay_hidden(client: TestClient, sessio
     assert all("an enterprise outside your view" in text for text in made.values())
     # Numbers and tonnes are given, as the API's chain gives them; the hidden batches are not linked.
     assert m["g1"]["number"] in page.text and f'href="/batches/{m["g1"]["id"]}"' not in page.text
-    assert made[m["g1"]["id"]].endswith("30 t at its final step")
+    assert made[m["g1"]["id"]].endswith("30.00 t at its final step")
     api = client.get(f"/api/v1/manifests/{m['p2']['id']}/chain", headers=_as(chain.w, "ent2")).json()
     assert {x["number"] for x in api["made_of"]} == {m["g1"]["number"], m["g2"]["number"]}
 
@@ -291,8 +292,8 @@ def test_the_form_records_sources_and_the_handover(client: TestClient, session: 
     m = chain.m
     form = client.get("/batches/new", headers=_as(chain.w, "collector"))
     # The lots the collector still holds are offered: G1's 10 t and G2's 5 t.
-    assert f'<option value="{m["g1"]["number"]}">{CAT} · 10 t left of 100 t</option>' in form.text
-    assert f'<option value="{m["g2"]["number"]}">{CAT} · 5 t left of 50 t</option>' in form.text
+    assert f'<option value="{m["g1"]["number"]}">{CAT} · 10.00 t left of 100.00 t</option>' in form.text
+    assert f'<option value="{m["g2"]["number"]}">{CAT} · 5.00 t left of 50.00 t</option>' in form.text
     more = client.post(
         "/batches/new", data=_form(chain, action="add_source", source_rows="2"), headers=_as(chain.w, "collector")
     )
@@ -323,8 +324,8 @@ def test_the_form_records_sources_and_the_handover(client: TestClient, session: 
     assert '<dd data-handover="transport_mode">铁路' in page.text
     drew = _rows(page.text, "drew")
     # 12 t: 8 t named from G1's lot, the other 4 t from G2's (the only lot left pro rata).
-    assert drew[m["g1"]["id"]].endswith("8 吨 已列明，按填写吨数")
-    assert drew[m["g2"]["id"]].endswith("4 吨 已列明，按比例分摊")
+    assert drew[m["g1"]["id"]].endswith("8.00 吨 已列明，按填写吨数")
+    assert drew[m["g2"]["id"]].endswith("4.00 吨 已列明，按比例分摊")
 
     # Sealed at dispatch: the form shows what was logged, read-only, and an edit is refused.
     sealed = client.get(f"/batches/{ident}/edit", headers=_as(chain.w, "collector"))

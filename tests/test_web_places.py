@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from flows.access.accounts import system_principal
 from flows.battery import audit as battery_audit
 from flows.battery import chain as battery
+from flows.kernel.numbers import Numbers
 from flows.waste import flags
 from flows.waste.rates import RECEIVED_STATUSES, SENT_STATUSES, percent_truncated
 from models import Enterprise, Licence, Manifest
@@ -49,7 +50,7 @@ def _overlay(text: str, map_id: str) -> dict[str, Any]:
 
 
 def _t(value: float | Decimal) -> str:
-    return f"{value:,.1f}"
+    return Numbers("en").tonnes(value)
 
 
 def _batch(
@@ -192,7 +193,7 @@ def test_enterprise_page_shows_roles_licences_flows_rate_and_flags(client: TestC
 
     # The same page in Chinese.
     zh = _get(client, w, "ent1", f"/enterprises/{w.e1}", lang="zh-CN", year=2024).text
-    assert "产废单位" in zh and f"<h1>{e1.name_zh}</h1>" in zh and 'lang="zh-CN"' in zh
+    assert "产生单位" in zh and f"<h1>{e1.name_zh}</h1>" in zh and 'lang="zh-CN"' in zh
 
 
 def test_enterprise_page_is_not_found_outside_the_scope(client: TestClient, session: Session) -> None:
@@ -255,7 +256,7 @@ def test_park_page_lists_its_enterprises_and_circular_links(client: TestClient, 
         assert f">{len(batches)}</a>" in row[: row.index("</tr>")]
     # The disposal batch is received but not for utilisation.
     sw02 = links[links.index('data-category="SW02"') :]
-    assert ">0.0<" in sw02[: sw02.index("</tr>")]
+    assert f">{_t(0)}<" in sw02[: sw02.index("</tr>")]
 
     # What stays in the park: received inside over received inside plus received outside (E1 -> E2, 29.8 t).
     within = sum(b.weight_received_t or 0 for v in pairs.values() for b in v if b.status in RECEIVED_STATUSES)
@@ -283,7 +284,7 @@ def test_park_page_lists_its_enterprises_and_circular_links(client: TestClient, 
 
     # Chinese too.
     zh = _get(client, w, "bureau_pzh", f"/parks/{w.park_a}", lang="zh-CN", year=2024).text
-    assert "谁利用了谁的废物" in zh and "攀枝花钒钛园区" in zh
+    assert "园区内循环利用链接" in zh and "攀枝花钒钛园区" in zh
 
 
 def test_park_page_scope(client: TestClient, session: Session) -> None:

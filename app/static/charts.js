@@ -9,15 +9,17 @@
     var data = JSON.parse(el.dataset.chart);
     var labels = JSON.parse(el.dataset.labels);
     var chart = window.echarts.init(el, null, { renderer: "svg" });
-    var pct = function (v) { return v == null ? "–" : v.toFixed(1) + "%"; };
+    var numbers = window.circuflowNumbers;
     chart.setOption({
       animation: false,
       grid: { left: 48, right: 16, top: 32, bottom: 32 },
       legend: { top: 0 },
-      tooltip: { trigger: "axis", valueFormatter: pct },
-      xAxis: { type: "value", min: "dataMin", max: "dataMax", minInterval: 1, axisLabel: { formatter: String } },
+      // Years are plain integers (2025, never 2,025.00), rates as published (truncated to 0.1 pt).
+      tooltip: { trigger: "axis", valueFormatter: numbers.rate },
+      xAxis: { type: "value", min: "dataMin", max: "dataMax", minInterval: 1, axisLabel: { formatter: numbers.year },
+               axisPointer: { label: { formatter: function (p) { return numbers.year(p.value); } } } },
       yAxis: { type: "value", min: function (v) { return Math.max(0, Math.floor(v.min / 5) * 5 - 5); }, max: 100,
-               axisLabel: { formatter: "{value}%" } },
+               axisLabel: { formatter: function (v) { return v + "%"; } } },
       series: [
         { name: labels.rate, type: "line", color: BLUE, symbolSize: 8,
           data: data.years.map(function (y, i) { return [y, data.rates[i]]; }) },

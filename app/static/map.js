@@ -8,11 +8,17 @@
  *   data-overlay     optional inline GeoJSON drawn on top (points, lines, polygons). Each feature's properties may
  *                    carry `style` (Leaflet path options; points are circle markers, `radius` in style) and `label`
  *                    (tooltip text). With data-fit="overlay" the map zooms to the overlay instead of the province.
+ *   data-fit-bounds  optional [[south, west], [north, east]] to open on (a park) instead of the boundaries
+ *   data-view        optional "lat,lon,zoom" to open on (a link to a view); the view is then the user's
+ *   data-place-labels  "true": each boundary's name (properties.name, else name_zh / name_en) is written at
+ *                    properties.label_point; names that would overlap a larger region's are hidden at that zoom
  * Boundary and park features may carry properties.style (Leaflet path options merged over the defaults, e.g. a
  * region coloured by its rate) and properties.label (tooltip text instead of the name).
  * Page scripts reach a map through window.circuflowMaps.get(el) once data-map-ready is set, its layers through
  * window.circuflowMaps.layers(el) ({boundaries, parks, overlay}), and may listen for the "circuflow:map-ready"
  * event that the element dispatches (detail: {map: the Leaflet map, layers: the same layers}).
+ * window.circuflowMaps.labels(el) lists the place names drawn ({text, latlng, element}); .refit(el) returns to the
+ * first view; .onUserMove(el, fn) calls fn after each move the user made (not the fitting to the container).
  * When the map has drawn, the element gets data-map-ready="true" (the browser tests wait for it).
  */
 (function () {
@@ -23,12 +29,14 @@
     boundary: "#1f4e79",
     fill: "#5f9ed1",
     fillHover: "#a2c8ec",
-    park: "#c85200",
-    parkFill: "#ff800e",
+    park: "#332288",
+    parkFill: "#88ccee",
   };
 
   var maps = new WeakMap();
   var layersOf = new WeakMap();
+  var views = new WeakMap();
+  var labelsOf = new WeakMap();
 
   // Tooltip strings are HTML to Leaflet: names and labels come from the database and are escaped.
   function escapeHtml(text) {
@@ -95,7 +103,7 @@
     return L.geoJSON(data, {
       style: function (feature) {
         var own = (feature && feature.properties && feature.properties.style) || {};
-        return Object.assign({ color: COLOURS.park, weight: 1.5, fillColor: COLOURS.parkFill, fillOpacity: 0.55 }, own);
+        return Object.assign({ color: COLOURS.park, weight: 1.5, fillColor: COLOURS.parkFill, fillOpacity: 0.45 }, own);
       },
       onEachFeature: function (feature, featureLayer) {
         var props = feature.properties || {};
@@ -104,27 +112,105 @@
     });
   }
 
-  // The container changes size with the layout (phone rotation, sidebar, window resize): keep the whole province in
-  // view until the user zooms or pans, after which the view is theirs.
-  function keepFitted(el, map, bounds) {
-    var userMoved = false;
-    var fitting = false;
+  // The container changes size with the layout (phone rotation, sidebar, window resize): keep the first view (the
+  // province, a park) fitted until the user zooms or pans, after which the view is theirs.
+  function keepFitted(el, map, bounds, opened) {
+    var view = { bounds: bounds, userMoved: Boolean(opened), fitting: false, moving: false, listeners: [] };
+    views.set(el, view);
+    view.fit = function () {
+      view.fitting = true;
+      map.fitBounds(view.bounds, { padding: [8, 8], animate: false, maxZoom: view.maxZoom });
+      view.fitting = false;
+    };
     map.on("zoomstart movestart", function () {
-      if (!fitting) {
-        userMoved = true;
+      if (!view.fitting) {
+        view.userMoved = true;
+        view.moving = true;
       }
     });
+    map.on("moveend", function () {
+      if (view.moving) {
+        view.moving = false;
+        view.listeners.forEach(function (fn) {
+          fn(map);
+        });
+      }
+    });
+    if (opened) {
+      view.fitting = true;
+      map.setView(opened.center, opened.zoom, { animate: false });
+      view.fitting = false;
+    } else {
+      view.fit();
+    }
     if (typeof ResizeObserver === "undefined") {
       return;
     }
     new ResizeObserver(function () {
+      // A new size moves the map's centre: the layout's doing, not the user's.
+      view.fitting = true;
       map.invalidateSize();
-      if (!userMoved) {
-        fitting = true;
-        map.fitBounds(bounds, { padding: [8, 8], animate: false });
-        fitting = false;
+      view.fitting = false;
+      if (!view.userMoved) {
+        view.fit();
       }
     }).observe(el);
+  }
+
+  function openedView(el) {
+    var parts = (el.dataset.view || "").split(",").map(Number);
+    if (parts.length !== 3 || parts.some(isNaN)) {
+      return null;
+    }
+    return { center: [parts[0], parts[1]], zoom: parts[2] };
+  }
+
+  // Names at their label points, larger regions first; a name that would overlap one already shown waits for a
+  // closer zoom. The names stay in the page (hidden, not removed) so that the export and the tests find them all.
+  function placeLabels(el, map, boundaries, lang) {
+    var labels = [];
+    boundaries.eachLayer(function (featureLayer) {
+      var props = featureLayer.feature.properties || {};
+      if (!props.label_point) {
+        return;
+      }
+      var text = props.name || nameOf(props, lang);
+      var b = featureLayer.getBounds();
+      var latlng = L.latLng(props.label_point[1], props.label_point[0]);
+      var marker = L.marker(latlng, {
+        icon: L.divIcon({ className: "map-label", html: "<span>" + escapeHtml(text) + "</span>", iconSize: null }),
+        interactive: false,
+        keyboard: false,
+      }).addTo(map);
+      var area = (b.getNorth() - b.getSouth()) * (b.getEast() - b.getWest());
+      labels.push({ text: text, latlng: latlng, marker: marker, area: area, adcode: props.adcode });
+    });
+    labels.sort(function (a, b) {
+      return b.area - a.area;
+    });
+    function declutter() {
+      var shown = [];
+      labels.forEach(function (label) {
+        var element = label.marker.getElement();
+        if (!element) {
+          return;
+        }
+        element.classList.remove("map-label--hidden");
+        var box = element.firstChild.getBoundingClientRect();
+        var clash = shown.some(function (other) {
+          return box.left < other.right + 2 && box.right > other.left - 2 && box.top < other.bottom && box.bottom > other.top;
+        });
+        element.classList.toggle("map-label--hidden", clash);
+        label.element = element;
+        label.visible = !clash;
+        if (!clash) {
+          shown.push(box);
+        }
+      });
+    }
+    map.on("zoomend moveend resize", declutter);
+    labelsOf.set(el, labels);
+    return declutter;
   }
 
   function overlayLayer(data) {
@@ -152,6 +238,8 @@
     var lang = el.dataset.lang || document.documentElement.lang || "zh-CN";
     var map = L.map(el, {
       zoomSnap: 0.25,
+      // Street level at most: beyond it a boundary map shows nothing more, and a view's address names zoom 0 to 18.
+      maxZoom: 18,
       // A small overview map inside a scrolling page must not capture the wheel; +/- and the keyboard still zoom.
       scrollWheelZoom: false,
       attributionControl: true,
@@ -180,6 +268,10 @@
         }
         layersOf.set(el, layers);
         var bounds = boundaries.getBounds();
+        var declutter = el.dataset.placeLabels === "true" ? placeLabels(el, map, boundaries, lang) : null;
+        if (el.dataset.fitBounds) {
+          bounds = L.latLngBounds(JSON.parse(el.dataset.fitBounds)).pad(0.1);
+        }
         if (el.dataset.overlay) {
           var overlay = overlayLayer(JSON.parse(el.dataset.overlay)).addTo(map);
           layers.overlay = overlay;
@@ -193,8 +285,10 @@
         }
         if (bounds.isValid()) {
           // Not animated: an animated zoom starts a frame later and would look like the user's own move.
-          map.fitBounds(bounds, { padding: [8, 8], animate: false });
-          keepFitted(el, map, bounds);
+          keepFitted(el, map, bounds, openedView(el));
+        }
+        if (declutter) {
+          declutter();
         }
         setStatus(el, "");
         el.dataset.mapReady = "true";
@@ -230,6 +324,43 @@
     },
     layers: function (el) {
       return layersOf.get(el);
+    },
+    labels: function (el) {
+      return labelsOf.get(el) || [];
+    },
+    // Fitted to other bounds (the flows of a park or an enterprise): kept fitted to them as the container resizes.
+    fitTo: function (el, bounds, maxZoom) {
+      var view = views.get(el);
+      if (view) {
+        view.bounds = bounds;
+        view.maxZoom = maxZoom;
+        view.userMoved = false;
+        view.fit();
+      }
+    },
+    refit: function (el) {
+      var view = views.get(el);
+      if (view) {
+        view.userMoved = false;
+        view.fit();
+      }
+    },
+    onUserMove: function (el, fn) {
+      var view = views.get(el);
+      if (view) {
+        view.listeners.push(fn);
+      }
+    },
+    // A view asked for (a link, the back button): set, and the user's from then on.
+    setView: function (el, center, zoom) {
+      var view = views.get(el);
+      var map = maps.get(el);
+      if (view && map) {
+        view.fitting = true;
+        view.userMoved = true;
+        map.setView(center, zoom, { animate: false });
+        view.fitting = false;
+      }
     },
   };
   // Content swapped in by htmx may bring new maps with it.

@@ -20,16 +20,12 @@
     if (!window.echarts || el.dataset.chartReady) { return; }
     var data = JSON.parse(el.dataset.sankey);
     var labels = JSON.parse(el.dataset.labels || "{}");
-    var unit = labels.unit || "t";
-    var lang = document.documentElement.lang || "zh-CN";
     var words = {};
     var plain = {};
     var byName = {};
     data.nodes.forEach(function (n) { plain[n.name] = n.label; byName[n.name] = n; });
     data.nodes.forEach(function (n) { words[n.name] = escapeHtml(n.label); });
-    var fmt = function (v) {
-      return v.toLocaleString(lang, { maximumFractionDigits: Math.abs(v) >= 1000 ? 0 : 1 }) + " " + unit;
-    };
+    var fmt = function (v) { return window.circuflowNumbers.tonnes(v); };
     // A place keeps its colour in every column ("o:510400", "m:510400" and "d:510400" are the same prefecture).
     var colours = {};
     var colourOf = function (name) {

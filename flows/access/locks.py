@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import text
@@ -11,7 +12,8 @@ from flows.access.accounts import Principal
 from flows.access.scope import ensure_region_in_scope, require_role
 from flows.access.trail import record, snapshot
 from flows.kernel.adcode import region_prefix
-from flows.kernel.errors import Conflict, PeriodLocked
+from flows.kernel.errors import Conflict, InvalidInput, PeriodLocked
+from flows.kernel.messages import Term
 from flows.notices import events
 from models import Enterprise, PeriodLock
 from models.enums import UserRole
@@ -31,10 +33,25 @@ def guard_year(*, session: Session, year: int, exclusive: bool = False) -> None:
         session.execute(text(f"SELECT pg_advisory_xact_lock{shared}(:key)"), {"key": _GUARD_BASE + year})
 
 
-def lock_period(*, session: Session, principal: Principal, adcode: str, year: int, now: datetime) -> PeriodLock:
-    """Lock (region, year); bureau auditors of the region or above, and administrators."""
+def lock_period(
+    *,
+    session: Session,
+    principal: Principal,
+    adcode: str,
+    year: int,
+    now: datetime,
+    confirmed: bool,
+    seen: Mapping[str, int] | None = None,
+) -> PeriodLock:
+    """Lock (region, year) once its checklist was seen and confirmed; bureau auditors of the region or above.
+
+    `seen` is what the checklist showed when the auditor confirmed (batches in transit, missing declarations, ...):
+    it is kept in the audit log beside the lock, so that a later reader knows what was locked in knowingly.
+    """
     require_role(principal, UserRole.bureau)
     ensure_region_in_scope(session, principal, adcode)
+    if not confirmed:
+        raise InvalidInput("lockcheck.confirm_required", field="confirm", column=Term("field.confirm"), year=year)
     guard_year(session=session, year=year, exclusive=True)
     if session.get(PeriodLock, (adcode, year), populate_existing=True) is not None:
         raise Conflict("access.already_locked", field="year", year=year, adcode=adcode)
@@ -48,7 +65,7 @@ def lock_period(*, session: Session, principal: Principal, adcode: str, year: in
         table="period_lock",
         row_id=f"{adcode}/{year}",
         before=None,
-        after=snapshot(lock),
+        after={**(snapshot(lock) or {}), **({"checklist": dict(seen)} if seen is not None else {})},
         now=now,
     )
     events.period_lock_changed(
@@ -110,8 +127,13 @@ def lock_for(*, session: Session, enterprise_id: int, year: int) -> PeriodLock |
     return session.exec(query).first()
 
 
-def ensure_unlocked(*, session: Session, enterprise_id: int, year: int) -> None:
-    """Refuse a direct write to a locked period, saying how to proceed."""
+def ensure_unlocked(*, session: Session, enterprise_id: int, year: int, new_record: bool = False) -> None:
+    """Refuse a direct write to a locked period, saying how to proceed.
+
+    A change to a record is filed as a correction; a record that is new has nothing to correct and is filed as a
+    late filing instead, so the refusal names that path.
+    """
     lock = lock_for(session=session, enterprise_id=enterprise_id, year=year)
     if lock is not None:
-        raise PeriodLocked("access.period_locked", field="year", year=year, adcode=lock.region_adcode)
+        code = "lockcheck.late_filing_path" if new_record else "access.period_locked"
+        raise PeriodLocked(code, field="year", year=year, adcode=lock.region_adcode)

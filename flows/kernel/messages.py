@@ -6,9 +6,12 @@ import json
 import string
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from flows.kernel.numbers import TonnesParam
 
 LANGUAGES: tuple[str, ...] = ("zh-CN", "en")
 
@@ -91,7 +94,20 @@ def render(lang: str, code: str, params: Mapping[str, Any]) -> str:
         # An unknown code must not hide what went wrong: show it with its parameters.
         shown = ", ".join(f"{name}={_value(lang, value)}" for name, value in params.items())
         return f"{code}({shown})" if shown else code
-    return template.format(**{name: _value(lang, value) for name, value in params.items()})
+    return template.format(**{name: _figure(lang, name, _value(lang, value)) for name, value in params.items()})
+
+
+def _figure(lang: str, name: str, value: Any) -> Any:
+    # Parameters in tonnes are named *_t; `{name_t:t}` writes them with their unit, as every page does. Evidence
+    # read back from JSON may carry them as decimal text.
+    if not name.endswith("_t") or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            value = Decimal(value)
+        except InvalidOperation:
+            return value
+    return TonnesParam(value, lang) if isinstance(value, int | float | Decimal) else value
 
 
 def plain(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,11 +21,12 @@ from sqlmodel import Session, col
 from flows.access.locks import list_locks
 from flows.access.scope import Scope, ScopeRef, require_role, resolve_scope
 from flows.kernel.adcode import lineage, prefecture_of, region_prefix, within
+from flows.kernel.clock import CST
 from flows.kernel.errors import InvalidInput
 from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
 from flows.pages.map import rate_class
-from flows.waste import rates
+from flows.waste import late_filings, rates
 from flows.waste.corrections import decide_correction, list_corrections
 from flows.waste.flags import Flag, FlagKind, list_flags
 from flows.waste.rates import RateBy, RateReport, RateRow
@@ -477,6 +478,7 @@ def drill_down(
         else:
             # A second breakdown of the same scope, categories and target (a prefecture's counties after its parks).
             rows = rates.breakdown_rows(session, scope, by, report.categories, (year, year), report.target)
+            rates.mark_rows(session, year=year, categories=report.categories, scope=scope.ref, by=by, rows=rows)
         extras = declared_extras(session, scope.condition, report.categories, year, [_group_column(kind)])
         counts: dict[str, int] = {}
         keys_of = flag_keys(kind, places)
@@ -1029,6 +1031,8 @@ def correction_lines(*, session: Session, principal: Principal) -> list[Correcti
             wanted = dict(payload.get("changes") or {})
             subject = batch.number if batch else f"#{batch_id}"
             changes = [Change(k, _field(batch, k), v) for k, v in sorted(wanted.items())]
+        elif c.table_name == late_filings.MANIFEST:
+            subject, changes = _late_manifest(session, payload)
         else:
             category = str(payload.get("category_code") or "")
             current = session.execute(
@@ -1066,6 +1070,28 @@ def correction_lines(*, session: Session, principal: Principal) -> list[Correcti
             )
         )
     return lines
+
+
+LATE_MANIFEST_FIELDS = ("receiver_id", "carrier_id", "category_code", "route", "weight_dispatched_t", "dispatched_at")
+
+
+def _late_manifest(session: Session, payload: dict[str, Any]) -> tuple[str, list[Change]]:
+    """A batch filed late does not exist yet: each of its fields is new, the parties named, the weight in tonnes."""
+    parties = _enterprise_names(session, [int(payload[k]) for k in ("receiver_id", "carrier_id") if payload.get(k)])
+    shown = dict(payload)
+    for key in ("receiver_id", "carrier_id"):
+        if payload.get(key):
+            shown[key] = parties.get(int(payload[key]), (str(payload[key]), None))[0]
+    if payload.get("weight_dispatched_t") is not None:
+        shown["weight_dispatched_t"] = float(payload["weight_dispatched_t"])
+    if payload.get("dispatched_at"):
+        # Kept as filed (a time without an offset is Beijing time); shown in Beijing time, as the queue shows times.
+        at = datetime.fromisoformat(str(payload["dispatched_at"]))
+        shown["dispatched_at"] = (
+            (at if at.tzinfo else at.replace(tzinfo=CST)).astimezone(CST).strftime("%Y-%m-%d %H:%M")
+        )
+    changes = [Change(k, None, shown[k]) for k in LATE_MANIFEST_FIELDS if shown.get(k) is not None]
+    return str(payload.get("category_code") or ""), changes
 
 
 def _field(row: Any, name: str) -> Any:

@@ -721,7 +721,7 @@ def check_batch_form(*, session: Session, form: BatchForm, shipper_id: int | Non
             if lock is not None:
                 zh, en = lock_region_name(session=session, adcode=lock.region_adcode)
                 problems["dispatched_at"] = Problem(
-                    "dispatched_at", "locked", {"year": year, "region_zh": zh, "region_en": en}
+                    "dispatched_at", "locked_new", {"year": year, "region_zh": zh, "region_en": en}
                 )
                 break
     handover, handover_problems = check_handover(form)

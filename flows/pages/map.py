@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from flows.waste.movements import (
     total,
 )
 from flows.waste.targets import TargetPoint, resolve_category_set
-from maps.geometry import to_geojson
+from maps.geometry import from_geojson, label_point, lat_lon_bounds, to_geojson
 from models import Enterprise, EnterpriseRoleLink, Manifest, Park, Region
 from models.enums import EnterpriseRole, RegionLevel, UserRole
 from models.quantity import Tonnes
@@ -136,10 +137,11 @@ class FlowLayer:
     total: FlowSum
     flows: list[Flow]
 
-    def geojson(self) -> dict[str, Any]:
-        """A FeatureCollection: lines between places, points for a prefecture's flows within itself."""
+    def geojson(self, top: int | None = None) -> dict[str, Any]:
+        """A FeatureCollection: lines between places, points for a prefecture's flows within itself (the largest
+        `top` of them, all by default; the totals are always the filter's)."""
         features = []
-        for flow in self.flows:
+        for flow in self.flows[:top]:
             a, b = flow.origin, flow.destination
             if flow.within:
                 geometry: dict[str, Any] = {"type": "Point", "coordinates": [_round(a.lon), _round(a.lat)]}
@@ -175,8 +177,58 @@ class FlowLayer:
             "utilised_t": round(self.total.utilised_t, 3),
             "held_t": round(self.total.held_t, 3),
             "forwarded_t": round(self.total.forwarded_t, 3),
+            "flows": len(self.flows),
             "features": features,
         }
+
+    def scale(self) -> FlowScale:
+        """The one scale of the layer's symbols, set by its largest flow whatever the top-N shows."""
+        return FlowScale(max(float(flow.tonnes) for flow in self.flows) if self.flows else 0.0)
+
+    def top(self, n: int | None) -> TopFlows:
+        """The largest n flows (all when n is None or beyond their number): how many, and the tonnes they carry."""
+        count = len(self.flows)
+        shown = count if n is None else max(0, min(n, count))
+        covered = sum((flow.tonnes for flow in self.flows[:shown]), Decimal(0))
+        return TopFlows(shown, count, covered, share(float(covered), float(self.total.tonnes)))
+
+
+# Symbols of flows: a line's width and an internal flow's circle radius are the same pixels for the same tonnes,
+# on a square-root scale (a circle's area, a line's cross-section), with the largest flow at FLOW_MAX_PX.
+FLOW_MAX_PX = 16.0
+FLOW_MIN_PX = 1.5
+
+
+@dataclass(frozen=True)
+class FlowScale:
+    """Pixels for tonnes: the width of a line, the radius of an internal flow's circle."""
+
+    max_tonnes: float
+    max_px: float = FLOW_MAX_PX
+
+    def px(self, tonnes: float) -> float:
+        """The symbol size of a flow, never thinner than FLOW_MIN_PX so that the smallest stays visible."""
+        if self.max_tonnes <= 0:
+            return FLOW_MIN_PX
+        return max(FLOW_MIN_PX, self.max_px * math.sqrt(max(0.0, tonnes) / self.max_tonnes))
+
+    def samples(self) -> list[float]:
+        """Round tonnages for the legend: the largest flow rounded down to one significant figure, and a tenth of it."""
+        if self.max_tonnes <= 0:
+            return []
+        big = 10 ** math.floor(math.log10(self.max_tonnes))
+        top = math.floor(self.max_tonnes / big) * big
+        return [top, top / 10]
+
+
+@dataclass(frozen=True)
+class TopFlows:
+    """The largest flows a map shows: their number, out of how many, and the tonnes they carry."""
+
+    shown: int
+    count: int
+    tonnes: Decimal
+    share: float | None  # of all the filter's received tonnes
 
 
 def bent_line(a: tuple[float, float], b: tuple[float, float]) -> list[list[float]]:
@@ -666,10 +718,62 @@ def region_layer(
                     "name_en": name_en,
                     "level": level.value,
                     "parent_adcode": parent_adcode,
+                    # The name's place, from the simplified outline drawn: inside what the reader sees.
+                    "label_point": [_round(c) for c in label_point(from_geojson(shape))] if shape else None,
                 },
             }
         )
     return {"type": "FeatureCollection", "features": features}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The view in the address: what a link to the map reproduces beyond the filter
+
+
+MAX_ZOOM = 18
+_VIEW = re.compile(r"(-?\d{1,3}(?:\.\d{1,7})?),(-?\d{1,3}(?:\.\d{1,7})?),(\d{1,2}(?:\.\d{1,2})?)")
+_SELECTION = re.compile(r"(region|park|enterprise):(\d{1,12})|flow:(prefecture|enterprise):(\d{0,12}):(\d{0,12})")
+
+
+@dataclass(frozen=True)
+class MapView:
+    """The centre and zoom a link opens the map on (instead of fitting it to the scope)."""
+
+    lat: float
+    lon: float
+    zoom: float
+
+    def text(self) -> str:
+        return f"{self.lat:.5f},{self.lon:.5f},{self.zoom:g}"
+
+
+def parse_view(text: str | None) -> MapView | None:
+    """`lat,lon,zoom` as the map writes it in its address; refused, naming the field, if malformed or off the world."""
+    if text is None or not text.strip():
+        return None
+    found = _VIEW.fullmatch(text.strip())
+    if found:
+        lat, lon, zoom = (float(g) for g in found.groups())
+        if -90 <= lat <= 90 and -180 <= lon <= 180 and zoom <= MAX_ZOOM:
+            return MapView(lat, lon, zoom)
+    raise InvalidInput("pages.mapread.view_malformed", field="at", column=Term("field.map_view"), value=text[:40])
+
+
+def parse_selection(text: str | None) -> str | None:
+    """What the details panel shows: `region:<adcode>`, `park:<id>`, `enterprise:<id>` or `flow:<level>:<from>:<to>`."""
+    if text is None or not text.strip():
+        return None
+    if _SELECTION.fullmatch(text.strip()) is None:
+        raise InvalidInput(
+            "pages.mapread.selection_malformed", field="sel", column=Term("field.map_selection"), value=text[:64]
+        )
+    return text.strip()
+
+
+def park_bounds(*, session: Session, park_id: int) -> list[list[float]] | None:
+    """A park's extent as [[south, west], [north, east]], for a map to open on it; None without a boundary."""
+    park = session.get(Park, park_id)
+    return lat_lon_bounds(park.boundary) if park is not None and park.boundary is not None else None
 
 
 def region_info(*, session: Session, adcode: str) -> tuple[str, str, str | None, str]:

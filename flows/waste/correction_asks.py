@@ -8,6 +8,7 @@ answered, "filed" or "contested" while the answer waits, and closed as "correcte
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -26,6 +27,7 @@ from flows.kernel.messages import Term
 from flows.notices.inbox import bilingual, notify, of_enterprises, of_users, term
 from flows.waste import corrections, manifests
 from flows.waste.declarations import FIGURES
+from flows.waste.revisions import DEFAULT_TOLERANCE, Tolerance
 from models import CorrectionAsk, CorrectionRequest, Declaration, Enterprise, Manifest
 from models.asks import ASK_TABLES
 from models.enums import ManifestStatus, UserRole
@@ -309,8 +311,11 @@ def answer_ask(
     values: dict[str, Any],
     reason: str,
     now: datetime,
+    attachment_ids: Sequence[object] = (),
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
 ) -> CorrectionAsk:
-    """The enterprise asked files the correction (it then waits for the bureau) or contests the ask, with a reason."""
+    """The enterprise asked files the correction (it then waits for the bureau; evidence as for any correction) or
+    contests the ask, with a reason."""
     ask = _load(session, principal, ask_id, for_update=True)
     if principal.role is not UserRole.enterprise or principal.enterprise_id != ask.enterprise_id:
         raise Forbidden("asks.enterprise_answers")
@@ -329,6 +334,8 @@ def answer_ask(
             reason=text,
             now=now,
             asked=True,
+            attachment_ids=attachment_ids,
+            tolerance=tolerance,
         )
         ask.state, ask.correction_id = "filed", correction.id
     ask.answered_by, ask.answered_at, ask.answer = principal.user_id, now, text

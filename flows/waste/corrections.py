@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ from flows.access.trail import record, snapshot
 from flows.kernel.bounds import MAX_ID
 from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from flows.kernel.messages import Term
-from flows.waste import alerts, manifests
+from flows.waste import alerts, late_filings, manifests, revisions
 from flows.waste.declarations import apply_declaration, parse_declaration
 from models import CorrectionRequest, Manifest
 from models.enums import UserRole
@@ -43,7 +43,12 @@ def _apply_manifest(session: Session, principal: Principal, payload: dict[str, A
 
 
 # What each correctable table needs: how to read the enterprise and year from a payload, and how to apply it.
-APPLIERS: dict[str, Applier] = {"declaration": _apply_declaration, "transfer_batch": _apply_manifest}
+APPLIERS: dict[str, Applier] = {
+    "declaration": _apply_declaration,
+    "transfer_batch": _apply_manifest,
+    late_filings.MANIFEST: late_filings.apply_manifest,
+    late_filings.DECLARATION: late_filings.apply_declaration_late,
+}
 
 
 def _owner_and_year(
@@ -86,17 +91,34 @@ def request_correction(
     reason: str,
     now: datetime,
     asked: bool = False,
+    attachment_ids: Sequence[object] = (),
+    tolerance: revisions.Tolerance = revisions.DEFAULT_TOLERANCE,
 ) -> CorrectionRequest:
-    """File a correction to a locked period (or one a bureau asked for); it waits for a bureau's decision."""
+    """File a correction to a locked period (or one a bureau asked for), with evidence when a weight changes beyond
+    the tolerance; it waits for a bureau's decision."""
     if table not in APPLIERS:
         raise InvalidInput("waste.correction_table", field="table", column=Term("field.table"), table=table)
     if not reason.strip():
         raise InvalidInput("waste.correction_reason", field="reason", column=Term("field.reason"))
-    enterprise_id, year, payload = _owner_and_year(session, principal, table, payload)
+    if table in late_filings.TABLES:
+        enterprise_id, year, payload, parties = late_filings.checked(session, principal, table, payload)
+    else:
+        enterprise_id, year, payload = _owner_and_year(session, principal, table, payload)
+        parties = (enterprise_id,)
     ensure_write_for_enterprise(principal, enterprise_id, Term(f"waste.table.{table}"))
     # A correction a bureau asked for waits for its decision, locked year or not.
-    if not asked and lock_for(session=session, enterprise_id=enterprise_id, year=year) is None:
+    if not asked and all(lock_for(session=session, enterprise_id=party, year=year) is None for party in parties):
         raise Conflict("waste.year_not_locked", field="year", year=year, table=Term(f"waste.table.{table}"))
+    evidence = revisions.check_evidence(
+        session=session,
+        principal=principal,
+        table=table,
+        enterprise_id=enterprise_id,
+        year=year,
+        payload=payload,
+        attachment_ids=attachment_ids,
+        tolerance=tolerance,
+    )
     correction = CorrectionRequest(
         table_name=table,
         enterprise_id=enterprise_id,
@@ -108,6 +130,7 @@ def request_correction(
     )
     session.add(correction)
     session.flush()
+    revisions.attach_evidence(session=session, correction=correction, attachments=evidence)
     record(
         session=session,
         principal=principal,
@@ -115,7 +138,8 @@ def request_correction(
         table="correction_request",
         row_id=correction.id,
         before=None,
-        after=snapshot(correction),
+        # The files' hashes are in the log since their upload; the request names which ones it rests on.
+        after={**(snapshot(correction) or {}), "attachment_ids": [a.id for a in evidence]},
         now=now,
         enterprises=(enterprise_id,),
     )
@@ -147,7 +171,12 @@ def decide_correction(
     correction.decision_note = note.strip() or None
     session.add(correction)
     if approve:
+        published = revisions.published_figures(session=session, correction=correction)
         APPLIERS[correction.table_name](session, principal, correction.payload, now)
+        session.flush()
+        revisions.record_revisions(
+            session=session, principal=principal, correction=correction, published=published, now=now
+        )
     session.flush()
     record(
         session=session,
@@ -162,6 +191,18 @@ def decide_correction(
     )
     alerts.correction_decided(session=session, principal=principal, correction=correction, now=now)
     return correction
+
+
+def preview_correction(
+    *, session: Session, principal: Principal, correction_id: int, now: datetime
+) -> revisions.Effect:
+    """What approving a pending correction would do to the rates and gaps of its region and province."""
+    if principal.role not in (UserRole.bureau, UserRole.admin):
+        raise Forbidden("waste.bureau_approves")
+    correction = _visible(session, principal, correction_id)
+    return revisions.preview(
+        session=session, principal=principal, correction=correction, apply=APPLIERS[correction.table_name], now=now
+    )
 
 
 def _visible(

@@ -62,6 +62,17 @@ def parse_declaration(data: dict[str, object], *, row: int | None = None) -> Dec
     return decl
 
 
+def existing_declaration(*, session: Session, decl: DeclarationIn) -> Declaration | None:
+    """The stored declaration of the same enterprise, category and year, if any."""
+    return session.exec(
+        select(Declaration).where(
+            Declaration.enterprise_id == decl.enterprise_id,
+            Declaration.category_code == decl.category_code,
+            Declaration.year == decl.year,
+        )
+    ).first()
+
+
 def apply_declaration(
     *, session: Session, principal: Principal, decl: DeclarationIn, now: datetime, action: str = "upsert"
 ) -> Declaration:
@@ -74,13 +85,7 @@ def apply_declaration(
         raise InvalidInput(
             "waste.no_enterprise", field="enterprise_id", column=Term("field.enterprise_id"), ident=decl.enterprise_id
         )
-    existing = session.exec(
-        select(Declaration).where(
-            Declaration.enterprise_id == decl.enterprise_id,
-            Declaration.category_code == decl.category_code,
-            Declaration.year == decl.year,
-        )
-    ).first()
+    existing = existing_declaration(session=session, decl=decl)
     before = snapshot(existing)
     row = existing or Declaration(enterprise_id=decl.enterprise_id, category_code=decl.category_code, year=decl.year)
     for name in FIGURES:
@@ -104,7 +109,8 @@ def apply_declaration(
 def save_declaration(*, session: Session, principal: Principal, decl: DeclarationIn, now: datetime) -> Declaration:
     """An enterprise files or replaces its declaration; refused for other enterprises and for locked years."""
     ensure_write_for_enterprise(principal, decl.enterprise_id, Term("waste.table.declaration"))
-    ensure_unlocked(session=session, enterprise_id=decl.enterprise_id, year=decl.year)
+    new_record = existing_declaration(session=session, decl=decl) is None
+    ensure_unlocked(session=session, enterprise_id=decl.enterprise_id, year=decl.year, new_record=new_record)
     return apply_declaration(session=session, principal=principal, decl=decl, now=now)
 
 

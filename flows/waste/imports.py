@@ -63,7 +63,8 @@ from flows.kernel.principal import Principal
 from flows.kernel.quantity import QuantityError, read_number, to_kg
 from flows.kernel.quantity import tonnes as kg_as_tonnes
 from flows.kernel.uscc import validate_uscc
-from flows.waste import chains, licences
+from flows.waste import chains, late_filings, licences
+from flows.waste.corrections import request_correction
 from flows.waste.declarations import FIGURES, parse_declaration
 from flows.waste.manifests import MAX_SOURCES, FieldProblem, reserve_numbers
 from maps.datum import Datum, parse_datum, point_to_wgs84
@@ -297,6 +298,7 @@ class ImportSummary:
     inserted: int
     updated: int
     skipped: int
+    late_filed: int = 0  # new rows of locked years, held as late filings for a bureau to approve
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -309,6 +311,7 @@ class ImportSummary:
             "inserted": self.inserted,
             "updated": self.updated,
             "skipped": self.skipped,
+            "late_filed": self.late_filed,
         }
 
 
@@ -733,6 +736,8 @@ class _Importer:
     """Checks rows as they come, buffers up to CHUNK of them, checks and writes each buffer as one batch."""
 
     spec: ClassVar[_Spec]
+    # Given, the new rows of a locked year are filed late with this reason instead of refused (declarations).
+    late_reason: str | None = None
 
     def __init__(self, session: Session, principal: Principal, cols: _Columns, now: datetime) -> None:
         self.session = session
@@ -744,6 +749,7 @@ class _Importer:
         self.inserted = 0
         self.updated = 0
         self.skipped = 0
+        self.late_filed = 0
         self._locks: dict[tuple[int, int], Message | None] = {}
         # Most databases hold no lock for most years; only a year that some region locked needs the full check.
         self._locked_years = set(session.scalars(select(_table_of(PeriodLock).c.year)))
@@ -1081,6 +1087,7 @@ class _DeclarationRow:
     line: int
     key: tuple[int, str, int]
     figures: dict[str, Decimal]
+    locked: Message | None = None  # the year is locked: a stored row needs a correction, a new one a late filing
 
 
 class _Declarations(_Importer):
@@ -1141,17 +1148,14 @@ class _Declarations(_Importer):
             self.fail(line, "uscc", msg("waste.import.repeated_declaration", line=self.seen[key]))
             return
         self.seen[key] = line
-        reason = self.locked(enterprise, year)
-        if reason is not None:
-            self.fail(line, "year", reason)
-            return
+        locked = self.locked(enterprise, year)
         try:
             parse_declaration({"enterprise_id": enterprise, "category_code": category, "year": year, **figures})
         except InvalidInput as exc:
             column = self.FIELD_COLUMNS.get(exc.field or "", exc.field or "uscc")
             self.fail(line, column, _problem_of(exc))
             return
-        self.pending.append(_DeclarationRow(line, key, figures))
+        self.pending.append(_DeclarationRow(line, key, figures, locked))
         if len(self.pending) >= CHUNK:
             self.flush()
 
@@ -1168,9 +1172,17 @@ class _Declarations(_Importer):
         stored = {(row[1], row[2], row[3]): row for row in self.session.execute(query)}
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
+        late: list[_DeclarationRow] = []
         for r in batch:
             old = stored.get(r.key)
-            if old is None:
+            if r.locked is not None:
+                if old is not None:
+                    self.fail(r.line, "year", r.locked)
+                elif self.late_reason:
+                    late.append(r)
+                else:
+                    self.fail(r.line, "year", msg("lockcheck.import_late", **r.locked.params))
+            elif old is None:
                 inserts.append({"enterprise_id": r.key[0], "category_code": r.key[1], "year": r.key[2], **r.figures})
             elif tuple(old[4:]) == tuple(r.figures[f] for f in FIGURES):
                 self.skipped += 1
@@ -1185,6 +1197,18 @@ class _Declarations(_Importer):
         if updates:
             self.session.execute(update(table).where(table.c.id == bindparam("b_id")), updates)
             self.updated += len(updates)
+        for r in late:
+            # Through the one writer of requests: each is checked, audited and announced as one filed alone.
+            payload = {"enterprise_id": r.key[0], "category_code": r.key[1], "year": r.key[2], **r.figures}
+            request_correction(
+                session=self.session,
+                principal=self.principal,
+                table=late_filings.DECLARATION,
+                payload=payload,
+                reason=self.late_reason or "",
+                now=self.now,
+            )
+            self.late_filed += 1
 
 
 _PG_EARLIER_KEYS = text(
@@ -1790,6 +1814,7 @@ def _run(
     name: str | None,
     progress: Progress | None,
     limits: UploadLimits,
+    late_reason: str | None = None,
 ) -> ImportSummary:
     spec = importer.spec
     importer.authorise(principal)  # before the file is read: a refusal says nothing about its content
@@ -1806,6 +1831,7 @@ def _run(
                 except ImportRefused as exc:
                     raise ImportRefused(file_name, exc.errors, exc.total, 0) from None
                 worker = importer(session, principal, cols, now)
+                worker.late_reason = late_reason
                 rows = 0
                 try:
                     for line, values in table.rows:
@@ -1845,6 +1871,7 @@ def _run(
                 inserted=worker.inserted,
                 updated=worker.updated,
                 skipped=worker.skipped,
+                late_filed=worker.late_filed,
             )
             record(
                 session=session,
@@ -1860,6 +1887,8 @@ def _run(
                     "inserted": worker.inserted,
                     "updated": worker.updated,
                     "skipped": worker.skipped,
+                    # Said only when some were: each late filing has its own entry beside this one.
+                    **({"late_filed": worker.late_filed} if worker.late_filed else {}),
                 },
                 now=now,
                 enterprises=(principal.enterprise_id,) if principal.role is UserRole.enterprise else (),
@@ -1913,11 +1942,14 @@ def import_declarations(
     name: str | None = None,
     progress: Progress | None = None,
     limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
+    late_reason: str | None = None,
 ) -> ImportSummary:
     """Insert or replace annual declarations (uscc, year, category and the figures in t; blank = 0).
 
     Checked as flows.waste.declarations.parse_declaration checks one; a (uscc, category, year) twice in the file, a
-    locked period, or (for an enterprise account) another enterprise's row is refused.
+    locked period, or (for an enterprise account) another enterprise's row is refused. With `late_reason`, a new row
+    of a locked year is filed as a late filing (flows/waste/late_filings.py) instead; a stored one still needs a
+    correction.
     """
     return _run(
         _Declarations,
@@ -1928,6 +1960,7 @@ def import_declarations(
         name=name,
         progress=progress,
         limits=limits,
+        late_reason=(late_reason or "").strip() or None,
     )
 
 

@@ -398,9 +398,9 @@ def _ensure_status(batch: Manifest, step: Step) -> None:
         )
 
 
-def _ensure_unlocked(session: Session, batch: Manifest) -> None:
+def _ensure_unlocked(session: Session, batch: Manifest, *, new_record: bool = False) -> None:
     for enterprise_id in (batch.shipper_id, batch.receiver_id):
-        ensure_unlocked(session=session, enterprise_id=enterprise_id, year=batch.year)
+        ensure_unlocked(session=session, enterprise_id=enterprise_id, year=batch.year, new_record=new_record)
 
 
 NUMBER_KIND = "manifest"
@@ -469,15 +469,10 @@ def _same_submission(batch: Manifest, m: ManifestIn, shipper: int, receiver: int
     ) and batch.shipper_id == shipper
 
 
-def create_manifest(
-    *, session: Session, principal: Principal, manifest: ManifestIn, now: datetime, row: int | None = None
-) -> tuple[Manifest, bool]:
-    """Create a draft (dispatched at once when dispatched_at is given); returns it and whether it is new.
-
-    A retry with the same idempotency key returns the batch the first attempt made; the same key with other
-    content is refused.
-    """
-    serialise_writers(session)  # before any lot is locked: see flows/access/trail.py
+def parties_of(
+    *, session: Session, principal: Principal, manifest: ManifestIn, row: int | None = None
+) -> tuple[int, int, int | None]:
+    """Shipper, receiver and carrier of a submission (the shipper defaults to the caller's enterprise), checked."""
     shipper = _enterprise(session, manifest.shipper_id, manifest.shipper_uscc, "shipper", row)
     if shipper is None:
         shipper = principal.enterprise_id
@@ -505,7 +500,30 @@ def create_manifest(
             column=Term("field.category_code"),
             code=manifest.category_code,
         )
-    if not principal.is_admin and not (principal.role is UserRole.enterprise and principal.enterprise_id == shipper):
+    return shipper, receiver, carrier
+
+
+def create_manifest(
+    *,
+    session: Session,
+    principal: Principal,
+    manifest: ManifestIn,
+    now: datetime,
+    row: int | None = None,
+    late_approved: bool = False,
+) -> tuple[Manifest, bool]:
+    """Create a draft (dispatched at once when dispatched_at is given); returns it and whether it is new.
+
+    A retry with the same idempotency key returns the batch the first attempt made; the same key with other
+    content is refused. `late_approved` is set when a bureau applies a late filing it approved: the lock is then
+    overridden and the bureau writes for the shipper named in the filing, which the shipper's own rights admitted.
+    """
+    if late_approved and principal.role not in (UserRole.bureau, UserRole.admin):
+        raise Forbidden("waste.bureau_applies")
+    serialise_writers(session)  # before any lot is locked: see flows/access/trail.py
+    shipper, receiver, carrier = parties_of(session=session, principal=principal, manifest=manifest, row=row)
+    own = principal.role is UserRole.enterprise and principal.enterprise_id == shipper
+    if not (principal.is_admin or own or late_approved):
         raise Forbidden("waste.shipper_logs_own")
     if manifest.idempotency_key:
         _guard_idempotency(session, shipper, manifest.idempotency_key)
@@ -542,14 +560,22 @@ def create_manifest(
         weighing=manifest.weighing,
         created_at=now,
     )
-    _ensure_unlocked(session, batch)
+    if not late_approved:
+        _ensure_unlocked(session, batch, new_record=True)
     session.add(batch)
     session.flush()
     if manifest.sources:
         _record_sources(session, batch, manifest.sources, row)
-    _audit(session, principal, "create", batch, None, now)
+    _audit(session, principal, "late_filing" if late_approved else "create", batch, None, now)
     if manifest.dispatched_at is not None:
-        dispatch(session=session, principal=principal, batch_id=batch.id or 0, at=manifest.dispatched_at, now=now)
+        dispatch(
+            session=session,
+            principal=principal,
+            batch_id=batch.id or 0,
+            at=manifest.dispatched_at,
+            now=now,
+            late_approved=late_approved,
+        )
     return batch, True
 
 
@@ -599,12 +625,16 @@ def _load(session: Session, principal: Principal, batch_id: int, *, for_update: 
     return batch
 
 
-def _begin(session: Session, principal: Principal, batch_id: int, step_name: str) -> tuple[Manifest, dict[str, Any]]:
+def _begin(
+    session: Session, principal: Principal, batch_id: int, step_name: str, *, late_approved: bool = False
+) -> tuple[Manifest, dict[str, Any]]:
     step = STEPS[step_name]
     batch = _load(session, principal, batch_id, for_update=True)
-    _ensure_actor(principal, batch, step)
+    if not late_approved:
+        _ensure_actor(principal, batch, step)
     _ensure_status(batch, step)
-    _ensure_unlocked(session, batch)
+    if not late_approved:
+        _ensure_unlocked(session, batch)
     return batch, snapshot(batch) or {}
 
 
@@ -644,15 +674,18 @@ def reporting_year(moment: datetime) -> int:
     return _aware(moment).astimezone(CST).year
 
 
-def dispatch(*, session: Session, principal: Principal, batch_id: int, at: datetime, now: datetime) -> Manifest:
-    """The shipper sends the batch off; what it declared is sealed from here on."""
-    batch, before = _begin(session, principal, batch_id, "dispatch")
+def dispatch(
+    *, session: Session, principal: Principal, batch_id: int, at: datetime, now: datetime, late_approved: bool = False
+) -> Manifest:
+    """The shipper sends the batch off; what it declared is sealed from here on (a late filing: as approved)."""
+    batch, before = _begin(session, principal, batch_id, "dispatch", late_approved=late_approved)
     if _aware(at) > now:
         raise InvalidInput("waste.in_future", field="dispatched_at", column=Term("field.dispatched_at"))
     batch.dispatched_at = _stored(at)
     batch.year = reporting_year(at)
     # The dispatch date decides the reporting year: a draft cannot be dispatched into a locked one.
-    _ensure_unlocked(session, batch)
+    if not late_approved:
+        _ensure_unlocked(session, batch)
     return _finish(session, principal, batch, "dispatch", before, now)
 
 

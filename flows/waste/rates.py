@@ -36,6 +36,7 @@ from flows.access.scope import Scope, ScopeRef, resolve_scope
 from flows.kernel.clock import local_date
 from flows.kernel.errors import InvalidInput
 from flows.kernel.messages import Term
+from flows.waste.revision_marks import RevisionMark, marks_for
 from flows.waste.targets import (
     DEFAULT_WINDOW,
     MIN_WINDOW,
@@ -259,6 +260,7 @@ class RateFigures(BaseModel):
     manifest_utilised_t: Tonnes
     gap_t: Tonnes
     gap_pct: float | None  # (utilised - manifest) / utilised, in percent
+    revisions: list[RevisionMark] = []  # approved corrections that changed this figure after its year was locked
 
 
 class RateRow(RateFigures):
@@ -442,7 +444,7 @@ def utilisation(
         manifest_t = manifested_sums(session, scope.condition, cats.codes, years, narrow=scope.narrow).get((), NONE_T)
     else:
         manifest_t = sum((Decimal(row.manifest_utilised_t) for row in rows), Decimal(0))
-    return RateReport(
+    report = RateReport(
         year=year,
         scope=scope.ref,
         categories=cats.codes,
@@ -454,6 +456,41 @@ def utilisation(
         rows=rows,
         **figures(sums, manifest_t, target_value),
     )
+    _mark_revisions(session, report, group)
+    return report
+
+
+# The scope kind of a breakdown's rows, by the kind of the scope broken down (categories carry no mark).
+ROW_KINDS: dict[RateBy, dict[str, str]] = {
+    RateBy.region: {"province": "prefecture", "prefecture": "county"},
+    RateBy.park: {"province": "park", "prefecture": "park", "county": "park"},
+    RateBy.enterprise: dict.fromkeys(("province", "prefecture", "county", "park"), "enterprise"),
+}
+
+
+def _mark_revisions(session: Session, report: RateReport, group: RateBy | None) -> None:
+    scope = (report.scope.kind, report.scope.key)
+    marks = marks_for(session=session, year=report.year, categories=report.categories, scopes=[scope])
+    report.revisions = marks.get(scope, [])
+    if group is not None and report.rows:
+        mark_rows(
+            session, year=report.year, categories=report.categories, scope=report.scope, by=group, rows=report.rows
+        )
+
+
+def mark_rows(
+    session: Session, *, year: int, categories: Sequence[str], scope: ScopeRef, by: RateBy, rows: Sequence[RateRow]
+) -> None:
+    """Put on each row of a breakdown of `scope` the revisions of its figure, if any."""
+    kind = ROW_KINDS.get(by, {}).get(scope.kind)
+    if kind is None:
+        return
+    keyed = [row for row in rows if row.key is not None]
+    marks = marks_for(
+        session=session, year=year, categories=categories, scopes=[(kind, row.key or "") for row in keyed]
+    )
+    for row in keyed:
+        row.revisions = marks.get((kind, row.key or ""), [])
 
 
 # ---------------------------------------------------------------------------------------------------------------
