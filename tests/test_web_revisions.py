@@ -68,7 +68,7 @@ def test_evidence_effect_and_revised_marks(client: TestClient, session: Session,
     csrf = _sign_in(client, session, settings, "bureau_sc")
     page = client.get("/audit/corrections", headers={"Accept-Language": "en"})
     assert page.status_code == 200
-    assert "more than 10% and more than 10.0 t must carry evidence" in page.text
+    assert "more than 10.0% and more than 10.00 t must carry evidence" in page.text
     assert f'href="/attachments/{file_id}"' in page.text and "磅单.pdf" in page.text
     assert 'data-beyond="utilised_t"' in page.text
     shown = re.findall(r'data-scope="(\d+)".*?data-figure="rate-after">([^<]+)<', page.text, re.S)
@@ -136,7 +136,7 @@ def test_the_tolerance_is_a_setting(session: Session, settings: Settings) -> Non
         assert client.post("/api/v1/corrections", json=body, headers=_as(w, "ent1")).status_code == 201
         _sign_in(client, session, wide, "bureau_pzh")
         assert (
-            "more than 95% and more than 10.0 t"
+            "more than 95.0% and more than 10.00 t"
             in client.get("/audit/corrections", headers={"Accept-Language": "en"}).text
         )
 
@@ -156,7 +156,7 @@ def test_an_asked_correction_beyond_the_tolerance_carries_evidence(
     # The page's answer form takes the ticket.
     csrf = _sign_in(client, session, settings, "ent1")
     page = client.get(f"/asks/{made.json()['id']}", headers={"Accept-Language": "en"})
-    assert 'enctype="multipart/form-data"' in page.text and "more than 10% and more than 10.0 t" in page.text
+    assert 'enctype="multipart/form-data"' in page.text and "more than 10.0% and more than 10.00 t" in page.text
     form = {"action": "file", "value.weight_dispatched_t": "5", "reason": "misread", "csrf_token": csrf}
     bare = client.post(f"/asks/{made.json()['id']}/answer", data=form)
     assert bare.status_code == 422 and 'aria-invalid="true"' in bare.text

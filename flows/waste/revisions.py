@@ -75,6 +75,8 @@ def weight_changes(
     *, session: Session, table: str, enterprise_id: int, year: int, payload: dict[str, Any]
 ) -> list[WeightChange]:
     """The weights a (checked) correction payload changes, with their values now."""
+    if table not in ("declaration", "transfer_batch"):
+        return []  # a late filing is a new record: it changes no weight that was there
     if table == "declaration":
         current = session.execute(
             sa_select(Declaration).where(
