@@ -1,4 +1,4 @@
-"""JSON API for utilisation rates, their trend against the targets, and the audit flags."""
+"""JSON API for utilisation rates and their trend against the targets (the flags: app/api_flags.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ from fastapi.responses import Response
 from app.auth import PrincipalDep, get_principal
 from app.deps import SessionDep
 from app.i18n import LanguageDep
-from app.params import Offset
 from app.scope import ScopeDep
 from app.web_audit import report_file
-from flows.kernel.bounds import MAX_DECLARED_T, MAX_ID, MAX_QUERY_TEXT
+from flows.kernel.bounds import MAX_ID, MAX_QUERY_TEXT
 from flows.pages import audit_export
 from flows.pages.audit import ScopeArgs
-from flows.waste import flags, rates
-from flows.waste.flags import FlagPage, Tolerances
+from flows.waste import rates
 from flows.waste.rates import RateReport, TrendReport
 from flows.waste.targets import DEFAULT_WINDOW
 
@@ -82,47 +80,6 @@ def get_trend(
         from_year=from_year,
         to_year=to_year,
         window=window,
-    )
-
-
-Fraction = Annotated[float | None, Query(ge=0, le=1)]
-Tonnes = Annotated[float | None, Query(ge=0, le=MAX_DECLARED_T)]
-
-
-@router.get("/flags", response_model=FlagPage, tags=["audit"])
-def get_flags(
-    session: SessionDep,
-    principal: PrincipalDep,
-    scope: ScopeDep,
-    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
-    kind: Annotated[
-        list[str] | None, Query(description="flag kinds (repeat, or comma-separated)", max_length=50)
-    ] = None,
-    offset: Offset = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    balance_abs_t: Tonnes = None,
-    balance_rel: Fraction = None,
-    weight_rel: Fraction = None,
-    unmatched_abs_t: Tonnes = None,
-    unmatched_rel: Fraction = None,
-) -> FlagPage:
-    """Audit flags of a scope, computed from the data, with evidence and links; paginated across kinds."""
-    given = {
-        "balance_abs_t": balance_abs_t,
-        "balance_rel": balance_rel,
-        "weight_rel": weight_rel,
-        "unmatched_abs_t": unmatched_abs_t,
-        "unmatched_rel": unmatched_rel,
-    }
-    return flags.list_flags(
-        session=session,
-        principal=principal,
-        year=year,
-        scope=scope,
-        kinds=kind,
-        offset=offset,
-        limit=limit,
-        tolerances=Tolerances(**{k: v for k, v in given.items() if v is not None}),
     )
 
 

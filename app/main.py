@@ -20,6 +20,7 @@ from app import (
     api,
     api_asks,
     api_battery,
+    api_flags,
     api_licences,
     api_lockcheck,
     api_manifests,
@@ -36,6 +37,7 @@ from app import (
     web_batches,
     web_battery_work,
     web_dashboard,
+    web_flags,
     web_import,
     web_inbox,
     web_inspection,
@@ -133,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.register(app)
     app.include_router(api.router, prefix="/api/v1")
     app.include_router(api_reports.router, prefix="/api/v1")
+    app.include_router(api_flags.router, prefix="/api/v1")
     app.include_router(api_manifests.router, prefix="/api/v1")
     app.include_router(api_battery.router, prefix="/api/v1")
     app.include_router(api_licences.router, prefix="/api/v1")
@@ -151,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_battery_work.router)  # before web_trace: /batteries/new is not a code
     app.include_router(web_trace.router)
     app.include_router(web_audit.router)
+    app.include_router(web_flags.router)
     app.include_router(web_asks.router)
     app.include_router(web_import.api_router, prefix="/api/v1")
     app.include_router(web_print.router)

@@ -30,12 +30,13 @@ from flows.kernel.numbers import number_style
 from flows.kernel.principal import Principal
 from flows.pages import asks as ask_pages
 from flows.pages import audit as audit_workspace
-from flows.pages import audit_export, exports
+from flows.pages import audit_export, exports, flagwork
 from flows.pages import revisions as revision_pages
 from flows.pages.audit import AuditRow, ScopeArgs
 from flows.pages.dashboard import declared_years
 from flows.pages.years import choose
 from flows.waste import lock_checklist
+from flows.waste.flag_work import WorkFilters
 from flows.waste.flags import Flag, FlagKind
 from models.quantity import json_default
 
@@ -311,21 +312,30 @@ def flags_page(
     year: Year = None,
     region: Region = None,
     park: ParkId = None,
-    enterprise: Annotated[str | None, Query(max_length=18)] = None,
+    enterprise: Annotated[str | None, Query(max_length=100)] = None,
     outside_parks: bool = False,
     category: Annotated[str | None, Query(max_length=9)] = None,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    assignee: Annotated[str | None, Query(max_length=12, pattern="^[0-9]*$")] = None,
+    sort: Annotated[str | None, Query(pattern="^(-?size)?$")] = None,
     offset: Offset = 0,
 ) -> Response:
-    """The open flags of a scope, filtered by kind, region, year and enterprise, a page at a time."""
+    """The flags of a scope with their work, filtered by kind, status, region, year, enterprise and assignee."""
     audit_workspace.require_auditor(principal)
     chosen, years = _year(session, principal, year, year_memory.remembered(request))
-    enterprise_id = _enterprise_ref(session, principal, enterprise)
+    # The enterprise field takes a credit code or id, or else part of a name.
+    name = enterprise.strip() if enterprise and not _is_enterprise_ref(enterprise) else None
+    enterprise_id = None if name else _enterprise_ref(session, principal, enterprise)
     # An enterprise named in the filter is the scope; the region select only narrows when none is.
     args = _args(
         None if enterprise_id else region, None if enterprise_id else park, enterprise_id, outside_parks, category
     )
     kind = kind or None
-    filters = {**args.params(), "year": chosen, "kind": kind}
+    status, sort = status or None, sort or None
+    assignee_id = int(assignee) if assignee else None
+    filters = {**args.params(), "year": chosen, "kind": kind, "status": status, "assignee": assignee_id, "sort": sort}
+    if name:
+        filters["enterprise"] = name
     context: dict[str, Any] = {
         **_tools(),
         "tab": tab,
@@ -373,18 +383,19 @@ def flags_page(
         )
         here = {**filters, "tab": "battery"}
     else:
-        queue = audit_workspace.flag_queue(
+        queue = flagwork.work_queue(
             session=session,
             principal=principal,
             year=chosen,
             args=args,
             kinds=kind,
+            filters=WorkFilters(status=status, assignee_id=assignee_id, name=name, sort=sort),
             offset=0 if fmt else offset,
-            limit=exports.ROW_CAP if fmt else FLAGS_PER_PAGE,
+            limit=None if fmt else FLAGS_PER_PAGE,
         )
         if fmt:
-            return downloads.response(exports.flags_table(queue.data, queue.count, lang), lang, fmt, f"flags-{chosen}")
-        count, counts = queue.count, queue.counts
+            return downloads.response(flagwork.work_table(queue, lang), lang, fmt, f"flags-{chosen}")
+        count, counts = queue.page.count, queue.page.counts
         context.update(
             kinds=[k.value for k in FlagKind],
             flags=[
@@ -395,10 +406,19 @@ def flags_page(
                         {"id": e, "name": _name(lang, *queue.names.get(e, (str(e), None)))} for e in f.enterprise_ids
                     ],
                 }
-                for f in queue.data
+                for f in queue.page.data
             ],
             count=count,
             counts=counts,
+            status=status,
+            status_counts=queue.page.status_counts,
+            status_links={s: link("/audit/flags", filters, status=s, offset=None) for s in queue.page.status_counts},
+            assignee=assignee_id,
+            assignees=queue.assignees,
+            sort=sort,
+            size_link=link("/audit/flags", filters, sort=None if sort == "size" else "size"),
+            here=link("/audit/flags", filters, offset=offset or None),
+            done=request.query_params.get("done"),
             scope_name=_name(lang, queue.scope.name_zh, queue.scope.name_en, queue.scope.key),
         )
         here = filters
@@ -411,6 +431,12 @@ def flags_page(
         link("/audit/flags", here, offset=offset + FLAGS_PER_PAGE) if offset + FLAGS_PER_PAGE < count else None
     )
     return render(request, "audit_flags.html", context, lang=lang)
+
+
+def _is_enterprise_ref(text: str) -> bool:
+    """A credit code (18 characters of letters and digits) or an id, rather than part of a name."""
+    ref = text.strip()
+    return ref.isdigit() or (len(ref) == 18 and ref.isascii() and ref.isalnum())
 
 
 def _enterprise_ref(session: Any, principal: Principal, ref: str | None) -> int | None:

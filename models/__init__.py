@@ -16,6 +16,7 @@ from models.asks import CorrectionAsk
 from models.battery import Battery, BatteryEvent, RecoveryReport
 from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, LicenceRevision, WhitelistEntry
 from models.files import Attachment
+from models.flagwork import FlagEntry, FlagWork
 from models.notices import FlagNotice, Notice, NoticePreference
 from models.reference import Park, Region, Target, TargetCategory, WasteCategory
 from models.revisions import CorrectionAttachment, RateRevision
@@ -48,7 +49,9 @@ __all__ = [
     "Licence",
     "LicenceRevision",
     "NumberCounter",
+    "FlagEntry",
     "FlagNotice",
+    "FlagWork",
     "Notice",
     "NoticePreference",
     "Park",

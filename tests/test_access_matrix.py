@@ -21,6 +21,7 @@ from tests.access_cases_batches import BATCHES_CASES
 from tests.access_cases_battery import BATTERY_CASES, NOBODY, SEEDED_CASES, seed_batteries
 from tests.access_cases_battery_work import BATTERY_WORK_CASES
 from tests.access_cases_daily import DAILY_CASES
+from tests.access_cases_flagwork import FLAGWORK_CASES
 from tests.access_cases_inspection import INSPECTION_CASES
 from tests.access_cases_licences import LICENCE_CASES
 from tests.access_cases_lockcheck import LOCKCHECK_CASES
@@ -55,6 +56,7 @@ CASES: list[Case] = [
     *NOTICE_CASES,
     *BATTERY_WORK_CASES,
     *DAILY_CASES,
+    *FLAGWORK_CASES,
     *INSPECTION_CASES,
     *ASKS_CASES,
     *REVISION_CASES,
@@ -119,6 +121,8 @@ def _fingerprint(engine: Engine) -> str:
             "whitelist_entry",
             "notice",
             "notice_preference",
+            "flag_work",
+            "flag_entry",
             "rate_revision",
             "correction_attachment",
         ):

@@ -37,6 +37,9 @@ KINDS = (
     "flag_found",
     "period_locked",
     "period_unlocked",
+    "flag_worked",
+    "flag_assigned",
+    "flag_answered",
     "ask_sent",
     "ask_answered",
     "ask_decided",
@@ -161,6 +164,8 @@ def link_of(notice: Notice, role: UserRole | str) -> str | None:
     """The page of the thing the notification is about, for a reader of this role (None: no page of theirs)."""
     if notice.subject == "manifest":
         return f"/batches/{notice.subject_id}"
+    if notice.subject == "flag":
+        return f"/flags/{notice.subject_id}"
     if notice.subject == "ask":
         return f"/asks/{notice.subject_id}"
     auditor = str(role) in (UserRole.bureau.value, UserRole.admin.value)

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from flows.access.scope import Scope, readable_enterprise_ids
 from flows.battery import audit as battery_audit
 from flows.kernel.principal import Principal
-from flows.waste import flags, rates
+from flows.waste import flag_work, flags, rates
 from models import Declaration
 from models.enums import UserRole
 
@@ -25,6 +25,7 @@ class Dashboard:
     trend: rates.TrendReport
     ranking: list[rates.RateRow]
     flag_counts: dict[str, int]
+    flag_status_counts: dict[str, int]  # the same flags by where the bureau stands on them
     battery_flag_counts: dict[str, int]
 
 
@@ -56,5 +57,6 @@ def dashboard(*, session: Session, principal: Principal, scope: Scope, year: int
         trend=trend,
         ranking=ranking,
         flag_counts=dict(page.counts),
+        flag_status_counts=flag_work.status_counts(session=session, principal=principal, scope=scope, year=chosen),
         battery_flag_counts=dict(chain.counts),
     )

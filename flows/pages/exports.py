@@ -31,7 +31,6 @@ from flows.pages.audit_export import safe_cell
 from flows.pages.batches import BatchQuery, list_batches
 from flows.pages.batteries import RecentBattery
 from flows.pages.sankey import Path
-from flows.waste.flags import Flag
 from models.quantity import json_default
 
 ROW_CAP = 50_000  # rows in one file; a wider list is narrowed by its filters first
@@ -230,15 +229,6 @@ def enterprises_table(
         if not found.rows or len(rows) >= count:
             break
     return Table("enterprises", ENTERPRISE_COLUMNS, rows[:ROW_CAP], truncated=count > ROW_CAP)
-
-
-FLAG_COLUMNS = ("kind", "year", "subject", "enterprise_ids", "finding", "evidence")
-
-
-def flags_table(flags: Iterable[Flag], count: int, lang: str) -> Table:
-    """The flags queue with its filters (the caller reads up to ROW_CAP of them)."""
-    rows = [[f.kind, f.year, f.subject, f.enterprise_ids, f.finding().render(lang), dict(f.evidence)] for f in flags]
-    return Table("flags", FLAG_COLUMNS, rows[:ROW_CAP], truncated=count > ROW_CAP)
 
 
 TONNE_COLUMNS = (

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from flows.access import locks
 from flows.access.accounts import Principal
 from flows.access.scope import ensure_region_in_scope, region_clause, require_role, resolve_scope
-from flows.waste.flags import list_flags
+from flows.waste.flag_work import open_flag_count
 from models import CorrectionRequest, Declaration, Enterprise, Manifest, PeriodLock, Region
 from models.enums import ManifestStatus, UserRole
 from models.quantity import Tonnes
@@ -99,9 +99,9 @@ def _names(session: Session, ids: set[int]) -> dict[int, tuple[str, str | None]]
 
 
 def _open_flags(session: Session, principal: Principal, adcode: str, year: int) -> int:
-    # Every flag the scan finds counts as open until flags carry a status of their own.
+    # A flag resolved or dismissed by a bureau no longer holds the year open; open and under review do.
     scope = resolve_scope(session=session, principal=principal, region=adcode)
-    return list_flags(session=session, principal=principal, year=year, scope=scope, limit=1).count
+    return open_flag_count(session=session, principal=principal, scope=scope, year=year)
 
 
 def lock_checklist(*, session: Session, principal: Principal, adcode: str, year: int) -> LockChecklist:
