@@ -1,7 +1,7 @@
 """flag work: each audit flag's status, assignee and reason, and the notes and answers written on it
 
 Revision ID: 0014
-Revises: 0016
+Revises: 0020
 Create Date: 2026-12-07 13:00:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0014"
-down_revision = "0016"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
