@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from app.settings import Settings
 from flows.access.scope import resolve_scope
 from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
+from flows.pages import audit_export
 from flows.waste import flag_work
 from flows.waste.flag_work import FlagChange, FlagStatus
 from flows.waste.flags import FlagKind, list_flags
@@ -295,3 +296,17 @@ def test_two_bureaus_resolving_one_flag_at_once_leave_one_winner(
     ).all()
     assert [c.action for c in changes] == ["flag_status"]
     assert FlagKind.balance_break.value in {c.after["kind"] for c in changes if c.after}
+
+
+def test_the_reports_print_each_flags_status(world: World, session: Session) -> None:
+    w = world
+    bureau = w.principals["bureau_pzh"]
+    key = _balance_key(session, w, w.e1)
+    change = FlagChange(status=FlagStatus.resolved, reason="re-declared")
+    flag_work.change_flag(session=session, principal=bureau, key=key, change=change, now=NOW)
+    session.commit()
+    flags = list_flags(session=session, principal=w.principals["admin"], year=2023).data
+    printed = audit_export.flag_states(session=session, flags=flags)
+    states = dict(zip([flag_work.key_of(f) for f in flags], printed, strict=True))
+    assert states[key] == "resolved"
+    assert {state for k, state in states.items() if k != key} == {"open"}

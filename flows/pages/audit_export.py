@@ -40,7 +40,7 @@ from flows.pages.audit import (
 )
 from flows.pages.map import RateClass, rate_class, region_layer, roles_of
 from flows.pages.printable import Words
-from flows.waste import rates
+from flows.waste import flag_work, rates
 from flows.waste.flags import Flag
 from flows.waste.rates import RateBy, percent_truncated
 from maps.layers import parks_layer
@@ -127,9 +127,8 @@ FLAG_STATES = ("open", "under_review", "resolved", "dismissed")
 
 
 def flag_states(*, session: Session, flags: Sequence[Flag]) -> list[str]:
-    """The state of each flag (one of FLAG_STATES), as the reports print it: the one hook for the flag workflow."""
-    # Flags are computed from the data and have no stored state yet: each one is open until the workflow records one.
-    return ["open" for _flag in flags]
+    """The state of each flag (one of FLAG_STATES), as the reports print it: what the bureau's work on it says."""
+    return [str(status) for status in flag_work.statuses(session=session, flags=flags)]
 
 
 NAMED_PARAMS = ("enterprise", "receiver", "shipper")  # finding parameters that hold an enterprise id

@@ -517,6 +517,13 @@ def _works(session: Session, keys: Sequence[str]) -> dict[str, FlagWork]:
     return found
 
 
+def statuses(*, session: Session, flags: Sequence[Flag]) -> list[FlagStatus]:
+    """Each flag's status as stored (open where nothing is)."""
+    keys = [key_of(flag) for flag in flags]
+    works = _works(session, sorted(set(keys)))
+    return [FlagStatus(works[key].status) if key in works else FlagStatus.open for key in keys]
+
+
 def entries(session: Session, principal: Principal, keys: Sequence[str]) -> dict[str, list[FlagEntry]]:
     """The notes (bureaus and administrators only) and answers on each flag, oldest first."""
     auditor = principal.is_admin or principal.role is UserRole.bureau
