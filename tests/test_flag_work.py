@@ -20,7 +20,7 @@ from flows.pages import audit_export
 from flows.waste import flag_work
 from flows.waste.flag_work import FlagChange, FlagStatus
 from flows.waste.flags import FlagKind, list_flags
-from models import AuditLog, Declaration, FlagEntry, FlagWork, Notice
+from models import AuditLog, Declaration, Enterprise, FlagEntry, FlagWork, Notice
 from tests.browser import serve
 from tests.test_web_audit import _sign_in
 from tests.world import NOW, World, build_world, t
@@ -310,3 +310,22 @@ def test_the_reports_print_each_flags_status(world: World, session: Session) -> 
     states = dict(zip([flag_work.key_of(f) for f in flags], printed, strict=True))
     assert states[key] == "resolved"
     assert {state for k, state in states.items() if k != key} == {"open"}
+
+
+def test_findings_name_enterprises_by_name_and_the_api_keeps_ids(world: World, session: Session) -> None:
+    w = world
+    named = 0
+    for year in (2023, 2024):
+        for flag in list_flags(session=session, principal=w.principals["admin"], year=year).data:
+            for param in ("enterprise", "receiver", "shipper"):
+                ident = flag.params.get(param)
+                if not isinstance(ident, int):
+                    continue
+                ent = session.get(Enterprise, ident)
+                assert ent is not None
+                zh, en = flag.finding().render("zh-CN"), flag.finding().render("en")
+                assert ent.name_zh in zh and f"企业 {ident}" not in zh
+                assert (ent.name_en or ent.name_zh) in en
+                assert flag.model_dump()["params"][param] == ident and "names" not in flag.model_dump()
+                named += 1
+    assert named >= 1

@@ -50,6 +50,17 @@ class Term(str):
 
 
 @dataclass(frozen=True)
+class Named:
+    """A parameter that is a name (an enterprise's), shown in English where it has one and the reader reads English."""
+
+    zh: str
+    en: str | None = None
+
+    def __str__(self) -> str:
+        return self.zh
+
+
+@dataclass(frozen=True)
 class Message:
     """A code and its parameters; the words come from the catalogue of whoever reads it."""
 
@@ -75,6 +86,8 @@ def placeholders(template: str) -> set[str]:
 
 
 def _value(lang: str, value: Any) -> Any:
+    if isinstance(value, Named):
+        return value.en if lang == "en" and value.en else value.zh
     if isinstance(value, Message):
         return value.render(lang)
     if isinstance(value, Term):

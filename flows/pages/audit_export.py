@@ -24,7 +24,7 @@ from sqlmodel import Session, col
 
 from flows.kernel.adcode import prefecture_of, region_prefix
 from flows.kernel.errors import InvalidInput
-from flows.kernel.messages import Message, render
+from flows.kernel.messages import Message, Named, render
 from flows.kernel.principal import Principal
 from flows.pages.audit import (
     OUTSIDE,
@@ -41,7 +41,7 @@ from flows.pages.audit import (
 from flows.pages.map import RateClass, rate_class, region_layer, roles_of
 from flows.pages.printable import Words
 from flows.waste import flag_work, rates
-from flows.waste.flags import Flag
+from flows.waste.flags import NAMED_PARAMS, Flag
 from flows.waste.rates import RateBy, percent_truncated
 from maps.layers import parks_layer
 from models import Enterprise, WasteCategory
@@ -131,9 +131,6 @@ def flag_states(*, session: Session, flags: Sequence[Flag]) -> list[str]:
     return [str(status) for status in flag_work.statuses(session=session, flags=flags)]
 
 
-NAMED_PARAMS = ("enterprise", "receiver", "shipper")  # finding parameters that hold an enterprise id
-
-
 def enterprise_names(session: Session, flags: Sequence[Flag]) -> dict[int, tuple[str, str | None]]:
     """Chinese and English names of the enterprises the flags concern or name in their findings."""
     ids = {e for f in flags for e in f.enterprise_ids}
@@ -157,7 +154,7 @@ def finding_text(flag: Flag, lang: str, names: Mapping[int, tuple[str, str | Non
     for key in NAMED_PARAMS:
         ident = params.get(key)
         if isinstance(ident, int) and ident in names:
-            params[key] = local(lang, *names[ident])
+            params[key] = Named(*names[ident])
     return Message(flag.code, params).render(lang)
 
 

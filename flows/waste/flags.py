@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlencode
 
-from pydantic import BaseModel, field_serializer
+from pydantic import BaseModel, Field, field_serializer
 from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, exists, extract, func, literal, or_, type_coerce
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
@@ -24,7 +24,7 @@ from flows.access.accounts import Principal
 from flows.access.scope import Scope, ScopeRef, resolve_scope
 from flows.kernel.clock import local_date
 from flows.kernel.errors import InvalidInput
-from flows.kernel.messages import Message, Term, msg, plain
+from flows.kernel.messages import Message, Named, Term, msg, plain
 from flows.waste.manifests import WEIGHT_TOLERANCE
 from flows.waste.rates import (
     RECEIVED_STATUSES,
@@ -86,14 +86,16 @@ class Flag(BaseModel):
     message: str  # the finding in English, as the API has always carried it
     evidence: Evidence
     links: list[str]
+    # The enterprises the finding names by id, by their names: what a reader is shown (the API keeps the ids).
+    names: dict[str, Named] = Field(default_factory=dict, exclude=True)
 
     @field_serializer("params")
     def _plain_params(self, params: dict[str, Any]) -> dict[str, Any]:
         return plain(params)
 
     def finding(self) -> Message:
-        """The finding, to be rendered in the reader's language."""
-        return Message(self.code, self.params)
+        """The finding, to be rendered in the reader's language, naming enterprises by name where they are known."""
+        return Message(self.code, {**self.params, **self.names})
 
 
 class FlagPage(BaseModel):
@@ -705,6 +707,22 @@ def parse_kinds(kinds: Sequence[str] | str | None) -> list[FlagKind]:
     return [k for k in FlagKind if k.value in wanted]
 
 
+NAMED_PARAMS = ("enterprise", "receiver", "shipper")  # finding parameters that hold an enterprise's id
+
+
+def _name_parties(session: Session, flags: Sequence[Flag]) -> None:
+    """Give each flag the names of the enterprises its finding names by id (one query for the page)."""
+    ids = {v for f in flags for k, v in f.params.items() if k in NAMED_PARAMS and isinstance(v, int)}
+    if not ids:
+        return
+    query = sa_select(col(Enterprise.id), col(Enterprise.name_zh), col(Enterprise.name_en))
+    names = {row[0]: Named(row[1], row[2]) for row in session.execute(query.where(col(Enterprise.id).in_(sorted(ids))))}
+    for flag in flags:
+        flag.names = {
+            k: names[v] for k, v in flag.params.items() if k in NAMED_PARAMS and isinstance(v, int) and v in names
+        }
+
+
 def list_flags(
     *,
     session: Session,
@@ -752,6 +770,7 @@ def list_flags(
         data.extend(part)
         skip = 0 if part else max(skip - total, 0)
         room = None if room is None else room - len(part)
+    _name_parties(session, data)
     return FlagPage(
         scope=scope.ref,
         year=year,
