@@ -33,6 +33,7 @@ from flows.kernel.quantity import QuantityError, read_number, to_kg
 from flows.kernel.quantity import tonnes as kg_as_tonnes
 from flows.kernel.uscc import validate_uscc
 from flows.waste.manifests import FieldProblem, field_error, validation_problem
+from flows.waste.reference import canonical_code
 from models import Enterprise, Licence, LicenceRevision, User, WasteCategory
 from models.enums import LicenceActivity, UserRole
 from models.quantity import Tonnes
@@ -201,15 +202,16 @@ def licensed_enterprise(session: Session, principal: Principal, uscc: str, *, ro
 def category_code(session: Session, text: str, *, row: int | None = None) -> str:
     """A category's code from its code (any case) or its Chinese name, as the importers read categories."""
     found = session.exec(
-        select(WasteCategory.code).where(
-            (col(WasteCategory.code) == text.upper()) | (col(WasteCategory.name_zh) == text)
+        select(WasteCategory).where(
+            (col(WasteCategory.code) == canonical_code(text)) | (col(WasteCategory.name_zh) == text)
         )
     ).first()
     if found is None:
         raise InvalidInput(
             "waste.licence.unknown_category", field="category", row=row, column=Term("field.category"), value=text
         )
-    return found
+    # A 2024-catalogue code is licensed under its class, as declarations and manifests are stored.
+    return found.parent_code if len(found.code) == 9 and found.parent_code else found.code
 
 
 # ---------------------------------------------------------------------------------------------------------------
