@@ -23,6 +23,7 @@ from app import (
     api_licences,
     api_manifests,
     api_notifications,
+    api_refdata,
     api_reports,
     errors,
     files,
@@ -39,6 +40,7 @@ from app import (
     web_map,
     web_places,
     web_print,
+    web_refdata,
     web_search,
     web_trace,
 )
@@ -131,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_battery.router, prefix="/api/v1")
     app.include_router(api_licences.router, prefix="/api/v1")
     app.include_router(api_asks.router, prefix="/api/v1")
+    app.include_router(api_refdata.router, prefix="/api/v1")
     app.include_router(web.router)
     app.include_router(login.router)
     app.include_router(web_import.router)
@@ -138,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_map.router)
     app.include_router(web_batches.router)
     app.include_router(web_places.router)
+    app.include_router(web_refdata.router)
     app.include_router(web_battery_work.router)  # before web_trace: /batteries/new is not a code
     app.include_router(web_trace.router)
     app.include_router(web_audit.router)

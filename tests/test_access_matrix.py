@@ -28,6 +28,7 @@ from tests.access_cases_map import MAP_CASES
 from tests.access_cases_notices import NOTICE_CASES
 from tests.access_cases_places import PLACES_CASES
 from tests.access_cases_print import PRINT_CASES
+from tests.access_cases_refdata import REFDATA_CASES
 from tests.access_cases_reports import REPORT_CASES
 from tests.access_cases_trace import SEEDED_TRACE_CASES, TRACE_CASES
 from tests.world import World, build_world
@@ -54,6 +55,7 @@ CASES: list[Case] = [
     *DAILY_CASES,
     *INSPECTION_CASES,
     *ASKS_CASES,
+    *REFDATA_CASES,
 ]
 
 # Routes exercised by their own tests: sign-in and sign-out need a browser session, uploads a multipart body
@@ -111,6 +113,9 @@ def _fingerprint(engine: Engine) -> str:
             "licence_revision",
             "notice",
             "notice_preference",
+            "target",
+            "target_category",
+            "waste_category",
         ):
             # Using a token stamps its last_used_at: bookkeeping, not a change made by the request.
             cols = {"park": "id, name_zh, region_adcode", "api_token": "id, user_id, name, token_hash, revoked_at"}.get(
