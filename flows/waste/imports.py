@@ -2215,6 +2215,18 @@ class _RefData(_Importer):
 
     dates: ClassVar[tuple[str, ...]] = ("valid_from", "valid_to")
     key: ClassVar[str]
+    by_bureaus: ClassVar[bool] = False  # kept by the bureaus too, or by administrators alone
+
+    @classmethod
+    def authorise(cls, principal: Principal) -> int | None:
+        """Reference data is kept by administrators (and the bureaus, for kinds they keep)."""
+        if principal.is_admin or (cls.by_bureaus and principal.role is UserRole.bureau):
+            return None
+        raise Forbidden(
+            "waste.import.role_cannot_import",
+            role=Term(f"role.{principal.role}"),
+            kind=Term(f"waste.import.kind.{cls.spec.kind}"),
+        )
 
     def __init__(self, session: Session, principal: Principal, cols: _Columns, now: datetime) -> None:
         super().__init__(session, principal, cols, now)
@@ -2303,17 +2315,7 @@ class _Targets(_RefData):
         ),
     )
     key = "name"
-
-    @classmethod
-    def authorise(cls, principal: Principal) -> int | None:
-        """Targets are kept by the bureaus (within their region) and administrators."""
-        if principal.is_admin or principal.role is UserRole.bureau:
-            return None
-        raise Forbidden(
-            "waste.import.role_cannot_import",
-            role=Term(f"role.{principal.role}"),
-            kind=Term(f"waste.import.kind.{cls.spec.kind}"),
-        )
+    by_bureaus = True  # within their region, which the writer checks row by row
 
     def parse(self, data: dict[str, Any], line: int) -> Any:
         return refdata.parse_target(data, row=line)
@@ -2351,17 +2353,6 @@ class _Categories(_RefData):
         ),
     )
     key = "code"
-
-    @classmethod
-    def authorise(cls, principal: Principal) -> int | None:
-        """The categories are kept by administrators alone."""
-        if principal.is_admin:
-            return None
-        raise Forbidden(
-            "waste.import.role_cannot_import",
-            role=Term(f"role.{principal.role}"),
-            kind=Term(f"waste.import.kind.{cls.spec.kind}"),
-        )
 
     def parse(self, data: dict[str, Any], line: int) -> Any:
         return refdata.parse_category(data, row=line)

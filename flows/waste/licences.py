@@ -93,7 +93,8 @@ def parse_capacity(value: object) -> Decimal:
         raise FieldProblem("capacity_t", exc.problem) from None
 
 
-def _text(value: object, field: str, limit: int, *, required: bool) -> str:
+def text_field(value: object, field: str, limit: int, *, required: bool) -> str:
+    """A submitted text field, trimmed: refused when not text, missing (if required), too long or unprintable."""
     if value is None:
         value = ""
     if not isinstance(value, str):
@@ -130,12 +131,12 @@ class LicenceIn(BaseModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        data["uscc"] = _text(data.get("uscc"), "uscc", 32, required=True).upper()
-        data["category"] = _text(data.get("category"), "category", 64, required=True)
-        data["number"] = _text(data.get("number"), "number", MAX_NUMBER, required=True)
+        data["uscc"] = text_field(data.get("uscc"), "uscc", 32, required=True).upper()
+        data["category"] = text_field(data.get("category"), "category", 64, required=True)
+        data["number"] = text_field(data.get("number"), "number", MAX_NUMBER, required=True)
         activity = data.get("activity")
         if not isinstance(activity, LicenceActivity):
-            data["activity"] = parse_activity(_text(activity, "activity", 32, required=True))
+            data["activity"] = parse_activity(text_field(activity, "activity", 32, required=True))
         data["capacity_t"] = parse_capacity(data.get("capacity_t"))
         if data.get("valid_to") in ("", None):
             data["valid_to"] = None

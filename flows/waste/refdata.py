@@ -25,10 +25,10 @@ from sqlmodel import Session, col, select
 
 from flows.access.trail import record, snapshot
 from flows.kernel.adcode import lineage, within
-from flows.kernel.bounds import text_problem
 from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from flows.kernel.messages import Message, Term, msg
 from flows.kernel.principal import Principal
+from flows.waste.licences import text_field
 from flows.waste.manifests import FieldProblem, field_error, validation_problem
 from flows.waste.reference import SICHUAN_SERIES, canonical_code, class_code, class_number
 from models import AuditLog, Region, Target, TargetCategory, User, WasteCategory
@@ -40,20 +40,6 @@ LOW_DAY, HIGH_DAY = date(1950, 1, 1), date(2100, 12, 31)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Parsing: one parser per kind for every channel (API, page, import)
-
-
-def _text(value: object, field: str, limit: int, *, required: bool) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise FieldProblem(field, msg("refdata.not_text"))
-    text = value.strip()
-    if not text and required:
-        raise FieldProblem(field, msg("refdata.required"))
-    problem = text_problem(text, limit) if len(text) <= limit else msg("refdata.too_long", limit=limit)
-    if problem is not None:
-        raise FieldProblem(field, problem)
-    return text
 
 
 def _fraction(value: object) -> float:
@@ -134,15 +120,15 @@ class TargetIn(_Validity):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        data["name"] = _text(data.get("name"), "name", 64, required=True)
-        data["series"] = _text(data.get("series"), "series", 64, required=False) or SICHUAN_SERIES
-        scope = _text(data.get("scope_adcode"), "scope_adcode", 6, required=True)
+        data["name"] = text_field(data.get("name"), "name", 64, required=True)
+        data["series"] = text_field(data.get("series"), "series", 64, required=False) or SICHUAN_SERIES
+        scope = text_field(data.get("scope_adcode"), "scope_adcode", 6, required=True)
         if not re.fullmatch(r"\d{6}", scope):
             raise FieldProblem("scope_adcode", msg("refdata.bad_adcode", value=scope))
         data["scope_adcode"] = scope
         data["value"] = _fraction(data.get("value"))
         data["categories"] = _codes(data.get("categories"))
-        data["source"] = _text(data.get("source"), "source", 256, required=False)
+        data["source"] = text_field(data.get("source"), "source", 256, required=False)
         if data.get("revision") == "":
             data["revision"] = None
         return data
@@ -168,12 +154,12 @@ class CategoryIn(_Validity):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        code = canonical_code(_text(data.get("code"), "code", 16, required=True))
+        code = canonical_code(text_field(data.get("code"), "code", 16, required=True))
         if class_number(code) is None:
             raise FieldProblem("code", msg("refdata.bad_category_code", value=code))
         data["code"] = code
-        data["name_zh"] = _text(data.get("name_zh"), "name_zh", 64, required=True)
-        data["name_en"] = _text(data.get("name_en"), "name_en", 96, required=True)
+        data["name_zh"] = text_field(data.get("name_zh"), "name_zh", 64, required=True)
+        data["name_en"] = text_field(data.get("name_en"), "name_en", 96, required=True)
         for name in ("is_bulk", "is_tailings"):
             if data.get(name) in ("", None):
                 data[name] = None
@@ -343,18 +329,23 @@ def _clash(session: Session, target: TargetIn, own_id: int | None, row: int | No
         )
 
 
-def _audit_target(
-    session: Session, principal: Principal, action: str, target: Target, before: dict[str, Any] | None, now: datetime
+def _audit(
+    session: Session,
+    principal: Principal,
+    action: str,
+    row: Target | WasteCategory,
+    before: dict[str, Any] | None,
+    now: datetime,
 ) -> None:
-    after = _target_snapshot(session, target)
+    """One audit entry for a target (with its category set) or a category."""
     record(
         session=session,
         principal=principal,
         action=action,
-        table="target",
-        row_id=target.id,
+        table="target" if isinstance(row, Target) else "waste_category",
+        row_id=row.id if isinstance(row, Target) else row.code,
         before=before,
-        after=after,
+        after=_target_snapshot(session, row) if isinstance(row, Target) else snapshot(row),
         now=now,
     )
 
@@ -402,7 +393,7 @@ def write_target(
         assert created.id is not None
         session.add_all(TargetCategory(target_id=created.id, category_code=c) for c in codes)
         _flush(session, row, "refdata.target_concurrent")
-        _audit_target(session, principal, "create", created, None, now)
+        _audit(session, principal, "create", created, None, now)
         return TargetWritten(created, "created")
     before = _target_snapshot(session, current)
     for name, value in values.items():
@@ -415,7 +406,7 @@ def write_target(
     assert current.id is not None
     session.add_all(TargetCategory(target_id=current.id, category_code=c) for c in codes)
     _flush(session, row, "refdata.target_concurrent")
-    _audit_target(session, principal, "change", current, before, now)
+    _audit(session, principal, "change", current, before, now)
     return TargetWritten(current, "changed")
 
 
@@ -445,7 +436,7 @@ def retire_target(
     current.revision += 1
     session.add(current)
     _flush(session, None, "refdata.target_concurrent")
-    _audit_target(session, principal, "retire", current, before, now)
+    _audit(session, principal, "retire", current, before, now)
     return TargetWritten(current, "retired")
 
 
@@ -500,16 +491,7 @@ def write_category(
         created = WasteCategory(code=code, **values)
         session.add(created)
         _flush(session, row, "refdata.category_concurrent")
-        record(
-            session=session,
-            principal=principal,
-            action="create",
-            table="waste_category",
-            row_id=code,
-            before=None,
-            after=snapshot(created),
-            now=now,
-        )
+        _audit(session, principal, "create", created, None, now)
         return CategoryWritten(created, "created")
     if all(getattr(current, k) == v for k, v in values.items()):
         return CategoryWritten(current, "unchanged")
@@ -518,16 +500,7 @@ def write_category(
         setattr(current, name, value)
     session.add(current)
     _flush(session, row, "refdata.category_concurrent")
-    record(
-        session=session,
-        principal=principal,
-        action="change",
-        table="waste_category",
-        row_id=code,
-        before=before,
-        after=snapshot(current),
-        now=now,
-    )
+    _audit(session, principal, "change", current, before, now)
     return CategoryWritten(current, "changed")
 
 

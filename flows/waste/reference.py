@@ -47,7 +47,8 @@ CATEGORIES: tuple[CategorySpec, ...] = (
 # Sichuan's default set for its targets: bulk categories without tailings (DESIGN.md).
 SICHUAN_TARGET_CATEGORIES = ("SW01", "SW02", "SW03", "SW04", "SW06", "SW09", "SW10", "SW11")
 SICHUAN_SERIES = "sichuan-bulk-excl-tailings"
-SICHUAN_SOURCE = "Implementation Plan for Carbon Peak in the Industrial Field of Sichuan Province (2023)"
+# The document as it is titled (Implementation Plan for Carbon Peak in the Industrial Field of Sichuan Province).
+SICHUAN_SOURCE = "四川省工业领域碳达峰实施方案（2023）"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ branch_labels = None
 depends_on = None
 
 VALIDITY = "valid_to IS NULL OR valid_from IS NULL OR valid_to >= valid_from"
+# The province's targets name their document by its own (Chinese) title, as a bureau's targets do.
+ENGLISH_SOURCE = "Implementation Plan for Carbon Peak in the Industrial Field of Sichuan Province (2023)"
+CHINESE_SOURCE = "四川省工业领域碳达峰实施方案（2023）"
 
 
 def upgrade() -> None:
@@ -33,9 +36,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("valid_from", sa.Date(), nullable=True))
         batch_op.add_column(sa.Column("valid_to", sa.Date(), nullable=True))
         batch_op.create_check_constraint("ck_category_validity", VALIDITY)
+    op.execute(
+        sa.text("UPDATE target SET source = :zh WHERE source = :en").bindparams(zh=CHINESE_SOURCE, en=ENGLISH_SOURCE)
+    )
 
 
 def downgrade() -> None:
+    op.execute(
+        sa.text("UPDATE target SET source = :en WHERE source = :zh").bindparams(zh=CHINESE_SOURCE, en=ENGLISH_SOURCE)
+    )
     with op.batch_alter_table("waste_category", schema=None) as batch_op:
         batch_op.drop_constraint("ck_category_validity", type_="check")
         batch_op.drop_column("valid_to")
