@@ -21,8 +21,15 @@ from app.cli import cli
 from app.settings import Settings
 from flows.kernel.errors import Forbidden
 from flows.kernel.principal import system_principal
+from flows.kernel.uscc import make_uscc
 from flows.waste import rates
-from flows.waste.imports import ImportRefused, import_categories, import_targets, importable_kinds
+from flows.waste.imports import (
+    ImportRefused,
+    import_categories,
+    import_declarations,
+    import_targets,
+    importable_kinds,
+)
 from models import AuditLog, Declaration, Manifest, Target, WasteCategory
 from models.enums import Channel
 from tests.browser import serve
@@ -295,6 +302,23 @@ def test_declarations_and_manifests_take_either_form(client: TestClient, world: 
     assert unknown.status_code == 422 and unknown.json()["field"] == "category_code"
     session.expire_all()
     assert session.exec(select(Declaration).where(Declaration.category_code == "261001S01")).first() is None
+
+
+def test_a_declaration_file_may_give_catalogue_codes(world: World, session: Session) -> None:
+    w = world
+    session.add(WasteCategory(code="261001S01", name_zh="钛白粉生产废渣", name_en="Titanium slag", parent_code="SW01"))
+    session.commit()
+    rows = [
+        ["uscc", "year", "category", "generated_t", "utilised_t", "disposed_t", "stored_t", "dumped_t"],
+        [make_uscc("91510000MA000001"), "2024", "261-001-S01", "10", "8", "0", "2", "0"],
+        [make_uscc("91510000MA000003"), "2024", "261001s01", "20", "15", "0", "5", "0"],
+    ]
+    summary = import_declarations(session=session, principal=SYSTEM, source=_csv(rows), now=NOW)
+    session.commit()
+    assert summary.inserted == 2
+    stored = session.exec(select(Declaration.category_code).where(Declaration.year == 2024)).all()
+    assert sorted(stored) == ["SW01", "SW01"]
+    assert w.e1 in set(session.exec(select(Declaration.enterprise_id).where(Declaration.year == 2024)).all())
 
 
 # --- imports -------------------------------------------------------------------------------------------------------
