@@ -621,6 +621,20 @@ def import_licences_cmd(path: ImportFile, as_json: JsonOpt = False) -> None:
     _import_rows("licences", path, as_json)
 
 
+@import_cli.command("targets")
+def import_targets_cmd(path: ImportFile, as_json: JsonOpt = False) -> None:
+    """Import targets (name, scope_adcode, year, value, categories; series, source, valid_from, valid_to); a stored
+    name is changed, the change kept in the audit log."""
+    _import_rows("targets", path, as_json)
+
+
+@import_cli.command("categories")
+def import_categories_cmd(path: ImportFile, as_json: JsonOpt = False) -> None:
+    """Import waste categories (code, name_zh, name_en; is_bulk, is_tailings, valid_from, valid_to): SW classes or
+    the 2024 catalogue's 9-character codes, each filed under its class."""
+    _import_rows("categories", path, as_json)
+
+
 notices_cli = typer.Typer(help="Notifications.", no_args_is_help=True)
 cli.add_typer(notices_cli, name="notices")
 

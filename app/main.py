@@ -25,6 +25,7 @@ from app import (
     api_lockcheck,
     api_manifests,
     api_notifications,
+    api_refdata,
     api_registry,
     api_reports,
     api_revisions,
@@ -44,6 +45,7 @@ from app import (
     web_map,
     web_places,
     web_print,
+    web_refdata,
     web_registry,
     web_search,
     web_trace,
@@ -143,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_asks.router, prefix="/api/v1")
     app.include_router(api_revisions.router, prefix="/api/v1")
     app.include_router(api_lockcheck.router, prefix="/api/v1")
+    app.include_router(api_refdata.router, prefix="/api/v1")
     app.include_router(web.router)
     app.include_router(login.router)
     app.include_router(web_import.router)
@@ -151,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_batches.router)
     app.include_router(web_places.router)
     app.include_router(web_registry.router)
+    app.include_router(web_refdata.router)
     app.include_router(web_battery_work.router)  # before web_trace: /batteries/new is not a code
     app.include_router(web_trace.router)
     app.include_router(web_audit.router)

@@ -72,6 +72,7 @@ def dashboard_page(
         "pct": pct,
         "target": pct(d.rate.target) if d.rate.target is not None else None,
         "next_target": d.rate.next_target,
+        "outer_target": pct(d.rate.outer_target) if d.rate.outer_target is not None else None,
         "projection": d.trend.projection,
         "projected": pct(d.trend.projection.projected_rate),
         "scope_name": local_name(lang, d.rate.scope.name_zh or d.rate.scope.key, d.rate.scope.name_en),

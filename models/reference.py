@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, UniqueConstraint
+from sqlalchemy import CheckConstraint, Column, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.enums import ENUM_STR, ParkLevel, RegionLevel, TransformationStatus, check_in
 from models.types import Geometry
+
+VALIDITY = "valid_to IS NULL OR valid_from IS NULL OR valid_to >= valid_from"
 
 
 class RegionBase(SQLModel):
@@ -71,12 +74,19 @@ class WasteCategoryBase(SQLModel):
     is_tailings: bool = False
     catalogue: str = Field(default="GB/T 39198-2020", max_length=32)
     parent_code: str | None = Field(default=None, foreign_key="waste_category.code")
+    valid_from: date | None = Field(default=None, description="first day the code may be used; none: always")
+    valid_to: date | None = Field(default=None, description="last day the code may be used; none: open-ended")
 
 
 class WasteCategory(WasteCategoryBase, table=True):
     """A category of industrial solid waste (SW codes, or the 2024 catalogue's 9-character codes)."""
 
     __tablename__ = "waste_category"
+    __table_args__ = (
+        CheckConstraint(
+            "valid_to IS NULL OR valid_from IS NULL OR valid_to >= valid_from", name="ck_category_validity"
+        ),
+    )
 
 
 class WasteCategoryPublic(WasteCategoryBase):
@@ -90,6 +100,8 @@ class Target(SQLModel, table=True):
         UniqueConstraint("name", name="uq_target_name"),
         UniqueConstraint("scope_adcode", "year", "series", name="uq_target_scope_year_series"),
         CheckConstraint("value >= 0 AND value <= 1", name="ck_target_value_fraction"),
+        CheckConstraint(VALIDITY, name="ck_target_validity"),
+        CheckConstraint("revision >= 1", name="ck_target_revision"),
     )
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=64)
@@ -98,6 +110,12 @@ class Target(SQLModel, table=True):
     year: int
     value: float
     source: str = Field(default="", max_length=256)
+    valid_from: date | None = Field(default=None, description="first day the target applies; none: always")
+    valid_to: date | None = Field(default=None, description="last day the target applies; none: open-ended")
+    retired_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True), description="when it was retired"
+    )
+    revision: int = Field(default=1, description="versions so far; a change names the revision it replaces")
 
 
 class TargetCategory(SQLModel, table=True):

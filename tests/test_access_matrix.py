@@ -30,6 +30,7 @@ from tests.access_cases_map import MAP_CASES
 from tests.access_cases_notices import NOTICE_CASES
 from tests.access_cases_places import PLACES_CASES
 from tests.access_cases_print import PRINT_CASES
+from tests.access_cases_refdata import REFDATA_CASES
 from tests.access_cases_registry import REGISTRY_CASES
 from tests.access_cases_reports import REPORT_CASES
 from tests.access_cases_revisions import REVISION_CASES
@@ -62,6 +63,7 @@ CASES: list[Case] = [
     *REVISION_CASES,
     *LOCKCHECK_CASES,
     *REGISTRY_CASES,
+    *REFDATA_CASES,
 ]
 
 # Routes exercised by their own tests: sign-in and sign-out need a browser session, uploads a multipart body
@@ -125,6 +127,9 @@ def _fingerprint(engine: Engine) -> str:
             "flag_entry",
             "rate_revision",
             "correction_attachment",
+            "target",
+            "target_category",
+            "waste_category",
         ):
             # Using a token stamps its last_used_at: bookkeeping, not a change made by the request.
             cols = {"park": "id, name_zh, region_adcode", "api_token": "id, user_id, name, token_hash, revoked_at"}.get(

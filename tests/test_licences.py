@@ -285,7 +285,7 @@ def test_only_bureaus_and_administrators_import_licences(world: World, session: 
         with pytest.raises(Forbidden):
             import_licences(session=session, principal=world.principals[role], source=_csv(rows), now=NOW)
         assert "licences" not in importable_kinds(world.principals[role])
-    assert importable_kinds(world.principals["bureau_dy"]) == ("licences",)
+    assert importable_kinds(world.principals["bureau_dy"]) == ("licences", "targets")
     assert "licences" in importable_kinds(SYSTEM)
 
 

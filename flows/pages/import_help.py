@@ -30,6 +30,8 @@ SPECS: dict[str, Any] = {
     "declarations": imports._Declarations.spec,
     "manifests": imports._Manifests.spec,
     "licences": imports._Licences.spec,
+    "targets": imports._Targets.spec,
+    "categories": imports._Categories.spec,
 }
 TABLE_KINDS = {spec.table: kind for kind, spec in SPECS.items()}
 HISTORY_LIMIT = 20

@@ -18,7 +18,8 @@ from flows.kernel.errors import InvalidInput, NotFound
 from flows.kernel.messages import Term, msg
 from flows.kernel.quantity import ExactTonnes
 from flows.waste.manifests import field_error, validation_problem
-from models import Declaration, Enterprise, WasteCategory
+from flows.waste.reference import stored_code
+from models import Declaration, Enterprise
 from models.waste import DeclarationBase
 
 # Tonnes of one enterprise's year of one category (flows/kernel/bounds.py says why 1e9 t).
@@ -77,10 +78,8 @@ def apply_declaration(
     *, session: Session, principal: Principal, decl: DeclarationIn, now: datetime, action: str = "upsert"
 ) -> Declaration:
     """Insert or replace the (enterprise, category, year) figures and record it; no lock check (callers do)."""
-    if session.get(WasteCategory, decl.category_code) is None:
-        raise InvalidInput(
-            "waste.unknown_category", field="category_code", column=Term("field.category_code"), code=decl.category_code
-        )
+    # A 2024-catalogue code is stored under its class (flows/waste/refdata.py says why).
+    decl.category_code = stored_code(session, decl.category_code)
     if session.get(Enterprise, decl.enterprise_id) is None:
         raise InvalidInput(
             "waste.no_enterprise", field="enterprise_id", column=Term("field.enterprise_id"), ident=decl.enterprise_id

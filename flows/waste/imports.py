@@ -64,7 +64,7 @@ from flows.kernel.principal import Principal
 from flows.kernel.quantity import QuantityError, read_number, to_kg
 from flows.kernel.quantity import tonnes as kg_as_tonnes
 from flows.kernel.uscc import validate_uscc
-from flows.waste import chains, late_filings, licences
+from flows.waste import chains, late_filings, licences, refdata
 from flows.waste.corrections import request_correction
 from flows.waste.declarations import FIGURES, parse_declaration
 from flows.waste.manifests import MAX_SOURCES, FieldProblem, reserve_numbers
@@ -842,9 +842,13 @@ def _categories(session: Session) -> dict[str, str]:
     """Code (upper case) and Chinese name -> category code, read once per import."""
     found: dict[str, str] = {}
     table = _table_of(WasteCategory)
-    for code, name_zh in session.execute(select(table.c.code, table.c.name_zh)):
-        found[code.upper()] = code
-        found.setdefault(name_zh, code)
+    for code, name_zh, parent in session.execute(select(table.c.code, table.c.name_zh, table.c.parent_code)):
+        # A 2024-catalogue code (with or without hyphens) is stored under its class (flows/waste/refdata.py).
+        stored = parent if len(code) == 9 and parent else code
+        found[code.upper()] = stored
+        if len(code) == 9:
+            found[f"{code[:3]}-{code[3:6]}-{code[6:]}"] = stored
+        found.setdefault(name_zh, stored)
     return found
 
 
@@ -2273,11 +2277,240 @@ def import_licences(
     )
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Targets and waste categories: reference data written row by row through flows.waste.refdata's one writer each
+
+
+_YES_NO = {"是": "true", "否": "false"}
+
+
+class _RefData(_Importer):
+    """A kind of reference data: every row parsed by the kind's one parser, written by its one writer when clean."""
+
+    dates: ClassVar[tuple[str, ...]] = ("valid_from", "valid_to")
+    key: ClassVar[str]
+    by_bureaus: ClassVar[bool] = False  # kept by the bureaus too, or by administrators alone
+
+    @classmethod
+    def authorise(cls, principal: Principal) -> int | None:
+        """Reference data is kept by administrators (and the bureaus, for kinds they keep)."""
+        if principal.is_admin or (cls.by_bureaus and principal.role is UserRole.bureau):
+            return None
+        raise Forbidden(
+            "waste.import.role_cannot_import",
+            role=Term(f"role.{principal.role}"),
+            kind=Term(f"waste.import.kind.{cls.spec.kind}"),
+        )
+
+    def __init__(self, session: Session, principal: Principal, cols: _Columns, now: datetime) -> None:
+        super().__init__(session, principal, cols, now)
+        self.authorise(principal)
+        self.seen: dict[str, int] = {}
+        self.pending: list[tuple[int, Any]] = []
+
+    def parse(self, data: dict[str, Any], line: int) -> Any:
+        raise NotImplementedError
+
+    def write(self, parsed: Any, line: int) -> str:
+        raise NotImplementedError
+
+    def add(self, line: int, values: Sequence[object]) -> None:
+        data: dict[str, Any] = {}
+        for name, position in self.cols.index.items():
+            if name in self.dates:
+                try:
+                    moment = _moment(_raw(values, position))
+                except _Bad as exc:
+                    self.fail(line, name, exc.problem)
+                    return
+                data[name] = moment.astimezone(CST).date() if moment else None
+            else:
+                cell = _cell(values, position)
+                data[name] = _YES_NO.get(cell, cell)
+        self.check_ignored(line, values)
+        try:
+            parsed = self.parse(data, line)
+        except InvalidInput as exc:
+            self.fail(line, exc.field or self.key, refdata.problem_of(exc))
+            return
+        key = str(getattr(parsed, self.key))
+        if key in self.seen:
+            self.fail(line, self.key, msg("refdata.import.repeated", line=self.seen[key]))
+            return
+        self.seen[key] = line
+        self.pending.append((line, parsed))
+        if len(self.pending) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        if not self.clean:
+            return  # nothing will be kept: the rows are only checked
+        for line, parsed in batch:
+            try:
+                outcome = self.write(parsed, line)
+            except (InvalidInput, Forbidden, NotFound, Conflict) as exc:
+                self.fail(line, exc.field if exc.field in self.spec.known else self.key, refdata.problem_of(exc))
+                continue
+            if outcome == "created":
+                self.inserted += 1
+            elif outcome == "changed":
+                self.updated += 1
+            else:
+                self.skipped += 1
+
+
+def _aliases(*pairs: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple((_norm(header), name) for header, name in pairs)
+
+
+class _Targets(_RefData):
+    spec = _Spec(
+        "targets",
+        "target",
+        ("name", "scope_adcode", "year", "value", "categories"),
+        ("series", "source", "valid_from", "valid_to"),
+        aliases=_aliases(
+            ("name", "name"),
+            ("目标名称", "name"),
+            ("名称", "name"),
+            ("地区代码", "scope_adcode"),
+            ("行政区划代码", "scope_adcode"),
+            ("年份", "year"),
+            ("目标值", "value"),
+            ("目标", "value"),
+            ("废物类别", "categories"),
+            ("类别", "categories"),
+            ("系列", "series"),
+            ("依据文件", "source"),
+            ("来源", "source"),
+            ("有效期起", "valid_from"),
+            ("有效期止", "valid_to"),
+        ),
+    )
+    key = "name"
+    by_bureaus = True  # within their region, which the writer checks row by row
+
+    def parse(self, data: dict[str, Any], line: int) -> Any:
+        return refdata.parse_target(data, row=line)
+
+    def write(self, parsed: Any, line: int) -> str:
+        # A row names a stored target by its name: the file states what the targets are now.
+        written = refdata.write_target(
+            session=self.session, principal=self.principal, target=parsed, now=self.now, row=line, by_name=True
+        )
+        return written.outcome
+
+
+class _Categories(_RefData):
+    spec = _Spec(
+        "categories",
+        "waste_category",
+        ("code", "name_zh", "name_en"),
+        ("is_bulk", "is_tailings", "valid_from", "valid_to"),
+        aliases=_aliases(
+            ("code", "code"),
+            ("category", "code"),
+            ("category_code", "code"),
+            ("类别代码", "code"),
+            ("废物代码", "code"),
+            ("代码", "code"),
+            ("name_zh", "name_zh"),
+            ("中文名称", "name_zh"),
+            ("名称", "name_zh"),
+            ("name_en", "name_en"),
+            ("英文名称", "name_en"),
+            ("大宗", "is_bulk"),
+            ("尾矿", "is_tailings"),
+            ("有效期起", "valid_from"),
+            ("有效期止", "valid_to"),
+        ),
+    )
+    key = "code"
+
+    def parse(self, data: dict[str, Any], line: int) -> Any:
+        return refdata.parse_category(data, row=line)
+
+    def write(self, parsed: Any, line: int) -> str:
+        written = refdata.write_category(
+            session=self.session, principal=self.principal, category=parsed, now=self.now, row=line
+        )
+        return written.outcome
+
+
+def import_targets(
+    *,
+    session: Session,
+    principal: Principal,
+    source: Source,
+    now: datetime,
+    name: str | None = None,
+    progress: Progress | None = None,
+    limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
+) -> ImportSummary:
+    """Create or change targets (administrators; bureaus for their region and below), all or nothing.
+
+    Columns (English; Chinese headers in brackets):
+      name          a unique name; a stored target of that name is changed (目标名称)
+      scope_adcode  the region the target is set for (地区代码)
+      year          the year it is due (年份)
+      value         the rate due: a fraction (0.8) or a percent (80%) (目标值)
+      categories    the SW classes it counts, separated by commas or semicolons (废物类别)
+      series        optional: targets of one series are joined by a straight path (系列)
+      source        optional: the document it comes from (依据文件)
+      valid_from    optional first day in force (有效期起); valid_to optional last day (有效期止)
+    Every created or changed target is its own entry in the audit log, beside the import's.
+    """
+    return _run(
+        _Targets,
+        session=session,
+        principal=principal,
+        source=source,
+        now=now,
+        name=name,
+        progress=progress,
+        limits=limits,
+    )
+
+
+def import_categories(
+    *,
+    session: Session,
+    principal: Principal,
+    source: Source,
+    now: datetime,
+    name: str | None = None,
+    progress: Progress | None = None,
+    limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
+) -> ImportSummary:
+    """Create or change waste categories (administrators), all or nothing.
+
+    Columns (English; Chinese headers in brackets):
+      code          SW01..SW59, or a 2024-catalogue code of 9 characters such as 261-001-S01 (类别代码)
+      name_zh       the Chinese name (名称); name_en the English name (英文名称)
+      is_bulk       optional: true/false or 是/否; a 9-character code takes its class's (大宗)
+      is_tailings   optional, the same (尾矿)
+      valid_from    optional first day in use (有效期起); valid_to optional last day (有效期止)
+    """
+    return _run(
+        _Categories,
+        session=session,
+        principal=principal,
+        source=source,
+        now=now,
+        name=name,
+        progress=progress,
+        limits=limits,
+    )
+
+
 IMPORTERS: dict[str, Callable[..., ImportSummary]] = {
     "enterprises": import_enterprises,
     "declarations": import_declarations,
     "manifests": import_manifests,
     "licences": import_licences,
+    "targets": import_targets,
+    "categories": import_categories,
 }
 
 
@@ -2288,5 +2521,5 @@ def importable_kinds(principal: Principal) -> tuple[str, ...]:
     if principal.role is UserRole.enterprise and principal.enterprise_id is not None:
         return ("declarations", "manifests")
     if principal.role is UserRole.bureau:
-        return ("licences",)
+        return ("licences", "targets")
     return ()

@@ -33,6 +33,7 @@ from flows.kernel.quantity import QuantityError, read_number, to_kg
 from flows.kernel.quantity import tonnes as kg_as_tonnes
 from flows.kernel.uscc import validate_uscc
 from flows.waste.manifests import FieldProblem, field_error, validation_problem
+from flows.waste.reference import canonical_code
 from models import Enterprise, Licence, LicenceRevision, User, WasteCategory
 from models.enums import LicenceActivity, UserRole
 from models.quantity import Tonnes
@@ -92,7 +93,8 @@ def parse_capacity(value: object) -> Decimal:
         raise FieldProblem("capacity_t", exc.problem) from None
 
 
-def _text(value: object, field: str, limit: int, *, required: bool) -> str:
+def text_field(value: object, field: str, limit: int, *, required: bool) -> str:
+    """A submitted text field, trimmed: refused when not text, missing (if required), too long or unprintable."""
     if value is None:
         value = ""
     if not isinstance(value, str):
@@ -129,12 +131,12 @@ class LicenceIn(BaseModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        data["uscc"] = _text(data.get("uscc"), "uscc", 32, required=True).upper()
-        data["category"] = _text(data.get("category"), "category", 64, required=True)
-        data["number"] = _text(data.get("number"), "number", MAX_NUMBER, required=True)
+        data["uscc"] = text_field(data.get("uscc"), "uscc", 32, required=True).upper()
+        data["category"] = text_field(data.get("category"), "category", 64, required=True)
+        data["number"] = text_field(data.get("number"), "number", MAX_NUMBER, required=True)
         activity = data.get("activity")
         if not isinstance(activity, LicenceActivity):
-            data["activity"] = parse_activity(_text(activity, "activity", 32, required=True))
+            data["activity"] = parse_activity(text_field(activity, "activity", 32, required=True))
         data["capacity_t"] = parse_capacity(data.get("capacity_t"))
         if data.get("valid_to") in ("", None):
             data["valid_to"] = None
@@ -201,15 +203,16 @@ def licensed_enterprise(session: Session, principal: Principal, uscc: str, *, ro
 def category_code(session: Session, text: str, *, row: int | None = None) -> str:
     """A category's code from its code (any case) or its Chinese name, as the importers read categories."""
     found = session.exec(
-        select(WasteCategory.code).where(
-            (col(WasteCategory.code) == text.upper()) | (col(WasteCategory.name_zh) == text)
+        select(WasteCategory).where(
+            (col(WasteCategory.code) == canonical_code(text)) | (col(WasteCategory.name_zh) == text)
         )
     ).first()
     if found is None:
         raise InvalidInput(
             "waste.licence.unknown_category", field="category", row=row, column=Term("field.category"), value=text
         )
-    return found
+    # A 2024-catalogue code is licensed under its class, as declarations and manifests are stored.
+    return found.parent_code if len(found.code) == 9 and found.parent_code else found.code
 
 
 # ---------------------------------------------------------------------------------------------------------------

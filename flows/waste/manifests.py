@@ -31,7 +31,8 @@ from flows.kernel.messages import Message, Term, catalogue, msg
 from flows.kernel.quantity import ExactTonnes, QuantityError, read_number, to_kg
 from flows.kernel.quantity import tonnes as kg_as_tonnes
 from flows.waste import alerts, chains
-from models import Enterprise, Manifest, ManifestCorrection, ManifestSource, NumberCounter, WasteCategory
+from flows.waste.reference import stored_code
+from models import Enterprise, Manifest, ManifestCorrection, ManifestSource, NumberCounter
 from models.enums import ManifestStatus, Route, TransportMode, UserRole, Weighing
 
 WEIGHT_TOLERANCE = Decimal("0.02")  # a received weight more than 2% off the dispatched one is flagged
@@ -492,14 +493,8 @@ def parties_of(
             "waste.receiver_is_shipper", field="receiver_uscc", row=row, column=Term("field.receiver_uscc")
         )
     carrier = _enterprise(session, manifest.carrier_id, manifest.carrier_uscc, "carrier", row)
-    if session.get(WasteCategory, manifest.category_code) is None:
-        raise InvalidInput(
-            "waste.unknown_category",
-            field="category_code",
-            row=row,
-            column=Term("field.category_code"),
-            code=manifest.category_code,
-        )
+    # A 2024-catalogue code is stored under its class (flows/waste/refdata.py says why).
+    manifest.category_code = stored_code(session, manifest.category_code, row=row)
     return shipper, receiver, carrier
 
 
@@ -765,13 +760,9 @@ def update_draft(
     receiver = _enterprise(session, m.receiver_id, m.receiver_uscc, "receiver", None)
     if receiver is None or receiver == batch.shipper_id:
         raise InvalidInput("waste.receiver_not_other", field="receiver_uscc", column=Term("field.receiver_uscc"))
-    if session.get(WasteCategory, m.category_code) is None:
-        raise InvalidInput(
-            "waste.unknown_category", field="category_code", column=Term("field.category_code"), code=m.category_code
-        )
     batch.receiver_id = receiver
     batch.carrier_id = _enterprise(session, m.carrier_id, m.carrier_uscc, "carrier", None)
-    batch.category_code = m.category_code
+    batch.category_code = stored_code(session, m.category_code)
     batch.route = m.route
     batch.weight_dispatched_t = m.weight_dispatched_t
     for name in HANDOVER:
@@ -824,13 +815,8 @@ def correction_changes(
         raise InvalidInput(
             "waste.dispatched_weight_kept", field="weight_dispatched_t", column=Term("field.weight_dispatched_t")
         )
-    if "category_code" in values and session.get(WasteCategory, values["category_code"]) is None:
-        raise InvalidInput(
-            "waste.unknown_category",
-            field="category_code",
-            column=Term("field.category_code"),
-            code=values["category_code"],
-        )
+    if "category_code" in values:
+        values["category_code"] = stored_code(session, values["category_code"])
     if "route" in values:
         try:
             values["route"] = Route(values["route"])

@@ -44,6 +44,7 @@ from flows.waste.targets import (
     Projection,
     TargetPoint,
     next_target,
+    outer_path,
     path_value,
     project,
     resolve_category_set,
@@ -283,6 +284,9 @@ class RateReport(RateFigures):
     next_target: TargetPoint | None
     by: RateBy | None = None
     rows: list[RateRow] | None = None
+    # Beside a region's own target, the one of the region above it (a prefecture's: the province's), if any.
+    outer_target: float | None = None
+    outer_target_scope: str | None = None
 
 
 def figures(sums: Sums, manifest_t: Tonnes, target: float | None) -> dict[str, Any]:
@@ -436,6 +440,7 @@ def utilisation(
     )
     years = (year, year)
     target_value = path_value(path.points, year) if path else None
+    outer = outer_path(session=session, path=path) if cats.source == "default" else None
     rows = breakdown_rows(session, scope, group, cats.codes, years, target_value) if group else None
     # Declared totals again in SQL (an enterprise may fall in several categories: the distinct count is not a sum);
     # the manifest tonnes of a breakdown partition the scope's, so they add up to the total without a second pass.
@@ -454,6 +459,8 @@ def utilisation(
         next_target=next_target(path.points, year) if path else None,
         by=group,
         rows=rows,
+        outer_target=path_value(outer.points, year) if outer else None,
+        outer_target_scope=outer.scope_adcode if outer else None,
         **figures(sums, manifest_t, target_value),
     )
     _mark_revisions(session, report, group)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlmodel import Session, select
 
+from flows.kernel.errors import InvalidInput
+from flows.kernel.messages import Term
 from models import Region, Target, TargetCategory, WasteCategory
 
 
@@ -44,7 +47,8 @@ CATEGORIES: tuple[CategorySpec, ...] = (
 # Sichuan's default set for its targets: bulk categories without tailings (DESIGN.md).
 SICHUAN_TARGET_CATEGORIES = ("SW01", "SW02", "SW03", "SW04", "SW06", "SW09", "SW10", "SW11")
 SICHUAN_SERIES = "sichuan-bulk-excl-tailings"
-SICHUAN_SOURCE = "Implementation Plan for Carbon Peak in the Industrial Field of Sichuan Province (2023)"
+# The document as it is titled (Implementation Plan for Carbon Peak in the Industrial Field of Sichuan Province).
+SICHUAN_SOURCE = "四川省工业领域碳达峰实施方案（2023）"
 
 
 @dataclass(frozen=True)
@@ -113,3 +117,38 @@ def seed_targets(*, session: Session) -> int:
 def category_codes(*, session: Session) -> set[str]:
     """Every category code stored."""
     return set(session.exec(select(WasteCategory.code)).all())
+
+
+SW_CODE = re.compile(r"^SW(\d{2})$")
+# The 2024 catalogue writes its codes with or without hyphens: 261-001-S01 or 261001S01.
+CATALOGUE_CODE = re.compile(r"^(\d{3})-?(\d{3})-?S(\d{2})$")
+
+
+def canonical_code(text: str) -> str:
+    """A category code as stored: upper case, a 9-character code without its hyphens."""
+    code = text.strip().upper()
+    found = CATALOGUE_CODE.match(code)
+    return f"{found[1]}{found[2]}S{found[3]}" if found else code
+
+
+def class_number(code: str) -> int | None:
+    """The class (1-59) an SW code or a 9-character code names; None for neither form or a class out of range."""
+    found = SW_CODE.match(code) or CATALOGUE_CODE.match(code)
+    if found is None:
+        return None
+    number = int(found.groups()[-1])
+    return number if 1 <= number <= 59 and number != 8 else None
+
+
+def class_code(number: int) -> str:
+    """The SW code of a class."""
+    return f"SW{number:02d}"
+
+
+def stored_code(session: Session, text: str, *, field: str = "category_code", row: int | None = None) -> str:
+    """The code a declaration or manifest is stored under: an SW class as given, a 9-character code as its class."""
+    code = canonical_code(text)
+    found = session.get(WasteCategory, code) if code else None
+    if found is None:
+        raise InvalidInput("waste.unknown_category", field=field, row=row, column=Term(f"field.{field}"), code=text)
+    return found.parent_code if len(found.code) == 9 and found.parent_code else found.code

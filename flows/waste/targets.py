@@ -135,7 +135,9 @@ def project(
 
 def _points(session: Session, series: str, scope_adcode: str) -> list[TargetPoint]:
     rows = session.exec(
-        select(Target).where(Target.series == series, Target.scope_adcode == scope_adcode).order_by(col(Target.year))
+        select(Target)
+        .where(Target.series == series, Target.scope_adcode == scope_adcode, col(Target.retired_at).is_(None))
+        .order_by(col(Target.year))
     ).all()
     return [TargetPoint(name=t.name, year=t.year, value=t.value) for t in rows]
 
@@ -206,3 +208,14 @@ def resolve_category_set(
             return CategorySet(codes=codes, source="default", series=DEFAULT_SERIES), path
     # No target loaded for this scope: count the Sichuan set, with no target to hold it against.
     return CategorySet(codes=_with_children(session, SICHUAN_TARGET_CATEGORIES), source="default"), None
+
+
+def outer_path(*, session: Session, path: TargetPath | None) -> TargetPath | None:
+    """The path of the same series set for the nearest region above the path's own (a prefecture's: the province's)."""
+    if path is None:
+        return None
+    for adcode in region_ancestry(path.scope_adcode)[1:]:
+        points = _points(session, path.series, adcode)
+        if points:
+            return TargetPath(series=path.series, scope_adcode=adcode, points=points)
+    return None
