@@ -52,10 +52,9 @@ VARIANTS = (
     "/batteries/parse?code={half_code}",
     "/map?year={year}&region=510400&level=enterprise",
 )
-# Not pages: the sign-out and language redirects, the health check and the API documentation.
-# The header bell's count is a fragment of every page, not a page.
-# Not pages: redirects, a fragment, downloads (a template file, the printed manifest), and the verification page,
-# which opens only from a signed code and has its own browser test (tests/test_browser_verify.py).
+# Not pages: redirects, the health check, the API documentation, the header bell's count (a fragment of every page),
+# downloads (a template file, the printed manifest, the inspection sheet), and the verification page, which opens
+# only from a signed code and has its own browser test (tests/test_browser_verify.py).
 SKIP = {
     "/lang/{code}",
     "/healthz",
@@ -65,6 +64,13 @@ SKIP = {
     "/batteries/import/template/{name}",
     "/batches/{batch_id}/manifest.pdf",
     "/verify/{token}",
+    "/whitelist/template.{suffix}",
+    "/enterprises/{enterprise_id}/inspection.pdf",
+    # Records the demo does not hold (a flag's work, a bureau's ask, an uploaded file): their journeys have their
+    # own browser tests (tests/test_browser_flagwork.py, test_browser_asks.py, test_browser_revisions.py).
+    "/flags/{key}",
+    "/asks/{ask_id}",
+    "/attachments/{attachment_id}",
 }
 
 
