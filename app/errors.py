@@ -15,7 +15,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.i18n import parse_accept_language, request_language
+from app.i18n import field_label, parse_accept_language, request_language, translate
 from app.web import render
 from flows.kernel.bounds import printable
 from flows.kernel.errors import (
@@ -189,8 +189,16 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
     assert isinstance(exc, RequestValidationError)
     errors = _validation_errors(exc)
     if _wants_html(request):
-        detail = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'][1:]) or error['loc'][0]}: {error['msg']}" for error in errors
+        # A page names each field in the reader's words; FastAPI's own wording is English and stays in the JSON.
+        lang = request_language(request, request.app.state.settings)
+        detail = "；" if lang == "zh-CN" else "; "
+        detail = detail.join(
+            translate(
+                lang,
+                "kernel.validation.missing" if error["type"] == "missing" else "kernel.validation.invalid",
+                column=field_label(lang, str(error["loc"][-1]) if error["loc"] else ""),
+            )
+            for error in errors
         )
         return _error_page(request, 422, detail)
     loc = errors[0]["loc"] if errors else []
