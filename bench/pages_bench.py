@@ -148,8 +148,15 @@ def demo_parameters(engine: Engine) -> dict[str, str]:
     }
 
 
+# Pages that answer only with a query naming what they are about: the query they are toured with.
+QUERIES = {
+    "/asks/new": "?table=transfer_batch&row_id={batch_id}",
+    "/audit/locks/checklist": "?region_adcode={adcode}&year={year}",
+}
+
+
 def page_paths(app: Any) -> list[str]:
-    """The GET routes of the web pages (not the JSON API), from the app's route table."""
+    """The GET routes of the web pages (not the JSON API), from the app's route table, with the query they need."""
     found: list[str] = []
 
     def walk(routes: list[Any], prefix: str = "") -> None:
@@ -160,7 +167,7 @@ def page_paths(app: Any) -> list[str]:
             path = prefix + getattr(route, "path", "")
             if "GET" in (getattr(route, "methods", None) or set()) and not getattr(route, "include_in_schema", True):
                 if not path.startswith(("/api/", "/static")) and path not in SKIP and path not in found:
-                    found.append(path)
+                    found.append(path + QUERIES.get(path, ""))
 
     walk(list(app.routes))
     return found
