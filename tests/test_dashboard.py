@@ -82,3 +82,22 @@ def test_auditors_follow_dashboard_figures_into_the_audit_workspace(client: Test
         assert listed.text.count(f'<tr data-kind="{kind}" data-subject=') == int(n)
     ent = client.get("/dashboard", params={"year": 2023}, headers={"Authorization": f"Bearer {w.tokens['ent1']}"})
     assert "/audit" not in ent.text.split('id="content"', 1)[1].split("</main>", 1)[0]
+
+
+def test_dashboard_counts_flags_by_status_as_the_flag_list_does(client: TestClient, session: Session) -> None:
+    w = build_world(session)
+    bureau = {"Authorization": f"Bearer {w.tokens['bureau_sc']}"}
+    listed = client.get("/api/v1/flags", params={"year": 2023, "limit": 1000}, headers=bureau).json()
+    assert listed["count"] >= 2
+    # The bureau takes one flag under review and dismisses another: the chips must move with the stored statuses.
+    first, second = listed["data"][0]["key"], listed["data"][1]["key"]
+    for key, body in ((first, {"status": "under_review"}), (second, {"status": "dismissed", "reason": "seen"})):
+        done = client.patch(f"/api/v1/flags/{key}", json=body, headers=bureau)
+        assert done.status_code == 200, done.text
+    expected: dict[str, int] = {}
+    for flag in client.get("/api/v1/flags", params={"year": 2023, "limit": 1000}, headers=bureau).json()["data"]:
+        expected[flag["status"]] = expected.get(flag["status"], 0) + 1
+    page = client.get("/dashboard", params={"year": 2023}, headers=bureau)
+    chips = re.findall(r'data-status="(\w+)">.*?<span class="audit-chips__n">(\d+)</span>', page.text)
+    assert {status: int(n) for status, n in chips if int(n)} == expected
+    assert expected["under_review"] == 1 and expected["dismissed"] == 1

@@ -48,7 +48,8 @@ def dashboard(*, session: Session, principal: Principal, scope: Scope, year: int
     report = rates.utilisation(session=session, principal=principal, year=chosen, by=by, scope=scope)
     trend = rates.rate_trend(session=session, principal=principal, to_year=chosen, scope=scope)
     ranking = sorted(report.rows or [], key=lambda row: (row.rate is None, -(row.rate or 0.0)))
-    page = flags.list_flags(session=session, principal=principal, year=chosen, limit=1, scope=scope)
+    # Every flag once: the counts by kind and by status come from the same list, computed a single time.
+    page = flags.list_flags(session=session, principal=principal, year=chosen, limit=None, scope=scope)
     chain = battery_audit.chain_flags(session=session, principal=principal, now=now, year=chosen, limit=1)
     return Dashboard(
         year=chosen,
@@ -57,6 +58,6 @@ def dashboard(*, session: Session, principal: Principal, scope: Scope, year: int
         trend=trend,
         ranking=ranking,
         flag_counts=dict(page.counts),
-        flag_status_counts=flag_work.status_counts(session=session, principal=principal, scope=scope, year=chosen),
+        flag_status_counts=flag_work.counts_by_status(session=session, flags=page.data),
         battery_flag_counts=dict(chain.counts),
     )

@@ -697,11 +697,14 @@ def filter_work(
 def status_counts(*, session: Session, principal: Principal, scope: Scope, year: int | None) -> dict[str, int]:
     """How many of the scope's flags of the year stand in each status."""
     flags = list_flags(session=session, principal=principal, year=year, limit=None, scope=scope).data
-    works = _works(session, [key_of(f) for f in flags])
+    return counts_by_status(session=session, flags=flags)
+
+
+def counts_by_status(*, session: Session, flags: Sequence[Flag]) -> dict[str, int]:
+    """How many of these flags stand in each status (a flag with no work yet is open)."""
     counts = {s.value: 0 for s in FlagStatus}
-    for flag in flags:
-        work = works.get(key_of(flag))
-        counts[work.status if work else FlagStatus.open.value] += 1
+    for status in statuses(session=session, flags=flags):
+        counts[status.value] += 1
     return counts
 
 
