@@ -92,9 +92,10 @@ def test_a_declaration_is_found_by_its_key_with_the_enterprise(session: Session)
     from tests.world import build_world
 
     w = build_world(session)
-    found = session.get(Declaration, (w.decl_e1, w.e1))
-    assert found is not None and found.enterprise_id == w.e1
-    assert session.get(Declaration, (w.decl_e1, w.e3)) is None
+    for decl_id, owner, other in ((w.decl_e1, w.e1, w.e3), (w.decl_e3, w.e3, w.e1)):
+        found = session.get(Declaration, {"id": decl_id, "enterprise_id": owner})
+        assert found is not None and (found.id, found.enterprise_id) == (decl_id, owner)
+        assert session.get(Declaration, {"id": decl_id, "enterprise_id": other}) is None
 
 
 def test_the_plan_on_plain_postgresql(engine: Engine, backend: str) -> None:

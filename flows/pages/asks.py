@@ -82,7 +82,7 @@ def _record(session: Session, ask: CorrectionAsk) -> Any:
     if ask.table_name == "transfer_batch":
         return session.get(Manifest, ask.row_id)
     # A declaration's key includes its enterprise (the ask's): one shard on Citus.
-    return session.get(Declaration, (ask.row_id, ask.enterprise_id))
+    return session.get(Declaration, {"id": ask.row_id, "enterprise_id": ask.enterprise_id})
 
 
 def ask_detail(*, session: Session, principal: Principal, ask_id: int, now: datetime) -> AskDetail:
