@@ -88,6 +88,24 @@ def test_the_code_table_keeps_battery_codes_unique(session: Session) -> None:
     assert session.exec(select(BatteryCode.battery_id).where(BatteryCode.code == first.code)).all() == [first.id]
 
 
+def test_the_battery_writers_keep_the_code_table_in_step(session: Session) -> None:
+    from tests.access_cases_battery import MODULE, PACK, build_chain, code
+    from tests.test_battery import _life_to, _register
+    from tests.world import build_world
+
+    c = build_chain(session, build_world(session))
+    pack, module = _register(session, c, {"code": PACK}, {"code": MODULE, "parent_code": PACK})
+    assert module.parent_id == pack.id
+
+    def codes() -> dict[str, int]:
+        session.expire_all()
+        return {r.code: r.battery_id for r in session.exec(select(BatteryCode)).all()}
+
+    assert codes() == {PACK: pack.id, MODULE: module.id}
+    _life_to(session, c, PACK, "repurposed")  # cascade use re-codes the pack: its old code is free again
+    assert codes() == {code(BatteryLevel.pack, 500, maker="7C1"): pack.id, MODULE: module.id}
+
+
 def test_a_declaration_is_found_by_its_key_with_the_enterprise(session: Session) -> None:
     from tests.world import build_world
 
@@ -237,7 +255,14 @@ def _rate_by_prefecture(engine: Engine, year: int) -> tuple[dict[str, Any], list
 
 
 def test_on_citus_the_tables_are_distributed_and_the_audit_log_stays(clusters: tuple[Engine, Engine]) -> None:
-    on_citus, _plain = clusters
+    on_citus, plain = clusters
+    mirror = (
+        "SELECT (SELECT count(*) FROM battery), (SELECT count(*) FROM battery_code),"
+        " (SELECT count(*) FROM battery b JOIN battery_code c ON c.code = b.code AND c.battery_id = b.id)"
+    )
+    with plain.connect() as conn:
+        batteries, codes, matched = conn.execute(text(mirror)).one()
+    assert batteries > 0 and batteries == codes == matched  # the demo's batteries, each with its code row
     with on_citus.connect() as conn:
         kinds: dict[str, str] = dict(
             conn.execute(text("SELECT logicalrelid::text, partmethod FROM pg_dist_partition")).all()
