@@ -13,7 +13,7 @@ from models.accounts import (
     User,
 )
 from models.asks import CorrectionAsk
-from models.battery import Battery, BatteryEvent, RecoveryReport
+from models.battery import Battery, BatteryCode, BatteryEvent, RecoveryReport
 from models.enterprise import Enterprise, EnterpriseRoleLink, Licence, LicenceRevision, WhitelistEntry
 from models.files import Attachment
 from models.flagwork import FlagEntry, FlagWork
@@ -42,6 +42,7 @@ __all__ = [
     "AuditHead",
     "AuditLog",
     "Battery",
+    "BatteryCode",
     "BatteryEvent",
     "Declaration",
     "Enterprise",

@@ -22,7 +22,8 @@ class Battery(SQLModel, table=True):
         CheckConstraint("parent_id IS NULL OR parent_id <> id", name="ck_battery_not_own_parent"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    code: str = Field(max_length=32, unique=True, index=True)
+    # Unique through battery_code: a unique index here could not span the shards once batteries are distributed.
+    code: str = Field(max_length=32, index=True)
     original_code: str | None = Field(default=None, max_length=32, index=True, description="code before cascade use")
     level: BatteryLevel = Field(sa_type=ENUM_STR)
     maker_code: str = Field(max_length=3)
@@ -33,6 +34,16 @@ class Battery(SQLModel, table=True):
     holder_id: int | None = Field(default=None, foreign_key="enterprise.id", index=True)
     rated_kwh: float | None = None
     mass_kg: float | None = None
+
+
+class BatteryCode(SQLModel, table=True):
+    """A battery's current code, held once: keeps codes unique when batteries are spread over shards by id."""
+
+    __tablename__ = "battery_code"
+    # Keyed by the code itself, so that on Citus it distributes by code and its primary key still spans every shard;
+    # no foreign key to battery for the same reason (the two are not co-located): the writers keep both in step.
+    code: str = Field(primary_key=True, max_length=32)
+    battery_id: int = Field(index=True)
 
 
 class BatteryEvent(SQLModel, table=True):
@@ -73,8 +84,9 @@ class RecoveryReport(SQLModel, table=True):
             name="ck_recovery_nonneg",
         ),
     )
-    id: int | None = Field(default=None, primary_key=True)
-    recycler_id: int = Field(foreign_key="enterprise.id", index=True)
+    # The key includes the recycler, the distribution column on Citus: a report lives with the enterprise that filed it.
+    id: int | None = Field(default=None, primary_key=True, sa_column_kwargs={"autoincrement": True})
+    recycler_id: int = Field(foreign_key="enterprise.id", index=True, primary_key=True)
     battery_id: int | None = Field(default=None, foreign_key="battery.id", index=True)
     reported_on: date = Field(index=True)
     edition: str = Field(max_length=16, description="whitelist standard edition the report is held against")

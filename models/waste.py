@@ -40,7 +40,9 @@ class Declaration(ExactWeights, DeclarationBase, table=True):
         CheckConstraint("disposed_prior_kg <= disposed_kg", name="ck_declaration_disposed_prior"),
         Index("ix_declaration_year_category", "year", "category_code"),
     )
-    id: int | None = Field(default=None, primary_key=True)
+    # The key includes the enterprise, the distribution column on Citus, so a lookup by key reaches one shard.
+    id: int | None = Field(default=None, primary_key=True, sa_column_kwargs={"autoincrement": True})
+    enterprise_id: int = Field(foreign_key="enterprise.id", primary_key=True)
     generated_t: Decimal = Field(default=Decimal(0), sa_column=tonnes_column("generated_t"))
     utilised_t: Decimal = Field(default=Decimal(0), sa_column=tonnes_column("utilised_t"))
     utilised_prior_t: Decimal = Field(default=Decimal(0), sa_column=tonnes_column("utilised_prior_t"))
@@ -108,7 +110,9 @@ class ManifestCorrection(SQLModel, table=True):
 
     __tablename__ = "batch_correction"
     __table_args__ = (CheckConstraint("length(reason) > 0", name="ck_batch_correction_reason"),)
-    id: int | None = Field(default=None, primary_key=True)
+    # Carries its manifest's shipper, the distribution column on Citus, so that it sits on its manifest's shard.
+    id: int | None = Field(default=None, primary_key=True, sa_column_kwargs={"autoincrement": True})
+    shipper_id: int = Field(foreign_key="enterprise.id", primary_key=True)
     batch_id: int = Field(foreign_key="transfer_batch.id", index=True)
     at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     user_id: int | None = Field(default=None, foreign_key="user_account.id")

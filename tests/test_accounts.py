@@ -256,7 +256,7 @@ def test_locked_period_refuses_writes_until_a_correction_is_approved(session: Se
         now=NOW,
     )
     session.commit()
-    stored = session.get(Declaration, w.decl_e1)
+    stored = session.get(Declaration, {"id": w.decl_e1, "enterprise_id": w.e1})
     assert stored is not None and stored.utilised_t == 80  # nothing changes while it waits
     assert correction.id is not None
     with pytest.raises(Forbidden):
@@ -277,7 +277,7 @@ def test_locked_period_refuses_writes_until_a_correction_is_approved(session: Se
     )
     session.commit()
     session.expire_all()
-    assert session.get(Declaration, w.decl_e1).utilised_t == 90  # type: ignore[union-attr]
+    assert session.get(Declaration, {"id": w.decl_e1, "enterprise_id": w.e1}).utilised_t == 90  # type: ignore[union-attr]
     with pytest.raises(Conflict):
         corrections.decide_correction(
             session=session, principal=bureau_pzh, correction_id=correction.id, approve=False, note="", now=NOW

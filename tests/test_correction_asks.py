@@ -129,7 +129,7 @@ def test_a_contest_and_a_filing_are_rejected_then_the_ask_is_withdrawn(session: 
     asks.decide_ask(session=session, principal=bureau, ask_id=ask.id, accept=False, note="still wrong", now=NOW)
     session.commit()
     assert _status(session, w, ask.id) == "open"  # the filing was rejected: the ask waits for another answer
-    decl = session.get(Declaration, w.decl_e1)
+    decl = session.get(Declaration, {"id": w.decl_e1, "enterprise_id": w.e1})
     assert decl is not None and decl.utilised_t == t(80)
     with pytest.raises(Conflict):
         asks.decide_ask(session=session, principal=bureau, ask_id=ask.id, accept=True, note="", now=NOW)

@@ -24,7 +24,7 @@ def _figure(html: str, name: str) -> str:
 def test_dashboard_for_the_province_and_for_an_enterprise(client: TestClient, session: Session) -> None:
     w = build_world(session)
     # E3 utilised 60 of 100 t generated with 20 t drawn from prior-year stock: 60 / 120.
-    e3 = session.get(Declaration, w.decl_e3)
+    e3 = session.get(Declaration, {"id": w.decl_e3, "enterprise_id": w.e3})
     assert e3 is not None
     e3.utilised_t, e3.utilised_prior_t = Decimal(60), Decimal(20)
     session.add(e3)

@@ -128,7 +128,7 @@ def test_a_flag_that_clears_keeps_its_history(world: World, session: Session) ->
     flag_work.change_flag(session=session, principal=bureau, key=key, change=change, now=NOW)
     flag_work.add_note(session=session, principal=bureau, key=key, text="asked for the stock ledger", now=NOW)
     session.commit()
-    declaration = session.get(Declaration, w.decl_e1)
+    declaration = session.get(Declaration, {"id": w.decl_e1, "enterprise_id": w.e1})
     assert declaration is not None
     declaration.stored_t = t(20)  # the balance now holds: the flag clears
     session.add(declaration)

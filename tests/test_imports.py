@@ -264,7 +264,7 @@ def test_declarations_in_every_format(session: Session, world: World, tmp_path: 
     )
     gypsum = session.exec(select(Declaration).where(Declaration.category_code == "SW06")).one()
     assert gypsum.generated_t == Decimal("1200.5")
-    replaced = session.get(Declaration, world.decl_e3)
+    replaced = session.get(Declaration, {"id": world.decl_e3, "enterprise_id": world.e3})
     assert replaced is not None and (replaced.generated_t, replaced.utilised_t) == (120, 90)
 
 

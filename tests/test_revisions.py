@@ -133,7 +133,7 @@ def test_preview_equals_the_rates_after_approval(session: Session) -> None:
     assert effect.problem is None
     assert [(s.now.ref.kind, s.now.ref.key) for s in effect.scopes] == [("prefecture", PZH), ("province", PROVINCE)]
     # The preview changed nothing.
-    assert session.get(Declaration, w.decl_e1).utilised_t == 80  # type: ignore[union-attr]
+    assert session.get(Declaration, {"id": w.decl_e1, "enterprise_id": w.e1}).utilised_t == 80  # type: ignore[union-attr]
     for scope in effect.scopes:
         assert scope.now.rate == before[scope.now.ref.key].rate
     _approve(session, w, "bureau_sc", correction)

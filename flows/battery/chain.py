@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import ColumnElement, exists, func, or_, true, union_all
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -56,7 +57,7 @@ from flows.kernel.clock import CST, stored_utc
 from flows.kernel.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PeriodLocked
 from flows.kernel.messages import Message, Term, msg, plain
 from flows.kernel.principal import Principal
-from models import Battery, BatteryEvent, Enterprise, EnterpriseRoleLink, RecoveryReport, Region
+from models import Battery, BatteryCode, BatteryEvent, Enterprise, EnterpriseRoleLink, RecoveryReport, Region
 from models.enums import BatteryEventType, BatteryLevel, BatteryState, EnterpriseRole, UserRole
 
 Progress = Callable[[int, int], None]
@@ -594,9 +595,12 @@ def register_batteries(
         except DomainError as exc:
             errors.append(_row_error(n, exc, "code"))
     by_code = {b.decoded.code: b for b in new}
+    # Locked: no foreign key holds parent_id once batteries are spread over shards (README, "Going to Citus"), so
+    # the parent's existence and state are checked here and cannot change before the child names it.
     parents = _batteries_by_code(
         session,
         [normalise_battery_code(b.data.parent_code) for b in new if b.data.parent_code] + [p for *_, p in attach],
+        for_update=True,
     )
     for b in new:
         if b.data.parent_code:
@@ -733,6 +737,8 @@ def _insert_batteries(
         session.flush()
         for b in chunk:
             assert b.battery is not None and b.battery.id is not None
+            # The code table is what keeps codes unique (models/battery.py): a code taken twice fails at the flush.
+            session.add(BatteryCode(code=b.battery.code, battery_id=b.battery.id))
             attributes: dict[str, Any] = {
                 k: v for k, v in (("rated_kwh", b.data.rated_kwh), ("mass_kg", b.mass_kg)) if v is not None
             }
@@ -1138,6 +1144,8 @@ class _EventWriter:
             self.new_codes[new_code] = battery.code
             # The code before cascade use stays beside the new one; the very first code is the one kept.
             battery.original_code = battery.original_code or battery.code
+            self.session.execute(sa_delete(BatteryCode).where(col(BatteryCode.code) == battery.code))
+            self.session.add(BatteryCode(code=new_code, battery_id=battery.id or 0))
             battery.code = new_code
             self.by_code[new_code] = battery
             item.application = bool(attributes.get("application"))

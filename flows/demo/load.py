@@ -51,6 +51,7 @@ from flows.waste.reference import SICHUAN_TARGET_CATEGORIES
 from maps.locate import locate_many
 from models import (
     Battery,
+    BatteryCode,
     BatteryEvent,
     Declaration,
     Enterprise,
@@ -1383,6 +1384,8 @@ def load_demo(*, session: Session, seed: int = 2024, progress: Progress | None =
         )
         for bat, new_id in zip(bats, ids, strict=True):
             bat.id = new_id
+    codes = [{"code": b.code, "battery_id": b.id} for b in demo.batteries]
+    _insert_plain(session, BatteryCode, codes, "battery codes", progress)
     events = demo.event_rows()
     _insert_plain(session, BatteryEvent, events, "battery events", progress)
     reports = demo.recovery_rows()

@@ -14,7 +14,7 @@ from flows.kernel.errors import NotFound
 from flows.kernel.messages import Term
 from flows.waste import correction_asks, declarations, manifests
 from flows.waste.correction_asks import ANSWERED, CLOSED, AskView
-from models import Declaration, Manifest
+from models import CorrectionAsk, Declaration, Manifest
 from models.enums import UserRole
 
 Tab = Literal["sent", "answered", "overdue", "closed"]
@@ -78,15 +78,18 @@ def _value(row: Any, name: str) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _record(session: Session, table: str, row_id: int) -> Any:
-    return session.get(Manifest if table == "transfer_batch" else Declaration, row_id)
+def _record(session: Session, ask: CorrectionAsk) -> Any:
+    if ask.table_name == "transfer_batch":
+        return session.get(Manifest, ask.row_id)
+    # A declaration's key includes its enterprise (the ask's): one shard on Citus.
+    return session.get(Declaration, {"id": ask.row_id, "enterprise_id": ask.enterprise_id})
 
 
 def ask_detail(*, session: Session, principal: Principal, ask_id: int, now: datetime) -> AskDetail:
     """One ask: the fields asked for with their values now (and filed), and the steps open to the viewer."""
     view = correction_asks.get_ask(session=session, principal=principal, ask_id=ask_id, now=now)
     ask = view.ask
-    row = _record(session, ask.table_name, ask.row_id)
+    row = _record(session, ask)
     payload = dict(view.correction.payload or {}) if view.correction else {}
     filed = dict(payload.get("changes") or {}) if ask.table_name == "transfer_batch" else payload
     fields = [AskedField(name, _value(row, name), filed.get(name)) for name in ask.fields]

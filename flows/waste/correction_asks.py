@@ -151,7 +151,7 @@ def _subject(session: Session, ask: CorrectionAsk) -> str:
     if ask.table_name == "transfer_batch":
         batch = session.get(Manifest, ask.row_id)
         return batch.number if batch else f"#{ask.row_id}"
-    decl = session.get(Declaration, ask.row_id)
+    decl = session.get(Declaration, {"id": ask.row_id, "enterprise_id": ask.enterprise_id})
     return f"{decl.category_code} · {decl.year}" if decl else f"#{ask.row_id}"
 
 
@@ -289,7 +289,7 @@ def _changes(ask: CorrectionAsk, values: dict[str, Any]) -> dict[str, Any]:
 def _payload(session: Session, ask: CorrectionAsk, values: dict[str, Any], reason: str) -> dict[str, Any]:
     if ask.table_name == "transfer_batch":
         return {"batch_id": ask.row_id, "changes": values, "reason": reason}
-    decl = session.get(Declaration, ask.row_id)
+    decl = session.get(Declaration, {"id": ask.row_id, "enterprise_id": ask.enterprise_id})
     if decl is None:
         raise NotFound("waste.no_declaration", field="row_id", declaration_id=ask.row_id)
     figures: dict[str, Any] = {name: str(Decimal(getattr(decl, name) or 0)) for name in FIGURES}

@@ -899,6 +899,7 @@ def correct(
     session.add(
         ManifestCorrection(
             batch_id=batch.id or 0,
+            shipper_id=batch.shipper_id,
             at=now,
             user_id=principal.user_id,
             reason=reason.strip(),
