@@ -46,17 +46,21 @@ def ensure_partitions_at_start(engine: Engine) -> None:
     """Create the coming years' partitions as a server starts (PostgreSQL); a busy database is left for later.
 
     Several workers start at once: the advisory lock in models/partitions.py lets one create them and the others
-    find them made. A worker that waits longer than START_LOCK_TIMEOUT_MS starts without: rows of a year with no
-    partition land in DEFAULT until the next start or `circuflow partitions ensure` moves them.
+    find them made. A worker that waits longer than START_LOCK_TIMEOUT_MS starts without. Rows already in DEFAULT
+    are not moved here (that copies them under lock): the log says to run `circuflow partitions ensure`.
     """
     if engine.dialect.name != "postgresql":
         return
     try:
         with Session(engine) as session:
-            created = partitions.ensure(session=session, now=datetime.now(UTC), lock_timeout_ms=START_LOCK_TIMEOUT_MS)
+            now = datetime.now(UTC)
+            created = partitions.ensure(session=session, now=now, move=False, lock_timeout_ms=START_LOCK_TIMEOUT_MS)
             session.commit()
+            waiting = partitions.held(session=session)
     except DBAPIError as exc:
         log.warning("the years' partitions were not checked at start-up: %s", exc.orig)
         return
     for c in created:
-        log.info("partition of %s for %s created, %s rows moved from DEFAULT", c.table, c.year, c.moved)
+        log.info("partition of %s for %s created", c.table, c.year)
+    for table, years in waiting.items():
+        log.warning("%s: rows of %s wait in DEFAULT; run `circuflow partitions ensure`", table, sorted(years))

@@ -133,13 +133,11 @@ def create_year(conn: Connection, spec: Partitioned, year: int) -> int:
     return int(held)
 
 
-def years_wanted(conn: Connection, spec: Partitioned, this_year: int, ahead: int = AHEAD) -> set[int]:
-    """The years that should have a partition: those of rows held in DEFAULT, and this year and the next ones."""
-    wanted = set(range(this_year, this_year + ahead + 1))
-    if _has_default(conn, spec):
-        held = conn.execute(text(f"SELECT DISTINCT {spec.year_of()} FROM {spec.default}")).scalars()
-        wanted |= {int(y) for y in held}
-    return wanted
+def held_years(conn: Connection, spec: Partitioned) -> set[int]:
+    """The years of the rows held in DEFAULT."""
+    if not _has_default(conn, spec):
+        return set()
+    return {int(y) for y in conn.execute(text(f"SELECT DISTINCT {spec.year_of()} FROM {spec.default}")).scalars()}
 
 
 @dataclass(frozen=True)
@@ -151,11 +149,13 @@ class Created:
     moved: int
 
 
-def ensure(conn: Connection, this_year: int, ahead: int = AHEAD) -> list[Created]:
+def ensure(conn: Connection, this_year: int, ahead: int = AHEAD, *, move: bool = True) -> list[Created]:
     """Create the partitions missing (DEFAULT, the years held in DEFAULT, this year and `ahead` more).
 
     One process at a time: a transaction-scoped advisory lock queues the others, which then find the partitions
-    made. The caller commits. Nothing happens on SQLite or on a table not partitioned.
+    made. Without `move`, a year whose rows DEFAULT holds is left (moving them locks the table while it copies
+    them): a server's start-up leaves them to the command. The caller commits. Nothing happens on SQLite or on a
+    table not partitioned.
     """
     if conn.dialect.name != "postgresql":
         return []
@@ -166,9 +166,11 @@ def ensure(conn: Connection, this_year: int, ahead: int = AHEAD) -> list[Created
             continue
         if not _has_default(conn, spec):
             create_default(conn, spec)
-        have = _years(conn, spec)
-        for year in sorted(years_wanted(conn, spec, this_year, ahead) - have):
-            created.append(Created(spec.table, year, create_year(conn, spec, year)))
+        held = held_years(conn, spec)
+        wanted = set(range(this_year, this_year + ahead + 1)) | held
+        for year in sorted(wanted - _years(conn, spec)):
+            if move or year not in held:
+                created.append(Created(spec.table, year, create_year(conn, spec, year)))
     return created
 
 
