@@ -59,21 +59,14 @@ def _explain(session: Session, statement: str, parameters: Any) -> str:
 def main() -> None:
     """Fill, partition, and print the plans."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--enterprises", type=int, default=20_000)
-    parser.add_argument("--declarations", type=int, default=100_000)
-    parser.add_argument("--manifests", type=int, default=1_000_000)
-    parser.add_argument("--through", type=float, default=0.3)
-    args = parser.parse_args()
+    sizes = {"enterprises": 20_000, "declarations": 100_000, "manifests": 1_000_000}
+    for name, default in sizes.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+    parser.add_argument("--through", type=float, default=0.3, help="share of first manifests via intermediaries")
+    given = vars(parser.parse_args())
     principal = system_principal()
     with tempfile.TemporaryDirectory() as tmp, database("postgresql", Path(tmp)) as engine:
-        fill_province(
-            engine,
-            enterprises=args.enterprises,
-            declarations=args.declarations,
-            manifests=args.manifests,
-            through=args.through,
-            log=print,
-        )
+        fill_province(engine, **{name: given[name] for name in (*sizes, "through")}, log=print)
         with Session(engine) as session:
             began = time.perf_counter()
             made = partitions.ensure(session=session, now=datetime.now(UTC))
