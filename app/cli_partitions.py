@@ -54,6 +54,9 @@ def ensure_partitions(
     """Create this year's partitions and the next ones', and move rows held in DEFAULT into their year."""
     engine = write_engine_for(Settings())
     try:
+        if engine.dialect.name != "postgresql":
+            err.print("SQLite keeps plain tables: nothing to partition", highlight=False)
+            return
         with Session(engine) as session:
             created = partitions.ensure(session=session, now=datetime.now(UTC), ahead=ahead)
             session.commit()
