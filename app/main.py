@@ -57,6 +57,7 @@ from app.mailer import Mailer
 from app.numbers import NumberStyle
 from app.security import SecurityHeaders
 from app.settings import Settings, engine_for
+from app.setup import ensure_partitions_at_start
 from flows.access import trail as audit
 from flows.kernel.bounds import MB
 from models.db import make_engine, writer
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = engine_for(settings)
         app.state.write_engine = writer(app.state.engine)
+        ensure_partitions_at_start(app.state.write_engine)
         # The health check has a connection and a thread of its own, so that it answers while every pooled
         # connection and worker thread is busy.
         app.state.health_engine = make_engine(

@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 
 import models  # noqa: F401 - registers every table on the metadata
 from models.db import make_engine
+from models.partitions import SCHEMA
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -45,10 +46,18 @@ def run_migrations_online() -> None:
         _run(connection)
 
 
+def _include(obj: object, _name: object, type_: str, reflected: bool, _compare_to: object) -> bool:
+    # PostgreSQL copies a key into a partitioned table for each partition; autogenerate would read them as extras.
+    if type_ == "foreign_key_constraint" and reflected:
+        return getattr(getattr(obj, "referred_table", None), "schema", None) != SCHEMA
+    return True
+
+
 def _run(connection: object) -> None:
     context.configure(
         connection=connection,  # type: ignore[arg-type]
         target_metadata=target_metadata,
+        include_object=_include,
         render_as_batch=connection.dialect.name == "sqlite",  # type: ignore[attr-defined]
         compare_type=True,
     )

@@ -25,6 +25,7 @@ from models.waste import (
     Manifest,
     ManifestCorrection,
     ManifestDraw,
+    ManifestNumber,
     ManifestShare,
     ManifestSource,
     NumberCounter,
@@ -33,6 +34,7 @@ from models.waste import (
 __all__ = [
     "Attachment",
     "ManifestCorrection",
+    "ManifestNumber",
     "ApiToken",
     "CorrectionAsk",
     "CorrectionAttachment",

@@ -60,10 +60,13 @@ class BatteryEvent(SQLModel, table=True):
         Index("ix_battery_event_type_time", "type", "occurred_at"),
         Index("ix_battery_event_reported_at", "reported_at"),
     )
-    id: int | None = Field(default=None, primary_key=True)
-    battery_id: int = Field(foreign_key="battery.id")
+    # The key holds the partition column (occurred_at) and the distribution column (battery_id), id first; the ORM's
+    # identity stays id, as the manifests' does (models/waste.py).
+    __mapper_args__ = {"primary_key": ["id"]}
+    id: int | None = Field(default=None, primary_key=True, sa_column_kwargs={"autoincrement": True})
+    battery_id: int = Field(foreign_key="battery.id", primary_key=True)
     type: BatteryEventType = Field(sa_type=ENUM_STR)
-    occurred_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    occurred_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, primary_key=True))
     reported_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     reporter_id: int = Field(foreign_key="enterprise.id")
     counterpart_id: int | None = Field(default=None, foreign_key="enterprise.id")

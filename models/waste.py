@@ -6,7 +6,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from models.enums import ENUM_STR, ManifestStatus, Placement, Route, TransportMode, Weighing, check_in
@@ -71,22 +80,28 @@ class Manifest(ExactWeights, SQLModel, table=True):
             f"transport_mode IS NULL OR {check_in('transport_mode', TransportMode)}", name="ck_batch_transport_mode"
         ),
         CheckConstraint(f"weighing IS NULL OR {check_in('weighing', Weighing)}", name="ck_batch_weighing"),
-        # A retried submission carries the same key: unique per shipper, so clients never collide with each other.
-        UniqueConstraint("shipper_id", "idempotency_key", name="uq_batch_idempotency"),
+        # Numbers and idempotency keys are unique in manifest_number (a partitioned table can hold neither): these
+        # two only find them.
+        Index("ix_batch_number", "number"),
+        Index("ix_batch_idempotency", "shipper_id", "idempotency_key"),
         Index("ix_batch_year_category", "year", "category_code"),
         Index("ix_batch_shipper_year", "shipper_id", "year"),
         Index("ix_batch_receiver_year", "receiver_id", "year"),
     )
-    id: int | None = Field(default=None, primary_key=True)
-    number: str = Field(max_length=32, unique=True, description="issued by the service from its own counter")
+    # The key holds the partition column (year) and the distribution column (shipper_id), id first so that a lookup
+    # by id uses it. The ORM's identity stays id alone: year moves at dispatch and on correction, and an identity
+    # that moves would turn every dispatch into a key change; the pages, the API and the chains name a manifest by id.
+    __mapper_args__ = {"primary_key": ["id"]}
+    id: int | None = Field(default=None, primary_key=True, sa_column_kwargs={"autoincrement": True})
+    number: str = Field(max_length=32, description="issued by the service from its own counter")
     reference: str | None = Field(default=None, max_length=64, description="the shipper's own number, kept as given")
     idempotency_key: str | None = Field(default=None, max_length=128)
-    shipper_id: int = Field(foreign_key="enterprise.id")
+    shipper_id: int = Field(foreign_key="enterprise.id", primary_key=True)
     receiver_id: int = Field(foreign_key="enterprise.id")
     carrier_id: int | None = Field(default=None, foreign_key="enterprise.id")
     category_code: str = Field(foreign_key="waste_category.code")
     route: Route = Field(sa_type=ENUM_STR)
-    year: int = Field(ge=2000, le=2100, description="reporting year, from the dispatch date")
+    year: int = Field(ge=2000, le=2100, primary_key=True, description="reporting year, from the dispatch date")
     status: ManifestStatus = Field(default=ManifestStatus.draft, sa_type=ENUM_STR)
     weight_dispatched_t: Decimal = Field(sa_column=tonnes_column("weight_dispatched_t"))
     weight_received_t: Decimal | None = Field(default=None, sa_column=tonnes_column("weight_received_t", null=True))
@@ -113,12 +128,38 @@ class ManifestCorrection(SQLModel, table=True):
     # Carries its manifest's shipper, the distribution column on Citus, so that it sits on its manifest's shard.
     id: int | None = Field(default=None, primary_key=True, sa_column_kwargs={"autoincrement": True})
     shipper_id: int = Field(foreign_key="enterprise.id", primary_key=True)
-    batch_id: int = Field(foreign_key="transfer_batch.id", index=True)
+    batch_id: int = Field(foreign_key="manifest_number.manifest_id", index=True)
     at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     user_id: int | None = Field(default=None, foreign_key="user_account.id")
     reason: str = Field(max_length=1000)
     before: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     after: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class ManifestNumber(SQLModel, table=True):
+    """A manifest's number, held once across every year and shard: written with the manifest, in its transaction.
+
+    A trigger on transfer_batch writes the row (migration 0022), so that a number is unique for every write, the
+    bulk ones and those that bypass the models too; year and shipper follow the manifest through the foreign key.
+    Rows that point at a manifest (sources, draws, shares, corrections) point here.
+    """
+
+    __tablename__ = "manifest_number"
+    __table_args__ = (
+        # A retried submission carries the same key: unique per shipper, so clients never collide with each other.
+        UniqueConstraint("shipper_id", "idempotency_key", name="uq_manifest_number_idempotency"),
+        ForeignKeyConstraint(
+            ["manifest_id", "year", "shipper_id"],
+            ["transfer_batch.id", "transfer_batch.year", "transfer_batch.shipper_id"],
+            name="fk_manifest_number_batch",
+            onupdate="CASCADE",
+        ),
+    )
+    number: str = Field(primary_key=True, max_length=32)
+    manifest_id: int = Field(unique=True)
+    year: int
+    shipper_id: int
+    idempotency_key: str | None = Field(default=None, max_length=128)
 
 
 class NumberCounter(SQLModel, table=True):
@@ -140,8 +181,8 @@ class ManifestSource(SQLModel, table=True):
         CheckConstraint("weight_kg IS NULL OR weight_kg > 0", name="ck_manifest_source_weight"),
         Index("ix_manifest_source_source", "source_id"),
     )
-    manifest_id: int = Field(foreign_key="transfer_batch.id", primary_key=True)
-    source_id: int = Field(foreign_key="transfer_batch.id", primary_key=True)
+    manifest_id: int = Field(foreign_key="manifest_number.manifest_id", primary_key=True)
+    source_id: int = Field(foreign_key="manifest_number.manifest_id", primary_key=True)
     weight_t: Decimal | None = Field(default=None, sa_column=tonnes_column("weight_t", null=True))
 
 
@@ -153,8 +194,8 @@ class ManifestDraw(SQLModel, table=True):
         CheckConstraint("kg >= 0", name="ck_manifest_draw_kg"),
         Index("ix_manifest_draw_source", "source_id"),
     )
-    manifest_id: int = Field(foreign_key="transfer_batch.id", primary_key=True)
-    source_id: int = Field(foreign_key="transfer_batch.id", primary_key=True)
+    manifest_id: int = Field(foreign_key="manifest_number.manifest_id", primary_key=True)
+    source_id: int = Field(foreign_key="manifest_number.manifest_id", primary_key=True)
     kg: int = Field(sa_type=BigInteger)
     named: bool = True
 
@@ -173,8 +214,8 @@ class ManifestShare(SQLModel, table=True):
         Index("ix_manifest_share_shipper_year", "origin_shipper_id", "origin_year"),
         Index("ix_manifest_share_year_category", "origin_year", "category_code"),
     )
-    manifest_id: int = Field(foreign_key="transfer_batch.id", primary_key=True)
-    origin_id: int = Field(foreign_key="transfer_batch.id", primary_key=True)
+    manifest_id: int = Field(foreign_key="manifest_number.manifest_id", primary_key=True)
+    origin_id: int = Field(foreign_key="manifest_number.manifest_id", primary_key=True)
     placement: Placement = Field(sa_type=ENUM_STR, primary_key=True)
     kg: int = Field(sa_type=BigInteger)
     # Of the first manifest, so that a generator's figure needs no walk back: its shipper, category and year.

@@ -41,6 +41,7 @@ from flows.demo.data import (
     Kind,
     ParkSpec,
 )
+from flows.kernel import partitions
 from flows.kernel.adcode import prefecture_of
 from flows.kernel.clock import CST
 from flows.kernel.errors import Conflict, NotFound
@@ -1391,6 +1392,8 @@ def load_demo(*, session: Session, seed: int = 2024, progress: Progress | None =
     reports = demo.recovery_rows()
     _insert_plain(session, RecoveryReport, reports, "recovery reports", progress)
     _add_dismantler(session)
+    # The demo's past years landed in DEFAULT (PostgreSQL): each gets its partition, its rows moved into it.
+    partitions.ensure(session=session, now=datetime.now(UTC))
     session.flush()
     return DemoSummary(
         parks=len(demo.parks),
