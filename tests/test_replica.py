@@ -190,25 +190,27 @@ def test_a_lagging_replica_leaves_the_reads_to_the_primary(
 ) -> None:
     w = build_world(session)
     replica.wait_for_replay(db_url)
-    lagging = reading(settings, replica_url, replica_max_lag_s=1, replica_check_s=0.001)
+    # No lag allowed: on this shared machine the replica is behind now and then by what others write meanwhile.
+    lagging = reading(settings, replica_url, replica_max_lag_s=0, replica_check_s=0.001)
     with TestClient(app_with_probe(lagging)) as client:
 
         def used() -> bool:
             return bool(client.get("/healthz").json()["replica"]["used"])
 
-        _until("in use", used)
-        assert client.get(PROBE).json()["in_recovery"] is True
+        def reads_replica() -> bool:
+            return bool(used() and client.get(PROBE).json()["in_recovery"])
+
+        _until("reading the replica", reads_replica)
         with replica.replay_paused():
             session.execute(text("DELETE FROM api_token WHERE user_id <> :admin"), {"admin": w.users["admin"]})
             session.commit()
             replica.wait_for(replica.primary_lsn(db_url), position="receive")
-            # Replay stands still while the primary's last commit ages past the second allowed.
-            _until("out of use", lambda: not used())
-            assert client.get("/healthz").json()["replica"]["state"].startswith("lagging")
+            # Received, not replayed: behind, whatever else happens meanwhile.
+            health = client.get("/healthz").json()["replica"]
+            assert health["used"] is False and health["state"].startswith("lagging"), health
             assert client.get(PROBE).json()["in_recovery"] is False
         replica.wait_for_replay(db_url)
-        _until("in use again", used)
-        assert client.get(PROBE).json()["in_recovery"] is True
+        _until("reading the replica again", reads_replica)
 
 
 # --- every read route on a read-only session (both databases) ---------------------------------------------------
