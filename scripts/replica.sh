@@ -35,7 +35,8 @@ wal_level=$(setting wal_level)
 # The primary lets local replication connections in (a reload suffices).
 hba=$(setting hba_file)
 if ! grep -Eq '^[[:space:]]*host[[:space:]]+replication[[:space:]]+all[[:space:]]+127\.0\.0\.1/32[[:space:]]+trust' "$hba"; then
-  printf '\n# circuflow tests: a streaming replica on this machine (scripts/replica.sh)\nhost replication all 127.0.0.1/32 trust\n' >>"$hba"
+  # At the top: the first line that matches decides, and Debian's default asks replication for a password.
+  sed -i '1i # circuflow tests: a streaming replica on this machine (scripts/replica.sh)\nhost replication all 127.0.0.1/32 trust' "$hba"
   psql "$primary" -qAtc "SELECT pg_reload_conf()" >/dev/null
   sleep 1
 fi
