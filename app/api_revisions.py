@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from app.auth import PrincipalDep, utcnow
-from app.deps import SessionDep, SettingsDep
+from app.deps import PrimarySessionDep, SettingsDep
 from app.files import upload_bytes
 from app.params import Id
 from app.settings import Settings
@@ -104,7 +104,7 @@ def _figures(f: Figures) -> FiguresPublic:
 
 
 @router.get("/corrections/{correction_id}/effect", response_model=CorrectionEffect)
-def correction_effect(correction_id: Id, session: SessionDep, principal: PrincipalDep) -> CorrectionEffect:
+def correction_effect(correction_id: Id, session: PrimarySessionDep, principal: PrincipalDep) -> CorrectionEffect:
     """The rate and gap to target of the correction's region (and province) now and once approved (bureaus)."""
     effect = corrections.preview_correction(
         session=session, principal=principal, correction_id=correction_id, now=utcnow()

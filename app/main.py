@@ -55,6 +55,7 @@ from app.auth import PrincipalDep
 from app.limits import RequestLimits
 from app.mailer import Mailer
 from app.numbers import NumberStyle
+from app.replica import ReadAfterWrite, Replica, read_engine_for
 from app.security import SecurityHeaders
 from app.settings import Settings, engine_for
 from app.setup import ensure_partitions_at_start
@@ -78,6 +79,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine_for(settings)
         app.state.write_engine = writer(app.state.engine)
         ensure_partitions_at_start(app.state.write_engine)
+        app.state.replica = None
+        if settings.read_database_url:
+            app.state.replica = Replica(
+                read_engine_for(settings),
+                secret=settings.secret_key,
+                max_lag_s=settings.replica_max_lag_s,
+                check_s=settings.replica_check_s,
+            )
         # The health check has a connection and a thread of its own, so that it answers while every pooled
         # connection and worker thread is busy.
         app.state.health_engine = make_engine(
@@ -113,6 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app.state.mailer.stop()
             app.state.engine.dispose()
             app.state.health_engine.dispose()
+            if app.state.replica is not None:
+                app.state.replica.dispose()
 
     app = FastAPI(
         title="circuflow",
@@ -125,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.settings = settings
+    app.state.replica = None  # the lifespan opens it when CIRCUFLOW_READ_DATABASE_URL is set
     audit.use_signing_key(settings.audit_signing_key())  # entries written in this process sign the head
     # No more requests inside the app than there are connections in the pool (innermost: it guards the handlers).
     app.add_middleware(Admission, limit=connections, timeout_s=settings.db_pool_timeout_s)
@@ -134,6 +146,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         json_bytes=int(settings.max_json_mb * MB),
         upload_bytes=int(settings.max_upload_mb * MB),
     )
+    if settings.read_database_url:
+        # Outside Admission: a write refused as busy is still a write attempt, whose next page reads the primary.
+        app.add_middleware(ReadAfterWrite, secret=settings.secret_key, window_s=settings.read_after_write_s)
     app.add_middleware(SecurityHeaders, tile_url=settings.tile_url)
     app.add_middleware(NumberStyle, wan_threshold=settings.wan_t_threshold)
     errors.register(app)
@@ -194,8 +209,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> JSONResponse:
         """Whether the service can reach its database (within a second)."""
 
+        healthy: dict[str, object] = {"status": "ok", "database": app.state.engine.dialect.name}
+        if app.state.replica is not None:
+            # Out of use is no failure (the primary reads); a look at it that takes too long reports the last one.
+            with anyio.move_on_after(HEALTH_TIMEOUT_S):
+                await anyio.to_thread.run_sync(
+                    app.state.replica.usable, limiter=app.state.health_limiter, abandon_on_cancel=True
+                )
+            healthy["replica"] = app.state.replica.health()
         if time.monotonic() - app.state.database_answered < HEALTH_TIMEOUT_S:
-            return JSONResponse({"status": "ok", "database": app.state.engine.dialect.name})
+            return JSONResponse(healthy)
 
         def probe() -> None:
             with app.state.health_engine.connect() as conn:
@@ -211,7 +234,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception:  # noqa: BLE001 - any failure means unhealthy; the cause stays in the server's log
             log.warning("health check failed", exc_info=True)
             return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
-        return JSONResponse({"status": "ok", "database": app.state.engine.dialect.name})
+        return JSONResponse(healthy)
 
     return app
 

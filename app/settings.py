@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_pool_timeout_s: float = Field(default=30.0, gt=0, le=600)
     sqlite_busy_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # A read replica (README: A read replica): when set, read-only requests use it, writes and the writer's own reads
+    # the primary; its pool is per worker as the primary's, and counts against the replica's max_connections.
+    read_database_url: str = ""
+    read_db_pool_size: int = Field(default=10, ge=1, le=200)
+    read_db_max_overflow: int = Field(default=10, ge=0, le=200)
+    read_after_write_s: float = Field(default=10.0, ge=0, le=3600)  # after a write, the writer reads the primary
+    replica_max_lag_s: float = Field(default=5.0, ge=0, le=3600)  # a replica further behind is not read
+    replica_check_s: float = Field(default=2.0, gt=0, le=600)  # how often its lag (or its absence) is looked at
     # E-mail copies of notifications (README: Notifications): off while smtp_url is empty. smtp://host:port,
     # smtp://user:password@host:587?starttls=true, or smtps://host:465; sent after commit by a worker thread.
     smtp_url: str = ""
@@ -58,6 +66,7 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'circuflow.sqlite3').as_posix()}"
         self.database_url = normalise_database_url(self.database_url)
+        self.read_database_url = normalise_database_url(self.read_database_url)
         if self.environment != "development" and (self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 16):
             raise ValueError(
                 f"CIRCUFLOW_SECRET_KEY must be set to a real secret (16 characters or more) in {self.environment}"

@@ -15,7 +15,7 @@ from app import downloads
 from app import years as year_memory
 from app.api_revisions import tolerance_of
 from app.auth import PrincipalDep, utcnow
-from app.deps import SessionDep
+from app.deps import PrimarySessionDep, SessionDep
 from app.errors import status_for
 from app.i18n import LanguageDep, local_name, translate
 from app.params import Id
@@ -616,7 +616,7 @@ def _value(lang: str, value: Any) -> str:
 @router.get("/audit/corrections", name="audit_corrections")
 def corrections_page(
     request: Request,
-    session: SessionDep,
+    session: PrimarySessionDep,  # the previews write (rolled back): never on a replica
     lang: LanguageDep,
     principal: PrincipalDep,
     done: Annotated[str | None, Query(pattern="^(approved|rejected)$")] = None,

@@ -13,13 +13,19 @@ connection, for a bounded time per scenario:
 - writes: enterprise users create manifests (POST /api/v1/manifests with an Idempotency-Key) and dispatch each one
   created; afterwards the rows are counted in the database by their keys against the 201 answers, manifest numbers
   are checked for duplicates and the audit chain is verified;
-- health under writes: one prober asks /healthz ten times a second while the writes run.
+- health under writes: one prober asks /healthz ten times a second while the writes run;
+- dashboard: GET /dashboard?year=2024 (the page that recomputes the rate, trend, flags and battery audit), by the
+  same mix of auditor and enterprise readers, at --dashboard-clients (8 by default, as the issue measured it);
+- with --replica URL (PostgreSQL only; the administrative URL of a streaming replica of the server, such as
+  scripts/replica.sh starts): the reads and the dashboard again, served with CIRCUFLOW_READ_DATABASE_URL pointing at
+  the demo's database on the replica (scenarios "reads (replica)" and "dashboard (replica)"), once it is replayed.
 
 Each scenario prints throughput (answers with the expected status per second), p50/p95/p99 latency of the answered
 requests, errors by status and transport errors, and the CPU the server and the clients used; the figures replace the
 section "Load (concurrent clients)" of bench/README.md. Asserts nothing.
 
-    .venv/bin/python -m bench.load_bench [--backend sqlite|postgresql|both] [--clients 32,64] [--workers 1,2]
+    .venv/bin/python -m bench.load_bench [--backend sqlite|postgresql|both] [--clients 8,32,64] [--workers 1,2,4]
+                                         [--scenarios reads,dashboard,writes] [--dashboard-clients 8] [--replica URL]
                                          [--seconds 20] [--max-requests N] [--launcher circuflow|uvicorn] [--no-readme]
 """
 
@@ -79,6 +85,9 @@ READS = (
     ("enterprises", "/api/v1/enterprises?limit=25"),
     ("healthz", "/healthz"),
 )
+DASHBOARD = (("dashboard", "/dashboard?year=2024"),)
+MIXES = {"reads": READS, "dashboard": DASHBOARD}
+REPLICA = " (replica)"  # the suffix of the scenarios read from the replica
 HEALTH_INTERVAL_S = 0.1
 # Status each kind of request answers when it succeeds; anything else is an error.
 EXPECTED = {"create": 201, "dispatch": 200}
@@ -410,13 +419,20 @@ def _client(base: str, token: str | None, timeout_s: float) -> httpx.AsyncClient
 
 
 async def reader(
-    base: str, token: str, first: int, stop_at: float, budget: Budget, record: Record, timeout_s: float
+    base: str,
+    token: str,
+    first: int,
+    stop_at: float,
+    budget: Budget,
+    record: Record,
+    timeout_s: float,
+    mix: Sequence[tuple[str, str]] = READS,
 ) -> None:
     """GET the read mix in turn, starting at a different request per client, until the time or the budget ends."""
     async with _client(base, token, timeout_s) as client:
         turn = first
         while time.monotonic() < stop_at and budget.take():
-            kind, path = READS[turn % len(READS)]
+            kind, path = mix[turn % len(mix)]
             turn += 1
             await _call(client, kind, "GET", path, record)
 
@@ -495,7 +511,7 @@ class Result:
     backend: str
     workers: int
     clients: int
-    scenario: str  # reads, writes, healthz under writes
+    scenario: str  # reads, dashboard, writes, healthz under writes; "(replica)" after those read from a replica
     seconds: float
     record: Record
     server_cpu: float = 0.0  # share of one core over the scenario
@@ -630,6 +646,8 @@ class Options:
     pool: Pool
     launcher: str
     scenarios: list[str]
+    dashboard_clients: list[int]
+    replica: str  # the administrative URL of a streaming replica of the PostgreSQL server, or ""
 
 
 @dataclass
@@ -652,6 +670,7 @@ class BackendRun:
     audit: list[str]
     server_log: dict[int, ServerLog]
     load_before: str
+    replica_health: dict[int, str] = field(default_factory=dict)  # per worker count: /healthz's replica part
 
 
 def run_backend(backend: str, options: Options) -> BackendRun:
@@ -665,14 +684,15 @@ def run_backend(backend: str, options: Options) -> BackendRun:
         log(f"  building the demo with `circuflow demo` ({backend}) ...")
         run.demo_s = build_demo(env, workdir)
         log(f"  demo built in {run.demo_s:.0f} s")
-        accounts_ = create_accounts(url, secret, max(options.clients))
+        accounts_ = create_accounts(url, secret, max(options.clients + options.dashboard_clients))
         tokens = [t for t, _ in accounts_.reads + accounts_.writes] + [accounts_.auditor]
+        replica_env = replica_environment(backend, env, url, options)
         for workers in options.workers:
             with served(env, workers, workdir, f"{backend}-{options.launcher}-w{workers}", options.launcher) as server:
                 warm_up(server.base, tokens, options.timeout_s)
-                for clients in options.clients if "reads" in options.scenarios else []:
-                    run.results.append(read_scenario(backend, workers, clients, server, accounts_, options))
-                    log(_line(run.results[-1]))
+                for result in read_scenarios(backend, workers, server, accounts_, options, ""):
+                    run.results.append(result)
+                    log(_line(result))
                 for clients in options.clients if "writes" in options.scenarios else []:
                     key_prefix = f"lb-{run_id}-w{workers}-c{clients}"
                     write, health = write_scenario(backend, workers, clients, server, accounts_, options, key_prefix)
@@ -685,21 +705,74 @@ def run_backend(backend: str, options: Options) -> BackendRun:
                 log(f"    {run.audit[-1]}")
                 # Read before stopping: the shutdown itself logs workers ending.
                 run.server_log[workers] = ServerLog(server_errors(server.stderr), server.started(), server.replaced())
+            if replica_env is None:
+                continue
+            tag = f"{backend}-{options.launcher}-w{workers}-replica"
+            with served(replica_env, workers, workdir, tag, options.launcher) as server:
+                warm_up(server.base, tokens, options.timeout_s)
+                for result in read_scenarios(backend, workers, server, accounts_, options, REPLICA):
+                    run.results.append(result)
+                    log(_line(result))
+                run.replica_health[workers] = replica_health(server.base)
+                log(f"    /healthz of the server reading the replica: {run.replica_health[workers]}")
     return run
 
 
+def replica_environment(backend: str, env: dict[str, str], url: str, options: Options) -> dict[str, str] | None:
+    """The served environment with CIRCUFLOW_READ_DATABASE_URL on the replica, once it has replayed the demo."""
+    if not options.replica or backend != "postgresql":
+        return None
+    primary = create_engine(url, isolation_level="AUTOCOMMIT")
+    standby = create_engine(options.replica, isolation_level="AUTOCOMMIT")
+    try:
+        with primary.connect() as conn:
+            lsn = conn.execute(text("SELECT pg_current_wal_lsn()::text")).scalar_one()
+        deadline = time.monotonic() + 300
+        with standby.connect() as conn:
+            caught_up = text("SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), CAST(:lsn AS pg_lsn)) >= 0")
+            while not conn.execute(caught_up, {"lsn": lsn}).scalar_one():
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the replica did not replay the demo within 300 s")
+                time.sleep(0.2)
+    finally:
+        primary.dispose()
+        standby.dispose()
+    database = make_url(url).database
+    read_url = make_url(options.replica).set(database=database).render_as_string(hide_password=False)
+    return {**env, "CIRCUFLOW_READ_DATABASE_URL": read_url}
+
+
+def replica_health(base: str) -> str:
+    """What the server's /healthz says of its replica."""
+    try:
+        return str(httpx.get(f"{base}/healthz", timeout=10, trust_env=False).json().get("replica"))
+    except httpx.HTTPError as exc:
+        return f"no answer ({type(exc).__name__})"
+
+
+def read_scenarios(
+    backend: str, workers: int, server: Server, accounts_: Accounts, options: Options, suffix: str
+) -> Iterator[Result]:
+    """The reads at each client count and the dashboard at each of its client counts, as the options ask."""
+    for clients in options.clients if "reads" in options.scenarios else []:
+        yield read_scenario(backend, workers, clients, server, accounts_, options, "reads" + suffix)
+    for clients in options.dashboard_clients if "dashboard" in options.scenarios else []:
+        yield read_scenario(backend, workers, clients, server, accounts_, options, "dashboard" + suffix)
+
+
 def read_scenario(
-    backend: str, workers: int, clients: int, server: Server, accounts_: Accounts, options: Options
+    backend: str, workers: int, clients: int, server: Server, accounts_: Accounts, options: Options, scenario: str
 ) -> Result:
-    """`clients` readers for the scenario's time."""
+    """`clients` readers of the scenario's mix for the scenario's time."""
+    mix = MIXES[scenario.removesuffix(REPLICA)]
     record, budget = Record(), Budget(options.max_requests)
     stop_at = time.monotonic() + options.seconds
     tasks = [
-        reader(server.base, accounts_.reads[i][0], i, stop_at, budget, record, options.timeout_s)
+        reader(server.base, accounts_.reads[i][0], i, stop_at, budget, record, options.timeout_s, mix)
         for i in range(clients)
     ]
     seconds, server_cpu, client_cpu = run_load(server.pgid, tasks)
-    return Result(backend, workers, clients, "reads", seconds, record, server_cpu, client_cpu)
+    return Result(backend, workers, clients, scenario, seconds, record, server_cpu, client_cpu)
 
 
 def write_scenario(
@@ -757,7 +830,8 @@ def table(run: BackendRun) -> list[str]:
             f"| {_ms(percentile(ms, 50))} ms | {_ms(percentile(ms, 95))} ms | {_ms(percentile(ms, 99))} ms "
             f"| {_ms(max(ms, default=math.nan))} ms | {_errors(r.errors())} | {cpu[0]} | {cpu[1]} |"
         )
-    for scenario, kinds in (("reads", [kind for kind, _ in READS]), ("writes", list(EXPECTED))):
+    read_kinds = [kind for kind, _ in READS]
+    for scenario, kinds in (("reads", read_kinds), ("reads" + REPLICA, read_kinds), ("writes", list(EXPECTED))):
         columns = [r for r in run.results if r.scenario == scenario]
         if not columns:
             continue
@@ -776,19 +850,22 @@ def table(run: BackendRun) -> list[str]:
 def reading(run: BackendRun, options: Options) -> list[str]:
     """What the figures say, in sentences built from them."""
     said: list[str] = []
-    reads = {(r.workers, r.clients): r for r in run.results if r.scenario == "reads"}
-    for clients in options.clients:
-        rates = [
-            (w, reads[(w, clients)].ok() / reads[(w, clients)].seconds)
-            for w in options.workers
-            if (w, clients) in reads
-        ]
-        if len(rates) > 1:
-            said.append(
-                f"Reads at {clients} clients: "
-                + ", ".join(f"{rate:,.0f} ok/s with {w} worker(s)" for w, rate in rates)
-                + f" (x{rates[-1][1] / rates[0][1]:.2f} from {rates[0][0]} to {rates[-1][0]})."
-            )
+    for scenario in ("reads", "reads" + REPLICA, "dashboard", "dashboard" + REPLICA):
+        found = {(r.workers, r.clients): r for r in run.results if r.scenario == scenario}
+        for clients in sorted({c for _, c in found}):
+            rates = [
+                (w, found[(w, clients)].ok() / found[(w, clients)].seconds)
+                for w in options.workers
+                if (w, clients) in found
+            ]
+            if len(rates) > 1 and rates[0][1] > 0:
+                said.append(
+                    f"{scenario.capitalize()} at {clients} clients: "
+                    + ", ".join(f"{rate:,.1f} ok/s with {w} worker(s)" for w, rate in rates)
+                    + f" (x{rates[-1][1] / rates[0][1]:.2f} from {rates[0][0]} to {rates[-1][0]})."
+                )
+    for workers, replica in run.replica_health.items():
+        said.append(f"The server reading the replica, {workers} worker(s), said in /healthz: {replica}.")
     failing = [r for r in run.results if r.errors()]
     if failing:
         for r in failing:
@@ -883,14 +960,19 @@ enterprise accounts (the demo's busiest shippers, several tokens each) create ma
 (`POST /api/v1/manifests`, expected 201) and dispatch each one created (`POST .../dispatch`, expected 200);
 afterwards the rows carrying the scenario's keys are counted in the database against the 201 answers, numbers
 issued twice are looked for and the audit chain is verified. **healthz under writes**: one prober asks `/healthz`
-every 100 ms while the writes run. ok/s counts answers with the expected status; latencies are those of answered
+every 100 ms while the writes run. **dashboard**: the same mix of readers GET `/dashboard?year=2024`, the page that
+recomputes the rate, the trend, the flags and the battery audit (the issue measured 5.6 requests/s at 8 clients).
+**(replica)**: the reads and the dashboard again on PostgreSQL, served with `CIRCUFLOW_READ_DATABASE_URL` on a
+streaming replica of the same server (`scripts/replica.sh`, another cluster on the same two cores), once it has
+replayed the demo. ok/s counts answers with the expected status; latencies are those of answered
 requests (a request unanswered within the client timeout is counted under errors); CPU is the share of one core
 used by the app's processes (not PostgreSQL's) and by the client process. The machine has two cores, shared by the
 app, the database, the clients and whatever else runs on it: a second worker can only add throughput when the app's
 CPU can rise above one core, so compare the server CPU column before reading a worker count as faster or slower.
 
 ```bash
-.venv/bin/python -m bench.load_bench                       # both backends, 32 and 64 clients, 1 and 2 workers, ~10 min
+.venv/bin/python -m bench.load_bench                       # both backends, 8, 32 and 64 clients, 1, 2 and 4 workers
+.venv/bin/python -m bench.load_bench --backend postgresql --replica "$(scripts/replica.sh)"   # and on the replica
 .venv/bin/python -m bench.load_bench --backend sqlite --clients 8 --workers 1 --seconds 5 --no-readme
 ```
 """
@@ -920,8 +1002,15 @@ def main() -> None:
     """Measure, print, and record the figures in bench/README.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--clients", default="32,64", help="concurrent clients, comma-separated")
-    parser.add_argument("--workers", default="1,2", help="server worker processes, comma-separated")
+    parser.add_argument("--clients", default="8,32,64", help="concurrent clients, comma-separated")
+    parser.add_argument("--workers", default="1,2,4", help="server worker processes, comma-separated")
+    parser.add_argument("--dashboard-clients", default="8", help="concurrent /dashboard clients, comma-separated")
+    parser.add_argument(
+        "--replica",
+        default="",
+        help="administrative URL of a streaming replica of the PostgreSQL server (scripts/replica.sh prints one): "
+        "the reads and the dashboard are measured again with CIRCUFLOW_READ_DATABASE_URL on it",
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of each scenario")
     parser.add_argument("--max-requests", type=int, default=50_000, help="most requests a scenario starts")
     # Past the server's own limits (pool timeout 30 s, SQLite busy timeout 60 s), so that its answer is what is seen.
@@ -937,7 +1026,9 @@ def main() -> None:
         default="circuflow",
         help="serve with `circuflow serve` (default) or, to compare, uvicorn's own command on the same app factory",
     )
-    parser.add_argument("--scenarios", default="reads,writes", help="reads, writes (with healthz), or both")
+    parser.add_argument(
+        "--scenarios", default="reads,dashboard,writes", help="any of reads, dashboard, writes (with healthz)"
+    )
     parser.add_argument("--no-readme", action="store_true", help="print only; leave bench/README.md alone")
     args = parser.parse_args()
     options = Options(
@@ -949,6 +1040,8 @@ def main() -> None:
         pool=Pool(args.pool_size, args.max_overflow, args.pool_timeout, args.busy_timeout),
         launcher=args.launcher,
         scenarios=args.scenarios.split(","),
+        dashboard_clients=[int(c) for c in args.dashboard_clients.split(",")],
+        replica=args.replica,
     )
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     runs = []

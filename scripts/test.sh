@@ -37,6 +37,14 @@ if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   psql "${pg_url%/*}/$probe" -qAtc "CREATE EXTENSION postgis" >/dev/null
   psql "$pg_url" -qAtc "DROP DATABASE $probe" >/dev/null
   export CIRCUFLOW_TEST_POSTGRES_URL="$pg_url"
+  # A streaming replica of the local cluster for tests/test_replica.py (skipped, saying why, where none starts).
+  if [ -z "${CIRCUFLOW_TEST_REPLICA_URL:-}" ] && [ "$pg_url" = postgresql://postgres@127.0.0.1:5432/postgres ]; then
+    if replica_url=$(scripts/replica.sh); then
+      export CIRCUFLOW_TEST_REPLICA_URL="$replica_url"
+    else
+      echo "warning: no streaming replica (scripts/replica.sh said why above); the replica tests are skipped" >&2
+    fi
+  fi
 elif [ "${CI:-}" = "true" ]; then
   echo "error: PostgreSQL is not reachable on 127.0.0.1:5432; CI runs every test on it too" >&2
   exit 1
