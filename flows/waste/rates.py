@@ -227,10 +227,13 @@ def manifested_sums(
     group: Sequence[Any] = (),
     *,
     narrow: bool = False,
+    base: bool = False,
 ) -> dict[tuple[Any, ...], Decimal]:
     """Tonnes that ended on a utilisation route at a licensed receiver, allocated back through every hop to the
     first manifests and so to their generators, per group (the generators' columns, BATCH_CATEGORY): read from the
-    summaries kept on write (flows/waste/summaries.py); manifested_sums_base is the same figure from base rows."""
+    summaries kept on write (flows/waste/summaries.py), or with `base` from the base rows (their reference)."""
+    if base:
+        return _base_sums(session, condition, codes, years, group, narrow)
     cells = _county_columns(condition, group)
     if cells is not None and not narrow:
         return _county_sums(session, condition, codes, years, group, cells)
@@ -241,24 +244,20 @@ def manifested_sums(
             g.category_code.label("category_code"),
             type_coerce(func.sum(g.utilised_kg), TonnesKg()).label("tonnes"),
         )
-        .where(g.category_code.in_(list(codes)))
+        # Rows with nothing utilised (final elsewhere, or moved away) are left out, as the base rows leave them.
+        .where(g.category_code.in_(list(codes)), g.utilised_kg != 0)
         .group_by(g.generator_id, g.category_code)
     )
-    if years is not None:
-        shipped = shipped.where(g.year.between(*years))
-    if narrow:
-        shipped = shipped.where(g.generator_id.in_(sa_select(col(Enterprise.id)).where(condition)))
-    return _by_shipper(session, shipped.subquery("shipped"), condition, group)
+    return _by_shipper(session, shipped, (g.year, g.generator_id), years, narrow, condition, group)
 
 
-def manifested_sums_base(
+def _base_sums(
     session: Session,
     condition: ColumnElement[bool],
     codes: Sequence[str],
     years: Years | None,
-    group: Sequence[Any] = (),
-    *,
-    narrow: bool = False,
+    group: Sequence[Any],
+    narrow: bool,
 ) -> dict[tuple[Any, ...], Decimal]:
     """manifested_sums from the base rows (manifest_share and the final manifests): the reference of the summaries."""
     # The shares are kept on write (flows/waste/chains.py): a direct manifest is its own one share, a chain's final
@@ -268,18 +267,27 @@ def manifested_sums_base(
     shipped: Any = allocated_utilised(
         share.origin_shipper_id.label("shipper_id"), share.category_code.label("category_code")
     ).where(share.category_code.in_(list(codes)))
-    if years is not None:
-        shipped = shipped.where(share.origin_year.between(*years))
-    if narrow:
-        shipped = shipped.where(share.origin_shipper_id.in_(sa_select(col(Enterprise.id)).where(condition)))
-    return _by_shipper(session, shipped.subquery("shipped"), condition, group)
+    keys = (share.origin_year, share.origin_shipper_id)
+    return _by_shipper(session, shipped, keys, years, narrow, condition, group)
 
 
 def _by_shipper(
-    session: Session, sub: Any, condition: ColumnElement[bool], group: Sequence[Any]
+    session: Session,
+    shipped: Any,
+    keys: tuple[Any, Any],
+    years: Years | None,
+    narrow: bool,
+    condition: ColumnElement[bool],
+    group: Sequence[Any],
 ) -> dict[tuple[Any, ...], Decimal]:
-    # Sums per generator and category first, and only those joined to the enterprises, so that a region's figure
-    # costs one pass and a few thousand lookups.
+    # Sums per generator and category first (`shipped`, whose year and generator columns are `keys`), and only
+    # those joined to the enterprises, so that a region's figure costs one pass and a few thousand lookups.
+    year, shipper = keys
+    if years is not None:
+        shipped = shipped.where(year.between(*years))
+    if narrow:
+        shipped = shipped.where(shipper.in_(sa_select(col(Enterprise.id)).where(condition)))
+    sub = shipped.subquery("shipped")
     columns = [sub.c.category_code if g is BATCH_CATEGORY else g for g in group]
     query = (
         sa_select(*columns, func.coalesce(type_coerce(func.sum(sub.c.tonnes), TonnesKg()), 0))
