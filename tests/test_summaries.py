@@ -294,6 +294,8 @@ def test_the_rates_from_the_summaries_equal_the_base_rows_on_the_demo(session: S
         (resolve_scope(session=session, principal=SYSTEM, region="510100"), ["region", "enterprise"]),
         (resolve_scope(session=session, principal=SYSTEM, park=parks[0]), ["category", "enterprise"]),
     ]
+    # The province and the prefecture read the region-cell summary, the park the generator summary.
+    assert [rates._county_columns(scope.condition, []) is not None for scope, _ in wide] == [True, True, False]
     compared = 0
     for scope, kinds in wide:
         for kind in (None, *kinds):
