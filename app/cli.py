@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlmodel import Session, select
 
-from app import cli_battery, cli_citus, cli_partitions, cli_reports
+from app import cli_battery, cli_citus, cli_partitions, cli_reports, cli_summaries
 from app.settings import Settings, write_engine_for
 from app.setup import upgrade_database
 from flows.access import accounts
@@ -655,6 +655,7 @@ cli_reports.register(cli)
 cli_battery.register(cli, validate_cli, import_cli)
 cli_citus.register(cli)
 cli_partitions.register(cli)
+cli_summaries.register(cli, _session)
 
 
 def main() -> None:

@@ -18,14 +18,17 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-from sqlmodel import Session
+from sqlalchemy import text
+from sqlmodel import Session, col
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import CATEGORIES, UTILISATION_ROUTES, database, fill_province, timed  # noqa: E402
 from flows.access.accounts import system_principal  # noqa: E402
-from flows.waste.rates import utilisation  # noqa: E402
+from flows.access.scope import resolve_scope  # noqa: E402
+from flows.waste.rates import manifested_sums, utilisation  # noqa: E402
 from flows.waste.reference import SICHUAN_TARGET_CATEGORIES  # noqa: E402
+from models import Enterprise  # noqa: E402
 
 YEAR = 2024
 
@@ -60,6 +63,17 @@ def duckdb_rates(province: object, shares: pd.DataFrame) -> tuple[float, pd.Data
     con.execute(sql).fetchall()  # warm-up: DuckDB reads the frames once
     seconds, result = timed(lambda: con.execute(sql).df())
     return seconds, result
+
+
+def bottom_up(session: Session) -> tuple[float, float]:
+    """Median seconds of the bottom-up sums by prefecture, from the summaries and from the base rows (the reference)."""
+    scope = resolve_scope(session=session, principal=system_principal(), region="510000")
+    group = [col(Enterprise.prefecture_adcode)]
+    codes = list(SICHUAN_TARGET_CATEGORIES)
+    kept, from_summaries = timed(lambda: manifested_sums(session, scope.condition, codes, (YEAR, YEAR), group))
+    base, from_base = timed(lambda: manifested_sums(session, scope.condition, codes, (YEAR, YEAR), group, base=True))
+    assert from_summaries == from_base, "the summaries differ from the base rows"
+    return kept, base
 
 
 def main() -> None:
@@ -101,10 +115,19 @@ def main() -> None:
                         lambda s=session: utilisation(session=s, principal=principal, year=YEAR, by="region")
                     )
                     total, _ = timed(lambda s=session: utilisation(session=s, principal=principal, year=YEAR))
+                    kept, base = bottom_up(session)
+                    sizes = [
+                        session.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                        for t in ("summary_generator", "summary_county")
+                    ]
                 rows = report.rows or []
                 print(
                     f"  rate by prefecture: median {seconds * 1000:.0f} ms ({len(rows)} rows; province rate "
                     f"{report.rate:.4f}); province total alone: {total * 1000:.0f} ms"
+                )
+                print(
+                    f"  bottom-up sums by prefecture alone: from the summaries {kept * 1000:.1f} ms, from the base rows"
+                    f" {base * 1000:.0f} ms; summary rows: {sizes[0]:,} per generator, {sizes[1]:,} per region cell"
                 )
                 results[backend] = seconds
     if province is not None:

@@ -20,6 +20,7 @@ from models.flagwork import FlagEntry, FlagWork
 from models.notices import FlagNotice, Notice, NoticePreference
 from models.reference import Park, Region, Target, TargetCategory, WasteCategory
 from models.revisions import CorrectionAttachment, RateRevision
+from models.summaries import SummaryCounty, SummaryGenerator
 from models.waste import (
     Declaration,
     Manifest,
@@ -68,6 +69,8 @@ __all__ = [
     "ManifestDraw",
     "ManifestShare",
     "ManifestSource",
+    "SummaryCounty",
+    "SummaryGenerator",
     "User",
     "WasteCategory",
     "WhitelistEntry",

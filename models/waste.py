@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlmodel import Field, SQLModel
 
 from models.enums import ENUM_STR, ManifestStatus, Placement, Route, TransportMode, Weighing, check_in
@@ -222,3 +223,8 @@ class ManifestShare(SQLModel, table=True):
     origin_shipper_id: int = Field(foreign_key="enterprise.id")
     category_code: str = Field(max_length=9)
     origin_year: int
+    # What this row adds to the summaries (flows/waste/summaries.py), so that a change can take back exactly that:
+    # the route of the manifest it is in, and whether it counts toward the rate (final, received, utilisation route,
+    # licensed receiver). Kept on write with the summaries; `circuflow summaries rebuild` recomputes them.
+    route: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
+    counted: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})

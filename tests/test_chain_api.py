@@ -24,7 +24,7 @@ from app.cli import cli
 from app.settings import Settings
 from flows.access.accounts import system_principal
 from flows.waste import flags, rates
-from models import Declaration, Licence, ManifestDraw, ManifestShare
+from models import Declaration, Licence, ManifestDraw, ManifestShare, SummaryCounty, SummaryGenerator
 from models.enums import EnterpriseRole, LicenceActivity
 from tests.browser import serve
 from tests.world import World, add_enterprise, build_world, t
@@ -251,7 +251,9 @@ def test_the_command_line_recomputes_every_chain(
     lot = _moved(client, w, w.e1, collector, 100, "transfer")
     _moved(client, w, collector, w.e2, 90, "cement_admixture", sources=[{"id": lot["id"]}])
     before = _by_enterprise(session)
-    session.execute(delete(ManifestShare))
+    # As a database from before the shares and the summaries were kept: neither is there.
+    for table in (ManifestShare, SummaryGenerator, SummaryCounty):
+        session.execute(delete(table))
     session.commit()
     assert _by_enterprise(session) == {}
     result = CliRunner().invoke(cli, ["chains", "reallocate"])

@@ -29,6 +29,7 @@ from flows.kernel.clock import stored_utc
 from flows.kernel.errors import InvalidInput
 from flows.kernel.messages import Term
 from flows.kernel.quantity import tonnes as kg_as_tonnes
+from flows.waste import summaries
 from models import Manifest, ManifestDraw, ManifestShare, ManifestSource
 from models.enums import INTERMEDIATE_ROUTES as INTERMEDIATE
 from models.enums import ManifestStatus, Placement
@@ -421,7 +422,9 @@ def reallocate(session: Session, manifest_ids: Iterable[int]) -> Allocation:
 
 
 def _store(session: Session, ids: set[int] | None, result: Allocation, rows: dict[int, Any]) -> None:
-    """Replace the draws and shares of these manifests (of all for None) with the ones allocated."""
+    """Replace the draws and shares of these manifests (of all for None) with the ones allocated, and the
+    summaries with them (flows/waste/summaries.py: what the old shares added is taken back, the new ones added)."""
+    taken_back = summaries.before(session, ids) if ids is not None else None
     for t in (_table(ManifestShare), _table(ManifestDraw)):
         if ids is None:
             session.execute(delete(t))
@@ -447,6 +450,10 @@ def _store(session: Session, ids: set[int] | None, result: Allocation, rows: dic
     for table, values in ((_table(ManifestShare), shares), (_table(ManifestDraw), draws)):
         for start in range(0, len(values), 20_000):
             session.execute(insert(table), values[start : start + 20_000])
+    if taken_back is None:
+        summaries.rebuild(session)
+    else:
+        summaries.after(session, ids or (), taken_back)
 
 
 def reallocate_all(session: Session) -> int:

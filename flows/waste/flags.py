@@ -28,10 +28,9 @@ from flows.kernel.messages import Message, Named, Term, msg, plain
 from flows.waste.manifests import WEIGHT_TOLERANCE
 from flows.waste.rates import (
     RECEIVED_STATUSES,
-    SHARES,
+    SUMMARY_GENERATOR,
     RateBy,
     Sums,
-    allocated_utilised,
     declared_sums,
     licensed_receiver,
     names,
@@ -291,20 +290,25 @@ def _own_licence_in_year(activity: str) -> ColumnElement[bool]:
 
 
 def _unmatched_query(ctx: _Ctx) -> Select[Any]:
-    # What ended utilised, allocated back through every hop to the generators (rates.manifested_sums does the same):
-    # waste sent through a collector counts for the generator, not for the collector.
-    share = SHARES.c
-    shipped_query: Any = allocated_utilised(
-        share.origin_shipper_id.label("enterprise_id"),
-        share.category_code.label("category_code"),
-        share.origin_year.label("year"),
+    # What ended utilised, allocated back through every hop to the generators (rates.manifested_sums does the same),
+    # read from the summaries kept on write: waste sent through a collector counts for the generator, not for it.
+    g = SUMMARY_GENERATOR.c
+    shipped_query: Any = (
+        sa_select(
+            g.generator_id.label("enterprise_id"),
+            g.category_code.label("category_code"),
+            g.year.label("year"),
+            type_coerce(func.sum(g.utilised_kg), TonnesKg()).label("tonnes"),
+        )
+        .where(g.utilised_kg != 0)
+        .group_by(g.generator_id, g.category_code, g.year)
     )
     if ctx.year is not None:
-        shipped_query = shipped_query.where(share.origin_year == ctx.year)
+        shipped_query = shipped_query.where(g.year == ctx.year)
     # A region's shipments are summed in one pass and matched to its declarations by the join; a park's or an
-    # enterprise's are found through the shipper index (as in rates.manifested_sums).
+    # enterprise's are found through the generator index (as in rates.manifested_sums).
     if ctx.scope.narrow:
-        shipped_query = shipped_query.where(scope_condition_for_batches(ctx.scope.condition, share.origin_shipper_id))
+        shipped_query = shipped_query.where(scope_condition_for_batches(ctx.scope.condition, g.generator_id))
     shipped = shipped_query.subquery()
     manifest_t = func.coalesce(shipped.c.tonnes, 0)
     gap = col(Declaration.utilised_t) - manifest_t

@@ -64,7 +64,7 @@ from flows.kernel.principal import Principal
 from flows.kernel.quantity import QuantityError, read_number, to_kg
 from flows.kernel.quantity import tonnes as kg_as_tonnes
 from flows.kernel.uscc import validate_uscc
-from flows.waste import chains, late_filings, licences, refdata
+from flows.waste import chains, late_filings, licences, refdata, summaries
 from flows.waste.corrections import request_correction
 from flows.waste.declarations import FIGURES, parse_declaration
 from flows.waste.manifests import MAX_SOURCES, FieldProblem, reserve_numbers
@@ -1077,6 +1077,7 @@ class _Enterprises(_Importer):
             bump = update(table).where(table.c.id == bindparam("b_id")).values(version=table.c.version + 1)
             self.session.execute(bump, [v for _, v in updates])
             ids = [v["b_id"] for _, v in updates]
+            summaries.follow(self.session, ids)  # a moved generator's county figure moves with it
             roles_table = _table_of(EnterpriseRoleLink)
             self.session.execute(delete(roles_table).where(roles_table.c.enterprise_id.in_(ids)))
             role_rows.extend({"enterprise_id": v["b_id"], "role": role} for r, v in updates for role in sorted(r.roles))

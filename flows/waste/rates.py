@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 from sqlalchemy import (
+    Column,
     ColumnElement,
     String,
     and_,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy import select as sa_select
+from sqlalchemy.sql import visitors
 from sqlmodel import Session, col, select
 
 from flows.access.accounts import Principal
@@ -49,7 +51,18 @@ from flows.waste.targets import (
     project,
     resolve_category_set,
 )
-from models import Declaration, Enterprise, Licence, Manifest, ManifestShare, Park, Region, WasteCategory
+from models import (
+    Declaration,
+    Enterprise,
+    Licence,
+    Manifest,
+    ManifestShare,
+    Park,
+    Region,
+    SummaryCounty,
+    SummaryGenerator,
+    WasteCategory,
+)
 from models.enums import UTILISATION_ROUTES, LicenceActivity, ManifestStatus, Placement, Route
 from models.quantity import Tonnes, TonnesKg
 
@@ -214,22 +227,66 @@ def manifested_sums(
     group: Sequence[Any] = (),
     *,
     narrow: bool = False,
+    base: bool = False,
 ) -> dict[tuple[Any, ...], Decimal]:
     """Tonnes that ended on a utilisation route at a licensed receiver, allocated back through every hop to the
-    first manifests and so to their generators, per group (the generators' columns, BATCH_CATEGORY)."""
+    first manifests and so to their generators, per group (the generators' columns, BATCH_CATEGORY): read from the
+    summaries kept on write (flows/waste/summaries.py), or with `base` from the base rows (their reference)."""
+    if base:
+        return _base_sums(session, condition, codes, years, group, narrow)
+    cells = _county_columns(condition, group)
+    if cells is not None and not narrow:
+        return _county_sums(session, condition, codes, years, group, cells)
+    g = SUMMARY_GENERATOR.c
+    shipped: Any = (
+        sa_select(
+            g.generator_id.label("shipper_id"),
+            g.category_code.label("category_code"),
+            type_coerce(func.sum(g.utilised_kg), TonnesKg()).label("tonnes"),
+        )
+        # Rows with nothing utilised (final elsewhere, or moved away) are left out, as the base rows leave them.
+        .where(g.category_code.in_(list(codes)), g.utilised_kg != 0)
+        .group_by(g.generator_id, g.category_code)
+    )
+    return _by_shipper(session, shipped, (g.year, g.generator_id), years, narrow, condition, group)
+
+
+def _base_sums(
+    session: Session,
+    condition: ColumnElement[bool],
+    codes: Sequence[str],
+    years: Years | None,
+    group: Sequence[Any],
+    narrow: bool,
+) -> dict[tuple[Any, ...], Decimal]:
+    """manifested_sums from the base rows (manifest_share and the final manifests): the reference of the summaries."""
     # The shares are kept on write (flows/waste/chains.py): a direct manifest is its own one share, a chain's final
     # manifest has one per first manifest it carries. The year and category are those of the first manifest.
     # `narrow`: the scope is a park or an enterprise, whose few shares are best found through the shipper index.
-    # Shares are summed per generator and category first, and only those sums are joined to the enterprises, so a
-    # region's figure costs one pass over the year's shares and a few thousand lookups.
     share = SHARES.c
     shipped: Any = allocated_utilised(
         share.origin_shipper_id.label("shipper_id"), share.category_code.label("category_code")
     ).where(share.category_code.in_(list(codes)))
+    keys = (share.origin_year, share.origin_shipper_id)
+    return _by_shipper(session, shipped, keys, years, narrow, condition, group)
+
+
+def _by_shipper(
+    session: Session,
+    shipped: Any,
+    keys: tuple[Any, Any],
+    years: Years | None,
+    narrow: bool,
+    condition: ColumnElement[bool],
+    group: Sequence[Any],
+) -> dict[tuple[Any, ...], Decimal]:
+    # Sums per generator and category first (`shipped`, whose year and generator columns are `keys`), and only
+    # those joined to the enterprises, so that a region's figure costs one pass and a few thousand lookups.
+    year, shipper = keys
     if years is not None:
-        shipped = shipped.where(share.origin_year.between(*years))
+        shipped = shipped.where(year.between(*years))
     if narrow:
-        shipped = shipped.where(share.origin_shipper_id.in_(sa_select(col(Enterprise.id)).where(condition)))
+        shipped = shipped.where(shipper.in_(sa_select(col(Enterprise.id)).where(condition)))
     sub = shipped.subquery("shipped")
     columns = [sub.c.category_code if g is BATCH_CATEGORY else g for g in group]
     query = (
@@ -241,6 +298,57 @@ def manifested_sums(
     if group:
         query = query.group_by(*columns)
     return {tuple(row)[: len(group)]: Decimal(tuple(row)[len(group)]) for row in session.execute(query)}
+
+
+SUMMARY_GENERATOR = SummaryGenerator.__table__  # type: ignore[attr-defined]
+SUMMARY_COUNTY = SummaryCounty.__table__  # type: ignore[attr-defined]
+REGION_COLUMNS = ("province_adcode", "prefecture_adcode", "county_adcode")
+
+
+def _county_columns(condition: ColumnElement[bool], group: Sequence[Any]) -> dict[Any, Any] | None:
+    """Enterprise's region columns mapped to summary_county's, when the scope and groups use no other column of the
+    enterprise (a region scope read by an administrator or a bureau); None otherwise."""
+    enterprise = Enterprise.__table__  # type: ignore[attr-defined]
+    mapping = {enterprise.c[name]: SUMMARY_COUNTY.c[name] for name in REGION_COLUMNS}
+    used = [element for element in visitors.iterate(condition) if isinstance(element, Column)]
+    used += [getattr(g, "expression", g) for g in group if g is not BATCH_CATEGORY]
+    if not all(isinstance(column, Column) and column in mapping for column in used):
+        return None
+    return mapping
+
+
+def _county_sums(
+    session: Session,
+    condition: ColumnElement[bool],
+    codes: Sequence[str],
+    years: Years | None,
+    group: Sequence[Any],
+    mapping: dict[Any, Any],
+) -> dict[tuple[Any, ...], Decimal]:
+    # One row per (year, region cell, category): a province's year is a few thousand rows, whatever the manifests.
+    c = SUMMARY_COUNTY.c
+
+    def swap(element: Any, **_: Any) -> Any:
+        return mapping.get(element)
+
+    where = visitors.replacement_traverse(condition, {}, swap)
+    columns = [c.category_code if g is BATCH_CATEGORY else mapping[getattr(g, "expression", g)] for g in group]
+    query = sa_select(*columns, func.coalesce(type_coerce(func.sum(c.utilised_kg), TonnesKg()), 0)).where(
+        c.category_code.in_(list(codes)), where
+    )
+    if years is not None:
+        query = query.where(c.year.between(*years))
+    if group:
+        query = query.group_by(*columns)
+    out: dict[tuple[Any, ...], Decimal] = {}
+    for row in session.execute(query):
+        # '' stands for "no region" in the summary's key: the enterprises' NULL.
+        key = tuple(
+            None if value == "" and g is not BATCH_CATEGORY else value
+            for value, g in zip(tuple(row)[: len(group)], group, strict=True)
+        )
+        out[key] = out.get(key, Decimal(0)) + Decimal(row[len(group)])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """years partitioned on PostgreSQL: transfer_batch by year, battery_event by occurred_at; a manifest number table
 
 Revision ID: 0022
-Revises: 0019
+Revises: 0021
 Create Date: 2026-12-07 16:40:00.000000
 
 On PostgreSQL both tables become partitioned by range of year (models/partitions.py): a partition for every year
@@ -24,7 +24,7 @@ from alembic import op
 from models.partitions import EVENTS, MANIFESTS, SCHEMA, Partitioned, create_default, create_year
 
 revision = "0022"
-down_revision = "0019"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """distributable keys: declarations, manifest corrections, recovery reports keyed with their enterprise; code table
 
 Revision ID: 0023
-Revises: 0019
+Revises: 0022
 Create Date: 2026-12-07 16:40:00.000000
 
 On Citus (see README, "Going to Citus") a distributed table's primary key and unique constraints must include its

@@ -1,0 +1,412 @@
+"""Summaries of the bottom-up figure kept on write, in the transaction of every write that changes them.
+
+Two tables (models/summaries.py): kilograms per (year, generator, category, final route), and per (year, region cell,
+category) over the generators of the cell. Every manifest_share row at placement `final` records what it adds to
+them (its manifest's route and whether it counts toward the rate); a write takes back what the rows it replaces or
+recounts added, and adds what the new ones add, as deltas (`kg = kg + excluded.kg`), so that writers touching
+different rows commute. The writers: chains.py (every change of shares: receipt, dispatch, rejection, correction,
+forwarding, import, reallocation), licence changes and enterprise moves (a flush listener below, which also covers
+bulk updates when the caller hands it the ids). `check` recomputes both tables from the base rows with the reference
+query of rates.py and names every difference; `rebuild` replaces them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, and_, case, delete, event, exists, func, inspect, or_, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col
+
+from flows.access.trail import serialise_writers
+from flows.waste.rates import SHARES, manifest_utilised
+from models import Enterprise, Licence, Manifest, SummaryCounty, SummaryGenerator
+from models.enums import Placement
+
+CHUNK = 5000  # ids per IN list, as in chains.py
+FINAL = Placement.final.value
+
+GenKey = tuple[int, int, str, str]  # year, generator, category, route
+Cell = tuple[str, str, str]  # province, prefecture, county adcodes ('' for none)
+CountyKey = tuple[int, str, str, str, str]  # year, province, prefecture, county, category
+Kg = tuple[int, int]  # utilised, final
+
+
+def _table(model: type[Any]) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+GEN = _table(SummaryGenerator)
+COUNTY = _table(SummaryCounty)
+CELL_COLUMNS = ("province_adcode", "prefecture_adcode", "county_adcode")
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    listed = sorted(set(ids))
+    for start in range(0, len(listed), CHUNK):
+        yield listed[start : start + CHUNK]
+
+
+class Delta:
+    """Kilograms to add per generator key (negative to take back)."""
+
+    def __init__(self) -> None:
+        self.utilised: Counter[GenKey] = Counter()
+        self.final: Counter[GenKey] = Counter()
+
+    def add(self, rows: Iterable[Any], sign: int) -> None:
+        """Add (sign 1) or take back (sign -1) rows of (year, generator, category, route, utilised, final)."""
+        for year, generator, category, route, utilised, final in rows:
+            key = (int(year), int(generator), str(category), str(route))
+            self.utilised[key] += sign * int(utilised or 0)
+            self.final[key] += sign * int(final or 0)
+
+    def items(self) -> list[tuple[GenKey, Kg]]:
+        """The keys whose kilograms change, with the change."""
+        keys = sorted(set(self.utilised) | set(self.final))
+        return [(key, (self.utilised[key], self.final[key])) for key in keys if self.utilised[key] or self.final[key]]
+
+
+def _contributions(session: Session, ids: Sequence[int]) -> list[Any]:
+    """What the final shares of these manifests add to the summaries now, by generator key."""
+    share = SHARES.c
+    query = (
+        sa_select(
+            share.origin_year,
+            share.origin_shipper_id,
+            share.category_code,
+            share.route,
+            func.sum(case((share.counted, share.kg), else_=0)),
+            func.sum(share.kg),
+        )
+        .where(share.placement == FINAL, share.manifest_id.in_(list(ids)))
+        .group_by(share.origin_year, share.origin_shipper_id, share.category_code, share.route)
+    )
+    return list(session.execute(query))
+
+
+def _recount(session: Session, where: Any) -> None:
+    """Set each final share's route and counted flag from its manifest, its receiver's licences and rates' rule."""
+    share = SHARES.c
+    own = col(Manifest.id) == share.manifest_id
+    session.execute(
+        update(SHARES)
+        .where(share.placement == FINAL, where)
+        .values(
+            route=sa_select(col(Manifest.route)).where(own).scalar_subquery(),
+            counted=exists(sa_select(col(Manifest.id)).where(own, manifest_utilised())),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def before(session: Session, ids: Iterable[int]) -> Delta:
+    """What the shares of these manifests add now, taken back: call before replacing them."""
+    delta = Delta()
+    for batch in _chunks(ids):
+        delta.add(_contributions(session, batch), -1)
+    return delta
+
+
+def after(session: Session, ids: Iterable[int], delta: Delta) -> None:
+    """Count the replaced shares of these manifests and apply what changed since `before`."""
+    for batch in _chunks(ids):
+        _recount(session, SHARES.c.manifest_id.in_(batch))
+        delta.add(_contributions(session, batch), 1)
+    apply(session, delta)
+
+
+def recount(session: Session, ids: Iterable[int]) -> None:
+    """Recount the final shares of these manifests (their receiver's licences changed) and apply the difference."""
+    listed = sorted(set(ids))
+    if listed:
+        after(session, listed, before(session, listed))
+
+
+def _upsert(session: Session, table: Table, keys: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    """Add the rows' kilograms to the stored ones, inserting rows not stored yet (one statement on both databases)."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    stmt: Any = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={
+            "utilised_kg": table.c.utilised_kg + stmt.excluded.utilised_kg,
+            "final_kg": table.c.final_kg + stmt.excluded.final_kg,
+        },
+    )
+    session.execute(stmt)
+
+
+def _cells(session: Session, generators: Iterable[int]) -> dict[int, Cell]:
+    out: dict[int, Cell] = {}
+    e = Enterprise
+    for batch in _chunks(generators):
+        query = sa_select(col(e.id), col(e.province_adcode), col(e.prefecture_adcode), col(e.county_adcode)).where(
+            col(e.id).in_(batch)
+        )
+        for ident, province, prefecture, county in session.execute(query):
+            out[int(ident)] = (province or "", prefecture or "", county or "")
+    return out
+
+
+GEN_KEYS = ("year", "generator_id", "category_code", "route")
+COUNTY_KEYS = ("year", "province_adcode", "prefecture_adcode", "county_adcode", "category_code")
+
+
+def apply(session: Session, delta: Delta) -> None:
+    """Add a delta to both tables, under the generators' regions of now."""
+    changes = delta.items()
+    if not changes:
+        return
+    generators = {key[1] for key, _ in changes}
+    follow(session, generators)
+    cells = _cells(session, generators)
+    county: Counter[CountyKey] = Counter()
+    county_final: Counter[CountyKey] = Counter()
+    gen_rows = []
+    for (year, generator, category, route), (utilised, final) in changes:
+        cell = cells.get(generator, ("", "", ""))
+        gen_rows.append(
+            {
+                "year": year,
+                "generator_id": generator,
+                "category_code": category,
+                "route": route,
+                **dict(zip(CELL_COLUMNS, cell, strict=True)),
+                "utilised_kg": utilised,
+                "final_kg": final,
+            }
+        )
+        county[(year, *cell, category)] += utilised
+        county_final[(year, *cell, category)] += final
+    for start in range(0, len(gen_rows), CHUNK):
+        _upsert(session, GEN, GEN_KEYS, gen_rows[start : start + CHUNK])
+    _upsert_county(session, county, county_final)
+
+
+def _upsert_county(session: Session, utilised: Counter[CountyKey], final: Counter[CountyKey]) -> None:
+    rows = [
+        {**dict(zip(COUNTY_KEYS, key, strict=True)), "utilised_kg": utilised[key], "final_kg": final[key]}
+        for key in sorted(set(utilised) | set(final))
+        if utilised[key] or final[key]
+    ]
+    for start in range(0, len(rows), CHUNK):
+        _upsert(session, COUNTY, COUNTY_KEYS, rows[start : start + CHUNK])
+
+
+def follow(session: Session, generators: Iterable[int]) -> None:
+    """Move the county kilograms of generators whose region changed since they were added to where they are now."""
+    serialise_writers(session)  # a move and a write of the same generator must not interleave
+    g, e = GEN.c, Enterprise
+    moved: set[int] = set()
+    utilised: Counter[CountyKey] = Counter()
+    final: Counter[CountyKey] = Counter()
+    now = (
+        func.coalesce(col(e.province_adcode), ""),
+        func.coalesce(col(e.prefecture_adcode), ""),
+        func.coalesce(col(e.county_adcode), ""),
+    )
+    for batch in _chunks(generators):
+        query = (
+            sa_select(
+                g.generator_id, g.year, g.category_code, *(g[c] for c in CELL_COLUMNS), *now, g.utilised_kg, g.final_kg
+            )
+            .join(Enterprise, col(e.id) == g.generator_id)
+            .where(
+                g.generator_id.in_(batch),
+                or_(*(g[c] != value for c, value in zip(CELL_COLUMNS, now, strict=True))),
+            )
+        )
+        for generator, year, category, p0, f0, c0, p1, f1, c1, u, f in session.execute(query):
+            moved.add(int(generator))
+            utilised[(int(year), p0, f0, c0, category)] -= int(u)
+            final[(int(year), p0, f0, c0, category)] -= int(f)
+            utilised[(int(year), p1, f1, c1, category)] += int(u)
+            final[(int(year), p1, f1, c1, category)] += int(f)
+    if not moved:
+        return
+    _upsert_county(session, utilised, final)
+    for batch in _chunks(moved):
+        cells = _cells(session, batch)
+        for generator in batch:
+            session.execute(
+                update(GEN)
+                .where(g.generator_id == generator)
+                .values(**dict(zip(CELL_COLUMNS, cells.get(generator, ("", "", "")), strict=True)))
+            )
+
+
+def licence_changed(session: Session, pairs: Iterable[tuple[int, str]]) -> None:
+    """Recount the final shares of every manifest an enterprise received in a category whose licences changed."""
+    listed = sorted(set(pairs))
+    if not listed:
+        return
+    serialise_writers(session)  # a receipt counted under the old licences must not commit after this recount
+    m = Manifest
+    ids = [
+        int(i)
+        for (i,) in session.execute(
+            sa_select(col(m.id)).where(
+                or_(*(and_(col(m.receiver_id) == e, col(m.category_code) == c) for e, c in listed)),
+                exists(sa_select(SHARES.c.manifest_id).where(SHARES.c.manifest_id == col(m.id))),
+            )
+        )
+    ]
+    recount(session, ids)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rebuild and check, from the base rows
+
+
+def rebuild(session: Session) -> None:
+    """Recount every final share and replace both tables with sums of the shares (after a bulk load or a repair)."""
+    serialise_writers(session)
+    _recount(session, SHARES.c.placement == FINAL)
+    session.execute(delete(COUNTY))
+    session.execute(delete(GEN))
+    share, e = SHARES.c, Enterprise
+    cell = (
+        func.coalesce(col(e.province_adcode), ""),
+        func.coalesce(col(e.prefecture_adcode), ""),
+        func.coalesce(col(e.county_adcode), ""),
+    )
+    keys = (share.origin_year, share.origin_shipper_id, share.category_code, share.route)
+    select_gen = (
+        sa_select(*keys, *cell, func.sum(case((share.counted, share.kg), else_=0)), func.sum(share.kg))
+        .join(Enterprise, col(e.id) == share.origin_shipper_id)
+        .where(share.placement == FINAL)
+        .group_by(*keys, *cell)
+    )
+    columns = [*GEN_KEYS, *CELL_COLUMNS, "utilised_kg", "final_kg"]
+    session.execute(GEN.insert().from_select(columns, select_gen))
+    g = GEN.c
+    select_county = sa_select(*(g[c] for c in COUNTY_KEYS), func.sum(g.utilised_kg), func.sum(g.final_kg)).group_by(
+        *(g[c] for c in COUNTY_KEYS)
+    )
+    session.execute(COUNTY.insert().from_select([*COUNTY_KEYS, "utilised_kg", "final_kg"], select_county))
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A summary row that differs from the base rows: its table, key, and both values (utilised, final kg)."""
+
+    table: str
+    key: tuple[Any, ...]
+    summary: Kg
+    base: Kg
+
+    def as_json(self) -> dict[str, Any]:
+        """The difference as a JSON object."""
+        return {
+            "table": self.table,
+            "key": list(self.key),
+            "summary": {"utilised_kg": self.summary[0], "final_kg": self.summary[1]},
+            "base": {"utilised_kg": self.base[0], "final_kg": self.base[1]},
+        }
+
+
+def base_by_generator(session: Session) -> dict[tuple[Any, ...], Kg]:
+    """The reference: kilograms per (year, generator, category, final route, region cell) from the base rows,
+    with rates.manifest_utilised on the final manifest (not the shares' own flags)."""
+    share, e = SHARES.c, Enterprise
+    keys = (
+        share.origin_year,
+        share.origin_shipper_id,
+        share.category_code,
+        col(Manifest.route),
+        func.coalesce(col(e.province_adcode), ""),
+        func.coalesce(col(e.prefecture_adcode), ""),
+        func.coalesce(col(e.county_adcode), ""),
+    )
+    query = (
+        sa_select(*keys, func.sum(case((manifest_utilised(), share.kg), else_=0)), func.sum(share.kg))
+        .select_from(SHARES)
+        .join(Manifest, col(Manifest.id) == share.manifest_id)
+        .join(Enterprise, col(e.id) == share.origin_shipper_id)
+        .where(share.placement == FINAL)
+        .group_by(*keys)
+    )
+    return {tuple(row[:7]): (int(row[7]), int(row[8])) for row in session.execute(query)}
+
+
+def check(session: Session) -> list[Difference]:
+    """Every difference between the summary tables and the same sums recomputed from the base rows."""
+    base = base_by_generator(session)
+    base_gen = {(y, g, c, r): (u, f) for (y, g, c, r, *_), (u, f) in base.items()}
+    base_cells = {(y, g, c, r): tuple(cell) for (y, g, c, r, *cell), _ in base.items()}
+    county: dict[CountyKey, Kg] = {}
+    for (year, _, category, _, p, f, c), (u, fin) in base.items():
+        stored = county.get((year, p, f, c, category), (0, 0))
+        county[(year, p, f, c, category)] = (stored[0] + u, stored[1] + fin)
+    g = GEN.c
+    stored_gen: dict[tuple[Any, ...], Kg] = {}
+    stored_cells: dict[tuple[Any, ...], tuple[str, ...]] = {}
+    for row in session.execute(sa_select(*(g[c] for c in (*GEN_KEYS, *CELL_COLUMNS)), g.utilised_kg, g.final_kg)):
+        key = (int(row[0]), int(row[1]), str(row[2]), str(row[3]))
+        stored_gen[key] = (int(row[7]), int(row[8]))
+        stored_cells[key] = tuple(row[4:7])
+    c = COUNTY.c
+    stored_county: dict[tuple[Any, ...], Kg] = {
+        (int(row[0]), *row[1:5]): (int(row[5]), int(row[6]))
+        for row in session.execute(sa_select(*(c[k] for k in COUNTY_KEYS), c.utilised_kg, c.final_kg))
+    }
+    out = _compare("summary_generator", stored_gen, base_gen)
+    out += _compare("summary_county", stored_county, dict(county))
+    # A generator's rows must sit under its region of now, or its county kilograms are in the wrong cell.
+    for key, cell in sorted(stored_cells.items()):
+        if key in base_cells and cell != base_cells[key] and stored_gen[key] != (0, 0):
+            out.append(Difference("summary_generator.region", (*key, *cell), stored_gen[key], stored_gen[key]))
+    return out
+
+
+def _compare(table: str, stored: dict[Any, Kg], base: dict[Any, Kg]) -> list[Difference]:
+    out = []
+    for key in sorted(set(stored) | set(base), key=repr):
+        mine, theirs = stored.get(key, (0, 0)), base.get(key, (0, 0))
+        if mine != theirs:
+            out.append(Difference(table, tuple(key), mine, theirs))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Kept with every licence change and enterprise move written through the ORM
+
+
+def _after_flush(session: Session, _context: Any) -> None:
+    objects = [*session.new, *session.dirty, *session.deleted]
+    pairs = {
+        (obj.enterprise_id, obj.category_code)
+        for obj in objects
+        if isinstance(obj, Licence) and obj.enterprise_id is not None
+    }
+    # A licence edited to another enterprise or category changes the old pair too.
+    for obj in objects:
+        if isinstance(obj, Licence):
+            attrs = inspect(obj).attrs
+            history = {name: attrs[name].history for name in ("enterprise_id", "category_code")}
+            olds_e = history["enterprise_id"].deleted or [obj.enterprise_id]
+            olds_c = history["category_code"].deleted or [obj.category_code]
+            pairs |= {(e, c) for e in olds_e for c in olds_c if e is not None}
+    if pairs:
+        licence_changed(session, pairs)
+    moved = [obj.id for obj in session.dirty if isinstance(obj, Enterprise) and obj.id is not None]
+    if moved and _has_rows(session, moved):
+        follow(session, moved)
+
+
+def _has_rows(session: Session, generators: Sequence[int]) -> bool:
+    return (
+        session.execute(sa_select(GEN.c.year).where(GEN.c.generator_id.in_(list(generators))).limit(1)).first()
+        is not None
+    )
+
+
+event.listen(Session, "after_flush", _after_flush)
