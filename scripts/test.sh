@@ -56,4 +56,10 @@ fi
 .venv/bin/ruff format --check .
 .venv/bin/mypy app flows maps models tests
 .venv/bin/lint-imports
-exec .venv/bin/pytest "$@"
+# Two processes share the suite (pytest-xdist), one per core; tests that share a server of their own (the replica,
+# the Citus nodes) are grouped onto one of them. CIRCUFLOW_TEST_WORKERS=0 runs it in one process.
+workers=${CIRCUFLOW_TEST_WORKERS:-2}
+if [ "$workers" = 0 ]; then
+  exec .venv/bin/pytest "$@"
+fi
+exec .venv/bin/pytest -n "$workers" --dist loadgroup "$@"

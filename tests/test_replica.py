@@ -30,6 +30,9 @@ from tests.access_cases_battery import seed_batteries
 from tests.test_access_matrix import CASES, _prepare
 from tests.world import PASSWORD, World, build_world
 
+# One worker takes these in turn: they pause the one replica's replay, which the others would wait on.
+pytestmark = pytest.mark.xdist_group("replica")
+
 PROBE = "/test-replica-probe"
 
 

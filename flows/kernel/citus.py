@@ -190,6 +190,12 @@ def plan(conn: Connection) -> Plan:
     for d in out.distributed:
         groups[d.table] = d.table if d.colocate_with == "none" else groups[d.colocate_with]
     touching = [fk for fk in fks if fk.table in groups or fk.referenced in groups]
+    # Citus 13.2 takes a local table tied to a reference table into its metadata, and then refuses a partitioned one
+    # whose partitions carry CHECK constraints ("child table is missing constraint"): those checks are dropped
+    # before and added back after, when the table is in the metadata (the partitions take them again).
+    checks = _checks(conn, sorted(_partitioned(conn) - set(groups) - set(out.reference)))
+    for table, name, _definition in checks:
+        out.statements.append(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"')
     for fk in touching:
         out.statements.append(f'ALTER TABLE "{fk.table}" DROP CONSTRAINT "{fk.name}"')
     out.statements += [f"SELECT create_reference_table('{t}')" for t in out.reference]
@@ -197,11 +203,38 @@ def plan(conn: Connection) -> Plan:
         out.statements.append(
             f"SELECT create_distributed_table('{d.table}', '{d.column}', colocate_with => '{d.colocate_with}')"
         )
+    for table, name, definition in checks:
+        out.statements.append(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
     for fk in touching:
         if _fk_fits(fk, out.reference, distributed, groups):
             out.statements.append(f'ALTER TABLE "{fk.table}" ADD CONSTRAINT "{fk.name}" {fk.definition}')
         else:
             out.dropped[fk.name] = NOT_KEPT.get(fk.name, f"{fk.table} -> {fk.referenced} is not co-located")
+    return out
+
+
+def _partitioned(conn: Connection) -> set[str]:
+    rows = conn.execute(
+        text(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace"
+            " WHERE c.relkind = 'p' AND s.nspname = current_schema()"
+        )
+    )
+    return {r[0] for r in rows}
+
+
+def _checks(conn: Connection, tables: Sequence[str]) -> list[tuple[str, str, str]]:
+    """The CHECK constraints defined on these tables themselves (not inherited), as (table, name, definition)."""
+    out: list[tuple[str, str, str]] = []
+    for table in tables:
+        rows = conn.execute(
+            text(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+                " WHERE conrelid = to_regclass(:t) AND contype = 'c' AND conislocal ORDER BY conname"
+            ),
+            {"t": table},
+        )
+        out += [(table, r[0], r[1]) for r in rows]
     return out
 
 
