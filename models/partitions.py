@@ -8,6 +8,7 @@ SQLite keeps plain tables: every function here is for PostgreSQL.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
@@ -109,8 +110,39 @@ def _referring(conn: Connection, spec: Partitioned) -> list[tuple[str, str, str]
     return [(str(a), str(b), str(c)) for a, b, c in rows]
 
 
+def _citus_checks(conn: Connection, spec: Partitioned) -> list[tuple[str, str]]:
+    """The table's own CHECK constraints when Citus holds it in its metadata, else none."""
+    if conn.execute(text("SELECT to_regclass('pg_catalog.pg_dist_partition')")).scalar() is None:
+        return []
+    held = conn.execute(
+        text("SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = to_regclass(:t)"), {"t": spec.table}
+    ).scalar_one()
+    if not held:
+        return []
+    rows = conn.execute(
+        text(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = to_regclass(:t) AND contype = 'c' AND conislocal ORDER BY conname"
+        ),
+        {"t": spec.table},
+    )
+    return [(str(a), str(b)) for a, b in rows]
+
+
 def create_year(conn: Connection, spec: Partitioned, year: int) -> int:
     """Create a year's partition; rows of that year held in DEFAULT move into it. Returns how many moved."""
+    # Citus 13.2 refuses a new partition of a table in its metadata whose checks the partition would inherit
+    # ("child table is missing constraint"): the checks leave for the moment and come back, the partition with them.
+    checks = _citus_checks(conn, spec)
+    for name, _definition in checks:
+        conn.execute(text(f'ALTER TABLE {spec.table} DROP CONSTRAINT "{name}"'))
+    moved = _create_year(conn, spec, year)
+    for name, definition in checks:
+        conn.execute(text(f'ALTER TABLE {spec.table} ADD CONSTRAINT "{name}" {definition}'))
+    return moved
+
+
+def _create_year(conn: Connection, spec: Partitioned, year: int) -> int:
     bounds = f"FROM ({spec.bound(year)}) TO ({spec.bound(year + 1)})"
     held = 0
     if _has_default(conn, spec):
@@ -149,8 +181,10 @@ class Created:
     moved: int
 
 
-def ensure(conn: Connection, this_year: int, ahead: int = AHEAD, *, move: bool = True) -> list[Created]:
-    """Create the partitions missing (DEFAULT, the years held in DEFAULT, this year and `ahead` more).
+def ensure(
+    conn: Connection, this_year: int, ahead: int = AHEAD, *, move: bool = True, years: Iterable[int] = ()
+) -> list[Created]:
+    """Create the partitions missing (DEFAULT, the years held in DEFAULT, this year and `ahead` more, and `years`).
 
     One process at a time: a transaction-scoped advisory lock queues the others, which then find the partitions
     made. Without `move`, a year whose rows DEFAULT holds is left (moving them locks the table while it copies
@@ -167,7 +201,7 @@ def ensure(conn: Connection, this_year: int, ahead: int = AHEAD, *, move: bool =
         if not _has_default(conn, spec):
             create_default(conn, spec)
         held = held_years(conn, spec)
-        wanted = set(range(this_year, this_year + ahead + 1)) | held
+        wanted = set(range(this_year, this_year + ahead + 1)) | held | set(years)
         for year in sorted(wanted - _years(conn, spec)):
             if move or year not in held:
                 created.append(Created(spec.table, year, create_year(conn, spec, year)))

@@ -1372,6 +1372,8 @@ def load_demo(*, session: Session, seed: int = 2024, progress: Progress | None =
     for year, rows in by_year.items():
         for row, number in zip(rows, reserve_numbers(session, year, len(rows)), strict=True):
             row["number"] = number
+    # Each year gets its partition before its rows arrive (PostgreSQL), so that they go straight in.
+    partitions.ensure(session=session, now=datetime.now(UTC), years=by_year)
     ids = _insert(session, Manifest, col(Manifest.id), batches, "manifests", progress)
     sources = demo.source_rows(ids)
     _insert_plain(session, ManifestSource, sources, "manifest sources", progress)
@@ -1388,6 +1390,8 @@ def load_demo(*, session: Session, seed: int = 2024, progress: Progress | None =
     codes = [{"code": b.code, "battery_id": b.id} for b in demo.batteries]
     _insert_plain(session, BatteryCode, codes, "battery codes", progress)
     events = demo.event_rows()
+    years = {row["occurred_at"].astimezone(CST).year for row in events}
+    partitions.ensure(session=session, now=datetime.now(UTC), years=years)
     _insert_plain(session, BatteryEvent, events, "battery events", progress)
     reports = demo.recovery_rows()
     _insert_plain(session, RecoveryReport, reports, "recovery reports", progress)

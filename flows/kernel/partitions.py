@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import text
@@ -13,7 +14,13 @@ from models.partitions import Created, Partition
 
 
 def ensure(
-    *, session: Session, now: datetime, ahead: int = partitions.AHEAD, move: bool = True, lock_timeout_ms: int = 0
+    *,
+    session: Session,
+    now: datetime,
+    ahead: int = partitions.AHEAD,
+    move: bool = True,
+    lock_timeout_ms: int = 0,
+    years: Iterable[int] = (),
 ) -> list[Created]:
     """Create the partitions missing: this Beijing year and `ahead` more, the years held in DEFAULT; caller commits.
 
@@ -26,7 +33,7 @@ def ensure(
         return []
     if lock_timeout_ms:
         conn.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
-    return partitions.ensure(conn, now.astimezone(CST).year, ahead, move=move)
+    return partitions.ensure(conn, now.astimezone(CST).year, ahead, move=move, years=years)
 
 
 def held(*, session: Session) -> dict[str, set[int]]:
