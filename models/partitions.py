@@ -110,6 +110,18 @@ def _referring(conn: Connection, spec: Partitioned) -> list[tuple[str, str, str]
     return [(str(a), str(b), str(c)) for a, b, c in rows]
 
 
+def own_checks(conn: Connection, table: str) -> list[tuple[str, str]]:
+    """The CHECK constraints defined on the table itself (not inherited), as (name, definition)."""
+    rows = conn.execute(
+        text(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = to_regclass(:t) AND contype = 'c' AND conislocal ORDER BY conname"
+        ),
+        {"t": table},
+    )
+    return [(str(a), str(b)) for a, b in rows]
+
+
 def _citus_checks(conn: Connection, spec: Partitioned) -> list[tuple[str, str]]:
     """The table's own CHECK constraints when Citus holds it in its metadata, else none."""
     if conn.execute(text("SELECT to_regclass('pg_catalog.pg_dist_partition')")).scalar() is None:
@@ -117,16 +129,7 @@ def _citus_checks(conn: Connection, spec: Partitioned) -> list[tuple[str, str]]:
     held = conn.execute(
         text("SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = to_regclass(:t)"), {"t": spec.table}
     ).scalar_one()
-    if not held:
-        return []
-    rows = conn.execute(
-        text(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-            " WHERE conrelid = to_regclass(:t) AND contype = 'c' AND conislocal ORDER BY conname"
-        ),
-        {"t": spec.table},
-    )
-    return [(str(a), str(b)) for a, b in rows]
+    return own_checks(conn, spec.table) if held else []
 
 
 def create_year(conn: Connection, spec: Partitioned, year: int) -> int:

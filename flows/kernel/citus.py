@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, text
 
+from models import partitions
+
 # In foreign-key order: a table comes after those it references.
 REFERENCE_TABLES: tuple[str, ...] = (
     "region",
@@ -193,7 +195,13 @@ def plan(conn: Connection) -> Plan:
     # Citus 13.2 takes a local table tied to a reference table into its metadata, and then refuses a partitioned one
     # whose partitions carry CHECK constraints ("child table is missing constraint"): those checks are dropped
     # before and added back after, when the table is in the metadata (the partitions take them again).
-    checks = _checks(conn, sorted(_partitioned(conn) - set(groups) - set(out.reference)))
+    left = sorted(s.table for s in partitions.TABLES if partitions.is_partitioned(conn, s.table))
+    checks = [
+        (table, name, definition)
+        for table in left
+        if table not in groups and table not in out.reference
+        for name, definition in partitions.own_checks(conn, table)
+    ]
     for table, name, _definition in checks:
         out.statements.append(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"')
     for fk in touching:
@@ -210,31 +218,6 @@ def plan(conn: Connection) -> Plan:
             out.statements.append(f'ALTER TABLE "{fk.table}" ADD CONSTRAINT "{fk.name}" {fk.definition}')
         else:
             out.dropped[fk.name] = NOT_KEPT.get(fk.name, f"{fk.table} -> {fk.referenced} is not co-located")
-    return out
-
-
-def _partitioned(conn: Connection) -> set[str]:
-    rows = conn.execute(
-        text(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace"
-            " WHERE c.relkind = 'p' AND s.nspname = current_schema()"
-        )
-    )
-    return {r[0] for r in rows}
-
-
-def _checks(conn: Connection, tables: Sequence[str]) -> list[tuple[str, str, str]]:
-    """The CHECK constraints defined on these tables themselves (not inherited), as (table, name, definition)."""
-    out: list[tuple[str, str, str]] = []
-    for table in tables:
-        rows = conn.execute(
-            text(
-                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-                " WHERE conrelid = to_regclass(:t) AND contype = 'c' AND conislocal ORDER BY conname"
-            ),
-            {"t": table},
-        )
-        out += [(table, r[0], r[1]) for r in rows]
     return out
 
 
