@@ -380,6 +380,9 @@ def _compare(table: str, stored: dict[Any, Kg], base: dict[Any, Kg]) -> list[Dif
 # Kept with every licence change and enterprise move written through the ORM
 
 
+REGION_COLUMNS = ("province_adcode", "prefecture_adcode", "county_adcode")
+
+
 def _after_flush(session: Session, _context: Any) -> None:
     objects = [*session.new, *session.dirty, *session.deleted]
     pairs = {
@@ -397,9 +400,17 @@ def _after_flush(session: Session, _context: Any) -> None:
             pairs |= {(e, c) for e in olds_e for c in olds_c if e is not None}
     if pairs:
         licence_changed(session, pairs)
-    moved = [obj.id for obj in session.dirty if isinstance(obj, Enterprise) and obj.id is not None]
+    moved = [
+        obj.id for obj in session.dirty if isinstance(obj, Enterprise) and obj.id is not None and _region_changed(obj)
+    ]
     if moved and _has_rows(session, moved):
         follow(session, moved)
+
+
+def _region_changed(enterprise: Enterprise) -> bool:
+    # A rename or a new contact leaves the summaries alone; only a move between region cells shifts kilograms.
+    attrs = inspect(enterprise).attrs
+    return any(attrs[name].history.has_changes() for name in REGION_COLUMNS)
 
 
 def _has_rows(session: Session, generators: Sequence[int]) -> bool:
