@@ -43,11 +43,9 @@ def check(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON o
     else:
         for d in found[:SHOWN]:
             key = ", ".join(str(k) for k in d.key)
-            err.print(
-                f"{d.table} ({key}): summary utilised {d.summary[0]} kg, final {d.summary[1]} kg;"
-                f" base rows utilised {d.base[0]} kg, final {d.base[1]} kg",
-                highlight=False,
-            )
+            mine = ", ".join(f"{name} {value}" for name, value in zip(d.figures(), d.summary, strict=True))
+            theirs = ", ".join(f"{name} {value}" for name, value in zip(d.figures(), d.base, strict=True))
+            err.print(f"{d.table} ({key}): summary {mine}; base rows {theirs}", highlight=False)
         more = f" ({len(found) - SHOWN} more with --json)" if len(found) > SHOWN else ""
         err.print(f"{len(found)} differences{more}; `circuflow summaries rebuild` replaces them", highlight=False)
     raise typer.Exit(1 if found else 0)

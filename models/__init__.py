@@ -20,7 +20,7 @@ from models.flagwork import FlagEntry, FlagWork
 from models.notices import FlagNotice, Notice, NoticePreference
 from models.reference import Park, Region, Target, TargetCategory, WasteCategory
 from models.revisions import CorrectionAttachment, RateRevision
-from models.summaries import SummaryCounty, SummaryGenerator
+from models.summaries import SummaryCounty, SummaryGenerator, SummaryPath
 from models.waste import (
     Declaration,
     Manifest,
@@ -71,6 +71,7 @@ __all__ = [
     "ManifestSource",
     "SummaryCounty",
     "SummaryGenerator",
+    "SummaryPath",
     "User",
     "WasteCategory",
     "WhitelistEntry",

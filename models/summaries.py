@@ -41,3 +41,28 @@ class SummaryCounty(SQLModel, table=True):
     category_code: str = Field(primary_key=True, max_length=9)
     utilised_kg: int = Field(default=0, sa_type=BigInteger)
     final_kg: int = Field(default=0, sa_type=BigInteger)
+
+
+class SummaryPath(SQLModel, table=True):
+    """Kilograms of a year's first manifests by the path they took to where they are now, for the Sankey.
+
+    The key names the parties (generator, first receiver, sender and receiver of the manifest the kilograms are in)
+    rather than their regions, so that a move between regions needs no rewrite and every scope filter of the Sankey
+    applies. `origins` counts the first manifests with kilograms on this path: one whose kilograms took several paths
+    counts on each.
+    """
+
+    __tablename__ = "summary_path"
+    year: int = Field(primary_key=True)
+    category_code: str = Field(primary_key=True, max_length=9)
+    placement: str = Field(primary_key=True, max_length=16)  # final or held
+    straight: bool = Field(primary_key=True)  # the kilograms are in their own first manifest
+    generator_id: int = Field(primary_key=True)
+    first_receiver_id: int = Field(primary_key=True)
+    shipper_id: int = Field(primary_key=True)
+    receiver_id: int = Field(primary_key=True)
+    first_route: str = Field(primary_key=True, max_length=32)
+    route: str = Field(primary_key=True, max_length=32)
+    kg: int = Field(default=0, sa_type=BigInteger)
+    utilised_kg: int = Field(default=0, sa_type=BigInteger)
+    origins: int = Field(default=0, sa_type=BigInteger)

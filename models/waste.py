@@ -228,3 +228,10 @@ class ManifestShare(SQLModel, table=True):
     # licensed receiver). Kept on write with the summaries; `circuflow summaries rebuild` recomputes them.
     route: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
     counted: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
+    # Where the path of these kilograms runs, for the Sankey's summary (summary_path): the first manifest's receiver
+    # and route, and the parties of the manifest the row is in. Copies of the manifests' own columns (which carry the
+    # foreign keys), taken when the row is written, so that a later change can take back what this row added.
+    first_receiver_id: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    first_route: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
+    shipper_id: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    receiver_id: int = Field(default=0, sa_column_kwargs={"server_default": "0"})

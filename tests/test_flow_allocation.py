@@ -294,7 +294,9 @@ def test_a_bureau_follows_its_generators_tonnes_to_their_end(session: Session, c
     # G2: 50 t into the merge (of which 40 t went on, 10 t held) and 10 t straight.
     assert data.total.final_t == t(40 + 10) and data.total.held_t == t(10)
     assert {p.origin for p in data.by_place} == {"510600"}
-    assert data.total.batches == 2
+    # Two first manifests: the straight one, and the merged one on two paths (40 t sent on, 10 t held), once on each.
+    assert data.total.batches == 3
+    assert sum(p.batches for p in data.by_place) == sum(p.batches for p in data.by_route) == data.total.batches
 
 
 # ---------------------------------------------------------------------------------------------------------------

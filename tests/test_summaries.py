@@ -8,24 +8,28 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from app.cli import cli
 from flows.access.accounts import system_principal
-from flows.access.scope import resolve_scope
+from flows.access.scope import readable_enterprise_ids, region_clause, resolve_scope
 from flows.demo.load import load_demo
+from flows.kernel.principal import Principal
 from flows.kernel.uscc import make_uscc
+from flows.pages.sankey import SankeyTotals, sankey
 from flows.waste import manifests, rates, summaries
 from flows.waste.imports import import_enterprises, import_manifests
-from models import Enterprise, Manifest, SummaryCounty, SummaryGenerator
-from models.enums import Channel, ManifestStatus, Route
+from models import Enterprise, Manifest, SummaryCounty, SummaryGenerator, SummaryPath
+from models.enums import Channel, ManifestStatus, Route, UserRole
 from tests.test_chain_api import _admin
 from tests.test_chain_api import _arrive as _arrive
 from tests.test_chain_api import _send as send
@@ -33,6 +37,13 @@ from tests.test_chain_api import chain_world as chain_world
 from tests.world import NOW, World, t
 
 SYSTEM = system_principal()
+
+
+def kg_t(kg: int) -> Decimal:
+    """Kilograms as tonnes, exactly."""
+    return Decimal(kg) / 1000
+
+
 CAT = "SW04"
 # A point in Deyang (510600), far from E1's county in Panzhihua.
 DEYANG = (104.39, 31.13)
@@ -238,6 +249,25 @@ def test_the_check_names_a_tampered_row_and_the_rebuild_mends_it(
     session.execute(update(county).where(col(county.category_code) == CAT).values(final_kg=county.final_kg - 1))
     session.commit()
     assert [d.table for d in summaries.check(session)] == ["summary_county"]
+    CliRunner().invoke(cli, ["summaries", "rebuild"])
+    # A path out of step is found.
+    path = SummaryPath
+    mine = (col(path.generator_id) == w.e1, col(path.category_code) == CAT)
+    session.execute(update(path).where(*mine).values(origins=path.origins + 1))
+    session.commit()
+    found = summaries.check(session)
+    assert [(d.table, d.summary, d.base) for d in found] == [("summary_path", (10_000, 10_000, 2), (10_000, 10_000, 1))]
+    assert found[0].as_json()["summary"] == {"kg": 10_000, "utilised_kg": 10_000, "origins": 2}
+    # A share whose copy of its manifest's receiver was altered: the next write of its chain takes back under the
+    # wrong path, which the check finds; the rebuild takes the copies from the manifests again.
+    CliRunner().invoke(cli, ["summaries", "rebuild"])
+    session.execute(update(rates.SHARES).where(rates.SHARES.c.manifest_id == direct).values(receiver_id=w.e3))
+    session.commit()
+    _correct(client, w, direct, weight_received_t=9)
+    session.expire_all()
+    assert {d.table for d in summaries.check(session)} == {"summary_path"}
+    CliRunner().invoke(cli, ["summaries", "rebuild"])
+    assert CliRunner().invoke(cli, ["summaries", "check"]).exit_code == 0
 
 
 def test_concurrent_receipts_of_one_generator_add_up(engine: Engine, session: Session, kept: tuple[World, int]) -> None:
@@ -306,3 +336,99 @@ def test_the_rates_from_the_summaries_equal_the_base_rows_on_the_demo(session: S
             assert kept == base, (scope.ref, kind)
             compared += len(base)
     assert compared > 50  # the demo has data in every scope above
+
+
+def _sankey_from_base(session: Session, principal: Principal, year: int, region: str | None) -> dict[str, Any]:
+    """The Sankey's paths and totals recomputed in Python from manifest_share, the manifests and the enterprises."""
+    share, first = rates.SHARES.c, aliased(Manifest, name="first_m")
+    query = (
+        select(  # type: ignore[call-overload]
+            share.origin_id,
+            share.manifest_id,
+            share.placement,
+            share.kg,
+            share.category_code,
+            col(first.shipper_id),
+            col(first.receiver_id),
+            col(first.route),
+            col(Manifest.shipper_id),
+            col(Manifest.receiver_id),
+            col(Manifest.route),
+            rates.manifest_utilised(),
+        )
+        .select_from(rates.SHARES)
+        .join(Manifest, col(Manifest.id) == share.manifest_id)
+        .join(first, col(first.id) == share.origin_id)
+        .where(share.origin_year == year, share.placement.in_(["final", "held"]))
+    )
+    place = {i: p or "" for i, p in session.execute(select(Enterprise.id, Enterprise.prefecture_adcode))}
+    visible = None
+    if principal.role is not UserRole.admin:
+        visible = set(session.execute(readable_enterprise_ids(principal)).scalars())
+    inside = set(session.execute(select(Enterprise.id).where(region_clause(region))).scalars()) if region else None
+    by: dict[str, dict[tuple[Any, ...], list[Any]]] = {"route": {}, "place": {}}
+    total: dict[str, Any] = {"final": 0, "utilised": 0, "held": 0, "via": 0, "batches": set()}
+    for row in session.execute(query):
+        origin, manifest, placement, kg, category, gen, first_to, first_route, sender, receiver, route, utilised = row
+        parties = {gen, first_to, sender, receiver}
+        if (visible is not None and not parties & visible) or (inside is not None and not parties & inside):
+            continue
+        held = placement == "held"
+        straight = not held and origin == manifest
+        first_route, route = str(getattr(first_route, "value", first_route)), str(getattr(route, "value", route))
+        used = kg if placement == "final" and utilised else 0
+        # A first manifest counts once on each path of the summary: its parties, routes and placement.
+        on = (origin, placement, origin == manifest, gen, first_to, sender, receiver, first_route, route)
+        keys = {
+            "route": (category, None if straight else first_route, None if held else route),
+            "place": (
+                place[gen],
+                None if straight else place[receiver if held else sender],
+                None if held else place[receiver],
+            ),
+        }
+        for which, key in keys.items():
+            figures = by[which].setdefault(key, [0, 0, set()])
+            figures[0] += kg
+            figures[1] += used
+            figures[2].add(on)
+        total["held" if held else "final"] += kg
+        total["utilised"] += used
+        total["via"] += 0 if straight else kg
+        total["batches"].add(on)
+    return {"by": by, "total": total}
+
+
+def test_the_sankey_from_its_summary_equals_the_base_rows_on_the_demo(session: Session) -> None:
+    load_demo(session=session, seed=2024)
+    session.commit()
+    assert summaries.check(session) == []
+    year = 2024
+    park = session.execute(select(Enterprise.park_id).where(col(Enterprise.park_id).is_not(None))).scalars().first()
+    holder = session.execute(select(SummaryPath.receiver_id).where(SummaryPath.placement == "held")).scalars().first()
+    assert park is not None and holder is not None  # the demo has parks and tonnes held at an intermediary
+    seen = [
+        (SYSTEM, None),
+        (SYSTEM, "510100"),
+        (Principal(user_id=None, username="b", role=UserRole.bureau, scope_adcode="510300"), None),
+        (Principal(user_id=None, username="p", role=UserRole.park_manager, park_id=park), None),
+        (Principal(user_id=None, username="e", role=UserRole.enterprise, enterprise_id=holder), None),
+    ]
+    stages = set()
+    for principal, region in seen:
+        data = sankey(session=session, principal=principal, year=year, region=region)
+        base = _sankey_from_base(session, principal, year, data.filter.region)
+        for which, drawn in (("route", data.by_route), ("place", data.by_place)):
+            mine = {(p.origin, p.via, p.end): (p.tonnes, p.utilised_t, p.batches) for p in drawn}
+            theirs = {key: (kg_t(kg), kg_t(used), len(on)) for key, (kg, used, on) in base["by"][which].items()}
+            assert mine == theirs, (principal.role, region, which)
+            stages |= {("straight" if p.via is None else "held" if p.end is None else "via") for p in drawn}
+        total = base["total"]
+        assert data.total == SankeyTotals(
+            kg_t(total["final"]),
+            kg_t(total["utilised"]),
+            kg_t(total["held"]),
+            kg_t(total["via"]),
+            len(total["batches"]),
+        )
+    assert stages == {"straight", "via", "held"}

@@ -1,15 +1,17 @@
 """Sankey diagrams of a year's tonnes followed to their end: generator -> intermediary -> utiliser or disposer.
 
-Built from the allocation (flows/waste/chains.py, table manifest_share), not from the lorries: every first manifest of
-the year (its origin year, as the rate counts it) is followed to where its kilograms are now. Tonnes at a final step
-(a utilisation route or disposal) run from the left column to the right one; those that passed an intermediary
-(collector, store, pre-treatment plant: routes storage and transfer) run through the middle column, and those an
-intermediary still holds stop there. So the right column adds up to the allocated final tonnes, each tonne counted
-once however many lorries carried it, and a middle node takes in what it sends on plus what it holds. Tonnes still on
-the road are left out until they arrive.
+Built from the allocation (flows/waste/chains.py, table manifest_share) through its summary kept on write
+(summary_path, flows/waste/summaries.py), not from the lorries: every first manifest of the year (its origin year, as
+the rate counts it) is followed to where its kilograms are now. Tonnes at a final step (a utilisation route or
+disposal) run from the left column to the right one; those that passed an intermediary (collector, store,
+pre-treatment plant: routes storage and transfer) run through the middle column, and those an intermediary still
+holds stop there. So the right column adds up to the allocated final tonnes, each tonne counted once however many
+lorries carried it, and a middle node takes in what it sends on plus what it holds. Tonnes still on the road are
+left out until they arrive.
 
 Two diagrams: category -> the route of the first hop to an intermediary -> the final route; and the generator's
 prefecture -> the prefecture of the intermediary that holds the tonnes or sent them on last -> the final receiver's.
+The summary names the parties of each path, not their regions, so a region is read from the enterprise as it is now.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, String, and_, case, func, literal_column, null, or_, true, type_coerce
+from sqlalchemy import ColumnElement, String, Table, and_, case, func, literal_column, null, or_, true, type_coerce
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
@@ -34,13 +36,11 @@ from flows.waste.movements import (
     parse_filter,
     region_names,
 )
-from flows.waste.rates import SHARES, manifest_utilised
-from models import Enterprise, Manifest
+from models import Enterprise, SummaryPath
 from models.enums import Placement, UserRole
 from models.quantity import Tonnes, TonnesKg
 
-# The first manifest of a share, and its shipper (the generator the tonnes are allocated to).
-Origin = aliased(Manifest, name="origin_m")
+PATHS: Table = SummaryPath.__table__  # type: ignore[attr-defined]
 Generator = aliased(Enterprise, name="generator")
 
 STRAIGHT, VIA, HELD = "straight", "via", "held"  # how a share reached where it is
@@ -53,13 +53,14 @@ def _inline(value: str) -> ColumnElement[str]:
 
 
 def _at(placement: Placement) -> ColumnElement[bool]:
-    placed: ColumnElement[bool] = SHARES.c.placement == _inline(placement.value)
+    placed: ColumnElement[bool] = PATHS.c.placement == _inline(placement.value)
     return placed
 
 
 class Path(NamedTuple):
     """Tonnes of the year that took one path: from `origin`, through `via` (None: straight), to `end` (None: held at
-    `via`), with the part utilised at a licensed receiver and the first manifests they came from."""
+    `via`), with the part utilised at a licensed receiver and the first manifests they came from (a first manifest
+    whose tonnes reached several receivers, or were sent on by several intermediaries, counts once for each)."""
 
     origin: str
     via: str | None
@@ -77,7 +78,7 @@ class SankeyTotals:
     utilised_t: Tonnes
     held_t: Tonnes
     via_t: Tonnes  # of the final and held tonnes, those that passed an intermediary
-    batches: int  # first manifests followed
+    batches: int  # first manifests followed, once for each path they took (the sum of the paths' column)
 
     @property
     def tonnes(self) -> Tonnes:
@@ -104,26 +105,19 @@ def default_region(principal: Principal) -> str | None:
 
 def _any_party_in(ids: Any) -> ColumnElement[bool]:
     # The generator, the first intermediary, and both ends of the manifest the tonnes are in now.
-    return or_(
-        col(Origin.shipper_id).in_(ids),
-        col(Origin.receiver_id).in_(ids),
-        col(Manifest.shipper_id).in_(ids),
-        col(Manifest.receiver_id).in_(ids),
-    )
+    p = PATHS.c
+    return or_(p.generator_id.in_(ids), p.first_receiver_id.in_(ids), p.shipper_id.in_(ids), p.receiver_id.in_(ids))
 
 
-def share_condition(principal: Principal, f: FlowFilter) -> ColumnElement[bool]:
-    """A condition on manifest_share x Manifest (where the tonnes are) x Origin: arrived tonnes of the filter's year
-    and categories with a party of their path visible to the principal and, when asked, in the region or park."""
-    share = SHARES.c
-    clauses: list[ColumnElement[bool]] = [
-        share.origin_year == f.year,
-        share.placement.in_([Placement.final.value, Placement.held.value]),
-    ]
+def path_condition(principal: Principal, f: FlowFilter) -> ColumnElement[bool]:
+    """A condition on summary_path: paths of the filter's year and categories with a party visible to the principal
+    and, when asked, in the region or park."""
+    p = PATHS.c
+    clauses: list[ColumnElement[bool]] = [p.year == f.year]
     if principal.role is not UserRole.admin:
         clauses.append(_any_party_in(readable_enterprise_ids(principal)))
     if f.categories:
-        clauses.append(share.category_code.in_(list(f.categories)))
+        clauses.append(p.category_code.in_(list(f.categories)))
     if f.region:
         clauses.append(_any_party_in(sa_select(col(Enterprise.id)).where(region_clause(f.region))))
     if f.park is not None:
@@ -132,10 +126,9 @@ def share_condition(principal: Principal, f: FlowFilter) -> ColumnElement[bool]:
 
 
 def _stage() -> Any:
-    share = SHARES.c
     return case(
         (_at(Placement.held), _inline(HELD)),
-        (share.origin_id == share.manifest_id, _inline(STRAIGHT)),
+        (PATHS.c.straight, _inline(STRAIGHT)),
         else_=_inline(VIA),
     )
 
@@ -144,40 +137,25 @@ def _kg(expression: Any) -> Any:
     return type_coerce(func.coalesce(func.sum(expression), 0), TonnesKg())
 
 
-def _from_shares() -> Any:
-    share = SHARES.c
+def _from_paths() -> Any:
+    p = PATHS.c
     return (
-        SHARES.join(Manifest, col(Manifest.id) == share.manifest_id)
-        .join(Origin, col(Origin.id) == share.origin_id)
-        .join(Generator, col(Generator.id) == col(Origin.shipper_id))
-        .join(Shipper, col(Shipper.id) == col(Manifest.shipper_id))
-        .join(Receiver, col(Receiver.id) == col(Manifest.receiver_id))
+        PATHS.join(Generator, col(Generator.id) == p.generator_id)
+        .join(Shipper, col(Shipper.id) == p.shipper_id)
+        .join(Receiver, col(Receiver.id) == p.receiver_id)
     )
-
-
-def _utilised() -> Any:
-    share = SHARES.c
-    return _kg(case((and_(_at(Placement.final), manifest_utilised()), share.kg), else_=0))
 
 
 def paths(session: Session, condition: ColumnElement[bool], origin: Any, via: Any, end: Any) -> list[Path]:
     """The tonnes of the condition grouped by path: origin, intermediary (for tonnes that passed one), final end."""
-    share = SHARES.c
+    p = PATHS.c
     stage = _stage()
     # No middle for tonnes that went straight, no end for tonnes held: one path per (origin, via, end).
     via = case((stage == _inline(STRAIGHT), null()), else_=via)
     end = case((_at(Placement.held), null()), else_=end)
     query = (
-        sa_select(
-            stage,
-            origin,
-            via,
-            end,
-            _kg(share.kg),
-            _utilised(),
-            func.count(func.distinct(share.origin_id)),
-        )
-        .select_from(_from_shares())
+        sa_select(stage, origin, via, end, _kg(p.kg), _kg(p.utilised_kg), func.coalesce(func.sum(p.origins), 0))
+        .select_from(_from_paths())
         .where(condition)
         .group_by(stage, origin, via, end)
     )
@@ -193,7 +171,7 @@ def paths(session: Session, condition: ColumnElement[bool], origin: Any, via: An
                 batches=int(batches),
             )
         )
-    out.sort(key=lambda p: (-p.tonnes, p.origin, p.via or "", p.end or ""))
+    out.sort(key=lambda x: (-x.tonnes, x.origin, x.via or "", x.end or ""))
     return out
 
 
@@ -203,19 +181,19 @@ def _text(value: Any) -> str:
 
 
 def totals(session: Session, condition: ColumnElement[bool]) -> SankeyTotals:
-    """Final, utilised, held and passed-an-intermediary tonnes, and the first manifests, of the condition."""
-    share = SHARES.c
+    """Final, utilised, held and passed-an-intermediary tonnes, and the first manifests by path, of the condition."""
+    p = PATHS.c
     final = _at(Placement.final)
     row = session.execute(
         sa_select(
-            _kg(case((final, share.kg), else_=0)),
-            _utilised(),
-            _kg(case((final, 0), else_=share.kg)),
+            _kg(case((final, p.kg), else_=0)),
+            _kg(p.utilised_kg),
+            _kg(case((final, 0), else_=p.kg)),
             # Held tonnes are at an intermediary, even in their own first manifest (the lot it delivered).
-            _kg(case((and_(final, share.origin_id == share.manifest_id), 0), else_=share.kg)),
-            func.count(func.distinct(share.origin_id)),
+            _kg(case((and_(final, p.straight), 0), else_=p.kg)),
+            func.coalesce(func.sum(p.origins), 0),
         )
-        .select_from(_from_shares())
+        .select_from(PATHS)
         .where(condition)
     ).one()
     final_t, utilised_t, held_t, via_t, batches = row
@@ -223,8 +201,9 @@ def totals(session: Session, condition: ColumnElement[bool]) -> SankeyTotals:
 
 
 def _route_keys() -> tuple[Any, Any, Any]:
-    # A share in its own first manifest went straight; otherwise its first hop went to an intermediary by this route.
-    return SHARES.c.category_code, col(Origin.route), col(Manifest.route)
+    # A path in its own first manifest went straight; otherwise its first hop went to an intermediary by this route.
+    p = PATHS.c
+    return p.category_code, p.first_route, p.route
 
 
 def _place_keys() -> tuple[Any, Any, Any]:
@@ -251,7 +230,7 @@ def sankey(
         region=region or default_region(principal),
         park=park,
     )
-    condition = share_condition(principal, f)
+    condition = path_condition(principal, f)
     by_route = paths(session, condition, *_route_keys())
     by_place = paths(session, condition, *_place_keys())
     return SankeyData(

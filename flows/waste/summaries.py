@@ -17,14 +17,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, and_, case, delete, event, exists, func, inspect, or_, update
+from sqlalchemy import Table, and_, case, delete, event, exists, func, inspect, or_, tuple_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from flows.access.trail import serialise_writers
 from flows.waste.rates import SHARES, manifest_utilised
-from models import Enterprise, Licence, Manifest, SummaryCounty, SummaryGenerator
+from models import Enterprise, Licence, Manifest, SummaryCounty, SummaryGenerator, SummaryPath
 from models.enums import Placement
 
 CHUNK = 5000  # ids per IN list, as in chains.py
@@ -34,6 +35,7 @@ GenKey = tuple[int, int, str, str]  # year, generator, category, route
 Cell = tuple[str, str, str]  # province, prefecture, county adcodes ('' for none)
 CountyKey = tuple[int, str, str, str, str]  # year, province, prefecture, county, category
 Kg = tuple[int, int]  # utilised, final
+PathKey = tuple[int, str, str, bool, int, int, int, int, str, str]  # as PATH_KEYS
 
 
 def _table(model: type[Any]) -> Table:
@@ -43,6 +45,21 @@ def _table(model: type[Any]) -> Table:
 
 GEN = _table(SummaryGenerator)
 COUNTY = _table(SummaryCounty)
+PATH = _table(SummaryPath)
+# summary_path's key, in the order of PathKey; the shares carry each of these columns but `year` and `straight`.
+PATH_KEYS = (
+    "year",
+    "category_code",
+    "placement",
+    "straight",
+    "generator_id",
+    "first_receiver_id",
+    "shipper_id",
+    "receiver_id",
+    "first_route",
+    "route",
+)
+ON_A_PATH = (Placement.final.value, Placement.held.value)  # the Sankey leaves tonnes on the road out
 CELL_COLUMNS = ("province_adcode", "prefecture_adcode", "county_adcode")
 
 
@@ -53,11 +70,37 @@ def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
 
 
 class Delta:
-    """Kilograms to add per generator key (negative to take back)."""
+    """Kilograms to add per generator key and per path (negative to take back), and the first manifests whose paths
+    were taken back."""
 
     def __init__(self) -> None:
         self.utilised: Counter[GenKey] = Counter()
         self.final: Counter[GenKey] = Counter()
+        self.path_kg: Counter[PathKey] = Counter()
+        self.path_utilised: Counter[PathKey] = Counter()
+        self.path_origins: Counter[PathKey] = Counter()
+        self.origins: set[int] = set()
+
+    def add_paths(self, rows: Iterable[Any], sign: int, besides: set[int] | frozenset[int] = frozenset()) -> None:
+        """Add or take back the paths of share rows (origin, manifest, kg, counted, then the path's columns),
+        leaving out rows in the manifests `besides`; a first manifest counts once on each path it has kilograms on."""
+        on_path: dict[PathKey, set[int]] = {}
+        for origin, manifest, kg, counted, year, category, placement, *parties in rows:
+            if manifest in besides:
+                continue
+            key = _path_key((year, category, placement, origin == manifest, *parties))
+            self.path_kg[key] += sign * int(kg)
+            if counted and key[2] == FINAL:
+                self.path_utilised[key] += sign * int(kg)
+            on_path.setdefault(key, set()).add(int(origin))
+        for key, origins in on_path.items():
+            self.path_origins[key] += sign * len(origins)
+
+    def path_items(self) -> list[tuple[PathKey, tuple[int, int, int]]]:
+        """The paths whose figures change, with the change (kg, utilised kg, first manifests)."""
+        keys = sorted(set(self.path_kg) | set(self.path_utilised) | set(self.path_origins))
+        out = [(k, (self.path_kg[k], self.path_utilised[k], self.path_origins[k])) for k in keys]
+        return [(k, v) for k, v in out if any(v)]
 
     def add(self, rows: Iterable[Any], sign: int) -> None:
         """Add (sign 1) or take back (sign -1) rows of (year, generator, category, route, utilised, final)."""
@@ -105,19 +148,63 @@ def _recount(session: Session, where: Any) -> None:
     )
 
 
-def before(session: Session, ids: Iterable[int]) -> Delta:
-    """What the shares of these manifests add now, taken back: call before replacing them."""
-    delta = Delta()
+def _origins_of(session: Session, ids: Iterable[int]) -> set[int]:
+    """The first manifests with kilograms on a path (final or held) in these manifests."""
+    share = SHARES.c
+    out: set[int] = set()
     for batch in _chunks(ids):
+        query = sa_select(share.origin_id).where(share.manifest_id.in_(batch), share.placement.in_(ON_A_PATH))
+        out.update(int(i) for (i,) in session.execute(query.distinct()))
+    return out
+
+
+def _path_rows(session: Session, origins: Sequence[int]) -> list[Any]:
+    """Every share row on a path of these first manifests, wherever it is, with its path's columns."""
+    share = SHARES.c
+    query = sa_select(
+        share.origin_id,
+        share.manifest_id,
+        share.kg,
+        share.counted,
+        share.origin_year,
+        share.category_code,
+        share.placement,
+        share.origin_shipper_id,
+        share.first_receiver_id,
+        share.shipper_id,
+        share.receiver_id,
+        share.first_route,
+        share.route,
+    ).where(share.origin_id.in_(list(origins)), share.placement.in_(ON_A_PATH))
+    return list(session.execute(query))
+
+
+def before(session: Session, ids: Iterable[int]) -> Delta:
+    """What the shares of these manifests add now, taken back: call before replacing them. The paths are taken back
+    whole for every first manifest with kilograms in them, since a path counts each first manifest once."""
+    delta = Delta()
+    listed = sorted(set(ids))
+    for batch in _chunks(listed):
         delta.add(_contributions(session, batch), -1)
+    delta.origins = _origins_of(session, listed)
+    for batch in _chunks(delta.origins):
+        delta.add_paths(_path_rows(session, batch), -1)
     return delta
 
 
 def after(session: Session, ids: Iterable[int], delta: Delta) -> None:
     """Count the replaced shares of these manifests and apply what changed since `before`."""
-    for batch in _chunks(ids):
+    listed = sorted(set(ids))
+    for batch in _chunks(listed):
         _recount(session, SHARES.c.manifest_id.in_(batch))
         delta.add(_contributions(session, batch), 1)
+    now = _origins_of(session, listed)
+    # First manifests new to these manifests had their other paths before too: take those back as they were.
+    replaced = set(listed)
+    for batch in _chunks(now - delta.origins):
+        delta.add_paths(_path_rows(session, batch), -1, besides=replaced)
+    for batch in _chunks(now | delta.origins):
+        delta.add_paths(_path_rows(session, batch), 1)
     apply(session, delta)
 
 
@@ -128,18 +215,21 @@ def recount(session: Session, ids: Iterable[int]) -> None:
         after(session, listed, before(session, listed))
 
 
-def _upsert(session: Session, table: Table, keys: Sequence[str], rows: list[dict[str, Any]]) -> None:
-    """Add the rows' kilograms to the stored ones, inserting rows not stored yet (one statement on both databases)."""
+def _upsert(
+    session: Session,
+    table: Table,
+    keys: Sequence[str],
+    rows: list[dict[str, Any]],
+    added: Sequence[str] = ("utilised_kg", "final_kg"),
+) -> None:
+    """Add the rows' figures to the stored ones, inserting rows not stored yet (one statement on both databases)."""
     if not rows:
         return
     dialect = session.get_bind().dialect.name
     stmt: Any = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=list(keys),
-        set_={
-            "utilised_kg": table.c.utilised_kg + stmt.excluded.utilised_kg,
-            "final_kg": table.c.final_kg + stmt.excluded.final_kg,
-        },
+        set_={name: table.c[name] + stmt.excluded[name] for name in added},
     )
     session.execute(stmt)
 
@@ -160,8 +250,34 @@ GEN_KEYS = ("year", "generator_id", "category_code", "route")
 COUNTY_KEYS = ("year", "province_adcode", "prefecture_adcode", "county_adcode", "category_code")
 
 
+PATH_FIGURES = ("kg", "utilised_kg", "origins")
+
+
+def _apply_paths(session: Session, delta: Delta) -> None:
+    changes = delta.path_items()
+    rows = [
+        {**dict(zip(PATH_KEYS, key, strict=True)), **dict(zip(PATH_FIGURES, figures, strict=True))}
+        for key, figures in changes
+    ]
+    for start in range(0, len(rows), CHUNK):
+        _upsert(session, PATH, PATH_KEYS, rows[start : start + CHUNK], PATH_FIGURES)
+    # A path nothing is on any more goes, so that corrections and moves leave no empty rows behind.
+    p = PATH.c
+    keys = [key for key, _ in changes]
+    for start in range(0, len(keys), 500):
+        session.execute(
+            delete(PATH).where(
+                tuple_(*(p[name] for name in PATH_KEYS)).in_(keys[start : start + 500]),
+                p.kg == 0,
+                p.utilised_kg == 0,
+                p.origins == 0,
+            )
+        )
+
+
 def apply(session: Session, delta: Delta) -> None:
-    """Add a delta to both tables, under the generators' regions of now."""
+    """Add a delta to the three tables, under the generators' regions of now."""
+    _apply_paths(session, delta)
     changes = delta.items()
     if not changes:
         return
@@ -292,24 +408,140 @@ def rebuild(session: Session) -> None:
         *(g[c] for c in COUNTY_KEYS)
     )
     session.execute(COUNTY.insert().from_select([*COUNTY_KEYS, "utilised_kg", "final_kg"], select_county))
+    _rebuild_paths(session)
+
+
+def _rekey(session: Session) -> None:
+    """Set every share's path columns from its manifests, as chains.py writes them (after a repair)."""
+    share = SHARES.c
+    mine, first = _table(Manifest).alias("mine"), _table(Manifest).alias("first")
+    session.execute(
+        update(SHARES)
+        .where(share.manifest_id == mine.c.id, share.origin_id == first.c.id)
+        .values(
+            first_receiver_id=first.c.receiver_id,
+            first_route=first.c.route,
+            shipper_id=mine.c.shipper_id,
+            receiver_id=mine.c.receiver_id,
+            route=mine.c.route,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _rebuild_paths(session: Session) -> None:
+    _rekey(session)
+    _recount(session, SHARES.c.placement == FINAL)  # the route of a final share is counted with its licences
+    session.execute(delete(PATH))
+    share = SHARES.c
+    keys = (
+        share.origin_year,
+        share.category_code,
+        share.placement,
+        share.origin_id == share.manifest_id,
+        share.origin_shipper_id,
+        share.first_receiver_id,
+        share.shipper_id,
+        share.receiver_id,
+        share.first_route,
+        share.route,
+    )
+    query = (
+        sa_select(
+            *keys,
+            func.sum(share.kg),
+            func.sum(case((and_(share.counted, share.placement == FINAL), share.kg), else_=0)),
+            func.count(func.distinct(share.origin_id)),
+        )
+        .where(share.placement.in_(ON_A_PATH))
+        .group_by(*keys)
+    )
+    session.execute(PATH.insert().from_select([*PATH_KEYS, *PATH_FIGURES], query))
+
+
+def base_paths(session: Session) -> dict[tuple[Any, ...], tuple[int, int, int]]:
+    """The reference of summary_path: kilograms, utilised kilograms and first manifests per path, with the parties
+    and routes read from the manifests themselves (not the shares' copies) and rates.manifest_utilised."""
+    share = SHARES.c
+    first = aliased(Manifest, name="first_m")
+    keys = (
+        share.origin_year,
+        share.category_code,
+        share.placement,
+        share.origin_id == share.manifest_id,
+        col(first.shipper_id),
+        col(first.receiver_id),
+        col(Manifest.shipper_id),
+        col(Manifest.receiver_id),
+        col(first.route),
+        col(Manifest.route),
+    )
+    query = (
+        sa_select(
+            *keys,
+            func.sum(share.kg),
+            func.sum(case((and_(share.placement == FINAL, manifest_utilised()), share.kg), else_=0)),
+            func.count(func.distinct(share.origin_id)),
+        )
+        .select_from(SHARES)
+        .join(Manifest, col(Manifest.id) == share.manifest_id)
+        .join(first, col(first.id) == share.origin_id)
+        .where(share.placement.in_(ON_A_PATH))
+        .group_by(*keys)
+    )
+    return {_path_key(row[:10]): (int(row[10]), int(row[11]), int(row[12])) for row in session.execute(query)}
+
+
+def _path_key(row: Sequence[Any]) -> PathKey:
+    year, category, placement, straight, generator, first, shipper, receiver, r0, r1 = row
+    return (
+        int(year),
+        str(category),
+        str(placement),
+        bool(straight),
+        int(generator),
+        int(first),
+        int(shipper),
+        int(receiver),
+        _text(r0),
+        _text(r1),
+    )
+
+
+def _text(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def stored_paths(session: Session) -> dict[tuple[Any, ...], tuple[int, int, int]]:
+    """summary_path as stored, without the rows nothing is on."""
+    p = PATH.c
+    query = sa_select(*(p[k] for k in PATH_KEYS), *(p[k] for k in PATH_FIGURES))
+    out = {_path_key(row[:10]): (int(row[10]), int(row[11]), int(row[12])) for row in session.execute(query)}
+    return {key: figures for key, figures in out.items() if any(figures)}
 
 
 @dataclass(frozen=True)
 class Difference:
-    """A summary row that differs from the base rows: its table, key, and both values (utilised, final kg)."""
+    """A summary row that differs from the base rows: its table, key, and both values (utilised and final kg; for
+    summary_path kg, utilised kg and first manifests)."""
 
     table: str
     key: tuple[Any, ...]
-    summary: Kg
-    base: Kg
+    summary: tuple[int, ...]
+    base: tuple[int, ...]
+
+    def figures(self) -> tuple[str, ...]:
+        """The names of the values, in their order."""
+        return PATH_FIGURES if self.table == "summary_path" else ("utilised_kg", "final_kg")
 
     def as_json(self) -> dict[str, Any]:
         """The difference as a JSON object."""
+        names = self.figures()
         return {
             "table": self.table,
             "key": list(self.key),
-            "summary": {"utilised_kg": self.summary[0], "final_kg": self.summary[1]},
-            "base": {"utilised_kg": self.base[0], "final_kg": self.base[1]},
+            "summary": dict(zip(names, self.summary, strict=True)),
+            "base": dict(zip(names, self.base, strict=True)),
         }
 
 
@@ -360,10 +592,20 @@ def check(session: Session) -> list[Difference]:
     }
     out = _compare("summary_generator", stored_gen, base_gen)
     out += _compare("summary_county", stored_county, dict(county))
+    out += _compare_paths(stored_paths(session), base_paths(session))
     # A generator's rows must sit under its region of now, or its county kilograms are in the wrong cell.
     for key, cell in sorted(stored_cells.items()):
         if key in base_cells and cell != base_cells[key] and stored_gen[key] != (0, 0):
             out.append(Difference("summary_generator.region", (*key, *cell), stored_gen[key], stored_gen[key]))
+    return out
+
+
+def _compare_paths(stored: dict[Any, tuple[int, int, int]], base: dict[Any, tuple[int, int, int]]) -> list[Difference]:
+    out = []
+    for key in sorted(set(stored) | set(base), key=repr):
+        mine, theirs = stored.get(key, (0, 0, 0)), base.get(key, (0, 0, 0))
+        if mine != theirs:
+            out.append(Difference("summary_path", tuple(key), mine, theirs))
     return out
 
 
