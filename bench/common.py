@@ -19,7 +19,7 @@ from sqlmodel import Session, col
 
 from app.setup import upgrade_database
 from flows.kernel.uscc import make_uscc
-from flows.waste import chains
+from flows.waste import chains, numbers
 from flows.waste.reference import SICHUAN_TARGET_CATEGORIES
 from models import Declaration, Enterprise, Licence, Manifest, ManifestSource, Region
 from models.db import make_engine
@@ -249,6 +249,8 @@ def fill_province(
         ):
             for chunk in _chunks(rows):
                 conn.execute(insert(model), chunk)
+            if model is Manifest:  # in bulk, past the ORM's hook: the number rows are written here
+                numbers.record(conn, (int(str(row["id"])) for row in rows))
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT setval('enterprise_id_seq', (SELECT max(id) FROM enterprise))"))
             conn.execute(text("SELECT setval('transfer_batch_id_seq', (SELECT max(id) FROM transfer_batch))"))

@@ -140,8 +140,8 @@ class ManifestCorrection(SQLModel, table=True):
 class ManifestNumber(SQLModel, table=True):
     """A manifest's number, held once across every year and shard: written with the manifest, in its transaction.
 
-    A trigger on transfer_batch writes the row (migration 0022), so that a number is unique for every write, the
-    bulk ones and those that bypass the models too; year and shipper follow the manifest through the foreign key.
+    The manifest writers write the row (flows/waste/numbers.py: the ORM's flush and every bulk path), so that a
+    number is unique across year partitions and Citus shards; year and shipper follow the manifest.
     Rows that point at a manifest (sources, draws, shares, corrections) point here.
     """
 

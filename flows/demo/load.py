@@ -46,7 +46,7 @@ from flows.kernel.adcode import prefecture_of
 from flows.kernel.clock import CST
 from flows.kernel.errors import Conflict, NotFound
 from flows.kernel.uscc import make_uscc, organisation_check
-from flows.waste import chains
+from flows.waste import chains, numbers
 from flows.waste.manifests import reserve_numbers
 from flows.waste.reference import SICHUAN_TARGET_CATEGORIES
 from maps.locate import locate_many
@@ -1375,6 +1375,7 @@ def load_demo(*, session: Session, seed: int = 2024, progress: Progress | None =
     # Each year gets its partition before its rows arrive (PostgreSQL), so that they go straight in.
     partitions.ensure(session=session, now=datetime.now(UTC), years=by_year)
     ids = _insert(session, Manifest, col(Manifest.id), batches, "manifests", progress)
+    numbers.record(session, ids)  # inserted in bulk, past the ORM's hook: their number rows are written here
     sources = demo.source_rows(ids)
     _insert_plain(session, ManifestSource, sources, "manifest sources", progress)
     chains.reallocate_all(session)  # inserted in bulk: their shares are computed here rather than on each flush

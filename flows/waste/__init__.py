@@ -4,3 +4,6 @@ writer, corrections, the utilisation rate as official statistics compute it, the
 
 # Registers the write hook that keeps every chain's draws and shares with its manifests (flows/waste/chains.py).
 from flows.waste import chains as chains  # noqa: E402
+
+# Registers the hooks that write each manifest's number row with the manifest (flows/waste/numbers.py).
+from flows.waste import numbers as numbers  # noqa: E402

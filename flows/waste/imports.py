@@ -65,6 +65,7 @@ from flows.kernel.quantity import QuantityError, read_number, to_kg
 from flows.kernel.quantity import tonnes as kg_as_tonnes
 from flows.kernel.uscc import validate_uscc
 from flows.waste import chains, late_filings, licences, refdata, summaries
+from flows.waste import numbers as number_rows
 from flows.waste.corrections import request_correction
 from flows.waste.declarations import FIGURES, parse_declaration
 from flows.waste.manifests import MAX_SOURCES, FieldProblem, reserve_numbers
@@ -1699,6 +1700,7 @@ class _Manifests(_Importer):
             id_of.update((str(number), int(ident)) for number, ident in self.session.execute(query))
         for r in accepted:
             self.ids[-r.line] = id_of[r.values["number"]]
+        number_rows.record(self.session, id_of.values())
         links = [
             {
                 "manifest_id": self.ids[-r.line],
