@@ -163,11 +163,11 @@ def test_batch_constraints(engine: Engine) -> None:
             conn.execute(insert(Manifest), [bad])
     with engine.begin() as conn:
         first = conn.execute(insert(Manifest).returning(col(Manifest.id)), [base]).scalar_one()
-        numbers.record(conn, [int(first)])
+        numbers.record(conn, [int(str(first))])
     # The number is unique: held by the number table, which every manifest writer fills with the manifest.
     with pytest.raises(IntegrityError), engine.begin() as conn:
         again = conn.execute(insert(Manifest).returning(col(Manifest.id)), [{**base, "weight_dispatched_t": 1.0}])
-        numbers.record(conn, [int(again.scalar_one())])
+        numbers.record(conn, [int(str(again.scalar_one()))])
 
 
 def test_battery_event_reported_before_it_happened_refused(engine: Engine) -> None:
