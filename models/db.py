@@ -69,7 +69,21 @@ def make_engine(
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, **pool, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **pool, **kwargs)
+    event.listen(engine, "connect", _citus_sequential)
+    return engine
+
+
+def _citus_sequential(dbapi_connection: Any, _record: Any) -> None:
+    # On a Citus coordinator the numbers, the chains and the summaries are local tables tied to reference tables,
+    # written in the transactions that write the manifests on the shards: Citus then wants one connection per node
+    # for the whole transaction, or refuses the local write after a parallel read of the shards.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'")
+    if cursor.fetchone() is not None:
+        cursor.execute("SET citus.multi_shard_modify_mode TO 'sequential'")
+    cursor.close()
+    dbapi_connection.commit()
 
 
 def writer(engine: Engine) -> Engine:

@@ -28,9 +28,10 @@ from app.setup import upgrade_database
 from flows.demo.load import load_demo
 from flows.kernel import citus
 from flows.kernel.principal import system_principal
-from flows.waste import rates
+from flows.pages.sankey import sankey
+from flows.waste import rates, summaries
 from migrations import alembic_config
-from models import Battery, BatteryCode, Declaration
+from models import Battery, BatteryCode, Declaration, Manifest
 from models.db import make_engine
 from models.enums import BatteryLevel
 
@@ -139,16 +140,14 @@ def test_the_plan_on_plain_postgresql(engine: Engine, backend: str) -> None:
     adds = [s for s in statements if " ADD CONSTRAINT " in s]
     assert len(drops) == len(adds) + len(steps.dropped)
     assert all(_adds(s) == 1 for s in adds)
-    # What main still lacks for the manifests is named, not silently skipped.
-    for table, reason in steps.blocked.items():
-        assert reason, table
-    if "transfer_batch" in steps.blocked:
-        # Partitioned and left on the coordinator: its checks leave before the reference tables and come back after.
-        dropped = 'ALTER TABLE "transfer_batch" DROP CONSTRAINT "ck_batch_status"'
-        assert statements.index(dropped) < statements.index("SELECT create_reference_table('region')")
-        back = [s for s in statements if s.startswith('ALTER TABLE "transfer_batch" ADD CONSTRAINT "ck_batch_status"')]
-        assert len(back) == 1 and statements.index(back[0]) > statements.index(made[-1])
-        assert "batch_correction" in steps.blocked
+    # The manifests live with their shipper, co-located with the declarations; no table is left blocked.
+    assert {"transfer_batch", "batch_correction"} <= distributed
+    assert steps.blocked == {}
+    made_batches = "SELECT create_distributed_table('transfer_batch', 'shipper_id', colocate_with => 'declaration')"
+    assert made_batches in statements
+    # The keys that cannot hold across shards are named with who checks instead.
+    for name in ("fk_manifest_number_batch", "batch_correction_batch_id_fkey"):
+        assert name in steps.dropped and "writer" in steps.dropped[name]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -282,6 +281,8 @@ def test_on_citus_the_tables_are_distributed_and_the_audit_log_stays(clusters: t
             text("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'audit_log'::regclass AND NOT tgisinternal")
         ).scalar()
     assert kinds["declaration"] == kinds["battery_code"] == kinds["recovery_report"] == "distributed"
+    assert kinds["transfer_batch"] == kinds["batch_correction"] == "distributed"
+    assert kinds.get("manifest_number", "local") == "local"  # the numbers of every shard, on the coordinator
     assert kinds["enterprise"] == kinds["user_account"] == kinds["licence"] == "reference"
     assert "audit_log" not in kinds or kinds["audit_log"] == "local"  # on the coordinator
     assert triggers and triggers >= 1
@@ -316,3 +317,34 @@ def test_on_citus_the_rate_by_prefecture_is_pushed_down_and_equals_plain_postgre
     assert tasks and int(tasks.group(1)) > 1, plan
     ports = set(re.findall(r"port=(\d+)", plan))
     assert len(ports) == 2, plan  # the shards' tasks run on both workers
+
+
+def test_on_citus_the_manifests_are_spread_and_their_numbers_stay_unique(clusters: tuple[Engine, Engine]) -> None:
+    on_citus, plain = clusters
+    with on_citus.connect() as conn:
+        spread = conn.execute(
+            text(
+                "SELECT count(DISTINCT nodeport) FROM citus_shards"
+                " WHERE table_name::text LIKE 'transfer_batch%' AND nodeport <> 5441"
+            )
+        ).scalar()
+    assert spread == 2  # the manifests' shards sit on both workers
+    with Session(on_citus) as session:
+        taken = session.exec(select(Manifest).limit(1)).one()
+        copy = Manifest.model_validate(
+            {**taken.model_dump(exclude={"id", "idempotency_key"}), "receiver_id": taken.receiver_id}
+        )
+        session.add(copy)
+        with pytest.raises(IntegrityError):
+            session.flush()
+        session.rollback()
+    # Every summary equals the base rows, and the Sankey and the rate read on Citus equal plain PostgreSQL's.
+    with Session(on_citus) as session:
+        assert summaries.check(session) == []
+    with Session(on_citus) as session, Session(plain) as other:
+        year = session.exec(select(Declaration.year).order_by(Declaration.year.desc())).first()  # type: ignore[attr-defined]
+        assert year is not None
+        mine = sankey(session=session, principal=system_principal(), year=year)
+        theirs = sankey(session=other, principal=system_principal(), year=year)
+        assert (mine.total, mine.by_route, mine.by_place) == (theirs.total, theirs.by_route, theirs.by_place)
+        assert mine.total.final_t > 0

@@ -76,6 +76,10 @@ NOT_KEPT: dict[str, str] = {
     " under a row lock in the registering transaction (batteries are never deleted)",
     "recovery_report_battery_id_fkey": "a report lives with its recycler, the battery by its own id: the report"
     " writer checks the battery",
+    "fk_manifest_number_batch": "numbers stay on the coordinator, manifests live with their shipper: the manifest"
+    " writers write the number row with the manifest, in its transaction (flows/waste/numbers.py)",
+    "batch_correction_batch_id_fkey": "a correction lives with its shipper, the number table on the coordinator: the"
+    " correction writer reads the manifest first, under a row lock",
 }
 
 LOCAL_TABLES: tuple[str, ...] = ("audit_log", "audit_head")

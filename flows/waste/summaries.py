@@ -17,10 +17,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, and_, case, delete, event, exists, func, inspect, or_, tuple_, update
+from sqlalchemy import Table, and_, bindparam, case, delete, event, func, inspect, or_, tuple_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from flows.access.trail import serialise_writers
@@ -133,19 +132,53 @@ def _contributions(session: Session, ids: Sequence[int]) -> list[Any]:
     return list(session.execute(query))
 
 
-def _recount(session: Session, where: Any) -> None:
-    """Set each final share's route and counted flag from its manifest, its receiver's licences and rates' rule."""
+def _manifest_rows(session: Session, columns: Sequence[Any], ids: Iterable[int] | None) -> Iterator[Any]:
+    """Columns of these manifests (of all for None), read from the manifests alone: on Citus they live on the
+    shards and the shares on the coordinator, and no statement may write one from the other."""
+    if ids is None:
+        yield from session.execute(sa_select(col(Manifest.id), *columns))
+        return
+    for batch in _chunks(ids):
+        yield from session.execute(sa_select(col(Manifest.id), *columns).where(col(Manifest.id).in_(batch)))
+
+
+def _write_changed(session: Session, rows: list[dict[str, Any]], keys: Sequence[str]) -> None:
+    """Update share rows by the given key columns (bound as b_<name>), in executemany batches."""
+    if not rows:
+        return
     share = SHARES.c
-    own = col(Manifest.id) == share.manifest_id
-    session.execute(
+    values: dict[str, Any] = {name: bindparam(name) for name in rows[0] if not name.startswith("b_")}
+    stmt = (
         update(SHARES)
-        .where(share.placement == FINAL, where)
-        .values(
-            route=sa_select(col(Manifest.route)).where(own).scalar_subquery(),
-            counted=exists(sa_select(col(Manifest.id)).where(own, manifest_utilised())),
-        )
+        .where(*(share[k] == bindparam(f"b_{k}") for k in keys))
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
+    for start in range(0, len(rows), 20_000):
+        session.execute(stmt, rows[start : start + 20_000])
+
+
+def _recount(session: Session, ids: Iterable[int] | None) -> None:
+    """Set each final share's route and counted flag from its manifest, its receiver's licences and rates' rule
+    (of the shares in these manifests; of all for None)."""
+    share = SHARES.c
+    listed = None if ids is None else sorted(set(ids))
+    now = {
+        int(ident): (_text(route), bool(counted))
+        for ident, route, counted in _manifest_rows(session, (col(Manifest.route), manifest_utilised()), listed)
+    }
+    stored = sa_select(share.manifest_id, share.route, share.counted).where(share.placement == FINAL).distinct()
+    found = (
+        list(session.execute(stored))
+        if listed is None
+        else [row for batch in _chunks(listed) for row in session.execute(stored.where(share.manifest_id.in_(batch)))]
+    )
+    changed = [
+        {"b_manifest_id": int(m), "b_placement": FINAL, "route": now[int(m)][0], "counted": now[int(m)][1]}
+        for m, route, counted in found
+        if int(m) in now and (str(route), bool(counted)) != now[int(m)]
+    ]
+    _write_changed(session, changed, ("manifest_id", "placement"))
 
 
 def _origins_of(session: Session, ids: Iterable[int]) -> set[int]:
@@ -196,7 +229,7 @@ def after(session: Session, ids: Iterable[int], delta: Delta) -> None:
     """Count the replaced shares of these manifests and apply what changed since `before`."""
     listed = sorted(set(ids))
     for batch in _chunks(listed):
-        _recount(session, SHARES.c.manifest_id.in_(batch))
+        _recount(session, batch)
         delta.add(_contributions(session, batch), 1)
     now = _origins_of(session, listed)
     # First manifests new to these manifests had their other paths before too: take those back as they were.
@@ -366,14 +399,20 @@ def licence_changed(session: Session, pairs: Iterable[tuple[int, str]]) -> None:
         return
     serialise_writers(session)  # a receipt counted under the old licences must not commit after this recount
     m = Manifest
-    ids = [
+    received = [
         int(i)
         for (i,) in session.execute(
             sa_select(col(m.id)).where(
-                or_(*(and_(col(m.receiver_id) == e, col(m.category_code) == c) for e, c in listed)),
-                exists(sa_select(SHARES.c.manifest_id).where(SHARES.c.manifest_id == col(m.id))),
+                or_(*(and_(col(m.receiver_id) == e, col(m.category_code) == c) for e, c in listed))
             )
         )
+    ]
+    # Of those, the ones with shares: read apart, since on Citus the manifests and the shares live apart.
+    share = SHARES.c
+    ids = [
+        int(i)
+        for batch in _chunks(received)
+        for (i,) in session.execute(sa_select(share.manifest_id).where(share.manifest_id.in_(batch)).distinct())
     ]
     recount(session, ids)
 
@@ -385,7 +424,8 @@ def licence_changed(session: Session, pairs: Iterable[tuple[int, str]]) -> None:
 def rebuild(session: Session) -> None:
     """Recount every final share and replace both tables with sums of the shares (after a bulk load or a repair)."""
     serialise_writers(session)
-    _recount(session, SHARES.c.placement == FINAL)
+    _rekey(session)
+    _recount(session, None)
     session.execute(delete(COUNTY))
     session.execute(delete(GEN))
     share, e = SHARES.c, Enterprise
@@ -411,27 +451,47 @@ def rebuild(session: Session) -> None:
     _rebuild_paths(session)
 
 
+COPIES = ("first_receiver_id", "first_route", "shipper_id", "receiver_id", "route")  # a share's copies of its path
+
+
 def _rekey(session: Session) -> None:
     """Set every share's path columns from its manifests, as chains.py writes them (after a repair)."""
-    share = SHARES.c
-    mine, first = _table(Manifest).alias("mine"), _table(Manifest).alias("first")
-    session.execute(
-        update(SHARES)
-        .where(share.manifest_id == mine.c.id, share.origin_id == first.c.id)
-        .values(
-            first_receiver_id=first.c.receiver_id,
-            first_route=first.c.route,
-            shipper_id=mine.c.shipper_id,
-            receiver_id=mine.c.receiver_id,
-            route=mine.c.route,
+    m = Manifest
+    parties = {
+        int(ident): (int(shipper), int(receiver), _text(route))
+        for ident, shipper, receiver, route in _manifest_rows(
+            session, (col(m.shipper_id), col(m.receiver_id), col(m.route)), None
         )
-        .execution_options(synchronize_session=False)
+    }
+    share = SHARES.c
+    stored = sa_select(
+        share.manifest_id,
+        share.origin_id,
+        share.placement,
+        share.first_receiver_id,
+        share.first_route,
+        share.shipper_id,
+        share.receiver_id,
+        share.route,
     )
+    changed = []
+    for manifest, origin, placement, *copies in session.execute(stored):
+        sender, receiver, route = parties[int(manifest)]
+        _, first_to, first_route = parties[int(origin)]
+        wanted = (first_to, first_route, sender, receiver, route)
+        if (int(copies[0]), str(copies[1]), int(copies[2]), int(copies[3]), str(copies[4])) != wanted:
+            changed.append(
+                {
+                    "b_manifest_id": manifest,
+                    "b_origin_id": origin,
+                    "b_placement": placement,
+                    **dict(zip(COPIES, wanted, strict=True)),
+                }
+            )
+    _write_changed(session, changed, ("manifest_id", "origin_id", "placement"))
 
 
 def _rebuild_paths(session: Session) -> None:
-    _rekey(session)
-    _recount(session, SHARES.c.placement == FINAL)  # the route of a final share is counted with its licences
     session.execute(delete(PATH))
     share = SHARES.c
     keys = (
@@ -457,39 +517,6 @@ def _rebuild_paths(session: Session) -> None:
         .group_by(*keys)
     )
     session.execute(PATH.insert().from_select([*PATH_KEYS, *PATH_FIGURES], query))
-
-
-def base_paths(session: Session) -> dict[tuple[Any, ...], tuple[int, int, int]]:
-    """The reference of summary_path: kilograms, utilised kilograms and first manifests per path, with the parties
-    and routes read from the manifests themselves (not the shares' copies) and rates.manifest_utilised."""
-    share = SHARES.c
-    first = aliased(Manifest, name="first_m")
-    keys = (
-        share.origin_year,
-        share.category_code,
-        share.placement,
-        share.origin_id == share.manifest_id,
-        col(first.shipper_id),
-        col(first.receiver_id),
-        col(Manifest.shipper_id),
-        col(Manifest.receiver_id),
-        col(first.route),
-        col(Manifest.route),
-    )
-    query = (
-        sa_select(
-            *keys,
-            func.sum(share.kg),
-            func.sum(case((and_(share.placement == FINAL, manifest_utilised()), share.kg), else_=0)),
-            func.count(func.distinct(share.origin_id)),
-        )
-        .select_from(SHARES)
-        .join(Manifest, col(Manifest.id) == share.manifest_id)
-        .join(first, col(first.id) == share.origin_id)
-        .where(share.placement.in_(ON_A_PATH))
-        .group_by(*keys)
-    )
-    return {_path_key(row[:10]): (int(row[10]), int(row[11]), int(row[12])) for row in session.execute(query)}
 
 
 def _path_key(row: Sequence[Any]) -> PathKey:
@@ -545,33 +572,66 @@ class Difference:
         }
 
 
-def base_by_generator(session: Session) -> dict[tuple[Any, ...], Kg]:
-    """The reference: kilograms per (year, generator, category, final route, region cell) from the base rows,
-    with rates.manifest_utilised on the final manifest (not the shares' own flags)."""
-    share, e = SHARES.c, Enterprise
-    keys = (
+@dataclass
+class Base:
+    """The reference figures recomputed from the base rows: per (year, generator, category, final route, region
+    cell) utilised and final kg, and per path kg, utilised kg and first manifests."""
+
+    by_generator: dict[tuple[Any, ...], Kg]
+    paths: dict[PathKey, tuple[int, int, int]]
+
+
+def base_rows(session: Session) -> Base:
+    """The reference: the shares summed in Python with the parties, routes and rates.manifest_utilised read from
+    the manifests themselves (not the shares' copies or flags). The manifests and the shares are read apart, since
+    on Citus they live apart (shards and coordinator) and no join of the two by id can run there."""
+    m, share, e = Manifest, SHARES.c, Enterprise
+    manifests = {
+        int(ident): (int(shipper), int(receiver), _text(route), bool(utilised))
+        for ident, shipper, receiver, route, utilised in _manifest_rows(
+            session, (col(m.shipper_id), col(m.receiver_id), col(m.route), manifest_utilised()), None
+        )
+    }
+    cells = {
+        int(ident): (p or "", f or "", c or "")
+        for ident, p, f, c in session.execute(
+            sa_select(col(e.id), col(e.province_adcode), col(e.prefecture_adcode), col(e.county_adcode))
+        )
+    }
+    query = sa_select(
         share.origin_year,
         share.origin_shipper_id,
         share.category_code,
-        col(Manifest.route),
-        func.coalesce(col(e.province_adcode), ""),
-        func.coalesce(col(e.prefecture_adcode), ""),
-        func.coalesce(col(e.county_adcode), ""),
-    )
-    query = (
-        sa_select(*keys, func.sum(case((manifest_utilised(), share.kg), else_=0)), func.sum(share.kg))
-        .select_from(SHARES)
-        .join(Manifest, col(Manifest.id) == share.manifest_id)
-        .join(Enterprise, col(e.id) == share.origin_shipper_id)
-        .where(share.placement == FINAL)
-        .group_by(*keys)
-    )
-    return {tuple(row[:7]): (int(row[7]), int(row[8])) for row in session.execute(query)}
+        share.placement,
+        share.origin_id,
+        share.manifest_id,
+        share.kg,
+    ).where(share.placement.in_(ON_A_PATH))
+    by_generator: dict[tuple[Any, ...], Kg] = {}
+    kg: Counter[PathKey] = Counter()
+    used: Counter[PathKey] = Counter()
+    origins: dict[PathKey, set[int]] = {}
+    for year, generator, category, placement, origin, manifest, weight in session.execute(query):
+        sender, receiver, route, utilised = manifests[int(manifest)]
+        first_sender, first_to, first_route, _ = manifests[int(origin)]
+        counted = int(weight) if placement == FINAL and utilised else 0
+        if placement == FINAL:
+            key = (int(year), int(generator), str(category), route, *cells.get(int(generator), ("", "", "")))
+            had = by_generator.get(key, (0, 0))
+            by_generator[key] = (had[0] + counted, had[1] + int(weight))
+        parties = (first_sender, first_to, sender, receiver, first_route, route)
+        path = _path_key((year, category, placement, origin == manifest, *parties))
+        kg[path] += int(weight)
+        used[path] += counted
+        origins.setdefault(path, set()).add(int(origin))
+    paths = {path: (kg[path], used[path], len(origins[path])) for path in kg}
+    return Base(by_generator, paths)
 
 
 def check(session: Session) -> list[Difference]:
     """Every difference between the summary tables and the same sums recomputed from the base rows."""
-    base = base_by_generator(session)
+    reference = base_rows(session)
+    base = reference.by_generator
     base_gen = {(y, g, c, r): (u, f) for (y, g, c, r, *_), (u, f) in base.items()}
     base_cells = {(y, g, c, r): tuple(cell) for (y, g, c, r, *cell), _ in base.items()}
     county: dict[CountyKey, Kg] = {}
@@ -592,7 +652,7 @@ def check(session: Session) -> list[Difference]:
     }
     out = _compare("summary_generator", stored_gen, base_gen)
     out += _compare("summary_county", stored_county, dict(county))
-    out += _compare_paths(stored_paths(session), base_paths(session))
+    out += _compare_paths(stored_paths(session), reference.paths)
     # A generator's rows must sit under its region of now, or its county kilograms are in the wrong cell.
     for key, cell in sorted(stored_cells.items()):
         if key in base_cells and cell != base_cells[key] and stored_gen[key] != (0, 0):
