@@ -176,6 +176,19 @@ def _last_entry(session: Session) -> tuple[int | None, str]:
     return (last[0], last[1]) if last else (None, GENESIS)
 
 
+def data_version(*, session: Session) -> tuple[int | None, str]:
+    """The last entry of the log (id and hash): it moves with every write the service records, and only then.
+
+    A version of the data for results kept between requests. Not the head: `record` leaves a head whose signature
+    fails where it was found and goes on writing entries. The log is append-only (triggers of migration 0002) and its
+    writers are serialised up to their commit (serialise_writers), so a larger id is always a later commit. Read it
+    before the data it versions: a result made after a write that commits in between is then kept under the older
+    version, which no later reader asks for, never the other way round. The hash as well as the id: on SQLite an entry
+    rolled back (a preview) leaves its id to the next one.
+    """
+    return _last_entry(session)
+
+
 def serialise_writers(session: Session) -> None:
     """Hold the record's one writer lock until the transaction ends (PostgreSQL; SQLite has one writer anyway).
 

@@ -1222,27 +1222,30 @@ def record_events(
     # A file may list events in any order; each battery's are applied in the order they happened.
     parsed.sort(key=lambda item: as_utc(item[1].occurred_at))
     total = len(parsed)
+    submitted: list[BatteryEvent] = []
     for done, (n, event) in enumerate(parsed, start=1):
         try:
-            writer.apply(event)
+            submitted.append(writer.apply(event))
         except DomainError as exc:
             errors.append(_row_error(n, exc, "code"))
         if progress and (done % 500 == 0 or done == total):
             progress(done, total)
     _refuse(errors, len(rows))
     session.flush()
-    _audit_events(session, principal, writer.events, now)
+    _audit_events(session, principal, submitted, len(writer.events) - len(submitted), now)
     return writer.events
 
 
-def _audit_events(session: Session, principal: Principal, events: Sequence[BatteryEvent], now: datetime) -> None:
-    own = [e for e in events if "via" not in e.attributes]
+def _audit_events(
+    session: Session, principal: Principal, own: Sequence[BatteryEvent], copies: int, now: datetime
+) -> None:
+    # The events as submitted, known from the writer: a `via` among the attributes may be the submitter's own.
     if not own:
         return
     if len(own) == 1:
         after = snapshot(own[0])
     else:
-        after = {"count": len(own), "copied_to_children": len(events) - len(own), "first_id": own[0].id}
+        after = {"count": len(own), "copied_to_children": copies, "first_id": own[0].id}
     record(
         session=session,
         principal=principal,
