@@ -29,7 +29,7 @@ from flows.demo.load import load_demo
 from flows.kernel import citus
 from flows.kernel.principal import system_principal
 from flows.pages.sankey import sankey
-from flows.waste import rates, summaries
+from flows.waste import numbers, rates, summaries
 from migrations import alembic_config
 from models import Battery, BatteryCode, Declaration, Manifest
 from models.db import make_engine
@@ -338,6 +338,22 @@ def test_on_citus_the_manifests_are_spread_and_their_numbers_stay_unique(cluster
         with pytest.raises(IntegrityError):
             session.flush()
         session.rollback()
+    # A lookup by id reads the manifest's shipper and year from the number table, then one shard.
+    statements: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        statements.append((statement, parameters))
+
+    with Session(on_citus) as session:
+        ident = session.exec(select(Manifest.id).limit(1)).one()
+        event.listen(on_citus, "before_cursor_execute", keep)
+        try:
+            assert numbers.get(session, int(ident or 0)) is not None
+        finally:
+            event.remove(on_citus, "before_cursor_execute", keep)
+        (read,) = [(sql, params) for sql, params in statements if "FROM transfer_batch" in sql]
+        plan = "\n".join(str(r[0]) for r in session.connection().exec_driver_sql("EXPLAIN " + read[0], read[1]))
+    assert "Task Count: 1" in plan, plan
     # Every summary equals the base rows, and the Sankey and the rate read on Citus equal plain PostgreSQL's.
     with Session(on_citus) as session:
         assert summaries.check(session) == []

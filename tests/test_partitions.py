@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from alembic import command
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, event, inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 from typer.testing import CliRunner
@@ -24,6 +24,7 @@ from app.cli import cli
 from app.setup import ensure_partitions_at_start
 from flows.kernel import partitions as keeper
 from flows.kernel.clock import CST
+from flows.waste import numbers
 from migrations import alembic_config
 from models import Battery, BatteryEvent, Manifest, ManifestCorrection, ManifestNumber
 from models import partitions as parts
@@ -31,7 +32,7 @@ from models.db import make_engine
 from models.enums import BatteryEventType, BatteryLevel, ManifestStatus, Route
 from tests.conftest import _pg_admin, _pg_url
 from tests.test_chain_api import _moved, chain_world  # noqa: F401 - the fixture is used by name
-from tests.world import World, t
+from tests.world import NOW, World, t
 
 # Every row the conversion touches, in a fixed order, as the database returns it.
 TABLES = {
@@ -245,6 +246,50 @@ def test_a_years_query_touches_one_partition(session: Session, backend: str) -> 
     )
     assert "battery_event_2024" in plan
     assert "battery_event_2025" not in plan and "battery_event_default" not in plan
+
+
+def test_a_lookup_by_id_reads_one_partition_by_the_number_tables_key(
+    engine: Engine,
+    backend: str,
+    chain_world: tuple[World, int, int],  # noqa: F811
+) -> None:
+    w, _collector, _plant = chain_world
+    with Session(engine) as session:
+        if backend == "postgresql":
+            keeper.ensure(session=session, now=datetime(2024, 3, 1, tzinfo=UTC))
+        batch = _manifest(session, w, "T2024-0000888", 2024)
+        session.commit()
+        ident = batch.id
+    assert ident is not None
+    statements: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        statements.append((statement, parameters))
+
+    with Session(engine) as session:
+        event.listen(engine, "before_cursor_execute", keep)
+        try:
+            found = numbers.get(session, ident)
+        finally:
+            event.remove(engine, "before_cursor_execute", keep)
+        assert found is not None and found.number == "T2024-0000888"
+        read = [(sql, params) for sql, params in statements if "FROM transfer_batch" in sql]
+        assert len(read) == 1 and "transfer_batch.year" in read[0][0] and "transfer_batch.shipper_id" in read[0][0]
+        if backend == "postgresql":
+            lines = session.connection().exec_driver_sql("EXPLAIN " + read[0][0], read[0][1])
+            plan = "\n".join(str(line) for line in lines)
+            assert "transfer_batch_2024" in plan and "transfer_batch_2025" not in plan and "default" not in plan, plan
+        # A manifest without its number row (a write past the writers) is still found, by id alone.
+        draft = Manifest(
+            number="T2024-0000889", year=2024, shipper_id=w.e1, receiver_id=w.e2, category_code="SW01",
+            route=Route.cement_admixture, status=ManifestStatus.draft, weight_dispatched_t=t(1), created_at=NOW,
+        )  # fmt: skip
+        session.add(draft)
+        session.flush()
+        session.execute(text("DELETE FROM manifest_number WHERE manifest_id = :i"), {"i": draft.id})
+        again = numbers.get(session, draft.id or 0)
+        assert again is not None and again.number == "T2024-0000889"
+        session.rollback()
 
 
 def test_a_year_without_partition_lands_in_default_and_moves_on_ensure(

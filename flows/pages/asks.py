@@ -12,9 +12,9 @@ from sqlmodel import Session
 from flows.access.accounts import Principal
 from flows.kernel.errors import NotFound
 from flows.kernel.messages import Term
-from flows.waste import correction_asks, declarations, manifests
+from flows.waste import correction_asks, declarations, manifests, numbers
 from flows.waste.correction_asks import ANSWERED, CLOSED, AskView
-from models import CorrectionAsk, Declaration, Manifest
+from models import CorrectionAsk, Declaration
 from models.enums import UserRole
 
 Tab = Literal["sent", "answered", "overdue", "closed"]
@@ -80,7 +80,7 @@ def _value(row: Any, name: str) -> Any:
 
 def _record(session: Session, ask: CorrectionAsk) -> Any:
     if ask.table_name == "transfer_batch":
-        return session.get(Manifest, ask.row_id)
+        return numbers.get(session, ask.row_id)
     # A declaration's key includes its enterprise (the ask's): one shard on Citus.
     return session.get(Declaration, {"id": ask.row_id, "enterprise_id": ask.enterprise_id})
 

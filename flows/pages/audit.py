@@ -26,7 +26,7 @@ from flows.kernel.errors import InvalidInput
 from flows.kernel.messages import Term
 from flows.kernel.principal import Principal
 from flows.pages.map import rate_class
-from flows.waste import late_filings, rates
+from flows.waste import late_filings, numbers, rates
 from flows.waste.corrections import decide_correction, list_corrections
 from flows.waste.flags import Flag, FlagKind, list_flags
 from flows.waste.rates import RateBy, RateReport, RateRow
@@ -1027,7 +1027,7 @@ def correction_lines(*, session: Session, principal: Principal) -> list[Correcti
         batch_id: int | None = None
         if c.table_name == "transfer_batch":
             batch_id = int(payload.get("batch_id") or 0) or None
-            batch = session.get(Manifest, batch_id) if batch_id else None
+            batch = numbers.get(session, batch_id) if batch_id else None
             wanted = dict(payload.get("changes") or {})
             subject = batch.number if batch else f"#{batch_id}"
             changes = [Change(k, _field(batch, k), v) for k, v in sorted(wanted.items())]

@@ -32,7 +32,7 @@ from sqlmodel import Session, col
 from flows.access.accounts import Principal
 from flows.kernel.clock import CST, stored_utc
 from flows.pages.batches import batch_history
-from flows.waste import manifests
+from flows.waste import manifests, numbers
 from models import Enterprise, Manifest, ManifestSource, WasteCategory
 from models.enums import ManifestStatus
 
@@ -197,7 +197,7 @@ _SEALED_BY = {
 
 def verified_manifest(*, session: Session, batch_id: int) -> PrintedManifest | None:
     """What a verification code shows of its manifest, to anyone: number, status and the sealed fields alone."""
-    batch = session.get(Manifest, batch_id)
+    batch = numbers.get(session, batch_id)
     if batch is None:
         return None
     doc = _document(session, batch, ())

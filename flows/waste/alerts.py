@@ -24,6 +24,7 @@ from flows.access.accounts import Principal
 from flows.access.trail import snapshot
 from flows.kernel.clock import local_date
 from flows.notices.inbox import bilingual, notify, of_enterprises, of_users, term
+from flows.waste import numbers
 from flows.waste.rates import licensed_receiver, route_activity
 from models import CorrectionRequest, Enterprise, FlagNotice, Manifest, User
 from models.enums import UserRole
@@ -171,7 +172,7 @@ def correction_filed(
 def correction_decided(*, session: Session, principal: Principal, correction: CorrectionRequest, now: datetime) -> None:
     """A bureau decided on a correction: whoever filed it hears of the decision."""
     batch_id = (correction.payload or {}).get("batch_id") if correction.table_name == "transfer_batch" else None
-    batch = session.get(Manifest, int(batch_id)) if batch_id else None
+    batch = numbers.get(session, int(batch_id)) if batch_id else None
     params = {
         "id": correction.id,
         "table": term(f"waste.table.{correction.table_name}"),

@@ -25,7 +25,7 @@ from flows.kernel.clock import CST
 from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from flows.kernel.messages import Term
 from flows.notices.inbox import bilingual, notify, of_enterprises, of_users, term
-from flows.waste import corrections, manifests
+from flows.waste import corrections, manifests, numbers
 from flows.waste.declarations import FIGURES
 from flows.waste.revisions import DEFAULT_TOLERANCE, Tolerance
 from models import CorrectionAsk, CorrectionRequest, Declaration, Enterprise, Manifest
@@ -116,7 +116,7 @@ def _target(
     """The enterprise that owns the fields, its side of a manifest, and the record's year; the record row locked."""
     if table == "transfer_batch":
         batch = manifests.get_manifest(session=session, principal=principal, batch_id=row_id)
-        session.exec(select(Manifest.id).where(Manifest.id == row_id).with_for_update())
+        numbers.get(session, row_id, for_update=True)  # the row locked, found by its full key
         ensure_correctable(batch)
         unknown = [f for f in fields if f not in manifests.CORRECTABLE]
         if unknown:
@@ -149,7 +149,7 @@ def _enterprise_name(session: Session, enterprise_id: int) -> dict[str, str]:
 
 def _subject(session: Session, ask: CorrectionAsk) -> str:
     if ask.table_name == "transfer_batch":
-        batch = session.get(Manifest, ask.row_id)
+        batch = numbers.get(session, ask.row_id)
         return batch.number if batch else f"#{ask.row_id}"
     decl = session.get(Declaration, {"id": ask.row_id, "enterprise_id": ask.enterprise_id})
     return f"{decl.category_code} · {decl.year}" if decl else f"#{ask.row_id}"

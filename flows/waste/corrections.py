@@ -15,9 +15,9 @@ from flows.access.trail import record, snapshot
 from flows.kernel.bounds import MAX_ID
 from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from flows.kernel.messages import Term
-from flows.waste import alerts, late_filings, manifests, revisions
+from flows.waste import alerts, late_filings, manifests, numbers, revisions
 from flows.waste.declarations import apply_declaration, parse_declaration
-from models import CorrectionRequest, Manifest
+from models import CorrectionRequest
 from models.enums import UserRole
 
 Applier = Callable[[Session, Principal, dict[str, Any], datetime], Any]
@@ -145,7 +145,7 @@ def request_correction(
     )
     if asked:
         return correction  # the ask tells the bureau that asked (flows/waste/correction_asks.py), in its own words
-    batch = session.get(Manifest, int(payload["batch_id"])) if table == "transfer_batch" else None
+    batch = numbers.get(session, int(payload["batch_id"])) if table == "transfer_batch" else None
     alerts.correction_filed(session=session, principal=principal, correction=correction, batch=batch, now=now)
     return correction
 

@@ -30,7 +30,7 @@ from flows.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from flows.kernel.messages import Message, Term, catalogue, msg
 from flows.kernel.quantity import ExactTonnes, QuantityError, read_number, to_kg
 from flows.kernel.quantity import tonnes as kg_as_tonnes
-from flows.waste import alerts, chains
+from flows.waste import alerts, chains, numbers
 from flows.waste.reference import stored_code
 from models import Enterprise, Manifest, ManifestCorrection, ManifestSource, NumberCounter
 from models.enums import ManifestStatus, Route, TransportMode, UserRole, Weighing
@@ -608,13 +608,11 @@ def _record_sources(session: Session, batch: Manifest, given: Sequence[SourceIn]
 
 
 def _load(session: Session, principal: Principal, batch_id: int, *, for_update: bool = False) -> Manifest:
-    query = select(Manifest).where(Manifest.id == batch_id, readable_batches(principal))
     if for_update:
         serialise_writers(session)  # before the row lock: see flows/access/trail.py
-        # A step reads the status and writes the next one: the row is locked first (PostgreSQL; SQLite's write
-        # transactions hold the database), and re-read, so that of two concurrent steps the second sees the first.
-        query = query.with_for_update(of=Manifest).execution_options(populate_existing=True)
-    batch = session.exec(query).first()
+    # A step reads the status and writes the next one: the row is locked first (PostgreSQL; SQLite's write
+    # transactions hold the database), and re-read, so that of two concurrent steps the second sees the first.
+    batch = numbers.get(session, batch_id, readable_batches(principal), for_update=for_update)
     if batch is None:
         raise NotFound("waste.no_manifest", field="batch_id", batch_id=batch_id)
     return batch

@@ -20,7 +20,7 @@ from flows.access.trail import record, snapshot
 from flows.kernel.errors import DomainError, Forbidden, InvalidInput, NotFound
 from flows.kernel.messages import Term
 from flows.kernel.principal import system_principal
-from flows.waste import manifests, rates
+from flows.waste import manifests, numbers, rates
 from flows.waste.declarations import FIGURES
 from flows.waste.revision_marks import category_key
 from models import (
@@ -28,7 +28,6 @@ from models import (
     CorrectionRequest,
     Declaration,
     Enterprise,
-    Manifest,
     ManifestShare,
     RateRevision,
 )
@@ -87,7 +86,7 @@ def weight_changes(
         ).scalar_one_or_none()
         pairs = [(name, getattr(current, name, None), payload.get(name)) for name in FIGURES]
     else:
-        batch = session.get(Manifest, int(payload["batch_id"]))
+        batch = numbers.get(session, int(payload["batch_id"]))
         if batch is None:
             return []
         wanted = manifests.correction_changes(session=session, batch=batch, party=None, changes=payload["changes"])
@@ -217,7 +216,7 @@ def _enterprises(session: Session, correction: CorrectionRequest) -> list[int]:
         origins = session.execute(
             sa_select(col(ManifestShare.origin_shipper_id)).where(col(ManifestShare.manifest_id) == batch_id)
         ).scalars()
-        batch = session.get(Manifest, batch_id)
+        batch = numbers.get(session, batch_id)
         ids += [batch.shipper_id] if batch else []
         ids += list(origins)
     return list(dict.fromkeys(ids))
