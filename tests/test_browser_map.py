@@ -176,3 +176,31 @@ def test_map_and_sankey_on_the_demo(demo_site: DemoSite) -> None:
         screenshot(page, "sankey")
         assert not [u for u in requests if not u.startswith(demo_site.url)]
         assert not errors, errors
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+@pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
+def test_the_sankey_counts_first_manifests_by_path(demo_site: DemoSite, locale: str, phone: bool) -> None:
+    """The Sankey read from its summary: the first manifests of every path add up to the total it states."""
+    from tests.browser import playwright_entry
+
+    width, height = (390, 844) if phone else (1280, 900)
+    with (
+        playwright_entry()() as pw,
+        browser_page(pw, demo_site.url, locale=locale, width=width, height=height) as (page, requests, errors),
+    ):
+        sign_in(page, demo_site, "auditor.sichuan", then="/sankey?lang=" + locale)
+        page.wait_for_selector('#sankey-place[data-chart-ready="true"]')
+        heading = page.locator("#sankey-place-table thead").inner_text()
+        assert ("首程联单数" if locale == "zh-CN" else "First manifests") in heading, heading
+        for table in ("#sankey-route-table", "#sankey-place-table"):
+            column = page.eval_on_selector_all(
+                f"{table} tbody tr td:last-child", "els => els.map(e => e.textContent.trim())"
+            )
+            total = page.locator(f"{table} tfoot td").last.inner_text().strip()
+            assert column and sum(int(c) for c in column) == int(total), table
+        stated = page.locator('[data-figure="batches"]').inner_text()
+        assert int("".join(ch for ch in stated if ch.isdigit())) == int(total)
+        screenshot(page, f"sankey-{'phone-' if phone else ''}{locale}")
+        assert not [u for u in requests if not u.startswith(demo_site.url)]
+        assert not errors, errors
