@@ -2,8 +2,9 @@
 
 Fills the synthetic province of rates_bench.py (the same enterprises, five years of manifests) at each size given,
 measures the storage of every table that grows with the manifests (partitions and indexes included), the rows of the
-summaries, and the rate by prefecture from the summaries and from the base rows, then prints the growth per million
-manifests and the figures extrapolated to 10x and 100x the benchmark and to a country's year. Asserts nothing.
+summaries, and the rate by prefecture from the summaries and from the base rows, with DuckDB's same aggregation over the
+same rows (rates_bench.duckdb_rates) beside them, then prints the growth per million manifests, the growth of each
+time, and the figures extrapolated to 10x and 100x the benchmark and to a country's year. Asserts nothing.
 
     .venv/bin/python bench/national_bench.py [--sizes 1000000,3000000] [--enterprises N]
 """
@@ -11,16 +12,19 @@ manifests and the figures extrapolated to 10x and 100x the benchmark and to a co
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 from sqlalchemy import Engine, text
 from sqlmodel import Session, col
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import database, fill_province, timed  # noqa: E402
+from bench.common import Province, database, fill_province, timed  # noqa: E402
+from bench.rates_bench import duckdb_rates  # noqa: E402
 from flows.access.accounts import system_principal  # noqa: E402
 from flows.access.scope import resolve_scope  # noqa: E402
 from flows.waste.rates import manifested_sums, utilisation  # noqa: E402
@@ -50,8 +54,8 @@ def _tables(engine: Engine) -> list[str]:
     return [t for t in GROWING if t in present]
 
 
-def measure(engine: Engine) -> dict[str, float]:
-    """Bytes and rows per table, summary rows, and the rate's medians (seconds)."""
+def measure(engine: Engine, province: Province) -> dict[str, float]:
+    """Bytes and rows per table, summary rows, the rate's medians and DuckDB's (seconds), with the load averages."""
     out: dict[str, float] = {}
     with engine.connect() as conn:
         conn.execute(text("ANALYZE"))
@@ -78,6 +82,12 @@ def measure(engine: Engine) -> dict[str, float]:
         out["base_s"], _ = timed(
             lambda: manifested_sums(session, scope.condition, codes, (YEAR, YEAR), group, base=True), repeat=3
         )
+    out["load_pg"] = os.getloadavg()[0]
+    with engine.connect() as conn:
+        shares = pd.read_sql("SELECT * FROM manifest_share", conn)
+    out["duckdb_s"], frame = duckdb_rates(province, shares)
+    out["duckdb_rows"] = float(len(frame))
+    out["load_duckdb"] = os.getloadavg()[0]
     return out
 
 
@@ -104,7 +114,7 @@ def main() -> None:
         for size in sizes:
             print(f"[postgresql, {size:,} manifests]")
             with database("postgresql", Path(tmp)) as engine:
-                fill_province(
+                province = fill_province(
                     engine,
                     enterprises=args.enterprises,
                     declarations=args.declarations,
@@ -112,12 +122,22 @@ def main() -> None:
                     through=0.3,
                     log=print,
                 )
-                found[size] = measure(engine)
+                found[size] = measure(engine, province)
+                del province
             m = found[size]
             for table in GROWING:
                 if f"bytes:{table}" in m:
                     print(f"  {table}: {m[f'rows:{table}']:,.0f} rows, {_mb(m[f'bytes:{table}'])}")
             print(f"  rate by prefecture {m['rate_s'] * 1000:.0f} ms; from the base rows {m['base_s'] * 1000:.0f} ms")
+            print(
+                f"  duckdb, same aggregation over the same rows (in memory): {m['duckdb_s'] * 1000:.0f} ms"
+                f" ({m['duckdb_rows']:.0f} rows); rate by prefecture / duckdb = {m['rate_s'] / m['duckdb_s']:.2f}x,"
+                f" base rows / duckdb = {m['base_s'] / m['duckdb_s']:.2f}x"
+            )
+            print(
+                f"  load average (1 min): {m['load_pg']:.1f} after the postgresql timings,"
+                f" {m['load_duckdb']:.1f} after duckdb's"
+            )
     if len(sizes) < 2:
         return
     low, high = sizes[0], sizes[-1]
@@ -135,8 +155,10 @@ def main() -> None:
     print(
         f"  rate by prefecture: {a['rate_s'] * 1000:.0f} -> {b['rate_s'] * 1000:.0f} ms"
         f" (x{b['rate_s'] / a['rate_s']:.2f}); base rows {a['base_s'] * 1000:.0f} -> {b['base_s'] * 1000:.0f} ms"
-        f" (x{b['base_s'] / a['base_s']:.2f})"
+        f" (x{b['base_s'] / a['base_s']:.2f}); duckdb {a['duckdb_s'] * 1000:.0f} -> {b['duckdb_s'] * 1000:.0f} ms"
+        f" (x{b['duckdb_s'] / a['duckdb_s']:.2f})"
     )
+    print(f"  rate by prefecture / duckdb: {a['rate_s'] / a['duckdb_s']:.2f}x -> {b['rate_s'] / b['duckdb_s']:.2f}x")
     base_slope = (b["base_s"] - a["base_s"]) / step
     for factor in (10, 100):
         n = high * factor
