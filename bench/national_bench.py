@@ -27,6 +27,8 @@ from bench.common import Province, database, fill_province, timed  # noqa: E402
 from bench.rates_bench import duckdb_rates  # noqa: E402
 from flows.access.accounts import system_principal  # noqa: E402
 from flows.access.scope import resolve_scope  # noqa: E402
+from flows.pages.sankey import sankey  # noqa: E402
+from flows.waste import summaries  # noqa: E402
 from flows.waste.rates import manifested_sums, utilisation  # noqa: E402
 from flows.waste.reference import SICHUAN_TARGET_CATEGORIES  # noqa: E402
 from models import Enterprise  # noqa: E402
@@ -42,6 +44,7 @@ GROWING = (
     "manifest_draw",
     "summary_generator",
     "summary_county",
+    "summary_path",
 )
 COUNTRY_A_YEAR = 300_000_000  # manifests a year for the whole country (issue 17's order of magnitude)
 
@@ -82,6 +85,12 @@ def measure(engine: Engine, province: Province) -> dict[str, float]:
         out["base_s"], _ = timed(
             lambda: manifested_sums(session, scope.condition, codes, (YEAR, YEAR), group, base=True), repeat=3
         )
+        # The Sankey of the province (both diagrams and the totals), read from summary_path.
+        out["sankey_s"], _ = timed(lambda: sankey(session=session, principal=principal, year=YEAR))
+        # The summaries' rebuild and check, as after a bulk load and from a monitoring job (rolled back).
+        out["rebuild_s"], _ = timed(lambda: summaries.rebuild(session), repeat=1)
+        session.rollback()
+        out["check_s"], _ = timed(lambda: summaries.check(session), repeat=1)
     out["load_pg"] = os.getloadavg()[0]
     with engine.connect() as conn:
         shares = pd.read_sql("SELECT * FROM manifest_share", conn)
@@ -129,6 +138,10 @@ def main() -> None:
                 if f"bytes:{table}" in m:
                     print(f"  {table}: {m[f'rows:{table}']:,.0f} rows, {_mb(m[f'bytes:{table}'])}")
             print(f"  rate by prefecture {m['rate_s'] * 1000:.0f} ms; from the base rows {m['base_s'] * 1000:.0f} ms")
+            print(
+                f"  sankey of the province {m['sankey_s'] * 1000:.0f} ms; summaries rebuild {m['rebuild_s']:.1f} s,"
+                f" check {m['check_s']:.1f} s"
+            )
             print(
                 f"  duckdb, same aggregation over the same rows (in memory): {m['duckdb_s'] * 1000:.0f} ms"
                 f" ({m['duckdb_rows']:.0f} rows); rate by prefecture / duckdb = {m['rate_s'] / m['duckdb_s']:.2f}x,"
