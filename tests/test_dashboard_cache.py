@@ -21,6 +21,7 @@ from flows.pages import dashboard as page
 from models import AuditHead, Enterprise
 from models.enums import BatteryLevel
 from tests.access_cases_battery import VIN, Chain, build_chain, code
+from tests.test_battery_audit import _walk
 from tests.world import NOW, build_world
 
 ADMIN = system_principal()
@@ -65,16 +66,6 @@ def _p(n: int) -> str:
 def _register(session: Session, c: Chain, *codes: str) -> None:
     rows = [{"maker_id": c.maker, "code": one} for one in codes]
     battery.register_batteries(session=session, principal=ADMIN, rows=rows, now=NOW)
-    session.commit()
-
-
-def _walk(session: Session, code_: str, steps: list[tuple[Any, ...]]) -> None:
-    """Record (type, when, reporter, extra[, reported]) steps, each uploaded two hours later unless given."""
-    for step in steps:
-        type_, when, reporter, extra = step[:4]
-        reported = step[4] if len(step) > 4 else (datetime.fromisoformat(when) + timedelta(hours=2)).isoformat()
-        row = {"type": type_, "occurred_at": when, "reported_at": reported, "reporter_id": reporter, **extra}
-        battery.record_event(session=session, principal=ADMIN, code=code_, row=row, now=NOW)
     session.commit()
 
 
