@@ -375,16 +375,18 @@ def test_bulk_events_are_all_or_nothing_in_the_order_they_happened(
     assert response.status_code == 201 and response.json() == {"count": 2, "copied_to_children": 0}
 
 
-def test_an_event_is_logged_even_when_its_attributes_name_a_via(session: Session, chain: Chain) -> None:
-    # The writer marks the copies of an event on the modules and cells inside a pack with `via`; a submitter may send
-    # a `via` of its own, kept as any other attribute, and the event is still a write of its own in the log.
+def test_an_event_that_names_a_via_is_refused(session: Session, chain: Chain) -> None:
+    # The writer marks the copies of an event on the modules and cells inside a pack with `via`: a submitted one
+    # would pass for such a copy, so it is refused, naming the field, and nothing is written.
     _register(session, chain, {"code": PACK})
-    before = _count(session, AuditLog)
-    extra = {"counterpart_id": chain.vehicle, "attributes": {"via": "a note"}}
-    event = _event(session, chain, PACK, "transferred", "2019-03-01T10:00", chain.maker, **extra)
-    assert _count(session, AuditLog) == before + 1
-    logged = session.exec(select(AuditLog).order_by(col(AuditLog.id).desc())).first()
-    assert logged is not None and logged.table_name == "battery_event" and logged.row_id == str(event.id)
+    before = (_count(session, AuditLog), _count(session, BatteryEvent))
+    for key in ("via", "original_code"):
+        extra = {"counterpart_id": chain.vehicle, "attributes": {key: "a note"}}
+        with pytest.raises(InvalidInput) as refused:
+            _event(session, chain, PACK, "transferred", "2019-03-01T10:00", chain.maker, **extra)
+        assert refused.value.field == "attributes" and key in str(refused.value.params), refused.value
+        session.rollback()
+    assert (_count(session, AuditLog), _count(session, BatteryEvent)) == before
 
 
 def test_a_locked_year_refuses_events(session: Session, chain: Chain) -> None:

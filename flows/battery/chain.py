@@ -813,6 +813,9 @@ class EventIn(BaseModel):
     attributes: dict[str, Any] = {}
 
 
+RESERVED_ATTRIBUTES = ("via", "original_code")
+
+
 def parse_event(raw: dict[str, Any]) -> EventIn:
     """Validate one submitted event; attribute columns (soh, new_code, input_mass_kg, ...) join `attributes`."""
     data = {k: v for k, v in raw.items() if v not in (None, "")}
@@ -828,6 +831,13 @@ def parse_event(raw: dict[str, Any]) -> EventIn:
     if not isinstance(attrs, dict):
         raise InvalidInput("battery.attributes_not_object", field="attributes", column=Term("field.attributes"))
     attrs = dict(attrs)
+    # The writer alone sets these: `via` marks the copies of an event on the batteries inside a pack, and
+    # `original_code` the code a repurposed battery carried; a submitted one would pass for the writer's own.
+    for key in RESERVED_ATTRIBUTES:
+        if key in attrs:
+            raise InvalidInput(
+                "battery.attribute_reserved", field="attributes", column=Term("field.attributes"), name=key
+            )
     for key in list(data):
         if key in TEXT_ATTRIBUTES or key in NUMBER_ATTRIBUTES:
             attrs[key] = data.pop(key)
