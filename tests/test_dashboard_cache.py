@@ -194,25 +194,6 @@ def test_counts_move_at_beijing_midnight_with_nothing_written(session: Session, 
     assert audits.fresh(session, admin, now=next_day)["lost"] == 1 and audits.runs == 2
 
 
-def test_an_event_whose_attributes_name_a_via_is_logged_and_counted(
-    session: Session, chain: Chain, audits: Audits
-) -> None:
-    late = _p(1)
-    _register(session, chain, late)
-    admin = chain.world.principals["admin"]
-    assert _counts(session, admin)["late_report"] == 0
-    version = trail.data_version(session=session)
-    # `via` is the attribute the writer sets on the copies of an event made for the modules inside a pack; a
-    # submitter may send one of its own, kept as any other attribute.
-    named = {"attributes": {"via": "a note of the submitter's"}}
-    head = ("transferred", "2019-03-01T10:00", chain.maker, {"counterpart_id": chain.vehicle, **named})
-    installed = ("installed", "2024-09-27T10:00", chain.vehicle, {"vin": VIN, **named}, "2024-10-24T09:00")
-    _walk(session, late, [head, installed])
-    assert trail.data_version(session=session) != version  # the events are in the log, as every write is
-    assert _counts(session, admin) == audits.fresh(session, admin)
-    assert _counts(session, admin)["late_report"] == 1
-
-
 def _head(session: Session) -> AuditHead:
     head = session.get(AuditHead, trail.HEAD_ID, populate_existing=True)
     assert head is not None
