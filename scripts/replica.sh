@@ -3,7 +3,8 @@
 # Creates the cluster "circuflow_replica" once with Debian's pg_createcluster, fills it with pg_basebackup -R from the
 # primary, starts it, waits until it streams, and prints its administrative URL on stdout (scripts/test.sh exports it
 # as CIRCUFLOW_TEST_REPLICA_URL). Idempotent: a replica that exists and streams is kept; one that cannot start or no
-# longer streams (the primary recycled the WAL it needed) is made again. Needs root (or the postgres user).
+# longer streams is made again, with a replication slot on the primary (named as the cluster) that keeps the WAL it
+# has not received. Needs root (or the postgres user).
 # The primary's configuration is only reloaded, never restarted: a replication line for 127.0.0.1 is added to its
 # pg_hba.conf when missing. Exits non-zero, saying why on stderr, where the replica cannot be made.
 set -euo pipefail
@@ -80,7 +81,10 @@ pg_createcluster --start-conf=manual "${port[@]}" "$pg_major" "$name" \
 install -o postgres -g postgres -m 640 "$hba" "/etc/postgresql/$pg_major/$name/pg_hba.conf"
 data=/var/lib/postgresql/$pg_major/$name
 find "$data" -mindepth 1 -delete
-as_postgres pg_basebackup -h 127.0.0.1 -p 5432 -U postgres -D "$data" -R -X stream -c fast
+# A replication slot keeps on the primary the WAL the replica has not received yet: without it a primary writing fast
+# (a benchmark beside the tests) recycles the segments the new replica still needs, and it never streams.
+psql "$primary" -qAtc "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$name'" >/dev/null
+as_postgres pg_basebackup -h 127.0.0.1 -p 5432 -U postgres -D "$data" -R -X stream -c fast -C -S "$name"
 pg_ctlcluster --skip-systemctl-redirect "$pg_major" "$name" start
 wait_streaming || fail "$pg_major/$name started but does not stream from the primary (see /var/log/postgresql/postgresql-$pg_major-$name.log)"
 echo "$replica"
