@@ -441,10 +441,10 @@ def _store(session: Session, ids: set[int] | None, result: Allocation, rows: dic
             "origin_year": rows[share.origin_id].year,
             # The path's key for summary_path; the route too, which the summaries' recount sets again on final rows.
             "first_receiver_id": rows[share.origin_id].receiver_id,
-            "first_route": _route(rows[share.origin_id].route),
+            "first_route": summaries.route_text(rows[share.origin_id].route),
             "shipper_id": rows[share.manifest_id].shipper_id,
             "receiver_id": rows[share.manifest_id].receiver_id,
-            "route": _route(rows[share.manifest_id].route),
+            "route": summaries.route_text(rows[share.manifest_id].route),
         }
         for share in result.shares
     ]
@@ -460,10 +460,6 @@ def _store(session: Session, ids: set[int] | None, result: Allocation, rows: dic
         summaries.rebuild(session)
     else:
         summaries.after(session, ids or (), taken_back)
-
-
-def _route(value: Any) -> str:
-    return str(getattr(value, "value", value))
 
 
 def reallocate_all(session: Session) -> int:

@@ -158,25 +158,30 @@ def _write_changed(session: Session, rows: list[dict[str, Any]], keys: Sequence[
         session.execute(stmt, rows[start : start + 20_000])
 
 
-def _recount(session: Session, ids: Iterable[int] | None) -> None:
-    """Set each final share's route and counted flag from its manifest, its receiver's licences and rates' rule
-    (of the shares in these manifests; of all for None)."""
-    share = SHARES.c
-    listed = None if ids is None else sorted(set(ids))
-    now = {
-        int(ident): (_text(route), bool(counted))
-        for ident, route, counted in _manifest_rows(session, (col(Manifest.route), manifest_utilised()), listed)
+Facts = tuple[int, int, str, bool]  # a manifest's shipper, receiver, route and whether it counts toward the rate
+
+
+def _facts(session: Session, ids: Iterable[int] | None) -> dict[int, Facts]:
+    """What the shares copy from these manifests (from all for None), with rates.manifest_utilised."""
+    m = Manifest
+    columns = (col(m.shipper_id), col(m.receiver_id), col(m.route), manifest_utilised())
+    return {
+        int(ident): (int(shipper), int(receiver), route_text(route), bool(utilised))
+        for ident, shipper, receiver, route, utilised in _manifest_rows(session, columns, ids)
     }
+
+
+def _recount(session: Session, ids: Sequence[int]) -> None:
+    """Set the route and counted flag of the final shares in these manifests from the manifests, their receivers'
+    licences and rates' rule."""
+    share = SHARES.c
+    now = _facts(session, ids)
     stored = sa_select(share.manifest_id, share.route, share.counted).where(share.placement == FINAL).distinct()
-    found = (
-        list(session.execute(stored))
-        if listed is None
-        else [row for batch in _chunks(listed) for row in session.execute(stored.where(share.manifest_id.in_(batch)))]
-    )
     changed = [
-        {"b_manifest_id": int(m), "b_placement": FINAL, "route": now[int(m)][0], "counted": now[int(m)][1]}
-        for m, route, counted in found
-        if int(m) in now and (str(route), bool(counted)) != now[int(m)]
+        {"b_manifest_id": int(m), "b_placement": FINAL, "route": now[int(m)][2], "counted": now[int(m)][3]}
+        for batch in _chunks(ids)
+        for m, route, counted in session.execute(stored.where(share.manifest_id.in_(batch)))
+        if int(m) in now and (str(route), bool(counted)) != now[int(m)][2:]
     ]
     _write_changed(session, changed, ("manifest_id", "placement"))
 
@@ -425,7 +430,6 @@ def rebuild(session: Session) -> None:
     """Recount every final share and replace both tables with sums of the shares (after a bulk load or a repair)."""
     serialise_writers(session)
     _rekey(session)
-    _recount(session, None)
     session.execute(delete(COUNTY))
     session.execute(delete(GEN))
     share, e = SHARES.c, Enterprise
@@ -451,43 +455,24 @@ def rebuild(session: Session) -> None:
     _rebuild_paths(session)
 
 
-COPIES = ("first_receiver_id", "first_route", "shipper_id", "receiver_id", "route")  # a share's copies of its path
+COPIES = ("first_receiver_id", "first_route", "shipper_id", "receiver_id", "route", "counted")  # what a share copies
 
 
 def _rekey(session: Session) -> None:
-    """Set every share's path columns from its manifests, as chains.py writes them (after a repair)."""
-    m = Manifest
-    parties = {
-        int(ident): (int(shipper), int(receiver), _text(route))
-        for ident, shipper, receiver, route in _manifest_rows(
-            session, (col(m.shipper_id), col(m.receiver_id), col(m.route)), None
-        )
-    }
+    """Set every share's copies (its path's parties and routes, and for a final share whether it counts) from its
+    manifests, in one pass over the manifests and the shares (after a bulk load or a repair)."""
+    facts = _facts(session, None)
     share = SHARES.c
-    stored = sa_select(
-        share.manifest_id,
-        share.origin_id,
-        share.placement,
-        share.first_receiver_id,
-        share.first_route,
-        share.shipper_id,
-        share.receiver_id,
-        share.route,
-    )
+    stored = sa_select(share.manifest_id, share.origin_id, share.placement, *(share[name] for name in COPIES))
     changed = []
     for manifest, origin, placement, *copies in session.execute(stored):
-        sender, receiver, route = parties[int(manifest)]
-        _, first_to, first_route = parties[int(origin)]
-        wanted = (first_to, first_route, sender, receiver, route)
-        if (int(copies[0]), str(copies[1]), int(copies[2]), int(copies[3]), str(copies[4])) != wanted:
-            changed.append(
-                {
-                    "b_manifest_id": manifest,
-                    "b_origin_id": origin,
-                    "b_placement": placement,
-                    **dict(zip(COPIES, wanted, strict=True)),
-                }
-            )
+        sender, receiver, route, utilised = facts[int(manifest)]
+        _, first_to, first_route, _ = facts[int(origin)]
+        wanted = (first_to, first_route, sender, receiver, route, utilised and placement == FINAL)
+        had = (int(copies[0]), str(copies[1]), int(copies[2]), int(copies[3]), str(copies[4]), bool(copies[5]))
+        if had != wanted:
+            keys = {"b_manifest_id": manifest, "b_origin_id": origin, "b_placement": placement}
+            changed.append({**keys, **dict(zip(COPIES, wanted, strict=True))})
     _write_changed(session, changed, ("manifest_id", "origin_id", "placement"))
 
 
@@ -530,12 +515,13 @@ def _path_key(row: Sequence[Any]) -> PathKey:
         int(first),
         int(shipper),
         int(receiver),
-        _text(r0),
-        _text(r1),
+        route_text(r0),
+        route_text(r1),
     )
 
 
-def _text(value: Any) -> str:
+def route_text(value: Any) -> str:
+    """A route as stored text, whether the driver gave the enum or its value."""
     return str(getattr(value, "value", value))
 
 
@@ -585,13 +571,8 @@ def base_rows(session: Session) -> Base:
     """The reference: the shares summed in Python with the parties, routes and rates.manifest_utilised read from
     the manifests themselves (not the shares' copies or flags). The manifests and the shares are read apart, since
     on Citus they live apart (shards and coordinator) and no join of the two by id can run there."""
-    m, share, e = Manifest, SHARES.c, Enterprise
-    manifests = {
-        int(ident): (int(shipper), int(receiver), _text(route), bool(utilised))
-        for ident, shipper, receiver, route, utilised in _manifest_rows(
-            session, (col(m.shipper_id), col(m.receiver_id), col(m.route), manifest_utilised()), None
-        )
-    }
+    share, e = SHARES.c, Enterprise
+    manifests = _facts(session, None)
     cells = {
         int(ident): (p or "", f or "", c or "")
         for ident, p, f, c in session.execute(
